@@ -1,0 +1,1 @@
+"""Orchestrator adapters: thin translations of mlpipe.core pipelines."""

@@ -1,0 +1,1 @@
+"""airflow adapter for mlpipe."""

@@ -1,0 +1,1 @@
+"""dagster adapter for mlpipe."""

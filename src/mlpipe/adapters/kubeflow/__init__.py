@@ -1,0 +1,1 @@
+"""kubeflow adapter for mlpipe."""

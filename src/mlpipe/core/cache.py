@@ -1,0 +1,90 @@
+"""Content-addressed step cache: same step, config sections, inputs and code -> same outputs.
+
+The key covers the step name, the config sections the step reads, the sha256 of every input
+reference and a hash of mlpipe's own source. A hit is only served when the cached outputs still
+exist and still match their checksums; anything else is a miss, never a failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlpipe.core import artifacts
+from mlpipe.core.hashing import sha256_file, sha256_json
+from mlpipe.core.pipeline import Step
+from mlpipe.core.refs import (
+    ArtifactsRef,
+    DatasetRef,
+    ModelRef,
+    ModelVersionRef,
+    PredictionsRef,
+    Ref,
+    ResultsRef,
+    ref_from_json,
+)
+
+
+@functools.cache
+def code_version() -> str:
+    """Hash of every source file of the mlpipe package: editing a step invalidates its cache."""
+    import mlpipe
+
+    root = Path(mlpipe.__file__).parent
+    files = sorted(p for p in root.rglob("*.py") if "adapters" not in p.parts)
+    return sha256_json({p.relative_to(root).as_posix(): sha256_file(p) for p in files})
+
+
+def step_key(pipeline: str, step: Step, config: Any, inputs: Mapping[str, Ref]) -> str:
+    sections = config.model_dump(mode="json", include=set(step.config_sections))
+    return sha256_json({
+        "pipeline": pipeline,
+        "step": step.name,
+        "config": sections,
+        "inputs": {name: ref.sha256 for name, ref in sorted(inputs.items())},
+        "code": code_version(),
+    })
+
+
+def still_valid(ref: Ref) -> bool:
+    """True when every file the reference points to exists and matches its recorded hash."""
+    try:
+        if isinstance(ref, DatasetRef):
+            base = Path(ref.uri)
+            return sha256_json({s: sha256_file(base / f) for s, f in ref.files.items()}) == ref.sha256
+        if isinstance(ref, ModelRef):
+            return sha256_file(Path(ref.uri) / "model.safetensors") == ref.sha256
+        if isinstance(ref, ArtifactsRef | ModelVersionRef):
+            artifacts.verify(Path(ref.uri))
+            return artifacts.manifest_sha256(Path(ref.uri)) == ref.sha256
+        if isinstance(ref, PredictionsRef):
+            return sha256_file(ref.uri) == ref.sha256
+        if isinstance(ref, ResultsRef):
+            return sha256_file(ref.predictions_uri) == ref.sha256
+    except (OSError, ValueError, artifacts.ChecksumError):
+        return False
+    return False
+
+
+class StepCache:
+    """Cache entries are small JSON files under ``<home>/cache``; outputs stay in their run dirs."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def get(self, key: str) -> Ref | None:
+        path = self.root / f"{key}.json"
+        if not path.is_file():
+            return None
+        try:
+            ref = ref_from_json(json.loads(path.read_text())["ref"])
+        except (ValueError, KeyError):
+            return None
+        return ref if still_valid(ref) else None
+
+    def put(self, key: str, ref: Ref, *, run_id: str) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        artifacts.write_json(self.root / f"{key}.json", {"run_id": run_id, "ref": ref.model_dump(mode="json")})

@@ -1,0 +1,88 @@
+"""Data-quality checks as plain functions returning ``CheckResult``s.
+
+Adapters surface these (Dagster as asset checks, Airflow and kfp in logs and metadata); the local
+runner stops on a failed blocking check.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from mlpipe.core.refs import CheckResult
+
+
+def check_not_empty(rows: int, split: str) -> CheckResult:
+    return CheckResult(
+        name=f"{split}_not_empty",
+        passed=rows > 0,
+        blocking=True,
+        value=float(rows),
+        message=f"{rows} rows in {split}" if rows else f"no rows in {split}: check the input file",
+    )
+
+
+def check_empty_texts(empty: int, rows: int) -> CheckResult:
+    return CheckResult(
+        name="no_empty_texts",
+        passed=empty == 0,
+        blocking=True,
+        value=float(empty),
+        threshold=0.0,
+        message=f"{empty} of {rows} texts are empty or whitespace"
+        + ("" if empty == 0 else ": remove or fill them"),
+    )
+
+
+def check_label_balance(
+    labels: Sequence[int], label_names: Sequence[str], min_fraction: float = 0.1
+) -> CheckResult:
+    """Blocking when a class is missing entirely (nothing to learn); a warning when rare."""
+    counts = Counter(labels)
+    total = max(len(labels), 1)
+    fractions = {name: counts.get(i, 0) / total for i, name in enumerate(label_names)}
+    smallest = min(fractions.values())
+    missing = [name for name, f in fractions.items() if f == 0]
+    shown = ", ".join(f"{n}={f:.1%}" for n, f in fractions.items())
+    if missing:
+        return CheckResult(
+            name="label_balance", passed=False, blocking=True, value=smallest,
+            threshold=min_fraction, message=f"no examples of {missing}: {shown}",
+        )
+    return CheckResult(
+        name="label_balance", passed=smallest >= min_fraction, blocking=False, value=smallest,
+        threshold=min_fraction, message=shown,
+    )
+
+
+def check_duplicates(texts: Iterable[str], rows: int, max_fraction: float = 0.2) -> CheckResult:
+    unique = len(set(texts))
+    fraction = 1 - unique / rows if rows else 0.0
+    return CheckResult(
+        name="duplicate_texts", passed=fraction <= max_fraction, blocking=False, value=fraction,
+        threshold=max_fraction, message=f"{rows - unique} duplicate texts ({fraction:.1%})",
+    )
+
+
+def check_overlap(train: Iterable[str], eval_: Sequence[str], max_fraction: float = 0.05) -> CheckResult:
+    """Eval texts also seen in training inflate eval metrics."""
+    seen = set(train)
+    overlap = sum(1 for t in eval_ if t in seen)
+    fraction = overlap / len(eval_) if eval_ else 0.0
+    return CheckResult(
+        name="train_eval_overlap", passed=fraction <= max_fraction, blocking=False, value=fraction,
+        threshold=max_fraction, message=f"{overlap} eval texts also in train ({fraction:.1%})",
+    )
+
+
+def check_min_accuracy(accuracy: float, floor: float | None) -> CheckResult:
+    """Model-quality gate: eval accuracy must reach the configured floor (if any)."""
+    if floor is None:
+        return CheckResult(
+            name="min_eval_accuracy", passed=True, blocking=True, value=accuracy,
+            message=f"eval accuracy {accuracy:.4f}; no floor configured",
+        )
+    return CheckResult(
+        name="min_eval_accuracy", passed=accuracy >= floor, blocking=True, value=accuracy,
+        threshold=floor, message=f"eval accuracy {accuracy:.4f}, floor {floor:.4f}",
+    )

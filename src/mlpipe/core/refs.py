@@ -1,0 +1,110 @@
+"""References: small JSON-able records that steps return and take instead of the artifacts.
+
+A reference says where an artifact lives and what it is (hash, row counts, metrics); it never holds
+the artifact. That is what lets one step run in a different process, task or pod from the next.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class CheckResult(BaseModel):
+    """The outcome of one data- or model-quality check; ``blocking`` failures stop the pipeline."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    passed: bool
+    blocking: bool = False
+    message: str = ""
+    value: float | None = None
+    threshold: float | None = None
+
+
+class _Ref(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    uri: str
+    sha256: str
+    checks: tuple[CheckResult, ...] = ()
+
+    def failed_blocking_checks(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.blocking and not c.passed]
+
+
+class DatasetRef(_Ref):
+    """Prepared data as parquet files in one directory, one file per split."""
+
+    kind: Literal["dataset"] = "dataset"
+    files: dict[str, str]
+    rows: dict[str, int]
+    columns: tuple[str, ...]
+    has_labels: bool
+    label_names: tuple[str, ...]
+
+
+class ModelRef(_Ref):
+    """A fine-tuned model directory (weights, config, tokenizer) and its eval metrics."""
+
+    kind: Literal["model"] = "model"
+    metrics: dict[str, float] = {}
+    base: str = ""
+
+
+class ArtifactsRef(_Ref):
+    """The publishable artifact directory; ``sha256`` is the hash of its ``manifest.json``."""
+
+    kind: Literal["artifacts"] = "artifacts"
+    files: dict[str, str]
+    metrics: dict[str, float] = {}
+
+
+class ModelVersionRef(_Ref):
+    """One version of a model in a registry; ``uri`` is where its verified files are."""
+
+    kind: Literal["model_version"] = "model_version"
+    name: str
+    version: int
+    aliases: tuple[str, ...] = ()
+    backend: str = "local"
+    metrics: dict[str, float] = {}
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}:v{self.version}"
+
+
+class PredictionsRef(_Ref):
+    """Model outputs in input order: a parquet file with the input row id, label and score."""
+
+    kind: Literal["predictions"] = "predictions"
+    rows: int
+    model: str
+    throughput: float = 0.0
+
+
+class ResultsRef(_Ref):
+    """The final inference output: predictions joined to inputs, plus metrics when labels exist."""
+
+    kind: Literal["results"] = "results"
+    predictions_uri: str
+    rows: int
+    model: str
+    metrics: dict[str, float] = {}
+
+
+Ref = Annotated[
+    DatasetRef | ModelRef | ArtifactsRef | ModelVersionRef | PredictionsRef | ResultsRef,
+    Field(discriminator="kind"),
+]
+_REF_ADAPTER: TypeAdapter[Ref] = TypeAdapter(Ref)
+
+
+def ref_from_json(data: str | dict[str, Any]) -> Ref:
+    """Rebuild a reference from the JSON a step wrote or an orchestrator passed along."""
+    if isinstance(data, str):
+        return _REF_ADAPTER.validate_json(data)
+    return _REF_ADAPTER.validate_python(data)

@@ -1,0 +1,166 @@
+"""The eight steps as plain functions: ``step(config, ctx, **input_refs) -> Ref``.
+
+Each step reads only its config and the artifacts its input references point to, and writes only
+under ``ctx.out_dir``; heavy libraries are imported inside the steps that need them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlpipe.core import artifacts, data
+from mlpipe.core.config import InferenceConfig, TrainingConfig
+from mlpipe.core.errors import DataError
+from mlpipe.core.hashing import sha256_file, sha256_json
+from mlpipe.core.metrics import classification_metrics
+from mlpipe.core.pipeline import StepContext
+from mlpipe.core.quality import check_min_accuracy
+from mlpipe.core.refs import (
+    ArtifactsRef,
+    DatasetRef,
+    ModelRef,
+    ModelVersionRef,
+    PredictionsRef,
+    ResultsRef,
+)
+from mlpipe.core.registry import open_registry
+
+# -- training -----------------------------------------------------------------------------------
+
+
+def load_training_data(config: TrainingConfig, ctx: StepContext) -> DatasetRef:
+    """Read the configured source, validate schema and labels, split, write parquet, run checks."""
+    return data.prepare_training_data(config.data, ctx.out_dir)
+
+
+def train_model(config: TrainingConfig, ctx: StepContext, dataset: DatasetRef) -> ModelRef:
+    """Fine-tune the base model on the train split; evaluate on the eval split."""
+    from mlpipe.core.training import train_classifier
+
+    train = data.read_split(dataset, "train")
+    eval_ = data.read_split(dataset, "eval")
+    model_dir = ctx.out_dir / "model"
+    metrics = train_classifier(
+        config.model, config.training,
+        train.column("text").to_pylist(), train.column("label").to_pylist(),
+        eval_.column("text").to_pylist(), eval_.column("label").to_pylist(),
+        dataset.label_names, model_dir,
+    )
+    return ModelRef(
+        uri=str(model_dir), sha256=sha256_file(model_dir / "model.safetensors"), metrics=metrics,
+        base=config.model.base,
+        checks=(check_min_accuracy(metrics["eval_accuracy"], config.training.min_eval_accuracy),),
+    )
+
+
+def training_provenance(config: TrainingConfig, dataset: DatasetRef) -> dict[str, object]:
+    """What produced a model: the data hash and the config sections that shape the weights."""
+    from mlpipe import __version__
+
+    shaping = config.model_dump(mode="json", include={"data", "model", "training"})
+    return {
+        "data_sha256": dataset.sha256,
+        "config_sha256": sha256_json(shaping),
+        "base_model": config.model.base,
+        "label_names": list(dataset.label_names),
+        "rows": dataset.rows,
+        "config": shaping,
+        "mlpipe_version": __version__,
+    }
+
+
+def save_artifacts(config: TrainingConfig, ctx: StepContext, model: ModelRef, dataset: DatasetRef) -> ArtifactsRef:
+    """Assemble weights, tokenizer, config, metrics and a checksummed manifest in one directory."""
+    out = ctx.out_dir / "artifacts"
+    manifest = artifacts.assemble(
+        Path(model.uri), out, metrics=model.metrics, provenance=training_provenance(config, dataset)
+    )
+    return ArtifactsRef(uri=str(out), sha256=artifacts.manifest_sha256(out),
+                        files=manifest["files"], metrics=model.metrics)
+
+
+def upload_model(config: TrainingConfig, ctx: StepContext, artifacts_ref: ArtifactsRef) -> ModelVersionRef:
+    """Publish the artifact directory as a new registry version with the configured aliases."""
+    registry = open_registry(config.registry, ctx.home)
+    return registry.publish(Path(artifacts_ref.uri), config.registry.model_name,
+                            config.registry.aliases, {"run_id": ctx.run_id, **ctx.tags})
+
+
+# -- inference ----------------------------------------------------------------------------------
+
+
+def load_inference_data(config: InferenceConfig, ctx: StepContext) -> DatasetRef:
+    """Stream the input rows into parquet (labels optional), chunk by chunk."""
+    return data.prepare_inference_data(config.data, ctx.out_dir, chunk_rows=config.inference.chunk_rows)
+
+
+def load_model(config: InferenceConfig, ctx: StepContext) -> ModelVersionRef:
+    """Resolve ``name:alias`` or ``name:vN`` in the registry and verify every file's checksum."""
+    registry = open_registry(config.registry, ctx.home)
+    return registry.fetch(config.inference.model, ctx.out_dir / "model")
+
+
+def run_inference(config: InferenceConfig, ctx: StepContext, dataset: DatasetRef, model: ModelVersionRef) -> PredictionsRef:
+    """Predict every row with length-sorted, dynamically padded batches, in bounded memory."""
+    from mlpipe.core.inference import Predictor, predict_file
+
+    settings = config.inference
+    predictor = Predictor(model.uri, max_length=settings.max_length, batch_size=settings.batch_size,
+                          quantize=settings.quantize, num_threads=settings.num_threads)
+    if list(dataset.label_names) != predictor.label_names and dataset.has_labels:
+        raise DataError(
+            f"data.label_names {list(dataset.label_names)} differ from the model's labels "
+            f"{predictor.label_names}; set data.label_names to match the model"
+        )
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    out = ctx.out_dir / "predictions.parquet"
+    rows, seconds = predict_file(predictor, Path(dataset.uri) / dataset.files["data"], out,
+                                 chunk_rows=settings.chunk_rows)
+    return PredictionsRef(uri=str(out), sha256=sha256_file(out), rows=rows, model=model.spec,
+                          throughput=rows / seconds if seconds else 0.0)
+
+
+def save_results(config: InferenceConfig, ctx: StepContext, dataset: DatasetRef, predictions: PredictionsRef) -> ResultsRef:
+    """Join predictions to the input rows (order kept), compute metrics if labels exist, write."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlpipe.core.inference import iter_chunks
+
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    out = ctx.out_dir / "predictions.parquet"
+    tmp = out.with_name(out.name + ".tmp")
+    labels: list[int] = []
+    preds: list[int] = []
+    rows = 0
+    chunk = config.inference.chunk_rows
+    pred_chunks = iter_chunks(Path(predictions.uri), chunk)
+    writer: pq.ParquetWriter | None = None
+    try:
+        for inputs in iter_chunks(Path(dataset.uri) / dataset.files["data"], chunk):
+            out_cols = next(pred_chunks)
+            joined = inputs
+            for name in ("pred_label", "pred_id", "score"):
+                joined = joined.append_column(name, out_cols.column(name))
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, joined.schema)
+            writer.write_table(joined)
+            rows += len(joined)
+            if dataset.has_labels:
+                labels.extend(inputs.column("label").to_pylist())
+                preds.extend(out_cols.column("pred_id").to_pylist())
+        if writer is None:
+            pq.write_table(pa.table({"text": pa.array([], pa.string())}), tmp)
+        else:
+            writer.close()
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if rows != predictions.rows:
+        raise DataError(f"{predictions.uri}: {predictions.rows} predictions for {rows} input rows")
+    metrics: dict[str, float] = {"rows": float(rows), "throughput": predictions.throughput}
+    if dataset.has_labels:
+        metrics.update(classification_metrics(labels, preds, len(dataset.label_names)))
+    artifacts.write_json(ctx.out_dir / "metrics.json", {"model": predictions.model, **metrics})
+    return ResultsRef(uri=str(ctx.out_dir), sha256=sha256_file(out), predictions_uri=str(out),
+                      rows=rows, model=predictions.model, metrics=metrics)
