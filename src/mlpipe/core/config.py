@@ -26,7 +26,7 @@ class _Strict(BaseModel):
 class GeneratedDataConfig(_Strict):
     """The built-in synthetic sentiment set: deterministic by seed, offline, with label noise."""
 
-    n_samples: Annotated[int, Field(ge=10, le=5_000_000)] = 2000
+    n_samples: Annotated[int, Field(ge=10, le=5_000_000)] = 4000
     seed: int = 13
     label_noise: Annotated[float, Field(ge=0.0, le=0.5)] = 0.03
 
@@ -83,7 +83,7 @@ class TrainConfig(_Strict):
 
     epochs: Annotated[float, Field(gt=0)] = 1.0
     batch_size: Annotated[int, Field(ge=1)] = 32
-    learning_rate: Annotated[float, Field(gt=0)] = 5e-5
+    learning_rate: Annotated[float, Field(gt=0)] = 1e-4
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.06
     max_grad_norm: Annotated[float, Field(gt=0)] = 1.0
@@ -153,7 +153,7 @@ class InferenceConfig(_Strict):
     """The inference pipeline: load data, load a model version, predict, save results."""
 
     pipeline: Literal["inference"] = "inference"
-    data: DataConfig = DataConfig(generated=GeneratedDataConfig(n_samples=500, seed=7))
+    data: DataConfig = DataConfig(generated=GeneratedDataConfig(n_samples=1000, seed=7))
     inference: InferenceSettings = InferenceSettings()
     registry: RegistryConfig = RegistryConfig()
     tracking: TrackingConfig = TrackingConfig()

@@ -67,6 +67,8 @@ class PipelineRun:
     run_dir: Path
     steps: list[StepRun] = field(default_factory=list)
     seconds: float = 0.0
+    runner: str = "local"
+    extra: dict[str, Any] = field(default_factory=dict)  # runner-specific facts (its own run id...)
 
     @property
     def outputs(self) -> dict[str, Ref]:

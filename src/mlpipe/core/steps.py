@@ -71,12 +71,15 @@ def training_provenance(config: TrainingConfig, dataset: DatasetRef) -> dict[str
 
 def save_artifacts(config: TrainingConfig, ctx: StepContext, model: ModelRef, dataset: DatasetRef) -> ArtifactsRef:
     """Assemble weights, tokenizer, config, metrics and a checksummed manifest in one directory."""
+    from mlpipe.core.training import TIMING_METRICS
+
     out = ctx.out_dir / "artifacts"
+    metrics = {k: v for k, v in model.metrics.items() if k not in TIMING_METRICS}
     manifest = artifacts.assemble(
-        Path(model.uri), out, metrics=model.metrics, provenance=training_provenance(config, dataset)
+        Path(model.uri), out, metrics=metrics, provenance=training_provenance(config, dataset)
     )
     return ArtifactsRef(uri=str(out), sha256=artifacts.manifest_sha256(out),
-                        files=manifest["files"], metrics=model.metrics)
+                        files=manifest["files"], metrics=metrics)
 
 
 def upload_model(config: TrainingConfig, ctx: StepContext, artifacts_ref: ArtifactsRef) -> ModelVersionRef:

@@ -1,0 +1,3 @@
+from mlpipe.cli import main
+
+main()

@@ -1,0 +1,53 @@
+"""Shared fixtures: an isolated mlpipe home and the tiny configs every test builds on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mlpipe.core import InferenceConfig, TrainingConfig, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_TRAINING = ROOT / "configs" / "tiny" / "training.yaml"
+TINY_INFERENCE = ROOT / "configs" / "tiny" / "inference.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never touch the network: hub lookups fail fast, W&B stays local."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty mlpipe home for this test (also exported as MLPIPE_HOME for subprocesses)."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("MLPIPE_HOME", str(path))
+    return path
+
+
+@pytest.fixture
+def tiny_training() -> TrainingConfig:
+    cfg = load_config(TINY_TRAINING, ["data.generated.n_samples=300", "training.epochs=1"])
+    assert isinstance(cfg, TrainingConfig)
+    return cfg
+
+
+@pytest.fixture
+def tiny_inference() -> InferenceConfig:
+    cfg = load_config(TINY_INFERENCE, ["data.generated.n_samples=100"])
+    assert isinstance(cfg, InferenceConfig)
+    return cfg
+
+
+def venv_env() -> dict[str, str]:
+    """Environment for subprocesses: this interpreter's bin directory first on PATH."""
+    import sys
+
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env

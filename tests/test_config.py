@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import pytest
+
+from mlpipe.core import ConfigError, InferenceConfig, TrainingConfig, config_from_json, load_config
+from tests.conftest import TINY_INFERENCE, TINY_TRAINING
+
+
+def test_tiny_configs_load_and_round_trip_through_json() -> None:
+    for path in (TINY_TRAINING, TINY_INFERENCE):
+        cfg = load_config(path)
+        assert config_from_json(cfg.model_dump_json()) == cfg
+
+
+def test_overrides_are_validated_like_the_file() -> None:
+    cfg = load_config(TINY_TRAINING, ["training.epochs=3", "registry.aliases=[a, b]"])
+    assert isinstance(cfg, TrainingConfig)
+    assert cfg.training.epochs == 3
+    assert cfg.registry.aliases == ["a", "b"]
+    with pytest.raises(ConfigError, match=r"training.epochs: .*greater than 0"):
+        load_config(TINY_TRAINING, ["training.epochs=-1"])
+
+
+def test_unknown_field_names_the_field_and_lists_allowed_ones() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(TINY_TRAINING, ["training.epoch=2"])
+    message = str(info.value)
+    assert "training.epoch: unknown field" in message
+    assert "epochs" in message and "batch_size" in message
+
+
+def test_wrong_type_and_bad_choice_are_named() -> None:
+    with pytest.raises(ConfigError, match=r"training.batch_size"):
+        load_config(TINY_TRAINING, ["training.batch_size=many"])
+    with pytest.raises(ConfigError, match=r"data.source"):
+        load_config(TINY_TRAINING, ["data.source=s3"])
+    with pytest.raises(ConfigError, match=r"data.path is required"):
+        load_config(TINY_TRAINING, ["data.source=files"])
+
+
+def test_missing_file_and_wrong_pipeline_kind(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="needs a 'inference' config"):
+        load_config(TINY_TRAINING, pipeline="inference")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pipeline: training\ndata: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    cfg_file = tmp_path / "train.yaml"
+    cfg_file.write_text("pipeline: training\ndata: {source: files, path: data/x.csv}\n")
+    cfg = load_config(cfg_file)
+    assert cfg.data.path == tmp_path / "data" / "x.csv"
+
+
+def test_model_reference_syntax_is_checked() -> None:
+    with pytest.raises(ConfigError, match="inference.model"):
+        load_config(TINY_INFERENCE, ["inference.model=bad name!"])
+    assert isinstance(load_config(TINY_INFERENCE, ["inference.model=m:v3"]), InferenceConfig)

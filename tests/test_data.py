@@ -1,0 +1,116 @@
+import json
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlpipe.core import DataError
+from mlpipe.core.config import DataConfig
+from mlpipe.core.data import prepare_inference_data, prepare_training_data, read_split
+from mlpipe.core.synthetic import generate_rows
+
+
+def test_generated_data_is_deterministic_varied_and_noisy() -> None:
+    rows = list(generate_rows(2000, seed=1, label_noise=0.05))
+    assert rows == list(generate_rows(2000, seed=1, label_noise=0.05))
+    assert rows != list(generate_rows(2000, seed=2, label_noise=0.05))
+    texts = [t for t, _ in rows]
+    assert any(" but " in t for t in texts)
+    assert any(" not " in t for t in texts)
+    assert len(set(texts)) > 1500
+    assert 0.4 < sum(label for _, label in rows) / len(rows) < 0.6
+    lengths = sorted(len(t.split()) for t in texts)
+    assert lengths[0] <= 5 and lengths[-1] >= 40  # a few words to long reviews
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    if path.suffix == ".csv":
+        import csv
+
+        with open(path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    elif path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+ROWS = [{"sentence": f"text number {i} is {'good' if i % 2 else 'bad'}", "label": i % 2, "id": i}
+        for i in range(40)]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_local_files_load_split_and_keep_columns(tmp_path: Path, suffix: str) -> None:
+    src = _write(tmp_path / f"data{suffix}", ROWS)
+    cfg = DataConfig(source="files", path=src, text_column="sentence", eval_fraction=0.25)
+    ref = prepare_training_data(cfg, tmp_path / "out")
+    assert ref.rows == {"train": 30, "eval": 10}
+    train = read_split(ref, "train")
+    assert {"text", "label", "id"} <= set(train.column_names)
+    assert all(c.passed for c in ref.checks if c.blocking)
+    again = prepare_training_data(cfg, tmp_path / "out2")
+    assert again.sha256 == ref.sha256  # same input, same split, same bytes
+
+
+def test_string_labels_map_to_ids(tmp_path: Path) -> None:
+    rows = [{"text": f"t{i}", "label": ["negative", "Positive"][i % 2]} for i in range(10)]
+    ref = prepare_training_data(DataConfig(source="files", path=_write(tmp_path / "d.csv", rows)), tmp_path / "o")
+    labels = read_split(ref, "train").column("label").to_pylist() + read_split(ref, "eval").column("label").to_pylist()
+    assert sorted(set(labels)) == [0, 1]
+
+
+def test_missing_label_column_names_file_and_column(tmp_path: Path) -> None:
+    src = _write(tmp_path / "d.csv", [{"text": "hello"}, {"text": "world"}])
+    with pytest.raises(DataError, match=r"d.csv: no label column 'label'.*data.label_column"):
+        prepare_training_data(DataConfig(source="files", path=src), tmp_path / "o")
+
+
+def test_bad_label_values_are_listed(tmp_path: Path) -> None:
+    src = _write(tmp_path / "d.csv", [{"text": "a", "label": 0}, {"text": "b", "label": 7}])
+    with pytest.raises(DataError, match=r"values outside the labels: 7"):
+        prepare_training_data(DataConfig(source="files", path=src), tmp_path / "o")
+
+
+def test_unknown_suffix_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "d.xlsx"
+    bad.write_text("x")
+    with pytest.raises(DataError, match="unsupported file type"):
+        prepare_training_data(DataConfig(source="files", path=bad), tmp_path / "o")
+    with pytest.raises(DataError, match="not found"):
+        prepare_training_data(DataConfig(source="files", path=tmp_path / "none.csv"), tmp_path / "o")
+
+
+def test_quality_checks_flag_empty_texts_and_missing_class(tmp_path: Path) -> None:
+    rows = [{"text": "" if i == 3 else f"row {i}", "label": 1} for i in range(20)]
+    ref = prepare_training_data(DataConfig(source="files", path=_write(tmp_path / "d.csv", rows)), tmp_path / "o")
+    failed = {c.name for c in ref.failed_blocking_checks()}
+    assert failed == {"no_empty_texts", "label_balance"}
+
+
+def test_overlap_and_duplicates_are_measured(tmp_path: Path) -> None:
+    rows = [{"text": "same text", "label": i % 2} for i in range(20)]
+    ref = prepare_training_data(DataConfig(source="files", path=_write(tmp_path / "d.csv", rows)), tmp_path / "o")
+    checks = {c.name: c for c in ref.checks}
+    assert not checks["duplicate_texts"].passed and not checks["train_eval_overlap"].passed
+    assert not checks["duplicate_texts"].blocking
+
+
+def test_inference_data_streams_without_labels(tmp_path: Path) -> None:
+    rows = [{"text": f"review {i}", "id": i} for i in range(25)]
+    cfg = DataConfig(source="files", path=_write(tmp_path / "d.parquet", rows))
+    ref = prepare_inference_data(cfg, tmp_path / "o", chunk_rows=4)
+    assert ref.rows == {"data": 25} and not ref.has_labels
+    table = read_split(ref, "data")
+    assert table.column("id").to_pylist() == list(range(25))  # order preserved across chunks
+
+
+def test_hub_offline_fails_fast_and_clearly(tmp_path: Path) -> None:
+    started = time.perf_counter()
+    with pytest.raises(DataError, match=r"cannot load dataset 'glue' \(sst2\).*data.source: files"):
+        prepare_training_data(DataConfig(source="hub"), tmp_path / "o")
+    assert time.perf_counter() - started < 30  # seconds, not minutes of retries
