@@ -1,0 +1,207 @@
+"""mlpipe's pipelines as Dagster software-defined assets, generated from ``Pipeline.steps``.
+
+One asset per step output (``Step.asset``); each asset body is one ``execute_step`` call and its
+value is the step's reference as a JSON dict, never the artifact. Core's quality checks become
+Dagster asset checks on the asset they describe, so a failed blocking check stops downstream assets
+the Dagster way (blocking checks) rather than by an exception inside the step.
+"""
+
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from mlpipe.core.config import PipelineConfig, config_from_json
+from mlpipe.core.errors import ConfigError, StepFailedError
+from mlpipe.core.pipeline import Pipeline, Step
+from mlpipe.core.refs import CheckResult, Ref, ref_from_json
+from mlpipe.core.runner import execute_step, resolve_home, safe_run_id
+
+RESOURCE_KEY = "mlpipe"
+RUN_ID_TAG = "mlpipe/run_id"  # set it on a run to choose the mlpipe run id; else Dagster's run id
+
+# The checks each step's reference carries (see mlpipe.core.quality and mlpipe.core.data).
+# Dagster needs asset checks declared before a run; a check a step reports that is not listed here
+# is still logged and still gates (see _undeclared_failures). Candidate for core as Step.checks.
+STEP_CHECKS: dict[str, tuple[str, ...]] = {
+    "load_training_data": ("train_not_empty", "eval_not_empty", "no_empty_texts",
+                           "label_balance", "duplicate_texts", "train_eval_overlap"),
+    "train_model": ("min_eval_accuracy",),
+    "load_inference_data": ("data_not_empty", "no_empty_texts", "duplicate_texts"),
+}
+
+
+class MlpipeResource(dg.ConfigurableResource):
+    """The validated mlpipe configs (as JSON) and the mlpipe home every asset of a run shares.
+
+    The JSON is ``PipelineConfig.model_dump_json()``; it can be replaced per run through the run
+    config (``resources.mlpipe.config.training_config``) and is validated again by core.
+    """
+
+    home: str = ""
+    training_config: str = ""
+    inference_config: str = ""
+    use_cache: bool | None = None
+
+    def config_json(self, pipeline: str) -> str:
+        text: str = getattr(self, f"{pipeline}_config", "")
+        if not text:
+            raise ConfigError(f"resource '{RESOURCE_KEY}': no {pipeline}_config given")
+        return text
+
+    def config(self, pipeline: str) -> PipelineConfig:
+        return config_from_json(self.config_json(pipeline))
+
+    def home_path(self) -> Path:
+        return resolve_home(self.home or None)
+
+
+class RefIOManager(dg.ConfigurableIOManager):
+    """Stores each asset's value (a reference dict) as JSON under ``<home>/dagster/refs``.
+
+    Small, readable and safe across processes (atomic replace), so the multiprocess executor and
+    ``dagster dev`` runs pass references between steps exactly like the in-process runner.
+    """
+
+    home: str = ""
+
+    def _path(self, key: dg.AssetKey) -> Path:
+        return resolve_home(self.home or None) / "dagster" / "refs" / ("/".join(key.path) + ".json")
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        path = self._path(context.asset_key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+        tmp.replace(path)
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        path = self._path(context.asset_key)
+        if not path.is_file():
+            raise ConfigError(f"asset {context.asset_key.to_user_string()} has no stored "
+                              f"reference at {path}: materialize it first")
+        return json.loads(path.read_text())
+
+
+def mlpipe_run_id(context: dg.AssetExecutionContext) -> str:
+    """The run id the steps write under: the ``mlpipe/run_id`` tag, else Dagster's run id."""
+    run = context.run
+    return safe_run_id(run.tags.get(RUN_ID_TAG) or run.run_id)
+
+
+def ref_metadata(ref: Ref) -> dict[str, Any]:
+    """Materialization metadata from any reference: rows, metrics, versions, hashes, location."""
+    meta: dict[str, Any] = {"uri": dg.MetadataValue.path(ref.uri), "sha256": ref.sha256}
+    for name, value in ref.model_dump(mode="json", exclude={"uri", "sha256", "checks"}).items():
+        if isinstance(value, bool | str | int | float):
+            meta[name] = value
+        elif isinstance(value, dict) and value and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()
+        ):
+            meta.update({f"{name}/{k}": v for k, v in value.items()})
+        elif value:
+            meta[name] = dg.MetadataValue.json(value)
+    rows = getattr(ref, "rows", None)
+    if isinstance(rows, dict):
+        meta["dagster/row_count"] = sum(rows.values())
+    elif isinstance(rows, int):
+        meta["dagster/row_count"] = rows
+    spec = getattr(ref, "spec", None)
+    if isinstance(spec, str):
+        meta["model_version"] = spec
+    return meta
+
+
+def check_result(step: Step, check: CheckResult) -> dg.AssetCheckResult:
+    """A core CheckResult as a Dagster one: ERROR severity only where core says it blocks."""
+    meta: dict[str, Any] = {"blocking": check.blocking}
+    if check.value is not None:
+        meta["value"] = check.value
+    if check.threshold is not None:
+        meta["threshold"] = check.threshold
+    return dg.AssetCheckResult(
+        asset_key=dg.AssetKey(step.asset), check_name=check.name, passed=check.passed,
+        severity=dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN,
+        description=check.message or None, metadata=meta,
+    )
+
+
+def _check_specs(step: Step) -> list[dg.AssetCheckSpec]:
+    # Every spec is blocking: whether a failure gates is then decided per result by its severity,
+    # which mirrors core (label_balance blocks only when a class is missing entirely).
+    return [dg.AssetCheckSpec(name, asset=step.asset, blocking=True,
+                              description=f"mlpipe quality check '{name}' from step {step.name}")
+            for name in STEP_CHECKS.get(step.name, ())]
+
+
+def _retry_policy(config: PipelineConfig) -> dg.RetryPolicy | None:
+    runtime = config.runtime
+    if not runtime.retries:
+        return None
+    return dg.RetryPolicy(max_retries=runtime.retries, delay=runtime.retry_delay_s)
+
+
+def step_asset(pipeline: Pipeline, step: Step, config: PipelineConfig) -> dg.AssetsDefinition:
+    """One asset for one step: inputs are the upstream assets' references, output its own."""
+    ins = {arg: dg.AssetIn(key=pipeline.step(source).asset) for arg, source in step.inputs.items()}
+    declared = set(STEP_CHECKS.get(step.name, ()))
+
+    @dg.asset(
+        name=step.asset, group_name=pipeline.name, description=step.description, ins=ins,
+        check_specs=_check_specs(step), required_resource_keys={RESOURCE_KEY},
+        retry_policy=_retry_policy(config), kinds={"python"},
+        tags={"mlpipe/pipeline": pipeline.name}, metadata={"mlpipe/step": step.name},
+        op_tags={"mlpipe/step": step.name},
+    )
+    def _asset(context: dg.AssetExecutionContext, **inputs: Any) -> Iterator[Any]:
+        res: MlpipeResource = getattr(context.resources, RESOURCE_KEY)
+        run_id = mlpipe_run_id(context)
+        try:
+            result = execute_step(
+                pipeline.name, step.name, res.config_json(pipeline.name), inputs,
+                home=res.home_path(), run_id=run_id, use_cache=res.use_cache,
+                enforce_checks=False,  # the asset checks below gate instead
+                tags={"runner": "dagster", "dagster_run_id": context.run.run_id},
+            )
+        except StepFailedError as exc:
+            raise dg.Failure(
+                description=str(exc),
+                metadata={"mlpipe_step": step.name, "exit_code": exc.exit_code,
+                          "error_type": type(exc.cause).__name__, "error": str(exc.cause)},
+                allow_retries=exc.exit_code != 2,  # bad input does not get better on retry
+            ) from exc
+        ref = ref_from_json(result["ref"])
+        meta = ref_metadata(ref)
+        meta.update({"mlpipe/run_id": run_id, "mlpipe/seconds": result["seconds"],
+                     "mlpipe/cached": result["cached"]})
+        yield dg.Output(result["ref"], metadata=meta)
+        for check in ref.checks:
+            if check.name in declared:
+                yield check_result(step, check)
+        undeclared = [c for c in ref.checks if c.name not in declared]
+        for check in undeclared:
+            context.log.warning(f"check {check.name} (not declared to Dagster): "
+                                f"passed={check.passed} blocking={check.blocking} {check.message}")
+        failed = [c for c in undeclared if c.blocking and not c.passed]
+        if failed:
+            raise dg.Failure(
+                description="; ".join(f"check {c.name} failed: {c.message}" for c in failed),
+                metadata={"mlpipe_step": step.name, "exit_code": 1,
+                          "error_type": "QualityGateError"},
+                allow_retries=False,
+            )
+
+    return _asset
+
+
+def build_assets(pipeline: Pipeline, config: PipelineConfig) -> list[dg.AssetsDefinition]:
+    """All of a pipeline's assets, in step order; nothing here is specific to one pipeline."""
+    return [step_asset(pipeline, step, config) for step in pipeline.steps]
+
+
+def asset_to_step(pipeline: Pipeline) -> Mapping[str, str]:
+    return {step.asset: step.name for step in pipeline.steps}
