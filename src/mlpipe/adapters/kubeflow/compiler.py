@@ -1,0 +1,217 @@
+"""mlpipe pipelines as kfp v2 pipelines: one generated component per core step.
+
+kfp's lightweight components ship their function's *source* to the pod, so a component cannot be
+a closure over a ``Step``. Instead, for each step this module writes a short function source (typed
+kfp inputs and outputs, body = one call to :func:`mlpipe.adapters.kubeflow.task.run_component`),
+registers it with :mod:`linecache` so ``inspect.getsource`` (which kfp uses) can read it, and
+wraps it with ``dsl.component``. Adding a step to ``mlpipe.core.pipelines`` adds a component here.
+"""
+
+import json
+import linecache
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kfp import compiler, dsl
+from kfp.dsl import ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+from mlpipe.core.config import PipelineConfig
+from mlpipe.core.pipeline import Pipeline, Step
+from mlpipe.core.refs import (
+    ArtifactsRef,
+    DatasetRef,
+    ModelRef,
+    ModelVersionRef,
+    PredictionsRef,
+    ResultsRef,
+)
+
+# The image a cluster run would use: mlpipe installed, so the body's import resolves. kfp.local's
+# SubprocessRunner ignores it (it runs the same body with this interpreter).
+DEFAULT_BASE_IMAGE = "mlpipe:latest"
+
+# kfp artifact type per reference type; the artifact's file holds the reference JSON.
+ARTIFACT_TYPES: dict[type, type[dsl.Artifact]] = {
+    DatasetRef: Dataset,
+    ModelRef: Model,
+    ArtifactsRef: Model,
+    ModelVersionRef: Model,
+    PredictionsRef: Dataset,
+    ResultsRef: Dataset,
+}
+# References whose numbers go to a kfp Metrics artifact (others repeat their upstream's metrics).
+METRICS_REFS: tuple[type, ...] = (ModelRef, PredictionsRef, ResultsRef)
+# References that also get a ClassificationMetrics artifact (a confusion matrix, when labelled).
+CLASSIFICATION_REFS: tuple[type, ...] = (ResultsRef,)
+
+PARAMS = ("config_json", "mlpipe_home", "run_id")  # pipeline parameters every component takes
+JOB_NAME_ARG = "job_name"  # the orchestrator's run name; the run id when run_id is empty
+
+
+@dataclass(frozen=True)
+class ComponentPlan:
+    """How one step appears in kfp: its main output's name and type, and extra outputs."""
+
+    step: Step
+    ref_type: type
+    output: str  # the main output's name: the step's asset name
+    artifact: type[dsl.Artifact]
+    metrics: bool
+    confusion: bool
+
+    @property
+    def task_name(self) -> str:
+        return self.step.name.replace("_", "-")  # how kfp names the component and the task
+
+
+def plan(pipeline: Pipeline) -> list[ComponentPlan]:
+    """One ComponentPlan per step, typed from the step function's return annotation."""
+    plans = []
+    for step in pipeline.steps:
+        ref_type = typing.get_type_hints(step.fn).get("return")
+        if ref_type not in ARTIFACT_TYPES:
+            raise TypeError(f"step '{step.name}': return type {ref_type!r} has no kfp artifact "
+                            f"type; add it to ARTIFACT_TYPES")
+        taken = {*PARAMS, JOB_NAME_ARG, *step.inputs, "metrics", "confusion_matrix"}
+        if step.asset in taken:
+            raise ValueError(f"step '{step.name}': asset name '{step.asset}' clashes with an "
+                             "argument of its kfp component")
+        plans.append(ComponentPlan(step=step, ref_type=ref_type, output=step.asset,
+                                   artifact=ARTIFACT_TYPES[ref_type],
+                                   metrics=issubclass(ref_type, METRICS_REFS),
+                                   confusion=issubclass(ref_type, CLASSIFICATION_REFS)))
+    return plans
+
+
+def component_source(pipeline: Pipeline, item: ComponentPlan) -> str:
+    """The Python source of one step's component, as it will appear in the pipeline YAML."""
+    step = item.step
+    args = [f"{p}: str" for p in (*PARAMS, JOB_NAME_ARG)]
+    args += [f"{arg}: Input[{ARTIFACT_TYPES[_input_ref(pipeline, src)].__name__}]"
+             for arg, src in step.inputs.items()]
+    outputs = {"ref": item.output}
+    args.append(f"{item.output}: Output[{item.artifact.__name__}]")
+    if item.metrics:
+        args.append("metrics: Output[Metrics]")
+        outputs["metrics"] = "metrics"
+    if item.confusion:
+        args.append("confusion_matrix: Output[ClassificationMetrics]")
+        outputs["confusion_matrix"] = "confusion_matrix"
+    inputs = ", ".join(f"{a!r}: {a}" for a in step.inputs)
+    outs = ", ".join(f"{k!r}: {v}" for k, v in outputs.items())
+    signature = ",\n    ".join(args)
+    return (
+        f"def {step.name}(\n    {signature},\n):\n"
+        f"    {json.dumps(step.description)}\n"
+        "    from mlpipe.adapters.kubeflow.task import run_component\n"
+        f"    run_component({pipeline.name!r}, {step.name!r}, config_json, mlpipe_home,\n"
+        f"                  run_id or {JOB_NAME_ARG}, {{{inputs}}}, {{{outs}}})\n"
+    )
+
+
+def _input_ref(pipeline: Pipeline, source_step: str) -> type:
+    return typing.get_type_hints(pipeline.step(source_step).fn)["return"]
+
+
+def _function_from_source(source: str, name: str, filename: str) -> Callable[..., None]:
+    """Define a function from source so that ``inspect.getsource`` returns exactly ``source``."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {
+        "Input": Input, "Output": Output, "Dataset": Dataset, "Model": Model,
+        "Metrics": Metrics, "ClassificationMetrics": ClassificationMetrics,
+    }
+    exec(compile(source, filename, "exec"), namespace)
+    fn: Callable[..., None] = namespace[name]
+    return fn
+
+
+def build_components(pipeline: Pipeline, base_image: str = DEFAULT_BASE_IMAGE) -> dict[str, Any]:
+    """step name -> kfp component. No pip installs at run time: the image (or venv) has mlpipe."""
+    components = {}
+    for item in plan(pipeline):
+        source = component_source(pipeline, item)
+        filename = f"<mlpipe-kfp {pipeline.name}.{item.step.name}>"
+        fn = _function_from_source(source, item.step.name, filename)
+        components[item.step.name] = dsl.component(
+            fn, base_image=base_image, packages_to_install=[], install_kfp_package=False)
+    return components
+
+
+def build_pipeline(
+    pipeline: Pipeline,
+    config: PipelineConfig,
+    *,
+    base_image: str = DEFAULT_BASE_IMAGE,
+    home: str = "",
+    run_id: str = "",
+) -> Any:
+    """The kfp pipeline: parameters ``config_json`` (defaults to ``config``), ``mlpipe_home``
+    (empty = ``$MLPIPE_HOME`` or ``./.mlpipe`` where the step runs) and ``run_id`` (empty = the
+    kfp run name). Caching and retries come from ``config.runtime``.
+    """
+    if config.pipeline != pipeline.name:
+        raise ValueError(
+            f"a '{config.pipeline}' config cannot drive the '{pipeline.name}' pipeline")
+    components = build_components(pipeline, base_image)
+    plans = {p.step.name: p for p in plan(pipeline)}
+    runtime = config.runtime
+    config_default = config.model_dump_json()
+
+    def body(config_json: str, mlpipe_home: str, run_id: str) -> Any:
+        tasks: dict[str, Any] = {}
+        for step in pipeline.steps:
+            upstream = {arg: tasks[src].outputs[plans[src].output]
+                        for arg, src in step.inputs.items()}
+            task = components[step.name](config_json=config_json, mlpipe_home=mlpipe_home,
+                                         run_id=run_id, job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                                         **upstream)
+            task.set_display_name(step.name)
+            task.set_caching_options(enable_caching=runtime.cache and step.cacheable)
+            if runtime.retries:
+                task.set_retry(num_retries=runtime.retries,
+                               backoff_duration=f"{int(runtime.retry_delay_s)}s")
+            _set_timeout(task, runtime.timeout_s)
+            tasks[step.name] = task
+        last = pipeline.steps[-1]
+        return tasks[last.name].outputs[plans[last.name].output]
+
+    # kfp reads parameter names, types and defaults from the signature: build a real one.
+    def pipeline_fn(config_json: str = config_default, mlpipe_home: str = home,
+                    run_id: str = run_id):
+        return body(config_json, mlpipe_home, run_id)
+
+    pipeline_fn.__annotations__["return"] = plans[pipeline.steps[-1].name].artifact
+    pipeline_fn.__name__ = f"mlpipe_{pipeline.name}"
+    return dsl.pipeline(name=f"mlpipe-{pipeline.name}",
+                        description=pipeline.description or None)(pipeline_fn)
+
+
+def _set_timeout(task: Any, seconds: float) -> None:
+    """``runtime.timeout_s`` as the pod's activeDeadlineSeconds (kfp-kubernetes; not local)."""
+    try:
+        from kfp import kubernetes
+    except ImportError:  # kfp-kubernetes is optional: no timeout in the YAML then
+        return
+    kubernetes.set_timeout(task, int(seconds))
+
+
+def compile_pipeline(
+    pipeline: Pipeline,
+    config: PipelineConfig,
+    output: Path,
+    *,
+    base_image: str = DEFAULT_BASE_IMAGE,
+) -> Path:
+    """Write the kfp pipeline YAML for ``pipeline`` with ``config`` as the default parameters.
+
+    The YAML holds the config JSON (no secrets live in configs: tokens come from the environment
+    of the pod), the generated components' source and the caching/retry policy.
+    """
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    pipeline_func = build_pipeline(pipeline, config, base_image=base_image)
+    compiler.Compiler().compile(pipeline_func, package_path=str(output))
+    return output

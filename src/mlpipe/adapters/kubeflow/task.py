@@ -1,0 +1,122 @@
+"""What every generated kfp component body calls, inside the component's own process or pod.
+
+A component's source is serialized into the pipeline YAML, so its body is only an import and a
+call to :func:`run_component`; this module (installed with mlpipe, in the venv or the image) turns
+kfp artifacts into mlpipe references, calls ``execute_step`` and writes the result back as
+artifacts. It holds no ML logic and imports nothing from kfp: it only touches the artifact
+objects kfp hands it (``.path``, ``.metadata``, ``log_metric``, ``log_confusion_matrix``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ERROR_FILE = "mlpipe_error.json"  # written next to a failed task's outputs for the local runner
+
+
+def run_component(
+    pipeline: str,
+    step: str,
+    config_json: str,
+    home: str,
+    run_id: str,
+    inputs: Mapping[str, Any],
+    outputs: Mapping[str, Any],
+) -> None:
+    """Run one mlpipe step as a kfp component.
+
+    ``inputs`` maps the step's argument names to kfp input artifacts whose file holds the
+    upstream reference JSON; ``outputs`` has ``ref`` (the step's reference) and optionally
+    ``metrics`` (kfp ``Metrics``) and ``confusion_matrix`` (kfp ``ClassificationMetrics``).
+    On failure the cause is recorded next to the outputs and the process exits with the cause's
+    exit code (2 for bad input), so a pod reports it the same way ``mlpipe step`` does.
+    """
+    from mlpipe.core.errors import StepFailedError
+    from mlpipe.core.runner import execute_step, resolve_home, safe_run_id
+
+    started = time.perf_counter()
+    run_id = safe_run_id(run_id)
+    refs = {name: Path(art.path).read_text() for name, art in inputs.items()}
+    ref_out = outputs["ref"]
+    try:
+        result = execute_step(pipeline, step, config_json, refs, home=resolve_home(home or None),
+                              run_id=run_id, tags={"runner": "kubeflow"})
+    except StepFailedError as exc:
+        _record_failure(Path(ref_out.path).parent, pipeline, step, run_id, exc)
+        print(f"mlpipe: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_code) from exc
+    ref = result["ref"]
+    Path(ref_out.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(ref_out.path).write_text(json.dumps(ref, indent=2))
+    ref_out.metadata.update(_ref_metadata(ref))
+    ref_out.metadata.update({"step": step, "run_id": run_id, "seconds": result["seconds"],
+                             "cached": result["cached"],
+                             "component_seconds": time.perf_counter() - started})
+    if "metrics" in outputs:
+        for name, value in ref_metrics(ref).items():
+            outputs["metrics"].log_metric(name, value)
+    if "confusion_matrix" in outputs:
+        dataset = next((json.loads(r) for r in refs.values()
+                        if json.loads(r).get("kind") == "dataset"), None)
+        matrix = confusion_matrix(ref, dataset)
+        if matrix is not None:
+            outputs["confusion_matrix"].log_confusion_matrix(*matrix)
+
+
+def ref_metrics(ref: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers a reference carries that belong on a dashboard (accuracy, F1, loss, speed)."""
+    metrics = {k: float(v) for k, v in (ref.get("metrics") or {}).items()}
+    if ref.get("kind") == "predictions":
+        metrics.update(rows=float(ref["rows"]), throughput=float(ref["throughput"]))
+    return metrics
+
+
+def confusion_matrix(
+    results: Mapping[str, Any], dataset: Mapping[str, Any] | None
+) -> tuple[list[str], list[list[int]]] | None:
+    """Counts of (true label, predicted label) from the saved predictions, when labels exist.
+
+    Reads only the two integer columns, batch by batch, so it stays cheap on large outputs.
+    """
+    if results.get("kind") != "results" or not dataset or not dataset.get("has_labels"):
+        return None
+    import pyarrow.parquet as pq
+
+    names = list(dataset["label_names"])
+    matrix = [[0] * len(names) for _ in names]
+    file = pq.ParquetFile(results["predictions_uri"])
+    if not {"label", "pred_id"} <= set(file.schema_arrow.names):
+        return None
+    for batch in file.iter_batches(columns=["label", "pred_id"], batch_size=65_536):
+        cols = batch.to_pydict()
+        for true, pred in zip(cols["label"], cols["pred_id"], strict=True):
+            matrix[int(true)][int(pred)] += 1
+    return names, matrix
+
+
+def _ref_metadata(ref: Mapping[str, Any]) -> dict[str, Any]:
+    """What the KFP UI shows for an artifact: its kind, hash, where it is, sizes, metrics."""
+    keep = ("kind", "uri", "sha256", "rows", "columns", "has_labels", "label_names", "name",
+            "version", "aliases", "model", "throughput", "metrics", "predictions_uri")
+    meta = {k: ref[k] for k in keep if k in ref}
+    checks = ref.get("checks") or ()
+    if checks:
+        meta["checks"] = {c["name"]: bool(c["passed"]) for c in checks}
+    return json.loads(json.dumps(meta))  # tuples -> lists, so the metadata is plain JSON
+
+
+def _record_failure(
+    task_dir: Path, pipeline: str, step: str, run_id: str, exc: BaseException
+) -> None:
+    cause = getattr(exc, "cause", exc)
+    task_dir.mkdir(parents=True, exist_ok=True)
+    (task_dir / ERROR_FILE).write_text(json.dumps({
+        "pipeline": pipeline, "step": step, "run_id": run_id,
+        "error_type": type(cause).__name__, "message": str(cause),
+        "exit_code": int(getattr(exc, "exit_code", 1)),
+    }, indent=2))
