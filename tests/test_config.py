@@ -41,7 +41,7 @@ def test_wrong_type_and_bad_choice_are_named() -> None:
 def test_missing_file_and_wrong_pipeline_kind(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
-    with pytest.raises(ConfigError, match="needs a 'inference' config"):
+    with pytest.raises(ConfigError, match=r"needs a 'inference' config"):
         load_config(TINY_TRAINING, pipeline="inference")
     bad = tmp_path / "bad.yaml"
     bad.write_text("pipeline: training\ndata: [1, 2\n")
@@ -58,6 +58,6 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
 
 
 def test_model_reference_syntax_is_checked() -> None:
-    with pytest.raises(ConfigError, match="inference.model"):
+    with pytest.raises(ConfigError, match=r"inference\.model"):
         load_config(TINY_INFERENCE, ["inference.model=bad name!"])
     assert isinstance(load_config(TINY_INFERENCE, ["inference.model=m:v3"]), InferenceConfig)

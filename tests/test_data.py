@@ -40,8 +40,10 @@ def _write(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-ROWS = [{"sentence": f"text number {i} is {'good' if i % 2 else 'bad'}", "label": i % 2, "id": i}
-        for i in range(40)]
+ROWS = [
+    {"sentence": f"text number {i} is {'good' if i % 2 else 'bad'}", "label": i % 2, "id": i}
+    for i in range(40)
+]
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
@@ -59,8 +61,13 @@ def test_local_files_load_split_and_keep_columns(tmp_path: Path, suffix: str) ->
 
 def test_string_labels_map_to_ids(tmp_path: Path) -> None:
     rows = [{"text": f"t{i}", "label": ["negative", "Positive"][i % 2]} for i in range(10)]
-    ref = prepare_training_data(DataConfig(source="files", path=_write(tmp_path / "d.csv", rows)), tmp_path / "o")
-    labels = read_split(ref, "train").column("label").to_pylist() + read_split(ref, "eval").column("label").to_pylist()
+    ref = prepare_training_data(
+        DataConfig(source="files", path=_write(tmp_path / "d.csv", rows)), tmp_path / "o"
+    )
+    labels = (
+        read_split(ref, "train").column("label").to_pylist()
+        + read_split(ref, "eval").column("label").to_pylist()
+    )
     assert sorted(set(labels)) == [0, 1]
 
 
@@ -82,19 +89,25 @@ def test_unknown_suffix_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="unsupported file type"):
         prepare_training_data(DataConfig(source="files", path=bad), tmp_path / "o")
     with pytest.raises(DataError, match="not found"):
-        prepare_training_data(DataConfig(source="files", path=tmp_path / "none.csv"), tmp_path / "o")
+        prepare_training_data(
+            DataConfig(source="files", path=tmp_path / "none.csv"), tmp_path / "o"
+        )
 
 
 def test_quality_checks_flag_empty_texts_and_missing_class(tmp_path: Path) -> None:
     rows = [{"text": "" if i == 3 else f"row {i}", "label": 1} for i in range(20)]
-    ref = prepare_training_data(DataConfig(source="files", path=_write(tmp_path / "d.csv", rows)), tmp_path / "o")
+    ref = prepare_training_data(
+        DataConfig(source="files", path=_write(tmp_path / "d.csv", rows)), tmp_path / "o"
+    )
     failed = {c.name for c in ref.failed_blocking_checks()}
     assert failed == {"no_empty_texts", "label_balance"}
 
 
 def test_overlap_and_duplicates_are_measured(tmp_path: Path) -> None:
     rows = [{"text": "same text", "label": i % 2} for i in range(20)]
-    ref = prepare_training_data(DataConfig(source="files", path=_write(tmp_path / "d.csv", rows)), tmp_path / "o")
+    ref = prepare_training_data(
+        DataConfig(source="files", path=_write(tmp_path / "d.csv", rows)), tmp_path / "o"
+    )
     checks = {c.name: c for c in ref.checks}
     assert not checks["duplicate_texts"].passed and not checks["train_eval_overlap"].passed
     assert not checks["duplicate_texts"].blocking

@@ -22,20 +22,32 @@ def test_pipeline_description_is_validated() -> None:
         Pipeline("p", TrainingConfig, (Step("a", load_training_data, "x", "", inputs={"d": "b"}),))
     with pytest.raises(ValueError, match="duplicate step"):
         Pipeline("p", TrainingConfig, (Step("a", load_training_data, "x", ""),) * 2)
-    assert TRAINING.step_names == ("load_training_data", "train_model", "save_artifacts", "upload_model")
+    assert TRAINING.step_names == (
+        "load_training_data",
+        "train_model",
+        "save_artifacts",
+        "upload_model",
+    )
     assert INFERENCE.downstream("load_model") == ("run_inference",)
 
 
 @pytest.mark.slow
-def test_training_then_inference_end_to_end(home: Path, tiny_training: TrainingConfig,
-                                             tiny_inference: InferenceConfig) -> None:
+def test_training_then_inference_end_to_end(
+    home: Path, tiny_training: TrainingConfig, tiny_inference: InferenceConfig
+) -> None:
     train = run_pipeline(TRAINING, tiny_training, home=home)
     version = train.outputs["upload_model"]
     assert version.kind == "model_version" and version.version == 1
     assert set(version.aliases) == {"latest", "staging"}
     files = set(Path(version.uri).iterdir())
     names = {p.name for p in files}
-    assert {"model.safetensors", "config.json", "tokenizer.json", "metrics.json", "manifest.json"} <= names
+    assert {
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "metrics.json",
+        "manifest.json",
+    } <= names
     assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
     for step in TRAINING.step_names:
         assert (train.run_dir / step / "result.json").is_file()
@@ -57,13 +69,17 @@ def test_same_seed_gives_same_weights(tmp_path: Path, tiny_training: TrainingCon
     b = run_pipeline(TRAINING, tiny_training, home=tmp_path / "b")
     assert a.outputs["train_model"].sha256 == b.outputs["train_model"].sha256
     assert a.outputs["save_artifacts"].sha256 == b.outputs["save_artifacts"].sha256
-    other = tiny_training.model_copy(update={"training": tiny_training.training.model_copy(update={"seed": 7})})
+    other = tiny_training.model_copy(
+        update={"training": tiny_training.training.model_copy(update={"seed": 7})}
+    )
     c = run_pipeline(TRAINING, other, home=tmp_path / "c")
     assert c.outputs["train_model"].sha256 != a.outputs["train_model"].sha256
 
 
 @pytest.mark.slow
-def test_cache_hits_invalidates_and_survives_damage(home: Path, tiny_training: TrainingConfig) -> None:
+def test_cache_hits_invalidates_and_survives_damage(
+    home: Path, tiny_training: TrainingConfig
+) -> None:
     first = run_pipeline(TRAINING, tiny_training, home=home)
     second = run_pipeline(TRAINING, tiny_training, home=home)
     assert [s.cached for s in second.steps] == [True, True, True, False]
@@ -73,7 +89,9 @@ def test_cache_hits_invalidates_and_survives_damage(home: Path, tiny_training: T
     forced = run_pipeline(TRAINING, tiny_training, home=home, use_cache=False)
     assert not any(s.cached for s in forced.steps)
 
-    changed = tiny_training.model_copy(update={"training": tiny_training.training.model_copy(update={"learning_rate": 0.003})})
+    changed = tiny_training.model_copy(
+        update={"training": tiny_training.training.model_copy(update={"learning_rate": 0.003})}
+    )
     third = run_pipeline(TRAINING, changed, home=home)
     assert [s.cached for s in third.steps][:2] == [True, False]  # data reused, training rerun
 
@@ -84,21 +102,30 @@ def test_cache_hits_invalidates_and_survives_damage(home: Path, tiny_training: T
     assert fourth.outputs["train_model"].sha256 == third.outputs["train_model"].sha256
 
 
-def test_failed_step_leaves_nothing_and_names_the_step(home: Path, tmp_path: Path,
-                                                        tiny_training: TrainingConfig) -> None:
+def test_failed_step_leaves_nothing_and_names_the_step(
+    home: Path, tmp_path: Path, tiny_training: TrainingConfig
+) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("text\nhello\nworld\n")
-    cfg = tiny_training.model_copy(update={"data": tiny_training.data.model_copy(update={"source": "files", "path": bad})})
+    cfg = tiny_training.model_copy(
+        update={"data": tiny_training.data.model_copy(update={"source": "files", "path": bad})}
+    )
     with pytest.raises(StepFailedError) as info:
         run_pipeline(TRAINING, cfg, home=home)
     assert info.value.step == "load_training_data" and info.value.exit_code == 2
     assert not home.exists()
 
 
-def test_quality_gate_stops_before_training(home: Path, tmp_path: Path, tiny_training: TrainingConfig) -> None:
+def test_quality_gate_stops_before_training(
+    home: Path, tmp_path: Path, tiny_training: TrainingConfig
+) -> None:
     one_class = tmp_path / "one.csv"
     one_class.write_text("text,label\n" + "".join(f"row {i},1\n" for i in range(30)))
-    cfg = tiny_training.model_copy(update={"data": tiny_training.data.model_copy(update={"source": "files", "path": one_class})})
+    cfg = tiny_training.model_copy(
+        update={
+            "data": tiny_training.data.model_copy(update={"source": "files", "path": one_class})
+        }
+    )
     with pytest.raises(StepFailedError, match="label_balance"):
         run_pipeline(TRAINING, cfg, home=home)
     assert LocalRegistry(home / "registry").versions() == []

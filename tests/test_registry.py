@@ -59,10 +59,10 @@ def test_checksum_failure_is_detected_on_load(tmp_path: Path) -> None:
     reg = LocalRegistry(tmp_path / "reg")
     ref = reg.publish(make_artifact(tmp_path, "a"), "m", [])
     (Path(ref.uri) / "model.safetensors").write_bytes(b"tampered")
-    with pytest.raises(ChecksumError, match="model.safetensors does not match"):
+    with pytest.raises(ChecksumError, match=r"model\.safetensors does not match"):
         reg.fetch("m:v1")
     (Path(ref.uri) / "config.json").unlink()
-    with pytest.raises(ChecksumError, match="config.json is missing"):
+    with pytest.raises(ChecksumError, match=r"config\.json is missing"):
         reg.fetch("m:v1")
 
 

@@ -18,13 +18,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlpipe.core.config import InferenceConfig, PipelineConfig, TrainingConfig, load_config
+from mlpipe.core.config import (
+    InferenceConfig,
+    InferenceSettings,
+    PipelineConfig,
+    TrainingConfig,
+    load_config,
+)
 from mlpipe.core.errors import ConfigError, MlpipeError
 from mlpipe.core.runner import PipelineRun, StepRun, resolve_home
 
 app = typer.Typer(
     name="mlpipe",
-    help="Write ML training and inference pipelines once; run them on Airflow, Kubeflow or Dagster.",
+    help="Write ML pipelines once; run them locally or on Airflow, Kubeflow or Dagster.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -50,11 +56,15 @@ class RunnerChoice(StrEnum):
 
 
 HomeOpt = Annotated[
-    Path | None, typer.Option("--home", help="Where mlpipe writes everything [env: MLPIPE_HOME; default ./.mlpipe]")
+    Path | None,
+    typer.Option(
+        "--home", help="Where mlpipe writes everything [env: MLPIPE_HOME; default ./.mlpipe]"
+    ),
 ]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")]
 SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", "-s", help="Override a field: dotted.key=value (repeatable)")
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a field: dotted.key=value (repeatable)"),
 ]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Run every step even if cached")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")]
@@ -63,7 +73,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 def fail(exc: BaseException) -> typer.Exit:
     """Print a clear error and pick the exit code: 2 for bad input, 1 otherwise."""
     code = getattr(exc, "exit_code", 1) if isinstance(exc, MlpipeError) else 1
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -71,7 +81,9 @@ def _load(config: Path | None, overrides: list[str] | None, pipeline: str) -> Pi
     return load_config(config, overrides or [], pipeline=pipeline)  # type: ignore[arg-type]
 
 
-def run_with(runner: str, pipeline_name: str, cfg: PipelineConfig, home: Path, use_cache: bool | None) -> PipelineRun:
+def run_with(
+    runner: str, pipeline_name: str, cfg: PipelineConfig, home: Path, use_cache: bool | None
+) -> PipelineRun:
     """Dispatch to the local runner or an adapter's ``run_pipeline`` (imported only when used)."""
     from mlpipe.core.pipelines import get_pipeline
 
@@ -84,7 +96,8 @@ def run_with(runner: str, pipeline_name: str, cfg: PipelineConfig, home: Path, u
         module = importlib.import_module(f"mlpipe.adapters.{runner}.runner")
     except ImportError as exc:
         raise ConfigError(
-            f"--runner {runner}: the {runner} adapter needs its extra: pip install 'mlpipe[{runner}]' ({exc})"
+            f"--runner {runner}: the {runner} adapter needs its extra: "
+            f"pip install 'mlpipe[{runner}]' ({exc})"
         ) from exc
     result: PipelineRun = module.run_pipeline(pipeline, cfg, home=home, use_cache=use_cache)
     return result
@@ -100,11 +113,20 @@ def _progress(step: str, state: str, result: StepRun | None) -> None:
 
 def print_run(run: PipelineRun, as_json: bool) -> None:
     if as_json:
-        out.print_json(json.dumps({
-            "pipeline": run.pipeline, "runner": run.runner, "run_id": run.run_id,
-            "run_dir": str(run.run_dir), "seconds": run.seconds,
-            "steps": [s.to_json() for s in run.steps], "extra": run.extra,
-        }, default=str))
+        out.print_json(
+            json.dumps(
+                {
+                    "pipeline": run.pipeline,
+                    "runner": run.runner,
+                    "run_id": run.run_id,
+                    "run_dir": str(run.run_dir),
+                    "seconds": run.seconds,
+                    "steps": [s.to_json() for s in run.steps],
+                    "extra": run.extra,
+                },
+                default=str,
+            )
+        )
         return
     table = Table(title=f"{run.pipeline} via {run.runner} · run {run.run_id} · {run.seconds:.1f}s")
     for col in ("step", "seconds", "cached", "output"):
@@ -119,7 +141,8 @@ def _describe(s: StepRun) -> str:
     if ref.kind == "dataset":
         return ", ".join(f"{k}: {v} rows" for k, v in ref.rows.items())
     if ref.kind == "model":
-        return f"eval accuracy {ref.metrics.get('eval_accuracy', 0):.4f}, f1 {ref.metrics.get('eval_f1', 0):.4f}"
+        m = ref.metrics
+        return f"eval accuracy {m.get('eval_accuracy', 0):.4f}, f1 {m.get('eval_f1', 0):.4f}"
     if ref.kind == "model_version":
         return f"{ref.spec} [{', '.join(ref.aliases)}]"
     if ref.kind == "predictions":
@@ -130,8 +153,15 @@ def _describe(s: StepRun) -> str:
     return ref.uri
 
 
-def _run_command(pipeline: str, runner: str, config: Path | None, overrides: list[str] | None,
-                 home: Path | None, no_cache: bool, as_json: bool) -> PipelineRun:
+def _run_command(
+    pipeline: str,
+    runner: str,
+    config: Path | None,
+    overrides: list[str] | None,
+    home: Path | None,
+    no_cache: bool,
+    as_json: bool,
+) -> PipelineRun:
     try:
         cfg = _load(config, overrides, pipeline)
         run = run_with(runner, pipeline, cfg, resolve_home(home), False if no_cache else None)
@@ -142,23 +172,41 @@ def _run_command(pipeline: str, runner: str, config: Path | None, overrides: lis
 
 
 @app.command()
-def train(config: ConfigOpt = None, set_: SetOpt = None, home: HomeOpt = None,
-          runner: RunnerChoice = RunnerChoice.local, no_cache: NoCacheOpt = False, json_: JsonOpt = False) -> None:
+def train(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    home: HomeOpt = None,
+    runner: RunnerChoice = RunnerChoice.local,
+    no_cache: NoCacheOpt = False,
+    json_: JsonOpt = False,
+) -> None:
     """Run the training pipeline (default: locally, in this process)."""
     _run_command("training", runner.value, config, set_, home, no_cache, json_)
 
 
 @app.command()
-def infer(config: ConfigOpt = None, set_: SetOpt = None, home: HomeOpt = None,
-          runner: RunnerChoice = RunnerChoice.local, no_cache: NoCacheOpt = False, json_: JsonOpt = False) -> None:
+def infer(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    home: HomeOpt = None,
+    runner: RunnerChoice = RunnerChoice.local,
+    no_cache: NoCacheOpt = False,
+    json_: JsonOpt = False,
+) -> None:
     """Run the inference pipeline (default: locally, in this process)."""
     _run_command("inference", runner.value, config, set_, home, no_cache, json_)
 
 
 @app.command()
-def run(pipeline: PipelineChoice, runner: Annotated[RunnerChoice, typer.Option(help="Who runs the steps")] = RunnerChoice.local,
-        config: ConfigOpt = None, set_: SetOpt = None, home: HomeOpt = None,
-        no_cache: NoCacheOpt = False, json_: JsonOpt = False) -> None:
+def run(
+    pipeline: PipelineChoice,
+    runner: Annotated[RunnerChoice, typer.Option(help="Who runs the steps")] = RunnerChoice.local,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    home: HomeOpt = None,
+    no_cache: NoCacheOpt = False,
+    json_: JsonOpt = False,
+) -> None:
     """Run a pipeline through a runner: local, airflow, kubeflow (kfp.local) or dagster."""
     _run_command(pipeline.value, runner.value, config, set_, home, no_cache, json_)
 
@@ -169,7 +217,9 @@ def step(
     pipeline: Annotated[PipelineChoice, typer.Option(help="Pipeline the step belongs to")],
     run_id: Annotated[str, typer.Option(help="Run id shared by all steps of one run")],
     config: ConfigOpt = None,
-    config_json: Annotated[str | None, typer.Option(help="The whole config as JSON (instead of --config)")] = None,
+    config_json: Annotated[
+        str | None, typer.Option(help="The whole config as JSON (instead of --config)")
+    ] = None,
     set_: SetOpt = None,
     home: HomeOpt = None,
     no_cache: NoCacheOpt = False,
@@ -192,9 +242,19 @@ def step(
             try:
                 inputs[arg] = load_step_result(root, pipe.name, run_id, source).ref
             except FileNotFoundError:
-                raise ConfigError(f"step '{name}' needs '{source}' of run {run_id} first (no result under {root})") from None
-        result = run_step(pipe, name, cfg, inputs, home=root, run_id=run_id,
-                          use_cache=False if no_cache else None, tags={"runner": "step"})
+                raise ConfigError(
+                    f"step '{name}' needs '{source}' of run {run_id} first (no result under {root})"
+                ) from None
+        result = run_step(
+            pipe,
+            name,
+            cfg,
+            inputs,
+            home=root,
+            run_id=run_id,
+            use_cache=False if no_cache else None,
+            tags={"runner": "step"},
+        )
     except MlpipeError as exc:
         raise fail(exc) from exc
     sys.stdout.write(json.dumps(result.to_json()) + "\n")
@@ -207,10 +267,17 @@ def demo(home: HomeOpt = None, no_cache: NoCacheOpt = False) -> None:
     started = time.perf_counter()
     err.print(f"[bold]mlpipe demo[/] · home {root}", highlight=False)
     try:
-        training = run_with("local", "training", TrainingConfig(), root, False if no_cache else None)
+        training = run_with(
+            "local", "training", TrainingConfig(), root, False if no_cache else None
+        )
         version: Any = training.final
-        inference = run_with("local", "inference", InferenceConfig(
-            inference={"model": f"{version.name}:v{version.version}"}), root, False if no_cache else None)
+        inference = run_with(
+            "local",
+            "inference",
+            InferenceConfig(inference=InferenceSettings(model=version.spec)),
+            root,
+            False if no_cache else None,
+        )
     except MlpipeError as exc:
         raise fail(exc) from exc
     results: Any = inference.final
@@ -219,15 +286,21 @@ def demo(home: HomeOpt = None, no_cache: NoCacheOpt = False) -> None:
     table.add_column("value", overflow="fold")
     table.add_row("eval accuracy (training)", f"{version.metrics.get('eval_accuracy', 0):.4f}")
     table.add_row("model version", f"{version.spec} [{', '.join(version.aliases)}]")
-    table.add_row("inference accuracy", f"{results.metrics.get('accuracy', 0):.4f} on {results.rows} rows")
+    table.add_row(
+        "inference accuracy", f"{results.metrics.get('accuracy', 0):.4f} on {results.rows} rows"
+    )
     table.add_row("predictions", results.predictions_uri)
     table.add_row("registry", str(Path(version.uri).parent.parent))
     out.print(table)
 
 
 @registry_app.command("list")
-def registry_list(name: Annotated[str | None, typer.Argument(help="Model name (default: all)")] = None,
-                  config: ConfigOpt = None, home: HomeOpt = None, json_: JsonOpt = False) -> None:
+def registry_list(
+    name: Annotated[str | None, typer.Argument(help="Model name (default: all)")] = None,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+    json_: JsonOpt = False,
+) -> None:
     """List model versions with their aliases and metrics."""
     try:
         registry = _registry(config, home)
@@ -241,14 +314,24 @@ def registry_list(name: Annotated[str | None, typer.Argument(help="Model name (d
     for col in ("model", "version", "aliases", "eval accuracy", "sha256"):
         table.add_column(col)
     for v in versions:
-        table.add_row(v.name, f"v{v.version}", ", ".join(v.aliases),
-                      f"{v.metrics.get('eval_accuracy', float('nan')):.4f}", v.sha256[:12])
+        table.add_row(
+            v.name,
+            f"v{v.version}",
+            ", ".join(v.aliases),
+            f"{v.metrics.get('eval_accuracy', float('nan')):.4f}",
+            v.sha256[:12],
+        )
     out.print(table)
 
 
 @registry_app.command("promote")
-def registry_promote(name: str, version: Annotated[str, typer.Argument(help="Version number, e.g. 3 or v3")],
-                     alias: str, config: ConfigOpt = None, home: HomeOpt = None) -> None:
+def registry_promote(
+    name: str,
+    version: Annotated[str, typer.Argument(help="Version number, e.g. 3 or v3")],
+    alias: str,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
     """Point ALIAS (e.g. production) at VERSION of model NAME."""
     try:
         number = int(version.lstrip("v"))
@@ -270,9 +353,12 @@ def _registry(config: Path | None, home: Path | None) -> Any:
 
 
 @compile_app.command("kubeflow")
-def compile_kubeflow(pipeline: Annotated[PipelineChoice, typer.Option(help="Pipeline to compile")],
-                     output: Annotated[Path, typer.Option("--output", "-o", help="YAML file to write")],
-                     config: ConfigOpt = None, set_: SetOpt = None) -> None:
+def compile_kubeflow(
+    pipeline: Annotated[PipelineChoice, typer.Option(help="Pipeline to compile")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="YAML file to write")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
     """Compile a pipeline to kfp v2 YAML (loadable by any KFP backend)."""
     from mlpipe.core.pipelines import get_pipeline
 
@@ -281,7 +367,9 @@ def compile_kubeflow(pipeline: Annotated[PipelineChoice, typer.Option(help="Pipe
         try:
             from mlpipe.adapters.kubeflow import compile_pipeline
         except ImportError as exc:
-            raise ConfigError(f"compile kubeflow needs the extra: pip install 'mlpipe[kubeflow]' ({exc})") from exc
+            raise ConfigError(
+                f"compile kubeflow needs the extra: pip install 'mlpipe[kubeflow]' ({exc})"
+            ) from exc
         path = compile_pipeline(get_pipeline(pipeline.value), cfg, output)
     except MlpipeError as exc:
         raise fail(exc) from exc

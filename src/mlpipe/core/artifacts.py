@@ -37,11 +37,15 @@ def assemble(
             shutil.copy2(src, out_dir / src.name)
     write_json(out_dir / "metrics.json", metrics)
     write_json(out_dir / "provenance.json", provenance)
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "files": file_hashes(out_dir, exclude=(MANIFEST,)),
         "metrics": metrics,
-        **{k: provenance[k] for k in ("data_sha256", "config_sha256", "base_model") if k in provenance},
+        **{
+            k: provenance[k]
+            for k in ("data_sha256", "config_sha256", "base_model")
+            if k in provenance
+        },
     }
     write_json(out_dir / MANIFEST, manifest)
     return manifest
@@ -66,7 +70,9 @@ def verify(directory: Path) -> dict[str, Any]:
         elif sha256_file(path) != expected:
             problems.append(f"{name} does not match its sha256")
     if problems:
-        raise ChecksumError(f"{directory}: " + "; ".join(problems) + " (the model files were changed or damaged)")
+        raise ChecksumError(
+            f"{directory}: " + "; ".join(problems) + " (the model files were changed or damaged)"
+        )
     return manifest
 
 

@@ -40,13 +40,15 @@ def code_version() -> str:
 
 def step_key(pipeline: str, step: Step, config: Any, inputs: Mapping[str, Ref]) -> str:
     sections = config.model_dump(mode="json", include=set(step.config_sections))
-    return sha256_json({
-        "pipeline": pipeline,
-        "step": step.name,
-        "config": sections,
-        "inputs": {name: ref.sha256 for name, ref in sorted(inputs.items())},
-        "code": code_version(),
-    })
+    return sha256_json(
+        {
+            "pipeline": pipeline,
+            "step": step.name,
+            "config": sections,
+            "inputs": {name: ref.sha256 for name, ref in sorted(inputs.items())},
+            "code": code_version(),
+        }
+    )
 
 
 def still_valid(ref: Ref) -> bool:
@@ -54,7 +56,9 @@ def still_valid(ref: Ref) -> bool:
     try:
         if isinstance(ref, DatasetRef):
             base = Path(ref.uri)
-            return sha256_json({s: sha256_file(base / f) for s, f in ref.files.items()}) == ref.sha256
+            return (
+                sha256_json({s: sha256_file(base / f) for s, f in ref.files.items()}) == ref.sha256
+            )
         if isinstance(ref, ModelRef):
             return sha256_file(Path(ref.uri) / "model.safetensors") == ref.sha256
         if isinstance(ref, ArtifactsRef | ModelVersionRef):
@@ -87,4 +91,6 @@ class StepCache:
 
     def put(self, key: str, ref: Ref, *, run_id: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        artifacts.write_json(self.root / f"{key}.json", {"run_id": run_id, "ref": ref.model_dump(mode="json")})
+        artifacts.write_json(
+            self.root / f"{key}.json", {"run_id": run_id, "ref": ref.model_dump(mode="json")}
+        )

@@ -176,7 +176,8 @@ def load_config(
     """Read a YAML config, apply ``dotted.key=value`` overrides, validate, make paths absolute.
 
     Relative paths in the file are taken relative to the file's own directory, so a config works
-    from any working directory; paths given with ``--set`` are relative to the current one. Raises ``ConfigError`` naming the field and what is allowed.
+    from any working directory; paths given with ``--set`` are relative to the current one.
+    Raises ``ConfigError`` naming the field and what is allowed.
     """
     raw: dict[str, Any] = {}
     if path is not None:
@@ -198,7 +199,9 @@ def load_config(
     _merge(raw, override)
     kind = raw.get("pipeline", pipeline)
     if pipeline is not None and kind != pipeline:
-        raise ConfigError(f"pipeline: this command needs a '{pipeline}' config, the file is '{kind}'")
+        raise ConfigError(
+            f"pipeline: this command needs a '{pipeline}' config, the file is '{kind}'"
+        )
     if kind not in CONFIG_TYPES:
         raise ConfigError(f"pipeline: must be 'training' or 'inference' (got {kind!r})")
     return parse_config(raw, CONFIG_TYPES[kind])

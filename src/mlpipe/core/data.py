@@ -24,7 +24,13 @@ from mlpipe.core.refs import CheckResult, DatasetRef
 from mlpipe.core.synthetic import generate_rows
 
 TEXT, LABEL = "text", "label"
-SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+SUFFIXES = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 HUB_HOST = ("huggingface.co", 443)
 
 
@@ -58,7 +64,9 @@ def _read_file(path: Path, chunk_rows: int) -> Iterator[pa.Table]:
         raise DataError(f"data file not found: {path} (set data.path to an existing file)")
     fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
-        raise DataError(f"{path}: unsupported file type '{path.suffix}'; use .csv, .jsonl or .parquet")
+        raise DataError(
+            f"{path}: unsupported file type '{path.suffix}'; use .csv, .jsonl or .parquet"
+        )
     try:
         if fmt == "parquet":
             reader = pq.ParquetFile(path)
@@ -99,7 +107,11 @@ def _read_hub(cfg: DataConfig) -> pa.Table:
 
         ds = datasets.load_dataset(hub.name, hub.subset, split=hub.split)
     except Exception as exc:
-        where = "the Hugging Face Hub is unreachable and it is not in the local cache" if offline else str(exc)
+        where = (
+            "the Hugging Face Hub is unreachable and it is not in the local cache"
+            if offline
+            else str(exc)
+        )
         raise DataError(
             f"data.hub: cannot load dataset '{hub.name}'"
             + (f" ({hub.subset})" if hub.subset else "")
@@ -127,7 +139,9 @@ def normalize(table: pa.Table, cfg: DataConfig, source: str, *, require_labels: 
         if pa.types.is_null(texts.type):
             texts = pa.array([None] * len(table), pa.string())
         else:
-            raise DataError(f"{source}: column '{cfg.text_column}' must hold text, found {texts.type}")
+            raise DataError(
+                f"{source}: column '{cfg.text_column}' must hold text, found {texts.type}"
+            )
     texts = pc.fill_null(texts.cast(pa.string()), "")
     columns = {TEXT: texts}
     if has_labels:
@@ -209,7 +223,9 @@ def prepare_training_data(cfg: DataConfig, out_dir: Path) -> DatasetRef:
     checks: list[CheckResult] = [
         quality.check_not_empty(len(train), "train"),
         quality.check_not_empty(len(eval_), "eval"),
-        quality.check_empty_texts(_empty_count(train_texts) + _empty_count(eval_texts), len(train) + len(eval_)),
+        quality.check_empty_texts(
+            _empty_count(train_texts) + _empty_count(eval_texts), len(train) + len(eval_)
+        ),
         quality.check_label_balance(train.column(LABEL).to_pylist(), cfg.label_names),
         quality.check_duplicates(train_texts, len(train_texts)),
         quality.check_overlap(train_texts, eval_texts),
@@ -217,8 +233,15 @@ def prepare_training_data(cfg: DataConfig, out_dir: Path) -> DatasetRef:
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_parquet(train, out_dir / "train.parquet")
     _write_parquet(eval_, out_dir / "eval.parquet")
-    return _dataset_ref(out_dir, {"train": "train.parquet", "eval": "eval.parquet"},
-                        {"train": len(train), "eval": len(eval_)}, train.column_names, True, cfg, checks)
+    return _dataset_ref(
+        out_dir,
+        {"train": "train.parquet", "eval": "eval.parquet"},
+        {"train": len(train), "eval": len(eval_)},
+        train.column_names,
+        True,
+        cfg,
+        checks,
+    )
 
 
 def prepare_inference_data(cfg: DataConfig, out_dir: Path, *, chunk_rows: int) -> DatasetRef:
@@ -267,22 +290,36 @@ def prepare_inference_data(cfg: DataConfig, out_dir: Path, *, chunk_rows: int) -
         quality.check_not_empty(rows, "data"),
         quality.check_empty_texts(empty, rows),
         CheckResult(
-            name="duplicate_texts", passed=True, blocking=False,
-            value=duplicates / rows if rows else 0.0, message=f"{duplicates} duplicate texts",
+            name="duplicate_texts",
+            passed=True,
+            blocking=False,
+            value=duplicates / rows if rows else 0.0,
+            message=f"{duplicates} duplicate texts",
         ),
     ]
-    return _dataset_ref(out_dir, {"data": "data.parquet"}, {"data": rows}, schema.names,
-                        has_labels, cfg, checks)
+    return _dataset_ref(
+        out_dir, {"data": "data.parquet"}, {"data": rows}, schema.names, has_labels, cfg, checks
+    )
 
 
 def _dataset_ref(
-    out_dir: Path, files: dict[str, str], rows: dict[str, int], columns: list[str],
-    has_labels: bool, cfg: DataConfig, checks: list[CheckResult],
+    out_dir: Path,
+    files: dict[str, str],
+    rows: dict[str, int],
+    columns: list[str],
+    has_labels: bool,
+    cfg: DataConfig,
+    checks: list[CheckResult],
 ) -> DatasetRef:
     hashes = {split: sha256_file(out_dir / name) for split, name in files.items()}
     return DatasetRef(
-        uri=str(out_dir), sha256=sha256_json(hashes), files=files, rows=rows,
-        columns=tuple(columns), has_labels=has_labels, label_names=tuple(cfg.label_names),
+        uri=str(out_dir),
+        sha256=sha256_json(hashes),
+        files=files,
+        rows=rows,
+        columns=tuple(columns),
+        has_labels=has_labels,
+        label_names=tuple(cfg.label_names),
         checks=tuple(checks),
     )
 

@@ -24,7 +24,9 @@ def sha256_bytes(data: bytes) -> str:
 
 def sha256_json(obj: Any) -> str:
     """Hash of a JSON-able object in canonical form (sorted keys, no whitespace)."""
-    return sha256_bytes(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode())
+    return sha256_bytes(
+        json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    )
 
 
 def file_hashes(directory: str | Path, *, exclude: tuple[str, ...] = ()) -> dict[str, str]:

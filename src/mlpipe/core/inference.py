@@ -23,8 +23,15 @@ from mlpipe.core.batching import pad_batch, sorted_batches, tokenize
 class Predictor:
     """A loaded classifier that labels lists of texts."""
 
-    def __init__(self, model_dir: str | Path, *, max_length: int | None = None,
-                 batch_size: int = 64, quantize: str = "none", num_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        max_length: int | None = None,
+        batch_size: int = 64,
+        quantize: str = "none",
+        num_threads: int | None = None,
+    ) -> None:
         from mlpipe.core.modeling import load_trained, set_threads
 
         set_threads(num_threads)
@@ -32,9 +39,12 @@ class Predictor:
         if quantize == "int8":
             self.model = quantize_int8(self.model)
         config = self.model.config
-        self.max_length = max_length or min(int(getattr(config, "max_position_embeddings", 512)), 512)
+        self.max_length = max_length or min(
+            int(getattr(config, "max_position_embeddings", 512)), 512
+        )
         self.batch_size = batch_size
-        self.label_names = [config.id2label[i] for i in range(config.num_labels)]
+        id2label = {int(k): v for k, v in (config.id2label or {}).items()}
+        self.label_names = [id2label[i] for i in range(len(id2label))]
         self.pad_id = self.tokenizer.pad_token_id or 0
 
     def predict(self, texts: list[str]) -> tuple[list[int], list[float]]:
@@ -49,7 +59,9 @@ class Predictor:
                 logits = self.model(**pad_batch([ids[i] for i in batch], self.pad_id)).logits
                 probs = logits.float().softmax(-1)
                 best = probs.max(-1)
-                for i, label, score in zip(batch, best.indices.tolist(), best.values.tolist(), strict=True):
+                for i, label, score in zip(
+                    batch, best.indices.tolist(), best.values.tolist(), strict=True
+                ):
                     labels[i] = label
                     scores[i] = score
         return labels, scores
@@ -71,17 +83,27 @@ def quantize_int8(model: Any) -> Any:
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
-def iter_chunks(path: Path, chunk_rows: int, columns: list[str] | None = None) -> Iterator[pa.Table]:
+def iter_chunks(
+    path: Path, chunk_rows: int, columns: list[str] | None = None
+) -> Iterator[pa.Table]:
     reader = pq.ParquetFile(path)
     for batch in reader.iter_batches(batch_size=chunk_rows, columns=columns):
         yield pa.Table.from_batches([batch])
 
 
-def predict_file(predictor: Predictor, data_path: Path, out_path: Path, *, chunk_rows: int) -> tuple[int, float]:
+def predict_file(
+    predictor: Predictor, data_path: Path, out_path: Path, *, chunk_rows: int
+) -> tuple[int, float]:
     """Write ``row_id, pred_id, pred_label, score`` for every row; return (rows, seconds)."""
     tmp = out_path.with_name(out_path.name + ".tmp")
-    schema = pa.schema([("row_id", pa.int64()), ("pred_id", pa.int64()),
-                        ("pred_label", pa.string()), ("score", pa.float32())])
+    schema = pa.schema(
+        [
+            ("row_id", pa.int64()),
+            ("pred_id", pa.int64()),
+            ("pred_label", pa.string()),
+            ("score", pa.float32()),
+        ]
+    )
     rows = 0
     started = time.perf_counter()
     try:
@@ -89,12 +111,19 @@ def predict_file(predictor: Predictor, data_path: Path, out_path: Path, *, chunk
             for chunk in iter_chunks(data_path, chunk_rows, columns=["text"]):
                 texts = chunk.column("text").to_pylist()
                 labels, scores = predictor.predict(texts)
-                writer.write_table(pa.table({
-                    "row_id": pa.array(range(rows, rows + len(texts)), pa.int64()),
-                    "pred_id": pa.array(labels, pa.int64()),
-                    "pred_label": pa.array([predictor.label_names[i] for i in labels], pa.string()),
-                    "score": pa.array(scores, pa.float32()),
-                }, schema=schema))
+                writer.write_table(
+                    pa.table(
+                        {
+                            "row_id": pa.array(range(rows, rows + len(texts)), pa.int64()),
+                            "pred_id": pa.array(labels, pa.int64()),
+                            "pred_label": pa.array(
+                                [predictor.label_names[i] for i in labels], pa.string()
+                            ),
+                            "score": pa.array(scores, pa.float32()),
+                        },
+                        schema=schema,
+                    )
+                )
                 rows += len(texts)
         os.replace(tmp, out_path)
     finally:

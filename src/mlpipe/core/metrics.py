@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def classification_metrics(labels: Sequence[int], preds: Sequence[int], num_labels: int) -> dict[str, float]:
+def classification_metrics(
+    labels: Sequence[int], preds: Sequence[int], num_labels: int
+) -> dict[str, float]:
     """Accuracy and F1 (positive-class F1 for two labels, macro F1 otherwise)."""
     n = len(labels)
     if n == 0:

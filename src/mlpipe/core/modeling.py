@@ -60,28 +60,42 @@ def load_tokenizer(source: str | Path) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(str(source))
 
 
-def build_model(cfg: ModelConfig, label_names: tuple[str, ...] | list[str]) -> tuple[PreTrainedModel, Any]:
+def build_model(
+    cfg: ModelConfig, label_names: tuple[str, ...] | list[str]
+) -> tuple[PreTrainedModel, Any]:
     """The base model with a fresh classification head, and its tokenizer."""
     quiet_transformers()
     import torch
-    from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+    from transformers import (
+        AutoModelForSequenceClassification,
+        BertConfig,
+        BertForSequenceClassification,
+    )
 
     source = resolve_base(cfg.base)
     tokenizer = load_tokenizer(source)
     labels = {i: name for i, name in enumerate(label_names)}
     if cfg.base == "tiny":
         tiny = cfg.tiny
-        config = BertConfig(
-            vocab_size=tokenizer.vocab_size, hidden_size=tiny.hidden_size,
-            num_hidden_layers=tiny.num_layers, num_attention_heads=tiny.num_heads,
-            intermediate_size=tiny.intermediate_size, max_position_embeddings=max(cfg.max_length, 64),
-            num_labels=len(labels), id2label=labels, label2id={v: k for k, v in labels.items()},
+        config = BertConfig(  # type: ignore[call-arg]  # num_labels etc. go to PretrainedConfig
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=tiny.hidden_size,
+            num_hidden_layers=tiny.num_layers,
+            num_attention_heads=tiny.num_heads,
+            intermediate_size=tiny.intermediate_size,
+            max_position_embeddings=max(cfg.max_length, 64),
+            num_labels=len(labels),
+            id2label=labels,
+            label2id={v: k for k, v in labels.items()},
         )
         model = BertForSequenceClassification(config)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=len(labels), id2label=labels,
-            label2id={v: k for k, v in labels.items()}, dtype=torch.float32,
+            source,
+            num_labels=len(labels),
+            id2label=labels,
+            label2id={v: k for k, v in labels.items()},
+            dtype=torch.float32,
         )
     return model, tokenizer
 

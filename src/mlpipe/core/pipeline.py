@@ -82,7 +82,9 @@ class Pipeline:
         for s in self.steps:
             if s.name == name:
                 return s
-        raise KeyError(f"pipeline '{self.name}' has no step '{name}' (steps: {', '.join(self.step_names)})")
+        raise KeyError(
+            f"pipeline '{self.name}' has no step '{name}' (steps: {', '.join(self.step_names)})"
+        )
 
     def downstream(self, name: str) -> tuple[str, ...]:
         return tuple(s.name for s in self.steps if name in s.upstream)

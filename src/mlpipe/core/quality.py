@@ -46,12 +46,20 @@ def check_label_balance(
     shown = ", ".join(f"{n}={f:.1%}" for n, f in fractions.items())
     if missing:
         return CheckResult(
-            name="label_balance", passed=False, blocking=True, value=smallest,
-            threshold=min_fraction, message=f"no examples of {missing}: {shown}",
+            name="label_balance",
+            passed=False,
+            blocking=True,
+            value=smallest,
+            threshold=min_fraction,
+            message=f"no examples of {missing}: {shown}",
         )
     return CheckResult(
-        name="label_balance", passed=smallest >= min_fraction, blocking=False, value=smallest,
-        threshold=min_fraction, message=shown,
+        name="label_balance",
+        passed=smallest >= min_fraction,
+        blocking=False,
+        value=smallest,
+        threshold=min_fraction,
+        message=shown,
     )
 
 
@@ -59,19 +67,29 @@ def check_duplicates(texts: Iterable[str], rows: int, max_fraction: float = 0.2)
     unique = len(set(texts))
     fraction = 1 - unique / rows if rows else 0.0
     return CheckResult(
-        name="duplicate_texts", passed=fraction <= max_fraction, blocking=False, value=fraction,
-        threshold=max_fraction, message=f"{rows - unique} duplicate texts ({fraction:.1%})",
+        name="duplicate_texts",
+        passed=fraction <= max_fraction,
+        blocking=False,
+        value=fraction,
+        threshold=max_fraction,
+        message=f"{rows - unique} duplicate texts ({fraction:.1%})",
     )
 
 
-def check_overlap(train: Iterable[str], eval_: Sequence[str], max_fraction: float = 0.05) -> CheckResult:
+def check_overlap(
+    train: Iterable[str], eval_: Sequence[str], max_fraction: float = 0.05
+) -> CheckResult:
     """Eval texts also seen in training inflate eval metrics."""
     seen = set(train)
     overlap = sum(1 for t in eval_ if t in seen)
     fraction = overlap / len(eval_) if eval_ else 0.0
     return CheckResult(
-        name="train_eval_overlap", passed=fraction <= max_fraction, blocking=False, value=fraction,
-        threshold=max_fraction, message=f"{overlap} eval texts also in train ({fraction:.1%})",
+        name="train_eval_overlap",
+        passed=fraction <= max_fraction,
+        blocking=False,
+        value=fraction,
+        threshold=max_fraction,
+        message=f"{overlap} eval texts also in train ({fraction:.1%})",
     )
 
 
@@ -79,10 +97,17 @@ def check_min_accuracy(accuracy: float, floor: float | None) -> CheckResult:
     """Model-quality gate: eval accuracy must reach the configured floor (if any)."""
     if floor is None:
         return CheckResult(
-            name="min_eval_accuracy", passed=True, blocking=True, value=accuracy,
+            name="min_eval_accuracy",
+            passed=True,
+            blocking=True,
+            value=accuracy,
             message=f"eval accuracy {accuracy:.4f}; no floor configured",
         )
     return CheckResult(
-        name="min_eval_accuracy", passed=accuracy >= floor, blocking=True, value=accuracy,
-        threshold=floor, message=f"eval accuracy {accuracy:.4f}, floor {floor:.4f}",
+        name="min_eval_accuracy",
+        passed=accuracy >= floor,
+        blocking=True,
+        value=accuracy,
+        threshold=floor,
+        message=f"eval accuracy {accuracy:.4f}, floor {floor:.4f}",
     )

@@ -1,6 +1,7 @@
 """Model registry: an interface, and the embedded local backend (a directory).
 
-Local layout: ``<root>/<name>/v<N>/`` (model files + manifest.json) and ``<root>/<name>/aliases.json``.
+Local layout: ``<root>/<name>/v<N>/`` (model files + manifest.json) and
+``<root>/<name>/aliases.json``.
 Publishing copies into a hidden staging directory, verifies it, then under a file lock takes the
 next number and renames the staging directory into place: a crash or a concurrent publisher never
 leaves a partial or lost version.
@@ -36,7 +37,9 @@ def parse_spec(spec: str) -> tuple[str, str]:
 class Registry(Protocol):
     """What every backend offers; the steps and the CLI use nothing else."""
 
-    def publish(self, directory: Path, name: str, aliases: Sequence[str], metadata: dict[str, Any]) -> ModelVersionRef: ...
+    def publish(
+        self, directory: Path, name: str, aliases: Sequence[str], metadata: dict[str, Any]
+    ) -> ModelVersionRef: ...
 
     def resolve(self, spec: str) -> ModelVersionRef: ...
 
@@ -66,25 +69,39 @@ class LocalRegistry:
 
     def _aliases(self, name: str) -> dict[str, int]:
         path = self._model_dir(name) / "aliases.json"
-        return {k: int(v) for k, v in json.loads(path.read_text()).items()} if path.is_file() else {}
+        return (
+            {k: int(v) for k, v in json.loads(path.read_text()).items()} if path.is_file() else {}
+        )
 
     def _numbers(self, name: str) -> list[int]:
         base = self._model_dir(name)
         if not base.is_dir():
             return []
-        return sorted(int(m.group(1)) for p in base.iterdir() if p.is_dir() and (m := re.fullmatch(r"v(\d+)", p.name)))
+        return sorted(
+            int(m.group(1))
+            for p in base.iterdir()
+            if p.is_dir() and (m := re.fullmatch(r"v(\d+)", p.name))
+        )
 
     def _ref(self, name: str, version: int, aliases: dict[str, int]) -> ModelVersionRef:
         vdir = self._model_dir(name) / f"v{version}"
         manifest = artifacts.read_manifest(vdir)
         return ModelVersionRef(
-            uri=str(vdir), sha256=artifacts.manifest_sha256(vdir), name=name, version=version,
+            uri=str(vdir),
+            sha256=artifacts.manifest_sha256(vdir),
+            name=name,
+            version=version,
             aliases=tuple(sorted(a for a, v in aliases.items() if v == version)),
-            backend=self.backend, metrics=manifest.get("metrics", {}),
+            backend=self.backend,
+            metrics=manifest.get("metrics", {}),
         )
 
     def publish(
-        self, directory: Path, name: str, aliases: Sequence[str], metadata: dict[str, Any] | None = None
+        self,
+        directory: Path,
+        name: str,
+        aliases: Sequence[str],
+        metadata: dict[str, Any] | None = None,
     ) -> ModelVersionRef:
         """Publish ``directory`` as the next version; identical content reuses its version."""
         artifacts.verify(directory)
@@ -96,7 +113,11 @@ class LocalRegistry:
             shutil.copytree(directory, staging)
             artifacts.verify(staging)
             with self._lock(name):
-                existing = [v for v in self._numbers(name) if artifacts.manifest_sha256(base / f"v{v}") == digest]
+                existing = [
+                    v
+                    for v in self._numbers(name)
+                    if artifacts.manifest_sha256(base / f"v{v}") == digest
+                ]
                 if existing:
                     version = existing[-1]
                 else:
@@ -104,7 +125,11 @@ class LocalRegistry:
                     staging.rename(base / f"v{version}")
                 table = self._aliases(name)
                 for alias in (LATEST, *aliases):
-                    table[alias] = version if alias != LATEST or version > table.get(LATEST, 0) else table[LATEST]
+                    table[alias] = (
+                        version
+                        if alias != LATEST or version > table.get(LATEST, 0)
+                        else table[LATEST]
+                    )
                 self._write_aliases(name, table)
                 return self._ref(name, version, table)
         finally:
@@ -119,17 +144,24 @@ class LocalRegistry:
         numbers = self._numbers(name)
         if not numbers:
             known = ", ".join(self.names()) or "none"
-            raise ModelNotFoundError(f"model '{name}' is not in the registry at {self.root} (models: {known})")
+            raise ModelNotFoundError(
+                f"model '{name}' is not in the registry at {self.root} (models: {known})"
+            )
         aliases = self._aliases(name)
         match = _VERSION.match(which)
         if match:
             version = int(match.group(1))
             if version not in numbers:
-                raise ModelNotFoundError(f"{name} has no version {version} (versions: {', '.join(f'v{n}' for n in numbers)})")
+                raise ModelNotFoundError(
+                    f"{name} has no version {version} "
+                    f"(versions: {', '.join(f'v{n}' for n in numbers)})"
+                )
         elif which in aliases:
             version = aliases[which]
         else:
-            raise ModelNotFoundError(f"{name} has no alias '{which}' (aliases: {', '.join(sorted(aliases)) or 'none'})")
+            raise ModelNotFoundError(
+                f"{name} has no alias '{which}' (aliases: {', '.join(sorted(aliases)) or 'none'})"
+            )
         return self._ref(name, version, aliases)
 
     def fetch(self, spec: str, dest: Path | None = None) -> ModelVersionRef:
@@ -141,10 +173,12 @@ class LocalRegistry:
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
 
     def versions(self, name: str | None = None) -> list[ModelVersionRef]:
-        out = []
+        out: list[ModelVersionRef] = []
         for model in [name] if name else self.names():
             aliases = self._aliases(model)
             out.extend(self._ref(model, v, aliases) for v in self._numbers(model))
@@ -153,7 +187,9 @@ class LocalRegistry:
     def promote(self, name: str, version: int, alias: str) -> ModelVersionRef:
         """Point ``alias`` at ``version`` (moving it from wherever it was)."""
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", alias):
-            raise ConfigError(f"alias {alias!r}: use letters, digits, '_', '.', '-' and start with a letter")
+            raise ConfigError(
+                f"alias {alias!r}: use letters, digits, '_', '.', '-' and start with a letter"
+            )
         with self._lock(name):
             if version not in self._numbers(name):
                 raise ModelNotFoundError(f"{name} has no version {version}")

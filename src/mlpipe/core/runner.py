@@ -36,7 +36,7 @@ def new_run_id() -> str:
 
 
 def safe_run_id(raw: str) -> str:
-    """Orchestrator run ids (``manual__2026-01-01T00:00:00+00:00``) made safe as a directory name."""
+    """Orchestrator run ids (``manual__2026-01-01T00:00:00+00:00``) made safe as directory names."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", raw).strip("_") or new_run_id()
 
 
@@ -54,8 +54,12 @@ class StepRun:
     cached: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"step": self.step, "seconds": self.seconds, "cached": self.cached,
-                "ref": self.ref.model_dump(mode="json")}
+        return {
+            "step": self.step,
+            "seconds": self.seconds,
+            "cached": self.cached,
+            "ref": self.ref.model_dump(mode="json"),
+        }
 
 
 @dataclass
@@ -120,8 +124,14 @@ def run_step(
     cached = ref is not None
     try:
         if ref is None:
-            ctx = StepContext(home=home, run_id=run_id, pipeline=pipeline.name, step=step.name,
-                              out_dir=out_dir, tags=dict(tags or {}))
+            ctx = StepContext(
+                home=home,
+                run_id=run_id,
+                pipeline=pipeline.name,
+                step=step.name,
+                out_dir=out_dir,
+                tags=dict(tags or {}),
+            )
             ref = step.fn(config, ctx, **{k: inputs[k] for k in step.inputs})
         failed = ref.failed_blocking_checks()
         if enforce_checks and failed:
@@ -156,8 +166,17 @@ def execute_step(
 
     cfg = config_from_json(dict(config) if isinstance(config, Mapping) else config)
     refs = {k: ref_from_json(v if isinstance(v, str) else dict(v)) for k, v in inputs.items()}
-    result = run_step(get_pipeline(pipeline), step, cfg, refs, home=resolve_home(home),
-                      run_id=run_id, use_cache=use_cache, enforce_checks=enforce_checks, tags=tags)
+    result = run_step(
+        get_pipeline(pipeline),
+        step,
+        cfg,
+        refs,
+        home=resolve_home(home),
+        run_id=run_id,
+        use_cache=use_cache,
+        enforce_checks=enforce_checks,
+        tags=tags,
+    )
     return result.to_json()
 
 
@@ -165,8 +184,12 @@ def load_step_result(home: Path, pipeline: str, run_id: str, step: str) -> StepR
     """Read back what a step recorded (for runners that pass only run ids between tasks)."""
     path = run_dir(home, pipeline, run_id) / step / "result.json"
     data = json.loads(path.read_text())
-    return StepRun(step=data["step"], ref=ref_from_json(data["ref"]), seconds=data["seconds"],
-                   cached=data["cached"])
+    return StepRun(
+        step=data["step"],
+        ref=ref_from_json(data["ref"]),
+        seconds=data["seconds"],
+        cached=data["cached"],
+    )
 
 
 StepCallback = Callable[[str, str, StepRun | None], None]
@@ -184,7 +207,9 @@ def run_pipeline(
     """The local runner: every step in order, in this process. The reference for all others."""
     preflight(config)
     run_id = run_id or new_run_id()
-    run = PipelineRun(pipeline=pipeline.name, run_id=run_id, run_dir=run_dir(home, pipeline.name, run_id))
+    run = PipelineRun(
+        pipeline=pipeline.name, run_id=run_id, run_dir=run_dir(home, pipeline.name, run_id)
+    )
     fresh = [d for d in (home, home / "runs", run.run_dir.parent, run.run_dir) if not d.exists()]
     started = time.perf_counter()
     try:
@@ -192,19 +217,36 @@ def run_pipeline(
             if on_step:
                 on_step(step.name, "running", None)
             inputs = {arg: run.outputs[src] for arg, src in step.inputs.items()}
-            result = run_step(pipeline, step.name, config, inputs, home=home, run_id=run_id,
-                              use_cache=use_cache, tags={"runner": "local"})
+            result = run_step(
+                pipeline,
+                step.name,
+                config,
+                inputs,
+                home=home,
+                run_id=run_id,
+                use_cache=use_cache,
+                tags={"runner": "local"},
+            )
             run.steps.append(result)
             if on_step:
                 on_step(step.name, "cached" if result.cached else "done", result)
     except BaseException:
-        for directory in reversed(fresh):  # a run that failed before writing anything leaves no trace
+        for directory in reversed(
+            fresh
+        ):  # a run that failed before writing anything leaves no trace
             if directory.is_dir() and not any(directory.iterdir()):
                 directory.rmdir()
         raise
     run.seconds = time.perf_counter() - started
-    write_json(run.run_dir / "run.json", {
-        "pipeline": pipeline.name, "run_id": run_id, "runner": "local", "seconds": run.seconds,
-        "config": config.model_dump(mode="json"), "steps": [s.to_json() for s in run.steps],
-    })
+    write_json(
+        run.run_dir / "run.json",
+        {
+            "pipeline": pipeline.name,
+            "run_id": run_id,
+            "runner": "local",
+            "seconds": run.seconds,
+            "config": config.model_dump(mode="json"),
+            "steps": [s.to_json() for s in run.steps],
+        },
+    )
     return run

@@ -41,13 +41,19 @@ def train_model(config: TrainingConfig, ctx: StepContext, dataset: DatasetRef) -
     eval_ = data.read_split(dataset, "eval")
     model_dir = ctx.out_dir / "model"
     metrics = train_classifier(
-        config.model, config.training,
-        train.column("text").to_pylist(), train.column("label").to_pylist(),
-        eval_.column("text").to_pylist(), eval_.column("label").to_pylist(),
-        dataset.label_names, model_dir,
+        config.model,
+        config.training,
+        train.column("text").to_pylist(),
+        train.column("label").to_pylist(),
+        eval_.column("text").to_pylist(),
+        eval_.column("label").to_pylist(),
+        dataset.label_names,
+        model_dir,
     )
     return ModelRef(
-        uri=str(model_dir), sha256=sha256_file(model_dir / "model.safetensors"), metrics=metrics,
+        uri=str(model_dir),
+        sha256=sha256_file(model_dir / "model.safetensors"),
+        metrics=metrics,
         base=config.model.base,
         checks=(check_min_accuracy(metrics["eval_accuracy"], config.training.min_eval_accuracy),),
     )
@@ -69,7 +75,9 @@ def training_provenance(config: TrainingConfig, dataset: DatasetRef) -> dict[str
     }
 
 
-def save_artifacts(config: TrainingConfig, ctx: StepContext, model: ModelRef, dataset: DatasetRef) -> ArtifactsRef:
+def save_artifacts(
+    config: TrainingConfig, ctx: StepContext, model: ModelRef, dataset: DatasetRef
+) -> ArtifactsRef:
     """Assemble weights, tokenizer, config, metrics and a checksummed manifest in one directory."""
     from mlpipe.core.training import TIMING_METRICS
 
@@ -78,15 +86,25 @@ def save_artifacts(config: TrainingConfig, ctx: StepContext, model: ModelRef, da
     manifest = artifacts.assemble(
         Path(model.uri), out, metrics=metrics, provenance=training_provenance(config, dataset)
     )
-    return ArtifactsRef(uri=str(out), sha256=artifacts.manifest_sha256(out),
-                        files=manifest["files"], metrics=metrics)
+    return ArtifactsRef(
+        uri=str(out),
+        sha256=artifacts.manifest_sha256(out),
+        files=manifest["files"],
+        metrics=metrics,
+    )
 
 
-def upload_model(config: TrainingConfig, ctx: StepContext, artifacts_ref: ArtifactsRef) -> ModelVersionRef:
+def upload_model(
+    config: TrainingConfig, ctx: StepContext, artifacts_ref: ArtifactsRef
+) -> ModelVersionRef:
     """Publish the artifact directory as a new registry version with the configured aliases."""
     registry = open_registry(config.registry, ctx.home)
-    return registry.publish(Path(artifacts_ref.uri), config.registry.model_name,
-                            config.registry.aliases, {"run_id": ctx.run_id, **ctx.tags})
+    return registry.publish(
+        Path(artifacts_ref.uri),
+        config.registry.model_name,
+        config.registry.aliases,
+        {"run_id": ctx.run_id, **ctx.tags},
+    )
 
 
 # -- inference ----------------------------------------------------------------------------------
@@ -94,7 +112,9 @@ def upload_model(config: TrainingConfig, ctx: StepContext, artifacts_ref: Artifa
 
 def load_inference_data(config: InferenceConfig, ctx: StepContext) -> DatasetRef:
     """Stream the input rows into parquet (labels optional), chunk by chunk."""
-    return data.prepare_inference_data(config.data, ctx.out_dir, chunk_rows=config.inference.chunk_rows)
+    return data.prepare_inference_data(
+        config.data, ctx.out_dir, chunk_rows=config.inference.chunk_rows
+    )
 
 
 def load_model(config: InferenceConfig, ctx: StepContext) -> ModelVersionRef:
@@ -103,13 +123,20 @@ def load_model(config: InferenceConfig, ctx: StepContext) -> ModelVersionRef:
     return registry.fetch(config.inference.model, ctx.out_dir / "model")
 
 
-def run_inference(config: InferenceConfig, ctx: StepContext, dataset: DatasetRef, model: ModelVersionRef) -> PredictionsRef:
+def run_inference(
+    config: InferenceConfig, ctx: StepContext, dataset: DatasetRef, model: ModelVersionRef
+) -> PredictionsRef:
     """Predict every row with length-sorted, dynamically padded batches, in bounded memory."""
     from mlpipe.core.inference import Predictor, predict_file
 
     settings = config.inference
-    predictor = Predictor(model.uri, max_length=settings.max_length, batch_size=settings.batch_size,
-                          quantize=settings.quantize, num_threads=settings.num_threads)
+    predictor = Predictor(
+        model.uri,
+        max_length=settings.max_length,
+        batch_size=settings.batch_size,
+        quantize=settings.quantize,
+        num_threads=settings.num_threads,
+    )
     if list(dataset.label_names) != predictor.label_names and dataset.has_labels:
         raise DataError(
             f"data.label_names {list(dataset.label_names)} differ from the model's labels "
@@ -117,13 +144,21 @@ def run_inference(config: InferenceConfig, ctx: StepContext, dataset: DatasetRef
         )
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     out = ctx.out_dir / "predictions.parquet"
-    rows, seconds = predict_file(predictor, Path(dataset.uri) / dataset.files["data"], out,
-                                 chunk_rows=settings.chunk_rows)
-    return PredictionsRef(uri=str(out), sha256=sha256_file(out), rows=rows, model=model.spec,
-                          throughput=rows / seconds if seconds else 0.0)
+    rows, seconds = predict_file(
+        predictor, Path(dataset.uri) / dataset.files["data"], out, chunk_rows=settings.chunk_rows
+    )
+    return PredictionsRef(
+        uri=str(out),
+        sha256=sha256_file(out),
+        rows=rows,
+        model=model.spec,
+        throughput=rows / seconds if seconds else 0.0,
+    )
 
 
-def save_results(config: InferenceConfig, ctx: StepContext, dataset: DatasetRef, predictions: PredictionsRef) -> ResultsRef:
+def save_results(
+    config: InferenceConfig, ctx: StepContext, dataset: DatasetRef, predictions: PredictionsRef
+) -> ResultsRef:
     """Join predictions to the input rows (order kept), compute metrics if labels exist, write."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -165,5 +200,11 @@ def save_results(config: InferenceConfig, ctx: StepContext, dataset: DatasetRef,
     if dataset.has_labels:
         metrics.update(classification_metrics(labels, preds, len(dataset.label_names)))
     artifacts.write_json(ctx.out_dir / "metrics.json", {"model": predictions.model, **metrics})
-    return ResultsRef(uri=str(ctx.out_dir), sha256=sha256_file(out), predictions_uri=str(out),
-                      rows=rows, model=predictions.model, metrics=metrics)
+    return ResultsRef(
+        uri=str(ctx.out_dir),
+        sha256=sha256_file(out),
+        predictions_uri=str(out),
+        rows=rows,
+        model=predictions.model,
+        metrics=metrics,
+    )

@@ -17,7 +17,6 @@ from mlpipe.core.batching import pad_batch, shuffled_batches, sorted_batches, to
 from mlpipe.core.config import ModelConfig, TrainConfig
 from mlpipe.core.metrics import classification_metrics
 
-
 # Wall-clock figures vary run to run; they are reported but never written into artifacts, so the
 # same config and data give byte-identical model directories on every runner.
 TIMING_METRICS = ("train_runtime_s", "train_samples_per_second")
@@ -44,7 +43,7 @@ def train_classifier(
     *,
     progress: bool = True,
 ) -> dict[str, float]:
-    """Train, evaluate, save the model (safetensors) and tokenizer to ``out_dir``; return metrics."""
+    """Train, evaluate, save model (safetensors) and tokenizer to ``out_dir``; return metrics."""
     import torch
 
     from mlpipe.core.modeling import build_model, set_threads
@@ -59,15 +58,25 @@ def train_classifier(
     total_steps = train_cfg.max_steps or max(1, math.ceil(steps_per_epoch * train_cfg.epochs))
     warmup = int(total_steps * train_cfg.warmup_ratio)
 
-    decay = [p for n, p in model.named_parameters() if not n.endswith("bias") and "LayerNorm" not in n]
+    decay = [
+        p for n, p in model.named_parameters() if not n.endswith("bias") and "LayerNorm" not in n
+    ]
     no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": train_cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=train_cfg.learning_rate, fused=True,
+        [
+            {"params": decay, "weight_decay": train_cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=train_cfg.learning_rate,
+        fused=True,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup)),
+        lambda s: (
+            (s + 1) / max(1, warmup)
+            if s < warmup
+            else max(0.0, (total_steps - s) / max(1, total_steps - warmup))
+        ),
     )
     labels_t = torch.as_tensor(train_labels, dtype=torch.long)
     model.train()
@@ -78,8 +87,12 @@ def train_classifier(
     bar = _progress(total_steps, "train", progress)
     epoch = 0
     while step < total_steps:
-        for batch in shuffled_batches(lengths, train_cfg.batch_size, train_cfg.seed + epoch,
-                                      group_by_length=train_cfg.group_by_length):
+        for batch in shuffled_batches(
+            lengths,
+            train_cfg.batch_size,
+            train_cfg.seed + epoch,
+            group_by_length=train_cfg.group_by_length,
+        ):
             inputs = pad_batch([train_ids[i] for i in batch], pad_id)
             out = model(**inputs, labels=labels_t[batch])
             out.loss.backward()
@@ -100,8 +113,15 @@ def train_classifier(
     if bar is not None:
         bar.close()
     model.eval()
-    eval_metrics = evaluate(model, tokenizer, eval_texts, eval_labels, model_cfg.max_length,
-                            train_cfg.batch_size * 2, len(label_names))
+    eval_metrics = evaluate(
+        model,
+        tokenizer,
+        eval_texts,
+        eval_labels,
+        model_cfg.max_length,
+        train_cfg.batch_size * 2,
+        len(label_names),
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
@@ -116,8 +136,13 @@ def train_classifier(
 
 
 def evaluate(
-    model: Any, tokenizer: Any, texts: list[str], labels: list[int], max_length: int,
-    batch_size: int, num_labels: int,
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    labels: list[int],
+    max_length: int,
+    batch_size: int,
+    num_labels: int,
 ) -> dict[str, float]:
     """Eval loss, accuracy and F1 with sorted, dynamically padded batches."""
     import torch
@@ -144,5 +169,11 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, leave=False,
-                disable=not sys.stderr.isatty())
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="step",
+        file=sys.stderr,
+        leave=False,
+        disable=not sys.stderr.isatty(),
+    )

@@ -1,0 +1,43 @@
+# mlpipe: `make demo` runs the main job, `make test` installs everything and runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+# torch is pinned and installed first: a looser range lets pip pull a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+
+.PHONY: demo test lint typecheck install install-core clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# Core only (enough for the demo and the local runner).
+$(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -c constraints.txt -e .
+	touch $@
+
+# Everything: all three orchestrators, W&B, the benchmark and the dev tools.
+$(VENV)/.all: $(VENV)/.core
+	$(PIP) install -q -c constraints.txt -e ".[all,dev]"
+	touch $@
+
+install-core: $(VENV)/.core
+install: $(VENV)/.all
+
+demo: install-core
+	$(BIN)/mlpipe demo
+
+lint: install
+	$(BIN)/ruff check src tests bench dags
+	$(BIN)/mypy
+
+typecheck: install
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q --timeout=900
+
+clean:
+	rm -rf $(VENV) .mlpipe .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,149 @@
+"""The CLI as a user runs it: real subprocesses, real exit codes, real files."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY_INFERENCE, TINY_TRAINING, venv_env
+
+FAST = ["--set", "data.generated.n_samples=200", "--set", "training.epochs=1"]
+
+
+def mlpipe(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "mlpipe", *args]
+    if home is not None:
+        cmd += ["--home", str(home)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=venv_env(), timeout=300)
+
+
+def test_help_is_fast_and_imports_no_heavy_library() -> None:
+    code = (
+        "import sys, mlpipe.cli; heavy = [m for m in ('torch', 'transformers', 'airflow', 'kfp', "
+        "'dagster', 'wandb') if m in sys.modules]; print(heavy)"
+    )
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert time.perf_counter() - started < 10
+    assert "demo" in mlpipe("--help").stdout
+
+
+def test_bad_config_exits_2_names_the_field_and_writes_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = mlpipe("train", "--config", str(TINY_TRAINING), "--set", "training.epoch=2", home=home)
+    assert result.returncode == 2
+    assert "training.epoch: unknown field" in result.stderr
+    assert not home.exists()
+
+
+def test_missing_data_file_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = mlpipe(
+        "train",
+        "--config",
+        str(TINY_TRAINING),
+        "--set",
+        "data.source=files",
+        "--set",
+        f"data.path={tmp_path / 'missing.csv'}",
+        home=home,
+    )
+    assert result.returncode == 2
+    assert "data.path: file not found" in result.stderr
+    assert not home.exists()
+
+
+def test_bad_data_file_exits_2_names_file_and_column(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    data = tmp_path / "reviews.csv"
+    data.write_text("text,stars\ngreat,5\nawful,1\n")
+    result = mlpipe(
+        "train",
+        "--config",
+        str(TINY_TRAINING),
+        "--set",
+        "data.source=files",
+        "--set",
+        f"data.path={data}",
+        home=home,
+    )
+    assert result.returncode == 2
+    assert "reviews.csv: no label column 'label'" in result.stderr
+    assert not home.exists()
+
+
+def test_unknown_model_reference_exits_2(tmp_path: Path) -> None:
+    result = mlpipe(
+        "infer",
+        "--config",
+        str(TINY_INFERENCE),
+        "--set",
+        "inference.model=ghost:latest",
+        home=tmp_path / "home",
+    )
+    assert result.returncode == 2
+    assert "model 'ghost' is not in the registry" in result.stderr
+
+
+@pytest.mark.slow
+def test_train_infer_registry_and_step_commands(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    trained = mlpipe(
+        "run",
+        "training",
+        "--runner",
+        "local",
+        "--config",
+        str(TINY_TRAINING),
+        *FAST,
+        "--json",
+        home=home,
+    )
+    assert trained.returncode == 0, trained.stderr
+    report = json.loads(trained.stdout)
+    assert [s["step"] for s in report["steps"]][-1] == "upload_model"
+
+    inferred = mlpipe("infer", "--config", str(TINY_INFERENCE), "--json", home=home)
+    assert inferred.returncode == 0, inferred.stderr
+    final = json.loads(inferred.stdout)["steps"][-1]["ref"]
+    assert Path(final["predictions_uri"]).is_file() and final["rows"] == 200
+
+    listed = json.loads(mlpipe("registry", "list", "--json", home=home).stdout)
+    assert [(v["name"], v["version"]) for v in listed] == [("tiny-sentiment", 1)]
+    promoted = mlpipe("registry", "promote", "tiny-sentiment", "v1", "production", home=home)
+    assert promoted.returncode == 0 and "production" in promoted.stdout
+    assert mlpipe("registry", "promote", "tiny-sentiment", "v5", "x", home=home).returncode == 2
+
+    # One step at a time, as a container would run them, chained through the run directory.
+    for name in ("load_training_data", "train_model", "save_artifacts", "upload_model"):
+        one = mlpipe(
+            "step",
+            name,
+            "--pipeline",
+            "training",
+            "--run-id",
+            "r1",
+            "--config",
+            str(TINY_TRAINING),
+            *FAST,
+            "--no-cache",
+            home=home,
+        )
+        assert one.returncode == 0, one.stderr
+    assert json.loads(one.stdout)["ref"]["version"] == 1  # same seed, same content, same version
+    early = mlpipe(
+        "step",
+        "train_model",
+        "--pipeline",
+        "training",
+        "--run-id",
+        "r2",
+        "--config",
+        str(TINY_TRAINING),
+        home=home,
+    )
+    assert early.returncode == 2 and "needs 'load_training_data' of run r2" in early.stderr
