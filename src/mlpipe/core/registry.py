@@ -202,7 +202,7 @@ class LocalRegistry:
 def open_registry(cfg: RegistryConfig, home: Path) -> Registry:
     """The registry the config names; W&B is imported only when chosen."""
     if cfg.backend == "wandb":
-        from mlpipe.core.wandb_registry import WandbRegistry
+        from mlpipe.integrations.wandb import WandbRegistry
 
         return WandbRegistry(cfg)
     return LocalRegistry(cfg.root or home / "registry")

@@ -24,6 +24,7 @@ from mlpipe.core.refs import (
     ResultsRef,
 )
 from mlpipe.core.registry import open_registry
+from mlpipe.core.tracking import Tracker, open_tracker
 
 # -- training -----------------------------------------------------------------------------------
 
@@ -40,22 +41,39 @@ def train_model(config: TrainingConfig, ctx: StepContext, dataset: DatasetRef) -
     train = data.read_split(dataset, "train")
     eval_ = data.read_split(dataset, "eval")
     model_dir = ctx.out_dir / "model"
-    metrics = train_classifier(
-        config.model,
-        config.training,
-        train.column("text").to_pylist(),
-        train.column("label").to_pylist(),
-        eval_.column("text").to_pylist(),
-        eval_.column("label").to_pylist(),
-        dataset.label_names,
-        model_dir,
-    )
+    with _tracker(config, ctx, job_type="train") as tracker:
+        tracker.summary({"data_sha256": dataset.sha256, "rows": dataset.rows})
+        metrics = train_classifier(
+            config.model,
+            config.training,
+            train.column("text").to_pylist(),
+            train.column("label").to_pylist(),
+            eval_.column("text").to_pylist(),
+            eval_.column("label").to_pylist(),
+            dataset.label_names,
+            model_dir,
+            on_log=tracker.log,
+        )
+        tracker.log({f"final/{k}": v for k, v in metrics.items()})
+        tracker.summary(metrics)
+    floor = config.training.min_eval_accuracy
     return ModelRef(
         uri=str(model_dir),
         sha256=sha256_file(model_dir / "model.safetensors"),
         metrics=metrics,
         base=config.model.base,
-        checks=(check_min_accuracy(metrics["eval_accuracy"], config.training.min_eval_accuracy),),
+        checks=(check_min_accuracy(metrics["eval_accuracy"], floor),),
+    )
+
+
+def _tracker(config: TrainingConfig | InferenceConfig, ctx: StepContext, job_type: str) -> Tracker:
+    """A tracking run named after the mlpipe run, tagged with the runner and its own run id."""
+    return open_tracker(
+        config.tracking,
+        name=f"{ctx.pipeline}-{ctx.run_id}-{ctx.step}",
+        job_type=job_type,
+        config=config.model_dump(mode="json"),
+        tags={"mlpipe_run_id": ctx.run_id, "pipeline": ctx.pipeline, "step": ctx.step, **ctx.tags},
     )
 
 
@@ -200,6 +218,9 @@ def save_results(
     if dataset.has_labels:
         metrics.update(classification_metrics(labels, preds, len(dataset.label_names)))
     artifacts.write_json(ctx.out_dir / "metrics.json", {"model": predictions.model, **metrics})
+    with _tracker(config, ctx, job_type="inference") as tracker:
+        tracker.log({f"inference/{k}": v for k, v in metrics.items()})
+        tracker.summary({"model": predictions.model, **metrics})
     return ResultsRef(
         uri=str(ctx.out_dir),
         sha256=sha256_file(out),

@@ -10,6 +10,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ def train_classifier(
     out_dir: Path,
     *,
     progress: bool = True,
+    on_log: Callable[[dict[str, float], int], None] | None = None,
+    log_every: int = 10,
 ) -> dict[str, float]:
     """Train, evaluate, save model (safetensors) and tokenizer to ``out_dir``; return metrics."""
     import torch
@@ -103,6 +106,14 @@ def train_classifier(
             loss_sum += float(out.loss.detach())
             seen += len(batch)
             step += 1
+            if on_log is not None and (step % log_every == 0 or step == total_steps):
+                on_log(
+                    {
+                        "train/loss": float(out.loss.detach()),
+                        "train/learning_rate": float(scheduler.get_last_lr()[0]),
+                    },
+                    step,
+                )
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / step:.4f}")

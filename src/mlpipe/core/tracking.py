@@ -1,0 +1,62 @@
+"""Experiment tracking behind one small interface; off by default, W&B when configured.
+
+Steps log through a ``Tracker``; which backend sits behind it is a config choice
+(``tracking.backend``), and the W&B client is imported only when chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Protocol
+
+from mlpipe.core.config import TrackingConfig
+
+
+class Tracker(Protocol):
+    """What a step may do with a tracker. Also a context manager that finishes the run."""
+
+    def log(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
+
+    def summary(self, metrics: Mapping[str, Any]) -> None: ...
+
+    def __enter__(self) -> Tracker: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class NullTracker:
+    """Tracking disabled: every call is a no-op."""
+
+    def log(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        return None
+
+    def summary(self, metrics: Mapping[str, Any]) -> None:
+        return None
+
+    def __enter__(self) -> NullTracker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+def open_tracker(
+    cfg: TrackingConfig,
+    *,
+    name: str,
+    job_type: str,
+    config: Mapping[str, Any],
+    tags: Mapping[str, str],
+) -> Tracker:
+    """A tracker for one step. ``tags`` carry the runner and the orchestrator's own run id."""
+    if cfg.backend == "wandb":
+        from mlpipe.integrations.wandb import WandbTracker
+
+        return WandbTracker(cfg, name=name, job_type=job_type, config=config, tags=tags)
+    return NullTracker()

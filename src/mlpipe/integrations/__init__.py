@@ -1,0 +1,1 @@
+"""Integrations with outside services (experiment tracking, remote registries); imported lazily."""
