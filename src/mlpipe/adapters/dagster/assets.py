@@ -178,6 +178,8 @@ def step_asset(pipeline: Pipeline, step: Step, config: PipelineConfig) -> dg.Ass
         meta = ref_metadata(ref)
         meta.update({"mlpipe/run_id": run_id, "mlpipe/seconds": result["seconds"],
                      "mlpipe/cached": result["cached"]})
+        context.log.info(f"{step.name}: {result['seconds']:.2f}s"
+                         f"{' (cached)' if result['cached'] else ''} -> {ref.uri}")
         yield dg.Output(result["ref"], metadata=meta)
         for check in ref.checks:
             if check.name in declared:

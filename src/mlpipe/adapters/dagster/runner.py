@@ -7,6 +7,7 @@ is read back from Dagster's event log: state, duration, check evaluations, failu
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,8 @@ from mlpipe.core.runner import PipelineRun, load_step_result, preflight, run_dir
 
 from .assets import RUN_ID_TAG, asset_to_step
 from .build import build_definitions, job_name
+
+LOG_LEVEL_ENV = "MLPIPE_DAGSTER_LOG_LEVEL"
 
 
 @dataclass
@@ -56,14 +59,18 @@ class _RemoteError(MlpipeError):
 @contextmanager
 def _instance() -> Iterator[dg.DagsterInstance]:
     """``$DAGSTER_HOME``'s instance when set (run history kept), else a throwaway one."""
-    import os
-
     if os.environ.get("DAGSTER_HOME"):
         with dg.DagsterInstance.get() as instance:
             yield instance
     else:
         with dg.DagsterInstance.ephemeral() as instance:
             yield instance
+
+
+def _run_config() -> dict[str, Any]:
+    """Console logs at INFO (one line per asset) unless ``MLPIPE_DAGSTER_LOG_LEVEL`` says else."""
+    level = os.environ.get(LOG_LEVEL_ENV, "INFO").upper()
+    return {"loggers": {"console": {"config": {"log_level": level}}}}
 
 
 def asset_states(instance: dg.DagsterInstance, dagster_run_id: str) -> dict[str, AssetState]:
@@ -131,7 +138,8 @@ def run_pipeline(
     steps_of = asset_to_step(pipeline)
     with _instance() as instance:
         started = time.perf_counter()
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+        result = job.execute_in_process(run_config=_run_config(), instance=instance, tags=tags,
+                                        raise_on_error=False)
         seconds = time.perf_counter() - started
         dagster_run_id = result.run_id
         states = asset_states(instance, dagster_run_id)

@@ -1,0 +1,316 @@
+"""The Dagster adapter, run for real: in-process jobs, blocking checks, CLI and `dagster dev`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlpipe.core import (
+    INFERENCE,
+    TRAINING,
+    DataError,
+    InferenceConfig,
+    QualityGateError,
+    StepFailedError,
+    TrainingConfig,
+    load_config,
+    open_registry,
+)
+from mlpipe.core.errors import ConfigError
+from mlpipe.core.runner import safe_run_id
+from tests.conftest import TINY_INFERENCE, TINY_TRAINING, venv_env
+
+dg = pytest.importorskip("dagster")
+
+from mlpipe.adapters.dagster.assets import STEP_CHECKS  # noqa: E402
+from mlpipe.adapters.dagster.build import DEFAULT_SCHEDULES, build_definitions, cron_for  # noqa: E402
+from mlpipe.adapters.dagster.runner import asset_states, run_pipeline  # noqa: E402
+
+MODULE = "mlpipe.adapters.dagster.definitions"
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A persistent Dagster instance for this test, so runs and materializations can be read."""
+    path = tmp_path / "dagster_home"
+    path.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(path))
+    return path
+
+
+def _csv_config(tmp_path: Path, rows: list[tuple[str, str]]) -> TrainingConfig:
+    path = tmp_path / "train.csv"
+    path.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in rows))
+    sets = ["data.source=files", f"data.path={path}", "training.epochs=1"]
+    cfg = load_config(TINY_TRAINING, sets)
+    assert isinstance(cfg, TrainingConfig)
+    return cfg
+
+
+# -- definitions: generated from core's Pipeline description ----------------------------------
+
+
+def test_definitions_mirror_the_pipelines(
+    tiny_training: TrainingConfig, tiny_inference: InferenceConfig, home: Path
+) -> None:
+    defs = build_definitions(tiny_training, tiny_inference, home=home)
+    graph = defs.resolve_asset_graph()
+    for pipeline in (TRAINING, INFERENCE):
+        for step in pipeline.steps:
+            key = dg.AssetKey(step.asset)
+            node = graph.get(key)
+            assert node.group_name == pipeline.name
+            upstream = {pipeline.step(s).asset for s in step.upstream}
+            assert {k.to_user_string() for k in node.parent_keys} == upstream
+            checks = {c.name: c for c in defs.resolve_assets_def(key).check_specs}
+            assert set(checks) == set(STEP_CHECKS.get(step.name, ()))
+            assert all(c.blocking for c in checks.values())
+    assert "label_balance" in STEP_CHECKS["load_training_data"]
+    assert STEP_CHECKS["train_model"] == ("min_eval_accuracy",)
+    for name in ("training", "inference"):
+        job = defs.resolve_job_def(f"mlpipe_{name}")
+        assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+            s.asset for s in (TRAINING if name == "training" else INFERENCE).steps
+        }
+        schedule = defs.resolve_schedule_def(f"mlpipe_{name}_schedule")
+        assert schedule.cron_schedule == DEFAULT_SCHEDULES[name]
+        assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    resource = defs.resources["mlpipe"]
+    assert resource.config("training") == tiny_training
+    assert resource.config("inference") == tiny_inference
+    assert resource.home_path() == home.resolve()
+
+
+def test_schedule_comes_from_runtime_config(tiny_training: TrainingConfig) -> None:
+    assert cron_for("training", tiny_training.model_copy(
+        update={"runtime": tiny_training.runtime.model_copy(update={"schedule": "@daily"})}
+    )) == "@daily"
+    quarterly = tiny_training.runtime.model_copy(update={"schedule": "@quarterly"})
+    assert cron_for("training", tiny_training.model_copy(update={"runtime": quarterly})) == (
+        "0 0 1 */3 *"
+    )
+    once = tiny_training.runtime.model_copy(update={"schedule": "@once"})
+    with pytest.raises(ConfigError, match=r"runtime\.schedule"):
+        cron_for("training", tiny_training.model_copy(update={"runtime": once}))
+
+
+# -- the runner: real in-process Dagster runs ---------------------------------------------------
+
+
+@pytest.mark.slow
+def test_runner_materializes_both_jobs(
+    tiny_training: TrainingConfig, tiny_inference: InferenceConfig, home: Path, dagster_home: Path
+) -> None:
+    train = run_pipeline(TRAINING, tiny_training, home=home)
+    assert train.runner == "dagster"
+    assert [s.step for s in train.steps] == list(TRAINING.step_names)
+    dagster_run_id = train.extra["orchestrator_run_id"]
+    assert train.run_id == safe_run_id(dagster_run_id)
+    assert set(train.extra["task_seconds"]) == set(TRAINING.step_names)
+    assert all(s > 0 for s in train.extra["task_seconds"].values())
+    assert set(train.extra["asset_states"].values()) == {"success"}
+    assert train.extra["asset_checks"]["trained_model"] == {"min_eval_accuracy": True}
+    assert (train.run_dir / "run.json").is_file()
+    version = train.final
+    assert version.spec == "tiny-sentiment:v1"
+
+    with dg.DagsterInstance.get() as instance:  # the run and its metadata are in DAGSTER_HOME
+        run = instance.get_run_by_id(dagster_run_id)
+        assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+
+        def meta(asset: str) -> dict[str, Any]:
+            event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+            assert event is not None and event.asset_materialization is not None
+            return {k: getattr(v, "value", v)
+                    for k, v in event.asset_materialization.metadata.items()}
+
+        data = meta("training_data")
+        assert (data["rows/train"], data["rows/eval"], data["dagster/row_count"]) == (225, 75, 300)
+        assert data["mlpipe/run_id"] == train.run_id
+        model = meta("trained_model")
+        assert 0 <= model["metrics/eval_accuracy"] <= 1
+        assert meta("model_artifacts")["sha256"] == train.outputs["save_artifacts"].sha256
+        registered = meta("registered_model")
+        assert (registered["model_version"], registered["version"]) == ("tiny-sentiment:v1", 1)
+
+    infer = run_pipeline(INFERENCE, tiny_inference, home=home, run_id="nightly 1")
+    assert infer.run_id == "nightly_1"  # a passed run id wins; Dagster's is kept in extra
+    assert infer.extra["orchestrator_run_id"] != infer.run_id
+    assert infer.final.rows == 100
+    assert infer.final.model == "tiny-sentiment:v1"
+    assert (home / "runs" / "inference" / "nightly_1" / "save_results" / "result.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("rows", "check"), [
+    ([(f"a fine film number {i}", "positive") for i in range(40)], "label_balance"),
+    ([(f"film {i}" if i % 2 else "   ", ["negative", "positive"][i % 2]) for i in range(40)],
+     "no_empty_texts"),
+])
+def test_blocking_check_stops_downstream(
+    tmp_path: Path, home: Path, dagster_home: Path, rows: list[tuple[str, str]], check: str
+) -> None:
+    cfg = _csv_config(tmp_path, rows)
+    with pytest.raises(StepFailedError, match=check) as info:
+        run_pipeline(TRAINING, cfg, home=home)
+    assert info.value.step == "load_training_data"
+    assert isinstance(info.value.cause, QualityGateError)
+    with dg.DagsterInstance.get() as instance:
+        (run,) = instance.get_runs()
+        assert run.status == dg.DagsterRunStatus.FAILURE
+        states = asset_states(instance, run.run_id)
+    assert states["training_data"].checks[check] is False
+    assert all(states[a].state in ("skipped", "not_run")
+               for a in ("trained_model", "model_artifacts", "registered_model"))
+    assert open_registry(cfg.registry, home).versions() == []  # nothing published
+
+
+def test_bad_data_fails_with_its_exit_code(tmp_path: Path, home: Path) -> None:
+    cfg = _csv_config(tmp_path, [(f"film {i}", "maybe") for i in range(20)])
+    with pytest.raises(StepFailedError, match="outside the labels") as info:
+        run_pipeline(TRAINING, cfg, home=home)
+    assert (info.value.step, info.value.exit_code) == ("load_training_data", 2)
+    assert isinstance(info.value.cause, DataError)
+
+
+# -- the shipped code location --------------------------------------------------------------------
+
+
+def _tiny_config_files(tmp_path: Path) -> dict[str, str]:
+    """The tiny configs, shrunk like the fixtures, as files the definitions module reads."""
+    files = {}
+    for name, src, sets in (
+        ("training", TINY_TRAINING, {"n_samples": 300, "epochs": 1}),
+        ("inference", TINY_INFERENCE, {"n_samples": 100}),
+    ):
+        raw = yaml.safe_load(src.read_text())
+        raw["data"]["generated"]["n_samples"] = sets["n_samples"]
+        if "epochs" in sets:
+            raw["training"]["epochs"] = sets["epochs"]
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        files[f"MLPIPE_{name.upper()}_CONFIG"] = str(path)
+    return files
+
+
+@pytest.mark.slow
+def test_definitions_validate(tmp_path: Path, home: Path) -> None:
+    env = {**venv_env(), **_tiny_config_files(tmp_path), "DAGSTER_HOME": str(tmp_path)}
+    ok = subprocess.run(["dagster", "definitions", "validate", "-m", MODULE], env=env,
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    env["MLPIPE_TRAINING_CONFIG"] = str(TINY_INFERENCE)  # wrong pipeline: a clear load error
+    bad = subprocess.run(["dagster", "definitions", "validate", "-m", MODULE], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0
+    assert "needs a 'training' config" in bad.stdout + bad.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        data: dict[str, Any] = json.loads(response.read())
+    assert "errors" not in data, data
+    return data["data"]
+
+
+_REPOS = "{ repositoriesOrError { __typename ... on RepositoryConnection { nodes { name " \
+         "location { name } } } ... on PythonError { message } } }"
+_LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
+  ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+  ... on RunConfigValidationInvalid { errors { message } } } }"""
+_STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+
+
+def _wait_for_location(
+    port: int, proc: subprocess.Popen[bytes], deadline: float
+) -> tuple[str, str]:
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "dagster dev exited early"
+        try:
+            repos = _graphql(port, _REPOS)["repositoriesOrError"]
+            if repos.get("nodes"):
+                node = repos["nodes"][0]
+                return node["location"]["name"], node["name"]
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("dagster dev did not load the code location in time")
+
+
+def _launch_and_wait(port: int, location: str, repo: str, job: str, deadline: float) -> str:
+    params = {"selector": {"repositoryLocationName": location, "repositoryName": repo,
+                           "jobName": job}, "runConfigData": {}}
+    launched = _graphql(port, _LAUNCH, {"p": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id: str = launched["run"]["runId"]
+    while time.monotonic() < deadline:
+        status = _graphql(port, _STATUS, {"id": run_id})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            assert status == "SUCCESS", f"{job} run {run_id} ended {status}"
+            return run_id
+        time.sleep(0.5)
+    raise AssertionError(f"{job} run {run_id} did not finish in time")
+
+
+@pytest.mark.slow
+def test_dagster_dev_runs_both_jobs_over_graphql(tmp_path: Path, home: Path) -> None:
+    port = _free_port()
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    env = {**venv_env(), **_tiny_config_files(tmp_path), "DAGSTER_HOME": str(dagster_home),
+           "MLPIPE_HOME": str(home)}
+    log = (tmp_path / "dagster_dev.log").open("wb")
+    proc = subprocess.Popen(
+        ["dagster", "dev", "-m", MODULE, "-h", "127.0.0.1", "-p", str(port)],
+        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 150
+        location, repo = _wait_for_location(port, proc, deadline)
+        train_id = _launch_and_wait(port, location, repo, "mlpipe_training", deadline)
+        infer_id = _launch_and_wait(port, location, repo, "mlpipe_inference", deadline)
+    finally:
+        _stop(proc)
+        log.close()
+    trained = home / "runs" / "training" / safe_run_id(train_id)
+    assert (trained / "upload_model" / "result.json").is_file()
+    assert open_registry(load_config(TINY_TRAINING).registry, home).versions()[0].version == 1
+    report = json.loads((home / "runs" / "inference" / safe_run_id(infer_id) / "save_results"
+                         / "result.json").read_text())
+    assert report["ref"]["rows"] == 100
+    assert (home / "dagster" / "refs" / "inference_report.json").is_file()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop dagster dev and everything it started (its own process group)."""
+    if proc.poll() is not None:
+        return
+    pgid = os.getpgid(proc.pid)
+    os.killpg(pgid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(pgid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):  # leftover children share the group
+        os.killpg(pgid, signal.SIGKILL)
