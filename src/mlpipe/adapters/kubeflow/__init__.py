@@ -1,26 +1,29 @@
 """Kubeflow Pipelines (kfp v2) adapter: one generated component per core step.
 
 ``compile_pipeline`` writes the pipeline YAML a KFP cluster takes; ``runner.run_pipeline`` runs
-the same pipeline offline with ``kfp.local``. kfp is imported only when one of them is called.
+the same pipeline offline with ``kfp.local``. Attributes load lazily: the component bodies import
+``mlpipe.adapters.kubeflow.task`` inside kfp's executor, which must not pull in kfp's compiler
+(a circular import there), while ``from mlpipe.adapters.kubeflow import compile_pipeline`` still
+raises ImportError at once when kfp is missing, where the CLI reports it.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mlpipe.core.config import PipelineConfig
-    from mlpipe.core.pipeline import Pipeline
+    from mlpipe.adapters.kubeflow.compiler import (
+        DEFAULT_BASE_IMAGE,
+        build_pipeline,
+        compile_pipeline,
+    )
 
-__all__ = ["compile_pipeline"]
+__all__ = ["DEFAULT_BASE_IMAGE", "build_pipeline", "compile_pipeline"]
 
 
-def compile_pipeline(
-    pipeline: Pipeline, config: PipelineConfig, output: Path, *, base_image: str | None = None
-) -> Path:
-    """Write the kfp v2 pipeline YAML for ``pipeline``, ``config`` as its default parameters."""
-    from mlpipe.adapters.kubeflow import compiler
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from mlpipe.adapters.kubeflow import compiler
 
-    return compiler.compile_pipeline(pipeline, config, output,
-                                     base_image=base_image or compiler.DEFAULT_BASE_IMAGE)
+        return getattr(compiler, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,15 +8,21 @@ real outputs go to ``<home>/runs/<pipeline>/<run_id>/`` as with every other runn
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
 import re
+import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
+from kfp import local
+from kfp.local import config as local_config
+
+from mlpipe.adapters.kubeflow.compiler import ComponentPlan, build_pipeline, plan
 from mlpipe.adapters.kubeflow.task import ERROR_FILE
 from mlpipe.core import errors
 from mlpipe.core.artifacts import write_json
@@ -77,11 +83,7 @@ def run_pipeline(
     kfp.local's own cache stays off, see docs/kubeflow.md). Raises ``StepFailedError`` naming the
     failing step, with the cause's exit code.
     """
-    from kfp import local
-    from kfp.local import config as local_config
-
-    from mlpipe.adapters.kubeflow.compiler import build_pipeline, plan
-
+    _ignore_docker_folder()
     preflight(config)
     home = Path(home).expanduser().resolve()
     if use_cache is not None:
@@ -158,6 +160,27 @@ def run_pipeline(
     return run
 
 
+def _ignore_docker_folder() -> None:
+    """Keep a ``docker/`` folder in the working directory from posing as the Docker SDK.
+
+    kfp.local does ``import docker`` to decide whether DockerRunner is available; with the cwd on
+    ``sys.path`` (``python -m pytest``) a plain folder named ``docker`` imports as an empty
+    namespace package and kfp.local then fails with "module 'docker' has no attribute
+    'DockerClient'". Mark the SDK as absent in that case (it is not used here anyway).
+    """
+    if "docker" in sys.modules:
+        module = sys.modules["docker"]
+        if module is not None and getattr(module, "__file__", None) is None:
+            sys.modules["docker"] = None  # type: ignore[assignment]
+        return
+    try:
+        spec = importlib.util.find_spec("docker")
+    except (ImportError, ValueError):
+        return
+    if spec is not None and spec.origin in (None, "namespace"):  # a folder, not a package
+        sys.modules["docker"] = None  # type: ignore[assignment]
+
+
 def _executor_artifacts(task_dir: Path) -> dict[str, dict[str, Any]]:
     """A finished task's output artifacts (name -> uri, metadata) from kfp's executor output."""
     data = json.loads((task_dir / "executor_output.json").read_text())
@@ -165,7 +188,7 @@ def _executor_artifacts(task_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def _failure(
-    exc: RuntimeError, kfp_run_dir: Path | None, plans: list[Any], events: _TaskEvents
+    exc: RuntimeError, kfp_run_dir: Path | None, plans: list[ComponentPlan], events: _TaskEvents
 ) -> StepFailedError:
     """The StepFailedError for a failed kfp.local run: step and cause from the task's record."""
     by_task = {p.task_name: p.step.name for p in plans}
