@@ -1,0 +1,118 @@
+"""Child process of ``runner.run_pipeline``: migrate the metadata DB once, then ``dag.test()``.
+
+Run as ``python -m mlpipe.adapters.airflow._dagtest REQUEST.json RESULT.json`` with ``AIRFLOW_HOME``
+already set: Airflow reads its home and database at import time, so each run gets a fresh process
+(and the caller's process never imports Airflow). Writes a JSON report of the DAG run: state, run
+id, and per task its state, try number, duration and, for a failed task, its error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+MARKER = ".mlpipe-db-migrated"
+
+
+def ensure_db(airflow_home: Path) -> float:
+    """Create/migrate the metadata DB on first use (once per Airflow version); returns seconds."""
+    import airflow
+    from filelock import FileLock
+
+    marker = airflow_home / MARKER
+    with FileLock(str(airflow_home / ".mlpipe-db.lock")):
+        if marker.is_file() and marker.read_text().strip() == airflow.__version__:
+            return 0.0
+        from airflow.utils import db
+
+        started = time.perf_counter()
+        db.upgradedb()
+        marker.write_text(airflow.__version__)
+        return time.perf_counter() - started
+
+
+def register(dag: Any) -> None:
+    """Store the serialized DAG in the metadata DB (``dag.test`` refuses unserialized DAGs).
+
+    The DAG is built in memory from the run's config, not parsed from the dags folder, so it is
+    written directly, as the dag processor would.
+    """
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        DagBundlesManager().sync_bundles_to_db(session=session)
+    bag = DagBag(dag_folder=os.devnull)
+    bag.bag_dag(dag)
+    sync_bag_to_db(bag, "dags-folder", None)
+
+
+def main(request_path: str, result_path: str) -> int:
+    from mlpipe.core.config import config_from_json
+    from mlpipe.core.pipelines import get_pipeline
+
+    request = json.loads(Path(request_path).read_text())
+    airflow_home = Path(os.environ["AIRFLOW_HOME"])
+    started = time.perf_counter()
+    migrate_s = ensure_db(airflow_home)
+
+    from mlpipe.adapters.airflow.dags import CONF_RUN_ID, CONF_USE_CACHE, build_dag, mlpipe_run_id
+
+    failures: dict[str, dict[str, Any]] = {}
+
+    def remember(context: Mapping[str, Any]) -> None:
+        ti, exc = context.get("ti"), context.get("exception")
+        cause = getattr(exc, "cause", exc)
+        failures[str(getattr(ti, "task_id", "?"))] = {
+            "try_number": getattr(ti, "try_number", None),
+            "type": type(cause).__name__ if cause is not None else "Error",
+            "message": str(cause) if cause is not None else "task failed (no exception recorded)",
+            "exit_code": int(getattr(exc, "exit_code", 1) or 1),
+            "mlpipe_run_id": mlpipe_run_id(context),
+        }
+
+    pipeline = get_pipeline(request["pipeline"])
+    config = config_from_json(request["config"])
+    dag = build_dag(pipeline, config, home=request["home"], on_failure=remember)
+    register(dag)
+    conf: dict[str, Any] = {}
+    if request.get("run_id"):
+        conf[CONF_RUN_ID] = request["run_id"]
+    if request.get("use_cache") is not None:
+        conf[CONF_USE_CACHE] = request["use_cache"]
+    setup_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    dag_run = dag.test(run_conf=conf)
+    test_s = time.perf_counter() - started
+
+    from mlpipe.core.runner import safe_run_id
+
+    order = {name: i for i, name in enumerate(pipeline.step_names)}
+    tasks = []
+    for ti in sorted(dag_run.get_task_instances(), key=lambda t: order.get(t.task_id, 99)):
+        tasks.append({
+            "task_id": ti.task_id, "state": str(ti.state) if ti.state else None,
+            "try_number": ti.try_number, "max_tries": ti.max_tries, "duration": ti.duration,
+            "start": ti.start_date.isoformat() if ti.start_date else None,
+            "end": ti.end_date.isoformat() if ti.end_date else None,
+            "error": failures.get(ti.task_id),
+        })
+    report = {
+        "dag_id": dag.dag_id, "dag_run_id": dag_run.run_id, "state": str(dag_run.state),
+        "mlpipe_run_id": request.get("run_id") or safe_run_id(dag_run.run_id),
+        "dag_test_seconds": test_s, "setup_seconds": setup_s, "migrate_seconds": migrate_s,
+        "tasks": tasks,
+    }
+    Path(result_path).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))
