@@ -39,9 +39,8 @@ class Predictor:
         if quantize == "int8":
             self.model = quantize_int8(self.model)
         config = self.model.config
-        self.max_length = max_length or min(
-            int(getattr(config, "max_position_embeddings", 512)), 512
-        )
+        positions = int(getattr(config, "max_position_embeddings", 512))
+        self.max_length = min(max_length or 512, positions)  # never past the position table
         self.batch_size = batch_size
         id2label = {int(k): v for k, v in (config.id2label or {}).items()}
         self.label_names = [id2label[i] for i in range(len(id2label))]

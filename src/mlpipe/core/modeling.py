@@ -83,7 +83,7 @@ def build_model(
             num_hidden_layers=tiny.num_layers,
             num_attention_heads=tiny.num_heads,
             intermediate_size=tiny.intermediate_size,
-            max_position_embeddings=max(cfg.max_length, 64),
+            max_position_embeddings=max(cfg.max_length, 512),
             num_labels=len(labels),
             id2label=labels,
             label2id={v: k for k, v in labels.items()},

@@ -204,5 +204,5 @@ def open_registry(cfg: RegistryConfig, home: Path) -> Registry:
     if cfg.backend == "wandb":
         from mlpipe.integrations.wandb import WandbRegistry
 
-        return WandbRegistry(cfg)
+        return WandbRegistry(cfg, home)
     return LocalRegistry(cfg.root or home / "registry")

@@ -12,7 +12,7 @@ from mlpipe.core import artifacts, data
 from mlpipe.core.config import InferenceConfig, TrainingConfig
 from mlpipe.core.errors import DataError
 from mlpipe.core.hashing import sha256_file, sha256_json
-from mlpipe.core.metrics import classification_metrics
+from mlpipe.core.metrics import Confusion
 from mlpipe.core.pipeline import StepContext
 from mlpipe.core.quality import check_min_accuracy
 from mlpipe.core.refs import (
@@ -186,15 +186,16 @@ def save_results(
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     out = ctx.out_dir / "predictions.parquet"
     tmp = out.with_name(out.name + ".tmp")
-    labels: list[int] = []
-    preds: list[int] = []
+    confusion = Confusion(len(dataset.label_names))
     rows = 0
     chunk = config.inference.chunk_rows
     pred_chunks = iter_chunks(Path(predictions.uri), chunk)
     writer: pq.ParquetWriter | None = None
     try:
         for inputs in iter_chunks(Path(dataset.uri) / dataset.files["data"], chunk):
-            out_cols = next(pred_chunks)
+            out_cols = next(pred_chunks, None)
+            if out_cols is None or len(out_cols) != len(inputs):
+                raise DataError(f"{predictions.uri}: fewer predictions than input rows")
             joined = inputs
             for name in ("pred_label", "pred_id", "score"):
                 joined = joined.append_column(name, out_cols.column(name))
@@ -203,20 +204,21 @@ def save_results(
             writer.write_table(joined)
             rows += len(joined)
             if dataset.has_labels:
-                labels.extend(inputs.column("label").to_pylist())
-                preds.extend(out_cols.column("pred_id").to_pylist())
+                confusion.update(
+                    inputs.column("label").to_pylist(), out_cols.column("pred_id").to_pylist()
+                )
         if writer is None:
             pq.write_table(pa.table({"text": pa.array([], pa.string())}), tmp)
         else:
             writer.close()
+        if rows != predictions.rows:
+            raise DataError(f"{predictions.uri}: {predictions.rows} predictions for {rows} rows")
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
-    if rows != predictions.rows:
-        raise DataError(f"{predictions.uri}: {predictions.rows} predictions for {rows} input rows")
     metrics: dict[str, float] = {"rows": float(rows), "throughput": predictions.throughput}
     if dataset.has_labels:
-        metrics.update(classification_metrics(labels, preds, len(dataset.label_names)))
+        metrics.update(confusion.metrics())
     artifacts.write_json(ctx.out_dir / "metrics.json", {"model": predictions.model, **metrics})
     with _tracker(config, ctx, job_type="inference") as tracker:
         tracker.log({f"inference/{k}": v for k, v in metrics.items()})

@@ -1,0 +1,428 @@
+"""Core speed benchmark: mlpipe's steps against what a user would write with ``transformers``.
+
+Runs in one process, one session, same model, data and seed for both sides, and prints a table of
+each figure, its baseline and the ratio. ``--quick`` uses a tiny model and small data.
+
+    python bench/core_speed.py            # MiniLM (the demo's model)
+    python bench/core_speed.py --quick    # tiny model, a minute or two
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlpipe.core.config import (
+    DataConfig,
+    GeneratedDataConfig,
+    ModelConfig,
+    TrainConfig,
+    TrainingConfig,
+)
+from mlpipe.core.synthetic import generate_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mixed_length_texts(n: int, seed: int) -> list[tuple[str, int]]:
+    """Reviews from a few words to a few hundred tokens: 1-6 generated reviews glued together."""
+    rng = random.Random(seed)
+    rows = list(generate_rows(n * 3, seed=seed))
+    out = []
+    for i in range(n):
+        k = min(int(rng.expovariate(0.8)) + 1, 6)
+        parts = [rows[(i * 3 + j) % len(rows)] for j in range(k)]
+        out.append((" ".join(t for t, _ in parts), parts[0][1]))
+    return out
+
+
+# -- training ------------------------------------------------------------------------------------
+
+
+def bench_training(args: argparse.Namespace, model_cfg: ModelConfig) -> list[dict[str, Any]]:
+    import torch
+
+    from mlpipe.core.modeling import build_model
+    from mlpipe.core.training import seed_everything, train_classifier
+
+    rows = list(generate_rows(args.train_rows, seed=13, label_noise=0.03))
+    split = int(len(rows) * 0.8)
+    train, eval_ = rows[:split], rows[split:]
+    tx, ty = [t for t, _ in train], [y for _, y in train]
+    ex, ey = [t for t, _ in eval_], [y for _, y in eval_]
+    cfg = TrainConfig(epochs=1, batch_size=32, learning_rate=args.lr, seed=42, warmup_ratio=0.06)
+    labels = ("negative", "positive")
+    results = []
+
+    with tempfile.TemporaryDirectory() as tmp:
+        m = train_classifier(
+            model_cfg, cfg, tx, ty, ex, ey, labels, Path(tmp) / "m", progress=False
+        )
+    results.append(
+        {
+            "name": "mlpipe train_model",
+            "samples_per_s": m["train_samples_per_second"],
+            "eval_accuracy": m["eval_accuracy"],
+        }
+    )
+    gc.collect()
+
+    for label, strategy in (
+        ("Trainer defaults", None),
+        ("Trainer tuned (group_by_length)", "group_by_length"),
+    ):
+        from datasets import Dataset
+        from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+        seed_everything(42)
+        model, tok = build_model(model_cfg, labels)
+        ds = Dataset.from_dict({"text": tx, "label": ty}).map(
+            lambda b, tok=tok: tok(
+                list(b["text"]), truncation=True, max_length=model_cfg.max_length
+            ),
+            batched=True,
+        )
+        eds = Dataset.from_dict({"text": ex, "label": ey}).map(
+            lambda b, tok=tok: tok(
+                list(b["text"]), truncation=True, max_length=model_cfg.max_length
+            ),
+            batched=True,
+        )
+        extra = {"train_sampling_strategy": strategy} if strategy else {}
+        with tempfile.TemporaryDirectory() as tmp:
+            targs = TrainingArguments(
+                output_dir=tmp,
+                per_device_train_batch_size=32,
+                per_device_eval_batch_size=64,
+                num_train_epochs=1,
+                learning_rate=args.lr,
+                warmup_steps=0.06,
+                weight_decay=0.01,
+                seed=42,
+                save_strategy="no",
+                eval_strategy="no",
+                logging_strategy="no",
+                report_to=[],
+                disable_tqdm=True,
+                use_cpu=True,
+                **extra,
+            )
+            trainer = Trainer(
+                model=model,
+                args=targs,
+                train_dataset=ds,
+                eval_dataset=eds,
+                data_collator=DataCollatorWithPadding(tok),
+            )
+            out = trainer.train()
+            ev = trainer.predict(eds)
+        acc = float((ev.predictions.argmax(-1) == ev.label_ids).mean())
+        results.append(
+            {
+                "name": label,
+                "samples_per_s": out.metrics["train_samples_per_second"],
+                "eval_accuracy": acc,
+            }
+        )
+        del trainer, model
+        gc.collect()
+    torch.set_num_threads(os.cpu_count() or 1)
+    return results
+
+
+# -- inference -----------------------------------------------------------------------------------
+
+
+def bench_inference(args: argparse.Namespace, model_dir: Path) -> list[dict[str, Any]]:
+    from transformers import pipeline
+
+    from mlpipe.core.inference import Predictor
+
+    texts = [t for t, _ in mixed_length_texts(args.infer_rows, seed=99)]
+    hf = pipeline(
+        "text-classification",
+        model=str(model_dir),
+        device="cpu",
+        batch_size=32,
+        truncation=True,
+        max_length=512,
+    )
+    hf(texts[:64])  # warm up
+    started = time.perf_counter()
+    hf_out = hf(texts)
+    hf_s = time.perf_counter() - started
+    label2id = hf.model.config.label2id
+    hf_pred = [label2id[o["label"]] for o in hf_out]
+    results = [
+        {
+            "name": "transformers.pipeline (batch 32)",
+            "texts_per_s": len(texts) / hf_s,
+            "agreement": 1.0,
+        }
+    ]
+    del hf
+    gc.collect()
+    for name, quant in (
+        ("mlpipe run_inference fp32", "none"),
+        ("mlpipe run_inference int8", "int8"),
+    ):
+        pred = Predictor(model_dir, max_length=512, batch_size=args.infer_batch, quantize=quant)
+        pred.predict(texts[:256])  # warm up every shape class a little
+        started = time.perf_counter()
+        ours, _ = pred.predict(texts)
+        secs = time.perf_counter() - started
+        agree = sum(a == b for a, b in zip(ours, hf_pred, strict=True)) / len(texts)
+        results.append({"name": name, "texts_per_s": len(texts) / secs, "agreement": agree})
+        del pred
+        gc.collect()
+    return results
+
+
+# -- memory, cache, start-up ---------------------------------------------------------------------
+
+
+def run_cli(home: Path, *args: str) -> tuple[float, int]:
+    """Run an mlpipe command in a child; return (seconds, peak RSS in MiB of that child)."""
+    code = (
+        "import resource, sys, runpy; sys.argv = ['mlpipe'] + sys.argv[1:];\n"
+        "try:\n    runpy.run_module('mlpipe', run_name='__main__')\n"
+        "except SystemExit as e:\n    rc = e.code or 0\nelse:\n    rc = 0\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print('PEAK_RSS_KB', peak, file=sys.stderr)\n"
+        "sys.exit(rc)"
+    )
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args, "--home", str(home)], capture_output=True, text=True
+    )
+    secs = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"mlpipe {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    peak = next(
+        int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KB")
+    )
+    return secs, peak // 1024
+
+
+def bench_memory(args: argparse.Namespace, home: Path) -> list[dict[str, Any]]:
+    """Peak RSS of inference on N rows vs 10,000 rows (a tiny model: memory, not math)."""
+    tiny = str(ROOT / "configs" / "tiny" / "training.yaml")
+    run_cli(home, "train", "--config", tiny)
+    out = []
+    for rows in (10_000, args.memory_rows):
+        secs, peak = run_cli(
+            home,
+            "infer",
+            "--config",
+            str(ROOT / "configs" / "tiny" / "inference.yaml"),
+            "--set",
+            f"data.generated.n_samples={rows}",
+            "--set",
+            "inference.chunk_rows=20000",
+            "--no-cache",
+        )
+        out.append({"rows": rows, "peak_rss_mib": peak, "seconds": secs})
+    return out
+
+
+def bench_cache(home: Path) -> dict[str, float]:
+    tiny = str(ROOT / "configs" / "tiny" / "training.yaml")
+    first, _ = run_cli(home, "train", "--config", tiny, "--set", "training.seed=5", "--no-cache")
+    from mlpipe.core import TRAINING, load_config, run_pipeline
+
+    cfg = load_config(tiny, ["training.seed=5"])
+    t0 = time.perf_counter()
+    run_pipeline(TRAINING, cfg, home=home)  # fills the cache in-process
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    warm_run = run_pipeline(TRAINING, cfg, home=home)
+    warm = time.perf_counter() - t0
+    assert [s.cached for s in warm_run.steps][:3] == [True, True, True]
+    return {
+        "first_run_s": cold,
+        "cached_run_s": warm,
+        "ratio": warm / cold,
+        "cli_first_run_s": first,
+    }
+
+
+def bench_startup(home: Path) -> list[dict[str, Any]]:
+    """Each step as a fresh process (as kfp and Airflow run it): wall time, whether torch loaded.
+
+    Light steps (data, artifacts, registry) must not import torch; only training and inference may.
+    """
+    from mlpipe.core.pipelines import PIPELINES
+
+    tiny = {
+        "training": ROOT / "configs" / "tiny" / "training.yaml",
+        "inference": ROOT / "configs" / "tiny" / "inference.yaml",
+    }
+    probe = (
+        "import atexit, sys, runpy\n"
+        "atexit.register(lambda: print('TORCH', 'torch' in sys.modules, file=sys.stderr))\n"
+        "sys.argv = ['mlpipe'] + sys.argv[1:]\n"
+        "runpy.run_module('mlpipe', run_name='__main__')\n"
+    )
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    out = [{"step": "(bare python)", "seconds": time.perf_counter() - t0, "imports_torch": False}]
+    for name, pipe in PIPELINES.items():
+        run_id = f"startup-{name}"
+        for step in pipe.steps:
+            t0 = time.perf_counter()
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    probe,
+                    "step",
+                    step.name,
+                    "--pipeline",
+                    name,
+                    "--run-id",
+                    run_id,
+                    "--config",
+                    str(tiny[name]),
+                    "--no-cache",
+                    "--home",
+                    str(home),
+                ],
+                capture_output=True,
+                text=True,
+            )
+            secs = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise RuntimeError(f"step {step.name} failed: {proc.stderr[-1500:]}")
+            torch_loaded = "TORCH True" in proc.stderr
+            out.append(
+                {"step": f"{name}.{step.name}", "seconds": secs, "imports_torch": torch_loaded}
+            )
+    return out
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny model, small data")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "core_speed.json")
+    args = parser.parse_args()
+    args.train_rows = 600 if args.quick else 2500
+    args.infer_rows = 1000 if args.quick else 5000
+    args.memory_rows = 100_000 if args.quick else 1_000_000
+    args.infer_batch = 64
+    args.lr = 2e-3 if args.quick else 1e-4
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    model_cfg = ModelConfig(base="tiny" if args.quick else "minilm", max_length=64)
+
+    report: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "mode": "quick" if args.quick else "full",
+        "model": model_cfg.base,
+        "versions": _versions(),
+    }
+    print(f"training: {args.train_rows} rows, batch 32, max_length 64 ...", flush=True)
+    report["training"] = bench_training(args, model_cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        print("training a model for the inference benchmark ...", flush=True)
+        from mlpipe.core import TRAINING, run_pipeline
+
+        cfg = TrainingConfig(
+            model=model_cfg,
+            training=TrainConfig(epochs=1, learning_rate=args.lr),
+            data=DataConfig(generated=GeneratedDataConfig(n_samples=args.train_rows)),
+        )
+        run = run_pipeline(TRAINING, cfg, home=Path(tmp))
+        model_dir = Path(run.outputs["upload_model"].uri)
+        print(f"inference: {args.infer_rows} mixed-length texts ...", flush=True)
+        report["inference"] = bench_inference(args, model_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"memory: inference on 10,000 vs {args.memory_rows:,} rows ...", flush=True)
+        report["memory"] = bench_memory(args, Path(tmp))
+        print("cache: training pipeline twice ...", flush=True)
+        report["cache"] = bench_cache(Path(tmp))
+        print("start-up: each step in a fresh process ...", flush=True)
+        report["startup"] = bench_startup(Path(tmp))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(render(report))
+    print(f"raw figures: {args.out}")
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {p: version(p) for p in ("torch", "transformers", "mlpipe")}
+
+
+def render(r: dict[str, Any]) -> str:
+    lines = [
+        f"## Core speed ({r['mode']}, {r['model']}) · {r['date']} · {r['machine']}",
+        f"versions: {', '.join(f'{k} {v}' for k, v in r['versions'].items())}",
+        "",
+        "| figure | mlpipe | baseline | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    tr = {t["name"]: t for t in r["training"]}
+    ours = tr["mlpipe train_model"]
+    for name, target in (("Trainer defaults", 1.5), ("Trainer tuned (group_by_length)", 1.0)):
+        base = tr[name]
+        ratio = ours["samples_per_s"] / base["samples_per_s"]
+        acc_ok = abs(ours["eval_accuracy"] - base["eval_accuracy"]) <= 0.01
+        lines.append(
+            f"| training samples/s vs {name} | {ours['samples_per_s']:.1f} "
+            f"(acc {ours['eval_accuracy']:.3f}) | {base['samples_per_s']:.1f} (acc "
+            f"{base['eval_accuracy']:.3f}) | {ratio:.2f}x | >= {target}x, acc ±1pt | "
+            f"{'yes' if ratio >= target and acc_ok else 'no'} |"
+        )
+    inf = {t["name"]: t for t in r["inference"]}
+    hf = inf["transformers.pipeline (batch 32)"]
+    for name, target, agree in (
+        ("mlpipe run_inference fp32", 2.0, 1.0),
+        ("mlpipe run_inference int8", 3.0, 0.995),
+    ):
+        row = inf[name]
+        ratio = row["texts_per_s"] / hf["texts_per_s"]
+        ok = ratio >= target and row["agreement"] >= agree
+        lines.append(
+            f"| inference texts/s, {name.split()[-1]} | {row['texts_per_s']:.0f} (agree "
+            f"{row['agreement']:.2%}) | {hf['texts_per_s']:.0f} | {ratio:.2f}x | >= {target}x, "
+            f"agree >= {agree:.1%} | {'yes' if ok else 'no'} |"
+        )
+    small, big = r["memory"]
+    ratio = big["peak_rss_mib"] / small["peak_rss_mib"]
+    lines.append(
+        f"| peak RSS, inference on {big['rows']:,} rows | {big['peak_rss_mib']} MiB | "
+        f"{small['peak_rss_mib']} MiB at {small['rows']:,} rows | {ratio:.2f}x | <= 1.2x | "
+        f"{'yes' if ratio <= 1.2 else 'no'} |"
+    )
+    c = r["cache"]
+    lines.append(
+        f"| cached training rerun | {c['cached_run_s']:.2f} s | {c['first_run_s']:.2f} s | "
+        f"{c['ratio']:.1%} | <= 5% | {'yes' if c['ratio'] <= 0.05 else 'no'} |"
+    )
+    lines += ["", "| step as a fresh process | wall s | imported torch |", "|---|---|---|"]
+    lines += [
+        f"| {s['step']} | {s['seconds']:.2f} | {'yes' if s['imports_torch'] else 'no'} |"
+        for s in r["startup"]
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
