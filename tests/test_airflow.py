@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -56,6 +57,13 @@ def test_dag_shape_follows_core_pipeline_and_runtime(tiny_training: TrainingConf
         assert op.execution_timeout.total_seconds() == 120
     assert "0 0 * * 0" in repr(dag.timetable)  # @weekly
     assert build_dag(TRAINING, tiny_training).timetable.__class__.__name__ == "NullTimetable"
+
+
+def test_runner_module_does_not_import_airflow() -> None:
+    """The CLI imports the runner; Airflow (and its global config) stays in the child process."""
+    code = ("import sys, mlpipe.adapters.airflow.runner\n"
+            "assert not [m for m in sys.modules if m.split('.')[0] == 'airflow']")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 # --- dag.test() through run_pipeline ------------------------------------------------------------
@@ -107,6 +115,11 @@ def test_failed_step_names_task_retries_and_publishes_nothing(home: Path, tmp_pa
     assert isinstance(err.cause, DataError) and err.exit_code == 2
     assert "no label column 'label'" in str(err)
     assert "try 2 of 2" in str(err)  # retries=1 -> the task ran twice
+    with sqlite3.connect(home / "airflow" / "airflow.db") as db:  # Airflow's own record
+        rows = dict(((task, (state, tries)) for task, state, tries in db.execute(
+            "select task_id, state, try_number from task_instance where dag_id='mlpipe_training'")))
+    assert rows["load_training_data"] == ("failed", 2)
+    assert {rows[s][0] for s in TRAINING.step_names[1:]} == {"upstream_failed"}
     assert not (home / "registry").exists()
     assert not (home / "runs").exists()
 

@@ -89,7 +89,8 @@ def run_pipeline(
         with log_path.open("w") as log_file:
             proc = subprocess.run(
                 [sys.executable, "-m", _CHILD, str(request), str(result)],
-                env=airflow_env(af_home), stdout=log_file, stderr=subprocess.STDOUT, check=False,
+                env=airflow_env(af_home), stdin=subprocess.DEVNULL, stdout=log_file,
+                stderr=subprocess.STDOUT, check=False,
             )
         if proc.returncode != 0 or not result.is_file():
             raise AirflowRunError(
