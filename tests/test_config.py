@@ -61,3 +61,15 @@ def test_model_reference_syntax_is_checked() -> None:
     with pytest.raises(ConfigError, match=r"inference\.model"):
         load_config(TINY_INFERENCE, ["inference.model=bad name!"])
     assert isinstance(load_config(TINY_INFERENCE, ["inference.model=m:v3"]), InferenceConfig)
+
+
+def test_demo_configs_match_the_built_in_defaults() -> None:
+    """`mlpipe demo` runs the defaults; configs/demo documents them and must not drift."""
+    from tests.conftest import ROOT
+
+    training = load_config(ROOT / "configs" / "demo" / "training.yaml")
+    assert training == TrainingConfig()
+    inference = load_config(ROOT / "configs" / "demo" / "inference.yaml")
+    assert inference.model_dump(exclude={"inference": {"model"}}) == InferenceConfig().model_dump(
+        exclude={"inference": {"model"}}
+    )
