@@ -8,6 +8,7 @@ real outputs go to ``<home>/runs/<pipeline>/<run_id>/`` as with every other runn
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -103,7 +104,8 @@ def run_pipeline(
     root_logger.addFilter(events)
     started = time.perf_counter()
     try:
-        with warnings.catch_warnings():
+        # kfp.local prints task logs to stdout; keep stdout for the caller (``mlpipe --json``)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
             # the image is for clusters; locally the body runs with this interpreter
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
             warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
