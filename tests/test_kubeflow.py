@@ -17,6 +17,7 @@ from mlpipe.adapters.kubeflow.runner import run_pipeline
 from mlpipe.core import (
     INFERENCE,
     TRAINING,
+    ConfigError,
     InferenceConfig,
     StepFailedError,
     TrainingConfig,
@@ -112,7 +113,7 @@ def test_compiled_artifact_types_and_runtime_policy(
 def test_compile_refuses_a_config_of_the_other_pipeline(
     tiny_inference: InferenceConfig, tmp_path: Path
 ) -> None:
-    with pytest.raises(ValueError, match="cannot drive the 'training' pipeline"):
+    with pytest.raises(ConfigError, match="cannot drive the 'training' pipeline"):
         compile_pipeline(TRAINING, tiny_inference, tmp_path / "x.yaml")
 
 

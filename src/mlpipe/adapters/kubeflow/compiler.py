@@ -19,6 +19,7 @@ from kfp import compiler, dsl
 from kfp.dsl import ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 from mlpipe.core.config import PipelineConfig
+from mlpipe.core.errors import ConfigError
 from mlpipe.core.pipeline import Pipeline, Step
 from mlpipe.core.refs import (
     ArtifactsRef,
@@ -153,8 +154,8 @@ def build_pipeline(
     kfp run name). Caching and retries come from ``config.runtime``.
     """
     if config.pipeline != pipeline.name:
-        raise ValueError(
-            f"a '{config.pipeline}' config cannot drive the '{pipeline.name}' pipeline")
+        raise ConfigError(
+            f"pipeline: a '{config.pipeline}' config cannot drive the '{pipeline.name}' pipeline")
     components = build_components(pipeline, base_image)
     plans = {p.step.name: p for p in plan(pipeline)}
     runtime = config.runtime
