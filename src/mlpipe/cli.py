@@ -376,6 +376,69 @@ def compile_kubeflow(
     out.print(f"wrote {path}", highlight=False)
 
 
+@app.command()
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Tiny model, small data (minutes)")
+    ] = False,
+    repetitions: Annotated[
+        int, typer.Option("--repetitions", "-n", min=1, help="Interleaved rounds")
+    ] = 3,
+    runners: Annotated[
+        str, typer.Option(help="Comma-separated subset of local,airflow,kubeflow,dagster")
+    ] = ("local,airflow,kubeflow,dagster"),
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Where the JSON, Markdown and PNG go")
+    ] = Path("bench/results"),
+    set_train: Annotated[
+        list[str] | None, typer.Option("--set-training", help="Training override")
+    ] = None,
+    set_infer: Annotated[
+        list[str] | None, typer.Option("--set-inference", help="Inference override")
+    ] = None,
+) -> None:
+    """Compare the runners on the same pipelines: time, overhead, memory, identical outputs."""
+    from rich.markdown import Markdown
+
+    from mlpipe.benchmark import (
+        RUNNERS,
+        BenchSettings,
+        render_markdown,
+        run_benchmark,
+        write_report,
+    )
+
+    chosen = [r.strip() for r in runners.split(",") if r.strip()]
+    unknown = [r for r in chosen if r not in RUNNERS]
+    if unknown or not chosen:
+        raise fail(ConfigError(f"--runners: unknown {unknown}; choose from {', '.join(RUNNERS)}"))
+    if "local" not in chosen:
+        chosen.insert(0, "local")  # every ratio and identity check is against local
+    settings = BenchSettings(
+        quick=quick,
+        repetitions=repetitions,
+        runners=chosen,
+        out_dir=out_dir,
+        training_overrides=set_train or [],
+        inference_overrides=set_infer or [],
+    )
+    try:
+        with err.status("benchmark starting") as status:
+            report = run_benchmark(settings, on_progress=lambda msg: status.update(msg))
+    except MlpipeError as exc:
+        raise fail(exc) from exc
+    paths = write_report(report, out_dir)
+    out.print(Markdown(render_markdown(report)))
+    out.print(
+        f"raw figures: {paths['json']}\ntable: {paths['markdown']}\nchart: {paths['chart']}",
+        highlight=False,
+    )
+    failed = [r for r, e in report["summary"].items() if e["failed"]]
+    if failed:
+        err.print(f"[yellow]failed runners: {', '.join(failed)}[/]")
+        raise typer.Exit(1)
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,373 @@
+"""The runner comparison: the same pipelines, config and seed through local, Airflow, Kubeflow
+(kfp.local) and Dagster, interleaved over repetitions so machine noise hits all alike.
+
+Each (repetition, runner) pair runs in a fresh child process with its own mlpipe home and no
+cache, so every figure includes what a user pays: imports and service start-up (reported apart
+from the run itself), orchestration overhead (run time minus the steps' own time) and peak
+memory of the whole process tree. Outputs are compared by sha256 against ``local``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RUNNERS = ("local", "airflow", "kubeflow", "dagster")
+
+
+@dataclass
+class BenchSettings:
+    """What to run. ``quick`` uses the tiny model and small data."""
+
+    quick: bool = True
+    repetitions: int = 3
+    runners: Sequence[str] = RUNNERS
+    out_dir: Path = Path("bench/results")
+    training_overrides: list[str] = field(default_factory=list)
+    inference_overrides: list[str] = field(default_factory=list)
+
+
+def default_overrides(quick: bool) -> tuple[list[str], list[str]]:
+    """Training / inference overrides on top of the built-in defaults (the demo's config)."""
+    if quick:
+        train = [
+            "model.base=tiny",
+            "model.max_length=48",
+            "data.generated.n_samples=300",
+            "training.epochs=1",
+            "training.batch_size=16",
+            "training.learning_rate=0.002",
+            "training.num_threads=1",
+            "registry.model_name=bench",
+        ]
+        infer = [
+            "data.generated.n_samples=200",
+            "inference.model=bench:latest",
+            "inference.num_threads=1",
+            "registry.model_name=bench",
+        ]
+    else:
+        train = [
+            "data.generated.n_samples=2000",
+            "training.num_threads=2",
+            "registry.model_name=bench",
+        ]
+        infer = [
+            "data.generated.n_samples=1000",
+            "inference.model=bench:latest",
+            "inference.num_threads=2",
+            "registry.model_name=bench",
+        ]
+    return train, infer
+
+
+# -- child: one runner, both pipelines, in a fresh process ----------------------------------------
+
+
+def child_main(argv: Sequence[str]) -> None:
+    """``python -m mlpipe.benchmark RUNNER HOME TRAIN_JSON INFER_JSON`` -> one JSON line."""
+    started = time.perf_counter()
+    runner, home, train_json, infer_json = argv
+    from mlpipe.cli import run_with
+    from mlpipe.core.config import config_from_json
+
+    if runner != "local":
+        __import__(f"mlpipe.adapters.{runner}.runner")
+    import_s = time.perf_counter() - started
+    out: dict[str, Any] = {"runner": runner, "import_s": import_s}
+    for name, raw in (("training", train_json), ("inference", infer_json)):
+        run = run_with(runner, name, config_from_json(raw), Path(home), False)
+        out[name] = {
+            "seconds": run.seconds,
+            "steps": {s.step: s.seconds for s in run.steps},
+            "step_sum": sum(s.seconds for s in run.steps),
+            "sha256": {s.step: s.ref.sha256 for s in run.steps},
+        }
+    out["weights_sha256"] = out["training"]["sha256"]["train_model"]
+    out["predictions_sha256"] = out["inference"]["sha256"]["save_results"]
+    out["child_s"] = time.perf_counter() - started
+    print("BENCH_RESULT " + json.dumps(out), flush=True)
+
+
+def run_child(runner: str, home: Path, train_json: str, infer_json: str) -> dict[str, Any]:
+    """Run one child; sample the RSS of its whole process tree for the peak."""
+    import psutil
+
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlpipe.benchmark", runner, str(home), train_json, infer_json],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    peak = 0
+    parent = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            tree = [parent, *parent.children(recursive=True)]
+            peak = max(peak, sum(_rss(p) for p in tree))
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - started
+    line = next((ln for ln in stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        tail = (stderr or stdout).strip().splitlines()[-6:]
+        return {
+            "runner": runner,
+            "ok": False,
+            "error": " | ".join(tail) or f"exit {proc.returncode}",
+            "wall_s": wall,
+        }
+    result: dict[str, Any] = json.loads(line.removeprefix("BENCH_RESULT "))
+    result.update(ok=True, wall_s=wall, peak_rss_mib=peak / 2**20)
+    result["startup_s"] = wall - result["training"]["seconds"] - result["inference"]["seconds"]
+    return result
+
+
+def _rss(p: Any) -> int:
+    try:
+        return int(p.memory_info().rss)
+    except Exception:
+        return 0
+
+
+# -- parent: interleave, summarize, render ------------------------------------------------------
+
+
+def run_benchmark(
+    settings: BenchSettings, on_progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Run every runner ``repetitions`` times, rotating the order each repetition."""
+    from mlpipe.core.config import TrainingConfig, load_config
+
+    train_o, infer_o = default_overrides(settings.quick)
+    train_cfg = load_config(None, [*train_o, *settings.training_overrides], pipeline="training")
+    assert isinstance(train_cfg, TrainingConfig)
+    infer_cfg = load_config(None, [*infer_o, *settings.inference_overrides], pipeline="inference")
+    runners = list(settings.runners)
+    raw: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="mlpipe-bench-") as tmp:
+        for rep in range(settings.repetitions):
+            order = runners[rep % len(runners) :] + runners[: rep % len(runners)]
+            for runner in order:
+                if on_progress:
+                    on_progress(f"repetition {rep + 1}/{settings.repetitions}: {runner}")
+                home = Path(tmp) / f"{runner}-{rep}"
+                result = run_child(
+                    runner, home, train_cfg.model_dump_json(), infer_cfg.model_dump_json()
+                )
+                result["repetition"] = rep
+                raw.append(result)
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": versions(),
+        "mode": "quick" if settings.quick else "full",
+        "repetitions": settings.repetitions,
+        "model": train_cfg.model.base,
+        "rows": {
+            "training": train_cfg.data.generated.n_samples,
+            "inference": infer_cfg.data.generated.n_samples,
+        },
+        "raw": raw,
+        "summary": summarize(raw, runners),
+    }
+    return report
+
+
+def summarize(raw: list[dict[str, Any]], runners: Sequence[str]) -> dict[str, Any]:
+    """Per runner: medians, min/max, ratio to local in the same repetition, identical outputs."""
+    local = {r["repetition"]: r for r in raw if r["runner"] == "local" and r.get("ok")}
+    summary: dict[str, Any] = {}
+    for runner in runners:
+        runs = [r for r in raw if r["runner"] == runner]
+        ok = [r for r in runs if r.get("ok")]
+        entry: dict[str, Any] = {
+            "ok": len(ok),
+            "failed": len(runs) - len(ok),
+            "errors": [r["error"] for r in runs if not r.get("ok")],
+        }
+        if ok:
+            for pipe in ("training", "inference"):
+                secs = [r[pipe]["seconds"] for r in ok]
+                ratios = [
+                    r[pipe]["seconds"] / local[r["repetition"]][pipe]["seconds"]
+                    for r in ok
+                    if r["repetition"] in local
+                ]
+                overhead = [r[pipe]["seconds"] - r[pipe]["step_sum"] for r in ok]
+                steps = {
+                    s: statistics.median(r[pipe]["steps"][s] for r in ok)
+                    for s in ok[0][pipe]["steps"]
+                }
+                entry[pipe] = {
+                    "median_s": statistics.median(secs),
+                    "min_s": min(secs),
+                    "max_s": max(secs),
+                    "ratio_to_local": statistics.median(ratios) if ratios else None,
+                    "step_s": steps,
+                    "step_sum_s": sum(steps.values()),
+                    "overhead_s": statistics.median(overhead),
+                }
+            entry["startup_s"] = statistics.median(r["startup_s"] for r in ok)
+            entry["import_s"] = statistics.median(r["import_s"] for r in ok)
+            entry["peak_rss_mib"] = max(r["peak_rss_mib"] for r in ok)
+            same = [
+                (
+                    r["weights_sha256"] == local[r["repetition"]]["weights_sha256"],
+                    r["predictions_sha256"] == local[r["repetition"]]["predictions_sha256"],
+                )
+                for r in ok
+                if r["repetition"] in local
+            ]
+            entry["identical_weights"] = bool(same) and all(w for w, _ in same)
+            entry["identical_predictions"] = bool(same) and all(p for _, p in same)
+            entry["weights_sha256"] = ok[0]["weights_sha256"]
+            entry["predictions_sha256"] = ok[0]["predictions_sha256"]
+        summary[runner] = entry
+    return summary
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    s = report["summary"]
+    lines = [
+        f"Measured {report['date'][:10]} on {report['machine']}; {report['mode']} mode "
+        f"(model `{report['model']}`, {report['rows']['training']} training rows, "
+        f"{report['rows']['inference']} inference rows), "
+        f"{report['repetitions']} interleaved repetitions; "
+        + ", ".join(f"{k} {v}" for k, v in report["versions"].items())
+        + ".",
+        "",
+        "| runner | training s (min-max) | x local | inference s (min-max) | x local "
+        "| overhead s (train / infer) | start-up s | peak RSS MiB | same weights "
+        "| same predictions |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for runner, e in s.items():
+        if not e["ok"]:
+            lines.append(f"| {runner} | failed: {e['errors'][0][:80]} | | | | | | | | |")
+            continue
+        t, i = e["training"], e["inference"]
+        lines.append(
+            f"| {runner} | {t['median_s']:.1f} ({t['min_s']:.1f}-{t['max_s']:.1f}) | "
+            f"{_ratio(t['ratio_to_local'])} | "
+            f"{i['median_s']:.1f} ({i['min_s']:.1f}-{i['max_s']:.1f}) | "
+            f"{_ratio(i['ratio_to_local'])} | {t['overhead_s']:.2f} / {i['overhead_s']:.2f} | "
+            f"{e['startup_s']:.1f} | {e['peak_rss_mib']:.0f} | {_yes(e['identical_weights'])} | "
+            f"{_yes(e['identical_predictions'])} |"
+        )
+    lines += [
+        "",
+        "Median seconds per step:",
+        "",
+        "| step | " + " | ".join(r for r in s if s[r]["ok"]) + " |",
+        "|---|" + "---|" * sum(1 for r in s if s[r]["ok"]),
+    ]
+    ok = [r for r in s if s[r]["ok"]]
+    if ok:
+        for pipe in ("training", "inference"):
+            for step in s[ok[0]][pipe]["step_s"]:
+                lines.append(
+                    f"| {step} | "
+                    + " | ".join(f"{s[r][pipe]['step_s'][step]:.2f}" for r in ok)
+                    + " |"
+                )
+    return "\n".join(lines)
+
+
+def _ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def _yes(x: bool) -> str:
+    return "yes" if x else "**no**"
+
+
+def render_chart(report: dict[str, Any], path: Path) -> Path:
+    """Stacked bars per runner: the steps' own time and orchestration overhead, per pipeline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = {r: e for r, e in report["summary"].items() if e["ok"]}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
+    for ax, pipe in zip(axes, ("training", "inference"), strict=True):
+        names = list(s)
+        steps = [s[r][pipe]["step_sum_s"] for r in names]
+        over = [max(s[r][pipe]["median_s"] - s[r][pipe]["step_sum_s"], 0) for r in names]
+        start = [s[r]["startup_s"] / 2 for r in names]  # start-up split across the two pipelines
+        ax.bar(names, steps, label="step time", color="#4C72B0")
+        ax.bar(names, over, bottom=steps, label="orchestration overhead", color="#DD8452")
+        ax.bar(
+            names,
+            start,
+            bottom=[a + b for a, b in zip(steps, over, strict=True)],
+            label="start-up (half)",
+            color="#BBBBBB",
+        )
+        ax.set_title(f"{pipe} pipeline")
+        ax.set_ylabel("seconds (median)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(
+        f"mlpipe runners · {report['mode']} · {report['date'][:10]} · {report['machine']}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": out_dir / "bench.json",
+        "markdown": out_dir / "bench.md",
+        "chart": out_dir / "bench.png",
+    }
+    paths["json"].write_text(json.dumps(report, indent=2))
+    paths["markdown"].write_text(render_markdown(report) + "\n")
+    render_chart(report, paths["chart"])
+    return paths
+
+
+def machine() -> str:
+    import psutil
+
+    cpu = platform.processor() or platform.machine()
+    memory = psutil.virtual_memory().total / 2**30
+    return f"{cpu}, {os.cpu_count()} CPUs, {memory:.0f} GiB, {platform.system()}"
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("mlpipe", "torch", "transformers", "apache-airflow", "kfp", "dagster"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[pkg] = version(pkg)
+    return out
+
+
+if __name__ == "__main__":
+    child_main(sys.argv[1:])
