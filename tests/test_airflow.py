@@ -209,13 +209,17 @@ def standalone(tmp_path: Path) -> Iterator[tuple[Api, Path, Path]]:
 
 
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """TERM the whole process group, then KILL whatever is left after 20 s."""
-    try:
+    """TERM the whole process group, wait for all of it to exit, KILL what is left after 20 s."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=20)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.2)
+        try:
+            os.killpg(proc.pid, 0)  # anyone left in the group?
+        except ProcessLookupError:
+            return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)

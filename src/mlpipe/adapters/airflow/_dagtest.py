@@ -69,10 +69,13 @@ def main(request_path: str, result_path: str) -> int:
     def remember(context: Mapping[str, Any]) -> None:
         ti, exc = context.get("ti"), context.get("exception")
         cause = getattr(exc, "cause", exc)
+        message = str(cause) if cause is not None else "task failed (no exception recorded)"
+        if type(cause).__name__ == "AirflowTaskTimeout":
+            message = f"ran longer than runtime.timeout_s={config.runtime.timeout_s:g}s ({cause})"
         failures[str(getattr(ti, "task_id", "?"))] = {
             "try_number": getattr(ti, "try_number", None),
             "type": type(cause).__name__ if cause is not None else "Error",
-            "message": str(cause) if cause is not None else "task failed (no exception recorded)",
+            "message": message,
             "exit_code": int(getattr(exc, "exit_code", 1) or 1),
             "mlpipe_run_id": mlpipe_run_id(context),
         }
