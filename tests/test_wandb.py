@@ -284,8 +284,8 @@ def test_cli_online_without_key_exits_2_and_publishes_nothing(cli: CliRuns) -> N
         env={**env, "WANDB_MODE": "online"}, home=home,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
-    assert "WANDB_API_KEY is not set" in done.stderr and "train_model" in done.stderr
-    assert not (home / "wandb-offline-registry").exists() and not (home / "registry").exists()
+    assert "WANDB_API_KEY is not set" in done.stderr and "tracking.backend: wandb" in done.stderr
+    assert not home.exists()  # caught by preflight, before any step wrote anything
 
 
 def test_example_configs_select_both_wandb_backends() -> None:

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from mlpipe.core.errors import ConfigError
 
 PipelineName = Literal["training", "inference"]
+TaskName = Literal["text-classification", "text-to-sql"]
+TASKS: tuple[str, ...] = ("text-classification", "text-to-sql")
 
 
 class _Strict(BaseModel):
@@ -94,6 +96,39 @@ class TrainConfig(_Strict):
     min_eval_accuracy: Annotated[float | None, Field(ge=0, le=1)] = None
 
 
+class LoraConfig(_Strict):
+    """LoRA adapters (needs the ``peft`` extra); merged into the weights before saving."""
+
+    r: Annotated[int, Field(ge=1)] = 8
+    alpha: Annotated[float, Field(gt=0)] = 16.0
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    target_modules: list[str] | None = Field(
+        None, description="module names to adapt; none = peft's default for the architecture"
+    )
+
+
+class SqlConfig(_Strict):
+    """Text-to-SQL settings (``task: text-to-sql``): input columns and generation length."""
+
+    question_column: str = "question"
+    context_column: str = Field("context", description="the CREATE TABLE statements")
+    answer_column: str = Field("answer", description="the gold SQL (optional for inference)")
+    max_new_tokens: Annotated[int, Field(ge=1, le=2048)] = 128
+
+
+class SqlTrainConfig(SqlConfig):
+    """Text-to-SQL training: LoRA, the tiny tokenizer, generation-based eval and its floor."""
+
+    lora: LoraConfig | None = None
+    tokenizer_vocab_size: Annotated[int, Field(ge=300, le=100_000)] = Field(
+        1024, description="byte-level BPE trained on the data (model.base: tiny only)"
+    )
+    eval_max_rows: Annotated[int | None, Field(ge=1)] = Field(
+        200, description="eval rows scored by generating SQL (slow); none = all"
+    )
+    min_eval_execution_match: Annotated[float | None, Field(ge=0, le=1)] = None
+
+
 class RegistryConfig(_Strict):
     """Where model versions live. ``local`` is a directory under the mlpipe home."""
 
@@ -103,6 +138,12 @@ class RegistryConfig(_Strict):
     aliases: list[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]] = ["staging"]
     wandb_project: str | None = None
     wandb_entity: str | None = None
+    wandb_mode: Literal["online", "offline"] | None = Field(
+        None, description="default: tracking.mode, else WANDB_MODE, else online"
+    )
+    wandb_collection: str | None = Field(
+        None, description="W&B registry collection to link versions to, e.g. wandb-registry-model/x"
+    )
 
 
 class TrackingConfig(_Strict):
@@ -122,6 +163,53 @@ class RuntimeConfig(_Strict):
     timeout_s: Annotated[float, Field(gt=0)] = 3600.0
     schedule: str | None = Field(None, description="cron or preset like '@weekly'; none = manual")
     cache: bool = True
+    mode: Literal["local", "kubernetes"] = Field(
+        "local", description="kubernetes: each step is a pod running the image (see cluster)"
+    )
+
+
+class ResourcesConfig(_Strict):
+    """Kubernetes requests/limits for one step's pod."""
+
+    cpu: str | None = "1"
+    memory: str | None = "2Gi"
+    gpu: Annotated[int, Field(ge=0)] = 0
+    gpu_resource: str = "nvidia.com/gpu"
+
+
+class SecretEnvConfig(_Strict):
+    """An environment variable filled from a Kubernetes Secret (never an inline value)."""
+
+    env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    secret: str
+    key: str
+
+
+class ClusterConfig(_Strict):
+    """Cluster mode: every step runs as ``mlpipe step`` in one image, as a Kubernetes pod."""
+
+    image: str = "mlpipe:latest"
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    namespace: str = "mlpipe"
+    service_account: str | None = None
+    resources: ResourcesConfig = ResourcesConfig()
+    step_resources: dict[str, ResourcesConfig] = Field(
+        default_factory=dict, description="per-step overrides, e.g. train_model: {gpu: 1}"
+    )
+    volume_claim: str | None = Field("mlpipe-data", description="PVC shared by all step pods")
+    mount_path: str = "/data"
+    home: str = Field("/data/mlpipe", description="MLPIPE_HOME inside the pods")
+    storage_uri: str | None = Field(
+        None, description="object storage (s3://, gs://) synced before and after each step"
+    )
+    secrets: list[SecretEnvConfig] = [
+        SecretEnvConfig(env="WANDB_API_KEY", secret="wandb", key="api-key")
+    ]
+    env: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+
+    def resources_for(self, step: str) -> ResourcesConfig:
+        return self.step_resources.get(step, self.resources)
 
 
 class InferenceSettings(_Strict):
@@ -141,23 +229,38 @@ class TrainingConfig(_Strict):
     """The training pipeline: load data, train, save artifacts, upload to the registry."""
 
     pipeline: Literal["training"] = "training"
+    task: TaskName = "text-classification"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     training: TrainConfig = TrainConfig()
+    sql: SqlTrainConfig = SqlTrainConfig()
     registry: RegistryConfig = RegistryConfig()
     tracking: TrackingConfig = TrackingConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    cluster: ClusterConfig = ClusterConfig()
+
+    @model_validator(mode="after")
+    def _task_fields(self) -> TrainingConfig:
+        if self.task == "text-to-sql" and self.training.min_eval_accuracy is not None:
+            raise ValueError(
+                "training.min_eval_accuracy is for text-classification; "
+                "use sql.min_eval_execution_match for text-to-sql"
+            )
+        return self
 
 
 class InferenceConfig(_Strict):
     """The inference pipeline: load data, load a model version, predict, save results."""
 
     pipeline: Literal["inference"] = "inference"
+    task: TaskName = "text-classification"
     data: DataConfig = DataConfig(generated=GeneratedDataConfig(n_samples=1000, seed=7))
     inference: InferenceSettings = InferenceSettings()
+    sql: SqlConfig = SqlConfig()
     registry: RegistryConfig = RegistryConfig()
     tracking: TrackingConfig = TrackingConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
 
 PipelineConfig = TrainingConfig | InferenceConfig

@@ -84,12 +84,20 @@ class PipelineRun:
 
 
 def preflight(config: PipelineConfig) -> None:
-    """Checks that need no work done: input files exist. Runs before anything is written."""
+    """Checks that need no work done: input files exist, credentials are there. Runs before
+    anything is written, so a bad config fails in seconds and leaves nothing behind."""
     data = config.data
     if data.source == "files":
         for label, path in (("data.path", data.path), ("data.eval_path", data.eval_path)):
             if path is not None and not Path(path).is_file():
                 raise ConfigError(f"{label}: file not found: {path}")
+    if config.tracking.backend == "wandb" or config.registry.backend == "wandb":
+        from mlpipe.integrations.wandb import require_key, resolve_mode
+
+        if config.tracking.backend == "wandb":
+            require_key(resolve_mode(config.tracking.mode), "tracking.backend: wandb")
+        if config.registry.backend == "wandb":
+            require_key(resolve_mode(config.registry.wandb_mode), "registry.backend: wandb")
 
 
 def run_step(

@@ -244,7 +244,8 @@ class WandbRegistry:
         self.home = Path(home)
         self.project = _project(cfg.wandb_project)
         self.entity = cfg.wandb_entity or os.environ.get("WANDB_ENTITY") or None
-        self.mode = resolve_mode()
+        self.mode = resolve_mode(cfg.wandb_mode)
+        self.collection = cfg.wandb_collection or os.environ.get(LINK_ENV)
         if self.mode == "disabled":
             raise ConfigError(
                 "registry.backend is wandb but WANDB_MODE=disabled: use online or offline, "
@@ -306,11 +307,11 @@ class WandbRegistry:
             if self.mode == "online":
                 art.wait()
                 version = int(str(art.version).lstrip("v"))
-                if os.environ.get(LINK_ENV):
-                    run.link_artifact(art, os.environ[LINK_ENV], aliases=all_aliases)
+                if self.collection:
+                    run.link_artifact(art, self.collection, aliases=all_aliases)
                 live_aliases |= {str(a) for a in art.aliases}
-            elif os.environ.get(LINK_ENV):
-                log.warning("%s is ignored offline; link after `wandb sync`", LINK_ENV)
+            elif self.collection:
+                log.warning("registry.wandb_collection is ignored offline; link after `wandb sync`")
         except Exception as exc:
             run.finish(exit_code=1)
             raise classify_error(exc, f"publishing {name}") from exc
