@@ -33,7 +33,6 @@ from tests.conftest import TINY_INFERENCE, TINY_TRAINING, venv_env
 
 dg = pytest.importorskip("dagster")
 
-from mlpipe.adapters.dagster.assets import STEP_CHECKS  # noqa: E402
 from mlpipe.adapters.dagster.build import DEFAULT_SCHEDULES, build_definitions, cron_for  # noqa: E402
 from mlpipe.adapters.dagster.runner import asset_states, run_pipeline  # noqa: E402
 
@@ -74,10 +73,10 @@ def test_definitions_mirror_the_pipelines(
             upstream = {pipeline.step(s).asset for s in step.upstream}
             assert {k.to_user_string() for k in node.parent_keys} == upstream
             checks = {c.name: c for c in defs.resolve_assets_def(key).check_specs}
-            assert set(checks) == set(STEP_CHECKS.get(step.name, ()))
+            assert set(checks) == set(step.checks)
             assert all(c.blocking for c in checks.values())
-    assert "label_balance" in STEP_CHECKS["load_training_data"]
-    assert STEP_CHECKS["train_model"] == ("min_eval_accuracy",)
+    assert "label_balance" in TRAINING.step("load_training_data").checks
+    assert TRAINING.step("train_model").checks == ("min_eval_accuracy",)
     for name in ("training", "inference"):
         job = defs.resolve_job_def(f"mlpipe_{name}")
         assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {

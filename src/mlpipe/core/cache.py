@@ -30,11 +30,12 @@ from mlpipe.core.refs import (
 
 @functools.cache
 def code_version() -> str:
-    """Hash of every source file of the mlpipe package: editing a step invalidates its cache."""
-    import mlpipe
+    """Hash of every source file of mlpipe's core: editing a step invalidates its cache.
 
-    root = Path(mlpipe.__file__).parent
-    files = sorted(p for p in root.rglob("*.py") if "adapters" not in p.parts)
+    Runners, the CLI and integrations are left out: they do not change what a step computes.
+    """
+    root = Path(__file__).parent
+    files = sorted(root.rglob("*.py"))
     return sha256_json({p.relative_to(root).as_posix(): sha256_file(p) for p in files})
 
 

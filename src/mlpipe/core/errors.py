@@ -43,3 +43,35 @@ class StepFailedError(MlpipeError):
         self.cause = cause
         self.exit_code = getattr(cause, "exit_code", 1)
         super().__init__(f"step '{step}' failed: {cause}")
+
+
+class RemoteStepError(MlpipeError):
+    """An error that crossed a process boundary as a record and has no mlpipe class here."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def error_record(exc: BaseException) -> dict[str, object]:
+    """What a task writes when a step fails, so the runner that launched it can raise it again."""
+    cause = getattr(exc, "cause", exc)
+    return {
+        "error_type": type(cause).__name__,
+        "message": str(cause),
+        "exit_code": int(getattr(exc, "exit_code", getattr(cause, "exit_code", 1))),
+    }
+
+
+def error_from_record(record: dict[str, object]) -> MlpipeError:
+    """The same mlpipe error class and exit code when there is one, else ``RemoteStepError``."""
+    name = str(record.get("error_type", ""))
+    message = str(record.get("message") or record.get("error") or "step failed")
+    exit_code = int(str(record.get("exit_code", 1)))
+    cls = globals().get(name)
+    wrappers = (StepFailedError, RemoteStepError)
+    if isinstance(cls, type) and issubclass(cls, MlpipeError) and cls not in wrappers:
+        err = cls(message)
+        err.exit_code = exit_code
+        return err
+    return RemoteStepError(f"{name}: {message}" if name else message, exit_code)

@@ -36,7 +36,8 @@ class Step:
 
     ``inputs`` maps the function's argument name to the step whose output it takes. ``asset`` names
     the output as a thing (for asset-based orchestrators); ``config_sections`` are the parts of the
-    config the step reads, which is what its cache key covers.
+    config the step reads, which is what its cache key covers; ``checks`` names the quality checks
+    its reference carries, for orchestrators that declare checks before a run.
     """
 
     name: str
@@ -46,6 +47,7 @@ class Step:
     inputs: Mapping[str, str] = field(default_factory=dict)
     config_sections: tuple[str, ...] = ()
     cacheable: bool = True
+    checks: tuple[str, ...] = ()  # quality checks its reference carries (declared up front)
 
     @property
     def upstream(self) -> tuple[str, ...]:

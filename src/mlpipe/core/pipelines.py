@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlpipe.core import steps
+from mlpipe.core import quality, steps
 from mlpipe.core.config import InferenceConfig, TrainingConfig
 from mlpipe.core.pipeline import Pipeline, Step
 
@@ -16,15 +16,17 @@ TRAINING = Pipeline(
             steps.load_training_data,
             asset="training_data",
             description="Prepared train/eval splits (parquet) and data-quality checks",
-            config_sections=("data",),
+            config_sections=("task", "sql", "data"),
+            checks=quality.TRAINING_DATA_CHECKS,
         ),
         Step(
             "train_model",
             steps.train_model,
             asset="trained_model",
-            description="Fine-tuned classifier and its eval metrics",
+            description="Fine-tuned model and its eval metrics",
             inputs={"dataset": "load_training_data"},
-            config_sections=("model", "training"),
+            config_sections=("task", "sql", "model", "training"),
+            checks=quality.MODEL_CHECKS,
         ),
         Step(
             "save_artifacts",
@@ -32,7 +34,7 @@ TRAINING = Pipeline(
             asset="model_artifacts",
             description="Safetensors weights, tokenizer, config, metrics and manifest",
             inputs={"model": "train_model", "dataset": "load_training_data"},
-            config_sections=("data", "model", "training"),
+            config_sections=("task", "sql", "data", "model", "training"),
         ),
         Step(
             "upload_model",
@@ -56,7 +58,8 @@ INFERENCE = Pipeline(
             steps.load_inference_data,
             asset="inference_data",
             description="Input rows as parquet (labels optional)",
-            config_sections=("data", "inference"),
+            config_sections=("task", "sql", "data", "inference"),
+            checks=quality.INFERENCE_DATA_CHECKS,
         ),
         Step(
             "load_model",
@@ -70,9 +73,9 @@ INFERENCE = Pipeline(
             "run_inference",
             steps.run_inference,
             asset="predictions",
-            description="Predicted label and score per row",
+            description="Predicted label and score per row (SQL for text-to-sql)",
             inputs={"dataset": "load_inference_data", "model": "load_model"},
-            config_sections=("inference",),
+            config_sections=("task", "sql", "inference"),
         ),
         Step(
             "save_results",
@@ -80,7 +83,7 @@ INFERENCE = Pipeline(
             asset="inference_report",
             description="Predictions joined to inputs, and metrics when labels exist",
             inputs={"dataset": "load_inference_data", "predictions": "run_inference"},
-            config_sections=("inference",),
+            config_sections=("task", "sql", "inference"),
         ),
     ),
 )

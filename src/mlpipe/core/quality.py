@@ -11,6 +11,14 @@ from collections.abc import Iterable, Sequence
 
 from mlpipe.core.refs import CheckResult
 
+# The checks each step's reference carries; orchestrators that declare checks up front read these.
+TRAINING_DATA_CHECKS = (
+    "train_not_empty", "eval_not_empty", "no_empty_texts", "label_balance", "duplicate_texts",
+    "train_eval_overlap",
+)  # fmt: skip
+INFERENCE_DATA_CHECKS = ("data_not_empty", "no_empty_texts", "duplicate_texts")
+MODEL_CHECKS = ("min_eval_accuracy",)
+
 
 def check_not_empty(rows: int, split: str) -> CheckResult:
     return CheckResult(
@@ -110,4 +118,56 @@ def check_min_accuracy(accuracy: float, floor: float | None) -> CheckResult:
         value=accuracy,
         threshold=floor,
         message=f"eval accuracy {accuracy:.4f}, floor {floor:.4f}",
+    )
+
+
+def check_empty_fields(name: str, what: str, empty: int, rows: int) -> CheckResult:
+    """Blocking: rows whose ``what`` is empty teach nothing (text-to-sql questions, answers)."""
+    return CheckResult(
+        name=name,
+        passed=empty == 0,
+        blocking=True,
+        value=float(empty),
+        threshold=0.0,
+        message=f"{empty} of {rows} {what} are empty or whitespace"
+        + ("" if empty == 0 else ": remove or fill them"),
+    )
+
+
+def check_gold_sql_runs(failed: int, checked: int, max_fraction: float = 0.1) -> CheckResult:
+    """Gold SQL that does not run on its own context can never execution-match: a data problem."""
+    fraction = failed / checked if checked else 0.0
+    return CheckResult(
+        name="gold_sql_runs",
+        passed=fraction <= max_fraction,
+        blocking=False,
+        value=fraction,
+        threshold=max_fraction,
+        message=f"{failed} of {checked} checked gold queries fail on their context ({fraction:.1%})",
+    )
+
+
+def check_min_execution_match(value: float, floor: float | None) -> CheckResult:
+    """Model-quality gate for text-to-sql: eval execution match must reach the floor (if any)."""
+    return CheckResult(
+        name="min_eval_execution_match",
+        passed=floor is None or value >= floor,
+        blocking=True,
+        value=value,
+        threshold=floor,
+        message=f"eval execution match {value:.4f}"
+        + (f", floor {floor:.4f}" if floor is not None else "; no floor configured"),
+    )
+
+
+def check_truncated(truncated: int, rows: int, max_fraction: float = 0.01) -> CheckResult:
+    """Rows longer than model.max_length lose part of their prompt: raise max_length if many do."""
+    fraction = truncated / rows if rows else 0.0
+    return CheckResult(
+        name="truncated_rows",
+        passed=fraction <= max_fraction,
+        blocking=False,
+        value=fraction,
+        threshold=max_fraction,
+        message=f"{truncated} of {rows} training rows exceed model.max_length ({fraction:.1%})",
     )

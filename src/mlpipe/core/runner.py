@@ -82,6 +82,16 @@ class PipelineRun:
     def final(self) -> Ref:
         return self.steps[-1].ref
 
+    def write_record(self, config: PipelineConfig) -> Path:
+        """``run.json``: what ran, through which runner, how long, and every step's reference."""
+        path = self.run_dir / "run.json"
+        write_json(path, {
+            "pipeline": self.pipeline, "run_id": self.run_id, "runner": self.runner,
+            "seconds": self.seconds, "config": config.model_dump(mode="json"),
+            "steps": [s.to_json() for s in self.steps], "extra": self.extra,
+        })
+        return path
+
 
 def preflight(config: PipelineConfig) -> None:
     """Checks that need no work done: input files exist, credentials are there. Runs before
@@ -246,15 +256,5 @@ def run_pipeline(
                 directory.rmdir()
         raise
     run.seconds = time.perf_counter() - started
-    write_json(
-        run.run_dir / "run.json",
-        {
-            "pipeline": pipeline.name,
-            "run_id": run_id,
-            "runner": "local",
-            "seconds": run.seconds,
-            "config": config.model_dump(mode="json"),
-            "steps": [s.to_json() for s in run.steps],
-        },
-    )
+    run.write_record(config)
     return run

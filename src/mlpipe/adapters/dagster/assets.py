@@ -24,15 +24,6 @@ from mlpipe.core.runner import execute_step, resolve_home, safe_run_id
 RESOURCE_KEY = "mlpipe"
 RUN_ID_TAG = "mlpipe/run_id"  # set it on a run to choose the mlpipe run id; else Dagster's run id
 
-# The checks each step's reference carries (see mlpipe.core.quality and mlpipe.core.data).
-# Dagster needs asset checks declared before a run; a check a step reports that is not listed here
-# is still logged and still gates (see _undeclared_failures). Candidate for core as Step.checks.
-STEP_CHECKS: dict[str, tuple[str, ...]] = {
-    "load_training_data": ("train_not_empty", "eval_not_empty", "no_empty_texts",
-                           "label_balance", "duplicate_texts", "train_eval_overlap"),
-    "train_model": ("min_eval_accuracy",),
-    "load_inference_data": ("data_not_empty", "no_empty_texts", "duplicate_texts"),
-}
 
 
 class MlpipeResource(dg.ConfigurableResource):
@@ -135,7 +126,7 @@ def _check_specs(step: Step) -> list[dg.AssetCheckSpec]:
     # which mirrors core (label_balance blocks only when a class is missing entirely).
     return [dg.AssetCheckSpec(name, asset=step.asset, blocking=True,
                               description=f"mlpipe quality check '{name}' from step {step.name}")
-            for name in STEP_CHECKS.get(step.name, ())]
+            for name in step.checks]
 
 
 def _retry_policy(config: PipelineConfig) -> dg.RetryPolicy | None:
@@ -148,7 +139,7 @@ def _retry_policy(config: PipelineConfig) -> dg.RetryPolicy | None:
 def step_asset(pipeline: Pipeline, step: Step, config: PipelineConfig) -> dg.AssetsDefinition:
     """One asset for one step: inputs are the upstream assets' references, output its own."""
     ins = {arg: dg.AssetIn(key=pipeline.step(source).asset) for arg, source in step.inputs.items()}
-    declared = set(STEP_CHECKS.get(step.name, ()))
+    declared = set(step.checks)
 
     @dg.asset(
         name=step.asset, group_name=pipeline.name, description=step.description, ins=ins,
@@ -165,7 +156,8 @@ def step_asset(pipeline: Pipeline, step: Step, config: PipelineConfig) -> dg.Ass
                 pipeline.name, step.name, res.config_json(pipeline.name), inputs,
                 home=res.home_path(), run_id=run_id, use_cache=res.use_cache,
                 enforce_checks=False,  # the asset checks below gate instead
-                tags={"runner": "dagster", "dagster_run_id": context.run.run_id},
+                tags={"runner": "dagster", "orchestrator_run_id": context.run.run_id,
+                      "dagster_job": context.job_name},
             )
         except StepFailedError as exc:
             raise dg.Failure(

@@ -17,10 +17,13 @@ from typing import Any
 
 import dagster as dg
 
-from mlpipe.core import errors
-from mlpipe.core.artifacts import write_json
 from mlpipe.core.config import InferenceConfig, PipelineConfig, TrainingConfig
-from mlpipe.core.errors import MlpipeError, QualityGateError, StepFailedError
+from mlpipe.core.errors import (
+    QualityGateError,
+    RemoteStepError,
+    StepFailedError,
+    error_from_record,
+)
 from mlpipe.core.pipeline import Pipeline
 from mlpipe.core.runner import PipelineRun, load_step_result, preflight, run_dir, safe_run_id
 
@@ -46,14 +49,6 @@ class AssetState:
         if self.started is None or self.ended is None:
             return None
         return self.ended - self.started
-
-
-class _RemoteError(MlpipeError):
-    """A step error that crossed Dagster's event log: its type name, message and exit code."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @contextmanager
@@ -107,16 +102,7 @@ def _step_error(step: str, st: AssetState) -> StepFailedError:
     """The StepFailedError the local runner would have raised for this failed asset."""
     if st.failed_checks:
         return StepFailedError(step, QualityGateError("; ".join(st.failed_checks)))
-    info = st.failure
-    exit_code = int(info.get("exit_code", 1))
-    message = str(info.get("error") or info.get("message") or "failed in Dagster")
-    cls = getattr(errors, str(info.get("error_type")), None)
-    cause: BaseException
-    if isinstance(cls, type) and issubclass(cls, MlpipeError) and cls.exit_code == exit_code:
-        cause = cls(message)
-    else:
-        cause = _RemoteError(message, exit_code)
-    return StepFailedError(step, cause)
+    return StepFailedError(step, error_from_record(st.failure))
 
 
 def run_pipeline(
@@ -151,7 +137,7 @@ def run_pipeline(
             raise _step_error(step, st)
     if not result.success:
         raise StepFailedError(pipeline.step_names[0],
-                              _RemoteError(f"Dagster run {dagster_run_id} failed", 1))
+                              RemoteStepError(f"Dagster run {dagster_run_id} failed", 1))
     run = PipelineRun(pipeline=pipeline.name, run_id=mlpipe_run_id,
                       run_dir=run_dir(home, pipeline.name, mlpipe_run_id), seconds=seconds,
                       runner="dagster")
@@ -164,9 +150,5 @@ def run_pipeline(
         "asset_checks": {a: st.checks for a, st in states.items() if st.checks},
         "dagster_job": job.name,
     }
-    write_json(run.run_dir / "run.json", {
-        "pipeline": pipeline.name, "run_id": mlpipe_run_id, "runner": "dagster",
-        "seconds": run.seconds, "config": config.model_dump(mode="json"),
-        "steps": [s.to_json() for s in run.steps], "extra": run.extra,
-    })
+    run.write_record(config)
     return run

@@ -109,7 +109,8 @@ def component_source(pipeline: Pipeline, item: ComponentPlan) -> str:
         f"    {json.dumps(step.description)}\n"
         "    from mlpipe.adapters.kubeflow.task import run_component\n"
         f"    run_component({pipeline.name!r}, {step.name!r}, config_json, mlpipe_home,\n"
-        f"                  run_id or {JOB_NAME_ARG}, {{{inputs}}}, {{{outs}}})\n"
+        f"                  run_id or {JOB_NAME_ARG}, {{{inputs}}}, {{{outs}}},\n"
+        f"                  orchestrator_run_id={JOB_NAME_ARG})\n"
     )
 
 

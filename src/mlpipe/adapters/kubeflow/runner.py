@@ -25,10 +25,8 @@ from kfp.local import config as local_config
 
 from mlpipe.adapters.kubeflow.compiler import ComponentPlan, build_pipeline, plan
 from mlpipe.adapters.kubeflow.task import ERROR_FILE
-from mlpipe.core import errors
-from mlpipe.core.artifacts import write_json
 from mlpipe.core.config import PipelineConfig
-from mlpipe.core.errors import MlpipeError, StepFailedError
+from mlpipe.core.errors import StepFailedError, error_from_record
 from mlpipe.core.pipeline import Pipeline
 from mlpipe.core.refs import ref_from_json
 from mlpipe.core.runner import PipelineRun, StepRun, preflight, run_dir
@@ -154,11 +152,7 @@ def run_pipeline(
                              "pipeline_root": str(pipeline_root),
                              "kfp_run_dir": str(kfp_run_dir),
                              "tasks": outputs})
-    write_json(run.run_dir / "run.json", {
-        "pipeline": pipeline.name, "run_id": run.run_id, "runner": "kubeflow",
-        "seconds": run.seconds, "config": config.model_dump(mode="json"),
-        "steps": [s.to_json() for s in steps], "extra": run.extra,
-    })
+    run.write_record(config)
     return run
 
 
@@ -200,7 +194,7 @@ def _failure(
         for path in sorted(kfp_run_dir.glob(f"*/{ERROR_FILE}")):
             record = json.loads(path.read_text())
     if record is not None:
-        failure = StepFailedError(record["step"], _cause(record))
+        failure = StepFailedError(record["step"], error_from_record(record))
         failure.run_id = record["run_id"]  # type: ignore[attr-defined]
         return failure
     m = _FAILED_TASK.search(message)
@@ -208,17 +202,6 @@ def _failure(
     task = m.group(1) if m else (failed[-1] if failed else "?")
     return StepFailedError(by_task.get(task) or task,
                            RuntimeError(f"kfp task '{task}' failed (see its log above): {message}"))
-
-
-def _cause(record: dict[str, Any]) -> BaseException:
-    """Rebuild the step's error (same class and exit code where it is an mlpipe error)."""
-    cls = getattr(errors, record["error_type"], None)
-    if isinstance(cls, type) and issubclass(cls, MlpipeError) and cls is not StepFailedError:
-        cause: MlpipeError = cls(record["message"])
-    else:
-        cause = MlpipeError(f"{record['error_type']}: {record['message']}")
-    cause.exit_code = int(record["exit_code"])
-    return cause
 
 
 def _remove_empty(home: Path, pipeline: str, failure: StepFailedError, fresh: list[Path]) -> None:

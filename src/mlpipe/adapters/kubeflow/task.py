@@ -27,6 +27,7 @@ def run_component(
     run_id: str,
     inputs: Mapping[str, Any],
     outputs: Mapping[str, Any],
+    orchestrator_run_id: str = "",
 ) -> None:
     """Run one mlpipe step as a kfp component.
 
@@ -44,8 +45,15 @@ def run_component(
     refs = {name: Path(art.path).read_text() for name, art in inputs.items()}
     ref_out = outputs["ref"]
     try:
-        result = execute_step(pipeline, step, config_json, refs, home=resolve_home(home or None),
-                              run_id=run_id, tags={"runner": "kubeflow"})
+        result = execute_step(
+            pipeline,
+            step,
+            config_json,
+            refs,
+            home=resolve_home(home or None),
+            run_id=run_id,
+            tags={"runner": "kubeflow", "orchestrator_run_id": orchestrator_run_id or run_id},
+        )
     except StepFailedError as exc:
         _record_failure(Path(ref_out.path).parent, pipeline, step, run_id, exc)
         print(f"mlpipe: {exc}", file=sys.stderr, flush=True)
@@ -54,15 +62,22 @@ def run_component(
     Path(ref_out.path).parent.mkdir(parents=True, exist_ok=True)
     Path(ref_out.path).write_text(json.dumps(ref, indent=2))
     ref_out.metadata.update(_ref_metadata(ref))
-    ref_out.metadata.update({"step": step, "run_id": run_id, "seconds": result["seconds"],
-                             "cached": result["cached"],
-                             "component_seconds": time.perf_counter() - started})
+    ref_out.metadata.update(
+        {
+            "step": step,
+            "run_id": run_id,
+            "seconds": result["seconds"],
+            "cached": result["cached"],
+            "component_seconds": time.perf_counter() - started,
+        }
+    )
     if "metrics" in outputs:
         for name, value in ref_metrics(ref).items():
             outputs["metrics"].log_metric(name, value)
     if "confusion_matrix" in outputs:
-        dataset = next((json.loads(r) for r in refs.values()
-                        if json.loads(r).get("kind") == "dataset"), None)
+        dataset = next(
+            (json.loads(r) for r in refs.values() if json.loads(r).get("kind") == "dataset"), None
+        )
         matrix = confusion_matrix(ref, dataset)
         if matrix is not None:
             outputs["confusion_matrix"].log_confusion_matrix(*matrix)
@@ -101,8 +116,22 @@ def confusion_matrix(
 
 def _ref_metadata(ref: Mapping[str, Any]) -> dict[str, Any]:
     """What the KFP UI shows for an artifact: its kind, hash, where it is, sizes, metrics."""
-    keep = ("kind", "uri", "sha256", "rows", "columns", "has_labels", "label_names", "name",
-            "version", "aliases", "model", "throughput", "metrics", "predictions_uri")
+    keep = (
+        "kind",
+        "uri",
+        "sha256",
+        "rows",
+        "columns",
+        "has_labels",
+        "label_names",
+        "name",
+        "version",
+        "aliases",
+        "model",
+        "throughput",
+        "metrics",
+        "predictions_uri",
+    )
     meta = {k: ref[k] for k in keep if k in ref}
     checks = ref.get("checks") or ()
     if checks:
@@ -113,10 +142,8 @@ def _ref_metadata(ref: Mapping[str, Any]) -> dict[str, Any]:
 def _record_failure(
     task_dir: Path, pipeline: str, step: str, run_id: str, exc: BaseException
 ) -> None:
-    cause = getattr(exc, "cause", exc)
+    from mlpipe.core.errors import error_record
+
     task_dir.mkdir(parents=True, exist_ok=True)
-    (task_dir / ERROR_FILE).write_text(json.dumps({
-        "pipeline": pipeline, "step": step, "run_id": run_id,
-        "error_type": type(cause).__name__, "message": str(cause),
-        "exit_code": int(getattr(exc, "exit_code", 1)),
-    }, indent=2))
+    record = {"pipeline": pipeline, "step": step, "run_id": run_id, **error_record(exc)}
+    (task_dir / ERROR_FILE).write_text(json.dumps(record, indent=2))
