@@ -73,3 +73,8 @@ def test_demo_configs_match_the_built_in_defaults() -> None:
     assert inference.model_dump(exclude={"inference": {"model"}}) == InferenceConfig().model_dump(
         exclude={"inference": {"model"}}
     )
+
+
+def test_override_values_that_are_not_yaml_are_plain_strings() -> None:
+    cfg = load_config(TINY_TRAINING, ["runtime.schedule=@weekly", "runtime.retries=2"])
+    assert cfg.runtime.schedule == "@weekly" and cfg.runtime.retries == 2

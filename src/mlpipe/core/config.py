@@ -368,8 +368,8 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
         node = child
     try:
         node[parts[-1]] = yaml.safe_load(value) if value != "" else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {item!r}: value is not valid YAML: {exc}") from exc
+    except yaml.YAMLError:
+        node[parts[-1]] = value  # not YAML (e.g. @weekly): take it as the plain string it is
 
 
 def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:

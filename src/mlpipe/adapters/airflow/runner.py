@@ -21,10 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlpipe.core import errors
-from mlpipe.core.artifacts import write_json
 from mlpipe.core.config import PipelineConfig
-from mlpipe.core.errors import MlpipeError, StepFailedError
+from mlpipe.core.errors import MlpipeError, StepFailedError, error_from_record
 from mlpipe.core.pipeline import Pipeline
 from mlpipe.core.runner import PipelineRun, load_step_result, preflight, run_dir
 
@@ -119,11 +117,7 @@ def run_pipeline(
         "airflow_home": str(af_home),
         "log": str(log_path),
     }
-    write_json(run.run_dir / "run.json", {
-        "pipeline": pipeline.name, "run_id": mlpipe_id, "runner": "airflow",
-        "seconds": run.seconds, "config": config.model_dump(mode="json"),
-        "steps": [s.to_json() for s in run.steps], "extra": run.extra,
-    })
+    run.write_record(config)
     return run
 
 
@@ -140,10 +134,8 @@ def _step_failure(pipeline: Pipeline, report: dict[str, Any], log_path: Path) ->
               f"{task['try_number']} of {task['max_tries'] + 1}, run {report['dag_run_id']}; "
               f"log {log_path}]")
     message = f"{error.get('type', 'Error')}: {error.get('message', 'see the log')} {detail}"
-    cls = getattr(errors, str(error.get("type")), None)
-    cause: MlpipeError = (cls(message) if isinstance(cls, type) and issubclass(cls, MlpipeError)
-                          and cls is not StepFailedError else MlpipeError(message))
-    cause.exit_code = int(error.get("exit_code", 1))
+    cause = error_from_record({"error_type": error.get("type"), "message": message,
+                               "exit_code": error.get("exit_code", 1)})
     return StepFailedError(task["task_id"], cause)
 
 
