@@ -468,3 +468,26 @@ def test_online_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(ModelNotFoundError):
         registry.fetch(f"{name}:v99", tmp_path / "none")
     assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", ["airflow", "kubeflow", "dagster"])
+def test_every_orchestrator_links_its_run_id_to_the_wandb_run(
+    runner: str, wandb_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Each adapter tags the W&B training run with its runner and its own run id."""
+    import importlib
+
+    from mlpipe.core import TRAINING, load_config
+
+    cfg = load_config(
+        ROOT / "configs" / "tiny" / "training.yaml",
+        ["data.generated.n_samples=120", "training.epochs=1", "tracking.backend=wandb"],
+    )
+    adapter = importlib.import_module(f"mlpipe.adapters.{runner}.runner")
+    run = adapter.run_pipeline(TRAINING, cfg, home=tmp_path / "home", use_cache=False)
+    (tracked,) = offline_runs(Path(wandb_env["WANDB_DIR"])).values()
+    linked = tracked["config"]["mlpipe"]
+    assert linked["runner"] == runner
+    assert linked["orchestrator_run_id"] == run.extra["orchestrator_run_id"]
+    assert linked["mlpipe_run_id"] == run.run_id

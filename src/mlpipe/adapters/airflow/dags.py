@@ -87,7 +87,7 @@ def run_step_task(spec: StepTaskSpec, inputs: Mapping[str, Any], context: Mappin
     use_cache = _conf(context).get(CONF_USE_CACHE)
     ti = context.get("ti")
     tags = {"runner": "airflow", "airflow_dag_id": spec.dag_id,
-            "airflow_run_id": str(context.get("run_id", "")),
+            "orchestrator_run_id": str(context.get("run_id", "")),
             "airflow_try_number": str(getattr(ti, "try_number", ""))}
     return execute_step(
         spec.pipeline, spec.step.name, spec.config_json,
