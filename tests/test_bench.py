@@ -1,0 +1,46 @@
+"""`mlpipe bench --quick` for real: all four runners, one repetition, identical outputs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import venv_env
+
+
+@pytest.mark.slow
+def test_quick_bench_runs_every_runner_and_outputs_are_identical(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlpipe", "bench", "--quick", "-n", "1", "--out", str(out)],
+        capture_output=True, text=True, env=venv_env(), timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "bench.json").read_text())
+    assert {"date", "machine", "versions", "raw", "summary", "mode"} <= set(report)
+    assert report["mode"] == "quick" and report["repetitions"] == 1
+    assert list(report["summary"]) == ["local", "airflow", "kubeflow", "dagster"]
+    for runner, entry in report["summary"].items():
+        assert entry["ok"] == 1 and entry["failed"] == 0, (runner, entry["errors"])
+        assert entry["identical_weights"] and entry["identical_predictions"], runner
+        for pipe in ("training", "inference"):
+            figures = entry[pipe]
+            assert figures["min_s"] <= figures["median_s"] <= figures["max_s"]
+            assert figures["step_sum_s"] > 0 and figures["ratio_to_local"] > 0
+            assert set(figures["step_s"]) and figures["overhead_s"] >= -0.5
+        assert entry["peak_rss_mib"] > 50 and entry["startup_s"] >= 0
+    assert report["summary"]["local"]["training"]["ratio_to_local"] == pytest.approx(1.0)
+    table = (out / "bench.md").read_text()
+    assert "| airflow |" in table and "same predictions" in table
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unknown_runner_is_a_clear_error(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlpipe", "bench", "--runners", "local,spark",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, env=venv_env(),
+    )  # fmt: skip
+    assert proc.returncode == 2 and "spark" in proc.stderr
