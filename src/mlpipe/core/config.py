@@ -117,7 +117,10 @@ class SqlConfig(_Strict):
 
 
 class SqlTrainConfig(SqlConfig):
-    """Text-to-SQL training: LoRA, the tiny tokenizer, generation-based eval and its floor."""
+    """Text-to-SQL training: LoRA, the tiny tokenizer, generation-based eval.
+
+    ``training.min_eval_accuracy`` is the floor on eval execution accuracy for this task.
+    """
 
     lora: LoraConfig | None = None
     tokenizer_vocab_size: Annotated[int, Field(ge=300, le=100_000)] = Field(
@@ -126,7 +129,6 @@ class SqlTrainConfig(SqlConfig):
     eval_max_rows: Annotated[int | None, Field(ge=1)] = Field(
         200, description="eval rows scored by generating SQL (slow); none = all"
     )
-    min_eval_execution_match: Annotated[float | None, Field(ge=0, le=1)] = None
 
 
 class RegistryConfig(_Strict):
@@ -238,15 +240,6 @@ class TrainingConfig(_Strict):
     tracking: TrackingConfig = TrackingConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     cluster: ClusterConfig = ClusterConfig()
-
-    @model_validator(mode="after")
-    def _task_fields(self) -> TrainingConfig:
-        if self.task == "text-to-sql" and self.training.min_eval_accuracy is not None:
-            raise ValueError(
-                "training.min_eval_accuracy is for text-classification; "
-                "use sql.min_eval_execution_match for text-to-sql"
-            )
-        return self
 
 
 class InferenceConfig(_Strict):

@@ -306,6 +306,7 @@ def _dataset_ref(
     has_labels: bool,
     cfg: DataConfig,
     checks: list[CheckResult],
+    label_names: tuple[str, ...] | None = None,
 ) -> DatasetRef:
     hashes = {split: sha256_file(out_dir / name) for split, name in files.items()}
     return DatasetRef(
@@ -315,7 +316,7 @@ def _dataset_ref(
         rows=rows,
         columns=tuple(columns),
         has_labels=has_labels,
-        label_names=tuple(cfg.label_names),
+        label_names=tuple(cfg.label_names) if label_names is None else label_names,
         checks=tuple(checks),
     )
 

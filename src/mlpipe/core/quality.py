@@ -101,15 +101,20 @@ def check_overlap(
     )
 
 
-def check_min_accuracy(accuracy: float, floor: float | None) -> CheckResult:
-    """Model-quality gate: eval accuracy must reach the configured floor (if any)."""
+def check_min_accuracy(
+    accuracy: float, floor: float | None, what: str = "eval accuracy"
+) -> CheckResult:
+    """Model-quality gate: eval accuracy must reach the configured floor (if any).
+
+    For text-to-sql the accuracy is execution accuracy (``what`` says so in the message).
+    """
     if floor is None:
         return CheckResult(
             name="min_eval_accuracy",
             passed=True,
             blocking=True,
             value=accuracy,
-            message=f"eval accuracy {accuracy:.4f}; no floor configured",
+            message=f"{what} {accuracy:.4f}; no floor configured",
         )
     return CheckResult(
         name="min_eval_accuracy",
@@ -117,19 +122,19 @@ def check_min_accuracy(accuracy: float, floor: float | None) -> CheckResult:
         blocking=True,
         value=accuracy,
         threshold=floor,
-        message=f"eval accuracy {accuracy:.4f}, floor {floor:.4f}",
+        message=f"{what} {accuracy:.4f}, floor {floor:.4f}",
     )
 
 
-def check_empty_fields(name: str, what: str, empty: int, rows: int) -> CheckResult:
-    """Blocking: rows whose ``what`` is empty teach nothing (text-to-sql questions, answers)."""
+def check_empty_fields(what: str, empty: int, rows: int) -> CheckResult:
+    """``no_empty_texts`` for rows with several text fields (text-to-sql: question, answer...)."""
     return CheckResult(
-        name=name,
+        name="no_empty_texts",
         passed=empty == 0,
         blocking=True,
         value=float(empty),
         threshold=0.0,
-        message=f"{empty} of {rows} {what} are empty or whitespace"
+        message=f"{empty} of {rows} rows have {what}"
         + ("" if empty == 0 else ": remove or fill them"),
     )
 
@@ -143,21 +148,15 @@ def check_gold_sql_runs(failed: int, checked: int, max_fraction: float = 0.1) ->
         blocking=False,
         value=fraction,
         threshold=max_fraction,
-        message=f"{failed} of {checked} checked gold queries fail on their context ({fraction:.1%})",
+        message=f"{failed} of {checked} gold queries checked fail on their context "
+        f"({fraction:.1%})",
     )
 
 
-def check_min_execution_match(value: float, floor: float | None) -> CheckResult:
-    """Model-quality gate for text-to-sql: eval execution match must reach the floor (if any)."""
-    return CheckResult(
-        name="min_eval_execution_match",
-        passed=floor is None or value >= floor,
-        blocking=True,
-        value=value,
-        threshold=floor,
-        message=f"eval execution match {value:.4f}"
-        + (f", floor {floor:.4f}" if floor is not None else "; no floor configured"),
-    )
+def check_not_applicable(name: str, why: str) -> CheckResult:
+    """A declared check that means nothing for this task: passes, says why (orchestrators that
+    declare checks up front, like Dagster, expect every declared one)."""
+    return CheckResult(name=name, passed=True, blocking=False, message=f"not applicable: {why}")
 
 
 def check_truncated(truncated: int, rows: int, max_fraction: float = 0.01) -> CheckResult:

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlpipe.core import artifacts, data
+from mlpipe.core import artifacts
 from mlpipe.core.config import InferenceConfig, TrainingConfig
 from mlpipe.core.errors import DataError
 from mlpipe.core.hashing import sha256_file, sha256_json
-from mlpipe.core.metrics import Confusion
 from mlpipe.core.pipeline import StepContext
-from mlpipe.core.quality import check_min_accuracy
 from mlpipe.core.refs import (
     ArtifactsRef,
     DatasetRef,
@@ -24,6 +22,7 @@ from mlpipe.core.refs import (
     ResultsRef,
 )
 from mlpipe.core.registry import open_registry
+from mlpipe.core.tasks import get_task
 from mlpipe.core.tracking import Tracker, open_tracker
 
 # -- training -----------------------------------------------------------------------------------
@@ -31,38 +30,24 @@ from mlpipe.core.tracking import Tracker, open_tracker
 
 def load_training_data(config: TrainingConfig, ctx: StepContext) -> DatasetRef:
     """Read the configured source, validate schema and labels, split, write parquet, run checks."""
-    return data.prepare_training_data(config.data, ctx.out_dir)
+    return get_task(config.task).load_training_data(config, ctx.out_dir)
 
 
 def train_model(config: TrainingConfig, ctx: StepContext, dataset: DatasetRef) -> ModelRef:
     """Fine-tune the base model on the train split; evaluate on the eval split."""
-    from mlpipe.core.training import train_classifier
-
-    train = data.read_split(dataset, "train")
-    eval_ = data.read_split(dataset, "eval")
+    task = get_task(config.task)
     model_dir = ctx.out_dir / "model"
     with _tracker(config, ctx, job_type="train") as tracker:
         tracker.summary({"data_sha256": dataset.sha256, "rows": dataset.rows})
-        metrics = train_classifier(
-            config.model,
-            config.training,
-            train.column("text").to_pylist(),
-            train.column("label").to_pylist(),
-            eval_.column("text").to_pylist(),
-            eval_.column("label").to_pylist(),
-            dataset.label_names,
-            model_dir,
-            on_log=tracker.log,
-        )
+        metrics, checks = task.train(config, dataset, model_dir, on_log=tracker.log)
         tracker.log({f"final/{k}": v for k, v in metrics.items()})
         tracker.summary(metrics)
-    floor = config.training.min_eval_accuracy
     return ModelRef(
         uri=str(model_dir),
         sha256=sha256_file(model_dir / "model.safetensors"),
         metrics=metrics,
         base=config.model.base,
-        checks=(check_min_accuracy(metrics["eval_accuracy"], floor),),
+        checks=checks,
     )
 
 
@@ -81,8 +66,12 @@ def training_provenance(config: TrainingConfig, dataset: DatasetRef) -> dict[str
     """What produced a model: the data hash and the config sections that shape the weights."""
     from mlpipe import __version__
 
-    shaping = config.model_dump(mode="json", include={"data", "model", "training"})
+    sections = {"data", "model", "training"}
+    if config.task != "text-classification":  # classification provenance stays as it was
+        sections |= {"task", "sql"}
+    shaping = config.model_dump(mode="json", include=sections)
     return {
+        "task": config.task,
         "data_sha256": dataset.sha256,
         "config_sha256": sha256_json(shaping),
         "base_model": config.model.base,
@@ -130,9 +119,7 @@ def upload_model(
 
 def load_inference_data(config: InferenceConfig, ctx: StepContext) -> DatasetRef:
     """Stream the input rows into parquet (labels optional), chunk by chunk."""
-    return data.prepare_inference_data(
-        config.data, ctx.out_dir, chunk_rows=config.inference.chunk_rows
-    )
+    return get_task(config.task).load_inference_data(config, ctx.out_dir)
 
 
 def load_model(config: InferenceConfig, ctx: StepContext) -> ModelVersionRef:
@@ -144,27 +131,10 @@ def load_model(config: InferenceConfig, ctx: StepContext) -> ModelVersionRef:
 def run_inference(
     config: InferenceConfig, ctx: StepContext, dataset: DatasetRef, model: ModelVersionRef
 ) -> PredictionsRef:
-    """Predict every row with length-sorted, dynamically padded batches, in bounded memory."""
-    from mlpipe.core.inference import Predictor, predict_file
-
-    settings = config.inference
-    predictor = Predictor(
-        model.uri,
-        max_length=settings.max_length,
-        batch_size=settings.batch_size,
-        quantize=settings.quantize,
-        num_threads=settings.num_threads,
-    )
-    if list(dataset.label_names) != predictor.label_names and dataset.has_labels:
-        raise DataError(
-            f"data.label_names {list(dataset.label_names)} differ from the model's labels "
-            f"{predictor.label_names}; set data.label_names to match the model"
-        )
+    """Predict every row in batches, in bounded memory, in input order (the task decides how)."""
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     out = ctx.out_dir / "predictions.parquet"
-    rows, seconds = predict_file(
-        predictor, Path(dataset.uri) / dataset.files["data"], out, chunk_rows=settings.chunk_rows
-    )
+    rows, seconds = get_task(config.task).predict_file(config, Path(model.uri), dataset, out)
     return PredictionsRef(
         uri=str(out),
         sha256=sha256_file(out),
@@ -183,10 +153,11 @@ def save_results(
 
     from mlpipe.core.inference import iter_chunks
 
+    task = get_task(config.task)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     out = ctx.out_dir / "predictions.parquet"
     tmp = out.with_name(out.name + ".tmp")
-    confusion = Confusion(len(dataset.label_names))
+    accumulator = task.results(config, dataset)
     rows = 0
     chunk = config.inference.chunk_rows
     pred_chunks = iter_chunks(Path(predictions.uri), chunk)
@@ -197,16 +168,13 @@ def save_results(
             if out_cols is None or len(out_cols) != len(inputs):
                 raise DataError(f"{predictions.uri}: fewer predictions than input rows")
             joined = inputs
-            for name in ("pred_label", "pred_id", "score"):
+            for name in task.prediction_columns:
                 joined = joined.append_column(name, out_cols.column(name))
             if writer is None:
                 writer = pq.ParquetWriter(tmp, joined.schema)
             writer.write_table(joined)
             rows += len(joined)
-            if dataset.has_labels:
-                confusion.update(
-                    inputs.column("label").to_pylist(), out_cols.column("pred_id").to_pylist()
-                )
+            accumulator.update(inputs, out_cols)
         if writer is None:
             pq.write_table(pa.table({"text": pa.array([], pa.string())}), tmp)
         else:
@@ -218,7 +186,7 @@ def save_results(
         tmp.unlink(missing_ok=True)
     metrics: dict[str, float] = {"rows": float(rows), "throughput": predictions.throughput}
     if dataset.has_labels:
-        metrics.update(confusion.metrics())
+        metrics.update(accumulator.metrics())
     artifacts.write_json(ctx.out_dir / "metrics.json", {"model": predictions.model, **metrics})
     with _tracker(config, ctx, job_type="inference") as tracker:
         tracker.log({f"inference/{k}": v for k, v in metrics.items()})

@@ -32,6 +32,99 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def make_optimizer(model: Any, train_cfg: TrainConfig, total_steps: int) -> tuple[Any, Any]:
+    """Fused AdamW (no decay on biases and LayerNorm) with linear warmup and decay to zero.
+
+    Only trainable parameters are optimized, so LoRA-wrapped models train just their adapters.
+    """
+    import torch
+
+    warmup = int(total_steps * train_cfg.warmup_ratio)
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    no_decay = [p for n, p in params if n.endswith("bias") or "LayerNorm" in n]
+    decay = [p for n, p in params if not (n.endswith("bias") or "LayerNorm" in n)]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": train_cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=train_cfg.learning_rate,
+        fused=True,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: (
+            (s + 1) / max(1, warmup)
+            if s < warmup
+            else max(0.0, (total_steps - s) / max(1, total_steps - warmup))
+        ),
+    )
+    return optimizer, scheduler
+
+
+def fit(
+    model: Any,
+    lengths: list[int],
+    make_inputs: Callable[[list[int]], dict[str, Any]],
+    train_cfg: TrainConfig,
+    total_steps: int,
+    *,
+    progress: bool = True,
+    on_log: Callable[[dict[str, float], int], None] | None = None,
+    log_every: int = 10,
+) -> tuple[int, int, float, float]:
+    """The training loop every task shares: seeded, length-grouped batches, clipped AdamW steps.
+
+    ``make_inputs(batch_indices)`` returns the model's keyword arguments, labels included.
+    Returns (steps, samples seen, summed loss, seconds).
+    """
+    import torch
+
+    optimizer, scheduler = make_optimizer(model, train_cfg, total_steps)
+    model.train()
+    step = 0
+    seen = 0
+    loss_sum = 0.0
+    started = time.perf_counter()
+    bar = _progress(total_steps, "train", progress)
+    epoch = 0
+    while step < total_steps:
+        for batch in shuffled_batches(
+            lengths,
+            train_cfg.batch_size,
+            train_cfg.seed + epoch,
+            group_by_length=train_cfg.group_by_length,
+        ):
+            out = model(**make_inputs(batch))
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum += float(out.loss.detach())
+            seen += len(batch)
+            step += 1
+            if on_log is not None and (step % log_every == 0 or step == total_steps):
+                on_log(
+                    {
+                        "train/loss": float(out.loss.detach()),
+                        "train/learning_rate": float(scheduler.get_last_lr()[0]),
+                    },
+                    step,
+                )
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / step:.4f}")
+            if step >= total_steps:
+                break
+        epoch += 1
+    train_runtime = time.perf_counter() - started
+    if bar is not None:
+        bar.close()
+    model.eval()
+    return step, seen, loss_sum, train_runtime
+
+
 def train_classifier(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
@@ -59,70 +152,20 @@ def train_classifier(
     lengths = [len(x) for x in train_ids]
     steps_per_epoch = math.ceil(len(train_ids) / train_cfg.batch_size)
     total_steps = train_cfg.max_steps or max(1, math.ceil(steps_per_epoch * train_cfg.epochs))
-    warmup = int(total_steps * train_cfg.warmup_ratio)
-
-    decay = [
-        p for n, p in model.named_parameters() if not n.endswith("bias") and "LayerNorm" not in n
-    ]
-    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": train_cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=train_cfg.learning_rate,
-        fused=True,
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: (
-            (s + 1) / max(1, warmup)
-            if s < warmup
-            else max(0.0, (total_steps - s) / max(1, total_steps - warmup))
-        ),
-    )
     labels_t = torch.as_tensor(train_labels, dtype=torch.long)
-    model.train()
-    step = 0
-    seen = 0
-    loss_sum = 0.0
-    started = time.perf_counter()
-    bar = _progress(total_steps, "train", progress)
-    epoch = 0
-    while step < total_steps:
-        for batch in shuffled_batches(
-            lengths,
-            train_cfg.batch_size,
-            train_cfg.seed + epoch,
-            group_by_length=train_cfg.group_by_length,
-        ):
-            inputs = pad_batch([train_ids[i] for i in batch], pad_id)
-            out = model(**inputs, labels=labels_t[batch])
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum += float(out.loss.detach())
-            seen += len(batch)
-            step += 1
-            if on_log is not None and (step % log_every == 0 or step == total_steps):
-                on_log(
-                    {
-                        "train/loss": float(out.loss.detach()),
-                        "train/learning_rate": float(scheduler.get_last_lr()[0]),
-                    },
-                    step,
-                )
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / step:.4f}")
-            if step >= total_steps:
-                break
-        epoch += 1
-    train_runtime = time.perf_counter() - started
-    if bar is not None:
-        bar.close()
+    step, seen, loss_sum, train_runtime = fit(
+        model,
+        lengths,
+        lambda batch: {
+            **pad_batch([train_ids[i] for i in batch], pad_id),
+            "labels": labels_t[batch],
+        },
+        train_cfg,
+        total_steps,
+        progress=progress,
+        on_log=on_log,
+        log_every=log_every,
+    )
     model.eval()
     eval_metrics = evaluate(
         model,

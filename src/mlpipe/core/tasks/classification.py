@@ -1,0 +1,95 @@
+"""``task: text-classification``: a sequence classifier on (text, label) rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from mlpipe.core import data
+from mlpipe.core.config import InferenceConfig, TrainingConfig
+from mlpipe.core.errors import DataError
+from mlpipe.core.metrics import Confusion
+from mlpipe.core.quality import check_min_accuracy
+from mlpipe.core.refs import CheckResult, DatasetRef
+from mlpipe.core.tasks import LogFn, check_model_task
+
+
+class _ConfusionResults:
+    def __init__(self, num_labels: int, has_labels: bool) -> None:
+        self.confusion = Confusion(num_labels)
+        self.has_labels = has_labels
+
+    def update(self, inputs: pa.Table, predictions: pa.Table) -> None:
+        if self.has_labels:
+            self.confusion.update(
+                inputs.column("label").to_pylist(), predictions.column("pred_id").to_pylist()
+            )
+
+    def metrics(self) -> dict[str, float]:
+        return self.confusion.metrics() if self.has_labels else {}
+
+
+class ClassificationTask:
+    """Fine-tune a sequence classifier; predict a label and its probability per text."""
+
+    name = "text-classification"
+    prediction_columns = ("pred_label", "pred_id", "score")
+
+    def load_training_data(self, config: TrainingConfig, out_dir: Path) -> DatasetRef:
+        return data.prepare_training_data(config.data, out_dir)
+
+    def load_inference_data(self, config: InferenceConfig, out_dir: Path) -> DatasetRef:
+        return data.prepare_inference_data(
+            config.data, out_dir, chunk_rows=config.inference.chunk_rows
+        )
+
+    def train(
+        self, config: TrainingConfig, dataset: DatasetRef, model_dir: Path, *, on_log: LogFn
+    ) -> tuple[dict[str, float], tuple[CheckResult, ...]]:
+        from mlpipe.core.training import train_classifier
+
+        train = data.read_split(dataset, "train")
+        eval_ = data.read_split(dataset, "eval")
+        metrics = train_classifier(
+            config.model,
+            config.training,
+            train.column("text").to_pylist(),
+            train.column("label").to_pylist(),
+            eval_.column("text").to_pylist(),
+            eval_.column("label").to_pylist(),
+            dataset.label_names,
+            model_dir,
+            on_log=on_log,
+        )
+        floor = config.training.min_eval_accuracy
+        return metrics, (check_min_accuracy(metrics["eval_accuracy"], floor),)
+
+    def predict_file(
+        self, config: InferenceConfig, model_dir: Path, dataset: DatasetRef, out_path: Path
+    ) -> tuple[int, float]:
+        from mlpipe.core.inference import Predictor, predict_file
+
+        check_model_task(model_dir, self.name)
+        settings = config.inference
+        predictor = Predictor(
+            model_dir,
+            max_length=settings.max_length,
+            batch_size=settings.batch_size,
+            quantize=settings.quantize,
+            num_threads=settings.num_threads,
+        )
+        if list(dataset.label_names) != predictor.label_names and dataset.has_labels:
+            raise DataError(
+                f"data.label_names {list(dataset.label_names)} differ from the model's labels "
+                f"{predictor.label_names}; set data.label_names to match the model"
+            )
+        return predict_file(
+            predictor,
+            Path(dataset.uri) / dataset.files["data"],
+            out_path,
+            chunk_rows=settings.chunk_rows,
+        )
+
+    def results(self, config: InferenceConfig, dataset: DatasetRef) -> _ConfusionResults:
+        return _ConfusionResults(len(dataset.label_names), dataset.has_labels)
