@@ -33,14 +33,49 @@ class BenchSettings:
 
     quick: bool = True
     repetitions: int = 3
+    task: str = "text-classification"
     runners: Sequence[str] = RUNNERS
     out_dir: Path = Path("bench/results")
     training_overrides: list[str] = field(default_factory=list)
     inference_overrides: list[str] = field(default_factory=list)
 
 
-def default_overrides(quick: bool) -> tuple[list[str], list[str]]:
+def default_overrides(
+    quick: bool, task: str = "text-classification"
+) -> tuple[list[str], list[str]]:
     """Training / inference overrides on top of the built-in defaults (the demo's config)."""
+    if task == "text-to-sql":
+        size = (
+            ["data.generated.n_samples=400", "training.epochs=1"]
+            if quick
+            else ["data.generated.n_samples=1500", "training.epochs=5"]
+        )
+        train = [
+            "task=text-to-sql",
+            "model.base=tiny",
+            "model.max_length=128",
+            "model.tiny.hidden_size=128",
+            "model.tiny.num_heads=4",
+            "model.tiny.intermediate_size=256",
+            "data.eval_fraction=0.1",
+            *size,
+            "training.batch_size=16",
+            "training.learning_rate=0.002",
+            "training.num_threads=1",
+            "sql.max_new_tokens=48",
+            "sql.eval_max_rows=20",
+            "sql.tokenizer_vocab_size=600",
+            "registry.model_name=bench",
+        ]
+        infer = [
+            "task=text-to-sql",
+            f"data.generated.n_samples={50 if quick else 200}",
+            "inference.model=bench:latest",
+            "inference.num_threads=1",
+            "sql.max_new_tokens=48",
+            "registry.model_name=bench",
+        ]
+        return train, infer
     if quick:
         train = [
             "model.base=tiny",
@@ -158,7 +193,7 @@ def run_benchmark(
     """Run every runner ``repetitions`` times, rotating the order each repetition."""
     from mlpipe.core.config import TrainingConfig, load_config
 
-    train_o, infer_o = default_overrides(settings.quick)
+    train_o, infer_o = default_overrides(settings.quick, settings.task)
     train_cfg = load_config(None, [*train_o, *settings.training_overrides], pipeline="training")
     assert isinstance(train_cfg, TrainingConfig)
     infer_cfg = load_config(None, [*infer_o, *settings.inference_overrides], pipeline="inference")
@@ -181,6 +216,7 @@ def run_benchmark(
         "machine": machine(),
         "versions": versions(),
         "mode": "quick" if settings.quick else "full",
+        "task": settings.task,
         "repetitions": settings.repetitions,
         "model": train_cfg.model.base,
         "rows": {
@@ -249,7 +285,8 @@ def summarize(raw: list[dict[str, Any]], runners: Sequence[str]) -> dict[str, An
 def render_markdown(report: dict[str, Any]) -> str:
     s = report["summary"]
     lines = [
-        f"Measured {report['date'][:10]} on {report['machine']}; {report['mode']} mode "
+        f"Measured {report['date'][:10]} on {report['machine']}; {report['mode']} mode, "
+        f"task {report.get('task', 'text-classification')} "
         f"(model `{report['model']}`, {report['rows']['training']} training rows, "
         f"{report['rows']['inference']} inference rows), "
         f"{report['repetitions']} interleaved repetitions; "
