@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import random
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -245,21 +246,38 @@ def prepare_training_data(cfg: DataConfig, out_dir: Path) -> DatasetRef:
     )
 
 
-def prepare_inference_data(cfg: DataConfig, out_dir: Path, *, chunk_rows: int) -> DatasetRef:
-    """Stream rows into ``data.parquet`` chunk by chunk (bounded memory), labels optional."""
-    source = _source_name(cfg, cfg.path)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / "data.parquet"
+@dataclass(frozen=True)
+class StreamStats:
+    """What streaming a dataset to parquet saw: rows, empty rows, duplicates, the schema."""
+
+    rows: int
+    empty: int
+    duplicates: int
+    schema: pa.Schema
+
+
+def stream_to_parquet(
+    tables: Iterable[pa.Table],
+    target: Path,
+    *,
+    max_rows: int | None,
+    keys: Callable[[pa.Table], list[str]],
+    count_empty: Callable[[pa.Table], int],
+    empty_schema: pa.Schema,
+) -> StreamStats:
+    """Write normalized chunks to ``target`` atomically, in bounded memory.
+
+    Duplicates are counted from 8-byte hashes of ``keys(chunk)``, never by keeping rows; a run
+    that fails midway leaves only a temp file, which the step's cleanup removes.
+    """
     tmp = target.with_suffix(".tmp")
     rows = empty = 0
     writer: pq.ParquetWriter | None = None
-    schema: pa.Schema | None = None
-    hashes: list[np.ndarray] = []  # 8 bytes a row: duplicates counted without keeping texts
+    schema = empty_schema
+    hashes: list[np.ndarray] = []
     try:
-        for raw in iter_tables(cfg, cfg.path, chunk_rows=chunk_rows):
-            table = normalize(raw, cfg, source, require_labels=False)
-            if cfg.max_rows is not None:
-                table = table.slice(0, max(cfg.max_rows - rows, 0))
+        for chunk in tables:
+            table = chunk if max_rows is None else chunk.slice(0, max(max_rows - rows, 0))
             if len(table) == 0:
                 continue
             if writer is None:
@@ -267,35 +285,43 @@ def prepare_inference_data(cfg: DataConfig, out_dir: Path, *, chunk_rows: int) -
                 writer = pq.ParquetWriter(tmp, schema)
             elif table.schema != schema:
                 table = table.cast(schema)
-            texts = table.column(TEXT).to_pylist()
-            empty += _empty_count(texts)
-            hashes.append(np.fromiter((hash(t) for t in texts), dtype=np.int64, count=len(texts)))
+            empty += count_empty(table)
+            chunk_keys = keys(table)
+            hashes.append(np.fromiter(map(hash, chunk_keys), dtype=np.int64, count=len(chunk_keys)))
             writer.write_table(table)
             rows += len(table)
     finally:
         if writer is not None:
             writer.close()
     if writer is None:
-        pq.write_table(pa.table({TEXT: pa.array([], pa.string())}), tmp)
-        schema = pa.schema([(TEXT, pa.string())])
+        pq.write_table(empty_schema.empty_table(), tmp)
     os.replace(tmp, target)
-    assert schema is not None
     duplicates = rows - len(np.unique(np.concatenate(hashes))) if hashes else 0
-    has_labels = LABEL in schema.names
+    return StreamStats(rows=rows, empty=empty, duplicates=duplicates, schema=schema)
+
+
+def prepare_inference_data(cfg: DataConfig, out_dir: Path, *, chunk_rows: int) -> DatasetRef:
+    """Stream rows into ``data.parquet`` chunk by chunk (bounded memory), labels optional."""
+    source = _source_name(cfg, cfg.path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats = stream_to_parquet(
+        (normalize(raw, cfg, source, require_labels=False)
+         for raw in iter_tables(cfg, cfg.path, chunk_rows=chunk_rows)),
+        out_dir / "data.parquet",
+        max_rows=cfg.max_rows,
+        keys=lambda t: t.column(TEXT).to_pylist(),
+        count_empty=lambda t: _empty_count(t.column(TEXT).to_pylist()),
+        empty_schema=pa.schema([(TEXT, pa.string())]),
+    )  # fmt: skip
     checks = [
-        quality.check_not_empty(rows, "data"),
-        quality.check_empty_texts(empty, rows),
-        CheckResult(
-            name="duplicate_texts",
-            passed=True,
-            blocking=False,
-            value=duplicates / rows if rows else 0.0,
-            message=f"{duplicates} duplicate texts",
-        ),
+        quality.check_not_empty(stats.rows, "data"),
+        quality.check_empty_texts(stats.empty, stats.rows),
+        quality.check_duplicate_count(stats.duplicates, stats.rows, "duplicate texts"),
     ]
     return _dataset_ref(
-        out_dir, {"data": "data.parquet"}, {"data": rows}, schema.names, has_labels, cfg, checks
-    )
+        out_dir, {"data": "data.parquet"}, {"data": stats.rows}, stats.schema.names,
+        LABEL in stats.schema.names, cfg, checks,
+    )  # fmt: skip
 
 
 def _dataset_ref(

@@ -84,6 +84,14 @@ def check_duplicates(texts: Iterable[str], rows: int, max_fraction: float = 0.2)
     )
 
 
+def check_duplicate_count(duplicates: int, rows: int, what: str) -> CheckResult:
+    """Duplicates in streamed inference data: reported, never blocking (predicting twice is ok)."""
+    return CheckResult(
+        name="duplicate_texts", passed=True, blocking=False,
+        value=duplicates / rows if rows else 0.0, message=f"{duplicates} {what}",
+    )  # fmt: skip
+
+
 def check_overlap(
     train: Iterable[str], eval_: Sequence[str], max_fraction: float = 0.05
 ) -> CheckResult:

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -203,48 +202,21 @@ class TextToSqlTask:
         cfg = config.data
         source = data._source_name(cfg, cfg.path)
         out_dir.mkdir(parents=True, exist_ok=True)
-        target = out_dir / "data.parquet"
-        tmp = target.with_suffix(".tmp")
-        rows = empty = 0
-        writer: pq.ParquetWriter | None = None
-        schema: pa.Schema | None = None
-        hashes: list[np.ndarray] = []  # 8 bytes a row: duplicates counted without keeping rows
-        try:
-            for raw in iter_sql_tables(cfg, cfg.path, chunk_rows=config.inference.chunk_rows):
-                table = normalize_sql_table(raw, config.sql, source, require_answer=False)
-                if cfg.max_rows is not None:
-                    table = table.slice(0, max(cfg.max_rows - rows, 0))
-                if len(table) == 0:
-                    continue
-                if writer is None:
-                    schema = table.schema
-                    writer = pq.ParquetWriter(tmp, schema)
-                elif table.schema != schema:
-                    table = table.cast(schema)
-                empty += _empty_rows(table, (QUESTION, CONTEXT))
-                keys = _keys(table)
-                hashes.append(np.fromiter((hash(k) for k in keys), dtype=np.int64, count=len(keys)))
-                writer.write_table(table)
-                rows += len(table)
-        finally:
-            if writer is not None:
-                writer.close()
-        if writer is None:
-            empty_col = pa.array([], pa.string())
-            schema = pa.schema([(QUESTION, pa.string()), (CONTEXT, pa.string())])
-            pq.write_table(pa.table({QUESTION: empty_col, CONTEXT: empty_col}), tmp)
-        os.replace(tmp, target)
-        assert schema is not None
-        duplicates = rows - len(np.unique(np.concatenate(hashes))) if hashes else 0
+        stats = data.stream_to_parquet(
+            (normalize_sql_table(raw, config.sql, source, require_answer=False)
+             for raw in iter_sql_tables(cfg, cfg.path, chunk_rows=config.inference.chunk_rows)),
+            out_dir / "data.parquet",
+            max_rows=cfg.max_rows,
+            keys=_keys,
+            count_empty=lambda t: _empty_rows(t, (QUESTION, CONTEXT)),
+            empty_schema=pa.schema([(QUESTION, pa.string()), (CONTEXT, pa.string())]),
+        )  # fmt: skip
+        rows, schema = stats.rows, stats.schema
         checks = [
             quality.check_not_empty(rows, "data"),
-            quality.check_empty_fields("an empty question or context", empty, rows),
-            CheckResult(
-                name="duplicate_texts",
-                passed=True,
-                blocking=False,
-                value=duplicates / rows if rows else 0.0,
-                message=f"{duplicates} duplicate questions (same context)",
+            quality.check_empty_fields("an empty question or context", stats.empty, rows),
+            quality.check_duplicate_count(
+                stats.duplicates, rows, "duplicate questions (same context)"
             ),
         ]
         return data._dataset_ref(
