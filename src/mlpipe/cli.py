@@ -227,8 +227,10 @@ def step(
     """Run one step; its inputs are read from the same run's earlier steps. For pods and tasks."""
     from mlpipe.core.config import config_from_json
     from mlpipe.core.pipelines import get_pipeline
-    from mlpipe.core.runner import load_step_result, run_step
+    from mlpipe.core.runner import load_step_result, run_step, safe_run_id
+    from mlpipe.core.storage import pull_for_step, push_for_step
 
+    run_id = safe_run_id(run_id)  # orchestrator run ids (Airflow's run_id) -> a directory name
     try:
         cfg = config_from_json(config_json) if config_json else _load(config, set_, pipeline.value)
         pipe = get_pipeline(pipeline.value)
@@ -237,6 +239,7 @@ def step(
         except KeyError as exc:
             raise ConfigError(str(exc.args[0])) from None
         root = resolve_home(home)
+        pull_for_step(cfg, pipe, name, root, run_id)  # cluster.storage_uri: fetch inputs first
         inputs = {}
         for arg, source in spec.inputs.items():
             try:
@@ -255,6 +258,7 @@ def step(
             use_cache=False if no_cache else None,
             tags={"runner": "step"},
         )
+        push_for_step(cfg, pipe, name, root, run_id, result.ref)
     except MlpipeError as exc:
         raise fail(exc) from exc
     sys.stdout.write(json.dumps(result.to_json()) + "\n")
@@ -374,6 +378,54 @@ def compile_kubeflow(
     except MlpipeError as exc:
         raise fail(exc) from exc
     out.print(f"wrote {path}", highlight=False)
+
+
+class OrchestratorChoice(StrEnum):
+    airflow = "airflow"
+    kubeflow = "kubeflow"
+    dagster = "dagster"
+
+
+#: The module of each adapter that translates core's ContainerSpec (``render_cluster``).
+_CLUSTER_MODULES = {
+    "airflow": "mlpipe.adapters.airflow.kubernetes",
+    "kubeflow": "mlpipe.adapters.kubeflow.cluster",
+    "dagster": "mlpipe.adapters.dagster.cluster",
+}
+
+
+@app.command()
+def render(
+    orchestrator: Annotated[OrchestratorChoice, typer.Argument(help="Who would submit the pods")],
+    pipeline: Annotated[PipelineChoice, typer.Option(help="Pipeline to render")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write into")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Write what cluster mode would submit (pod specs, kfp YAML, Dagster pod specs) for review.
+
+    The config's ``cluster`` section decides image, resources, volumes and secrets; the files
+    hold Secret references only, never a secret's value. Nothing is submitted.
+    """
+    from mlpipe.core.pipelines import get_pipeline
+
+    try:
+        cfg = _load(config, set_, pipeline.value)
+        cfg = cfg.model_copy(
+            update={"runtime": cfg.runtime.model_copy(update={"mode": "kubernetes"})}
+        )
+        try:
+            module = importlib.import_module(_CLUSTER_MODULES[orchestrator.value])
+        except ImportError as exc:
+            raise ConfigError(
+                f"render {orchestrator.value} needs its extra: "
+                f"pip install 'mlpipe[{orchestrator.value}]' ({exc})"
+            ) from exc
+        paths = module.render_cluster(get_pipeline(pipeline.value), cfg, output)
+    except MlpipeError as exc:
+        raise fail(exc) from exc
+    for path in paths:
+        out.print(f"wrote {path}", highlight=False)
 
 
 @app.command()

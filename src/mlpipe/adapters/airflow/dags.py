@@ -138,6 +138,10 @@ def build_dag(
     if config.pipeline != pipeline.name:
         raise ValueError(f"config is for '{config.pipeline}', pipeline is '{pipeline.name}'")
     runtime = config.runtime
+    if runtime.mode == "kubernetes" and task_factory is python_task_factory:
+        from mlpipe.adapters.airflow.kubernetes import pod_task_factory  # cluster mode: pods
+
+        task_factory = pod_task_factory
     callbacks: list[FailureCallback] = [log_task_failure, *([on_failure] if on_failure else [])]
     default_args: dict[str, Any] = {
         "owner": "mlpipe",

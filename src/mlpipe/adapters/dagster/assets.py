@@ -194,6 +194,10 @@ def step_asset(pipeline: Pipeline, step: Step, config: PipelineConfig) -> dg.Ass
 
 def build_assets(pipeline: Pipeline, config: PipelineConfig) -> list[dg.AssetsDefinition]:
     """All of a pipeline's assets, in step order; nothing here is specific to one pipeline."""
+    if config.runtime.mode == "kubernetes":  # each asset launches its step's pod: cluster.py
+        from .cluster import build_cluster_assets
+
+        return build_cluster_assets(pipeline, config)
     return [step_asset(pipeline, step, config) for step in pipeline.steps]
 
 

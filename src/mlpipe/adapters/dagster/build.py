@@ -82,7 +82,12 @@ def build_definitions(
         inference_config=inference.model_dump_json() if inference else "",
         use_cache=use_cache,
     )
+    resources: dict[str, object] = {
+        RESOURCE_KEY: resource, "io_manager": RefIOManager(home=str(home))}
+    if any(c is not None and c.runtime.mode == "kubernetes" for c in (training, inference)):
+        from .cluster import PIPES_KEY, pipes_client
+
+        resources[PIPES_KEY] = pipes_client()  # cluster mode: assets launch pods through it
     return dg.Definitions(
-        assets=assets, jobs=jobs, schedules=schedules, executor=_executor(),
-        resources={RESOURCE_KEY: resource, "io_manager": RefIOManager(home=str(home))},
+        assets=assets, jobs=jobs, schedules=schedules, executor=_executor(), resources=resources,
     )

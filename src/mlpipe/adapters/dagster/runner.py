@@ -17,6 +17,7 @@ from typing import Any
 
 import dagster as dg
 
+from mlpipe.core.cluster import refuse_local_run
 from mlpipe.core.config import InferenceConfig, PipelineConfig, TrainingConfig
 from mlpipe.core.errors import (
     QualityGateError,
@@ -114,6 +115,7 @@ def run_pipeline(
     use_cache: bool | None = None,
 ) -> PipelineRun:
     """Materialize the pipeline's job in Dagster; raise StepFailedError naming the failed step."""
+    refuse_local_run(config, "dagster")
     preflight(config)
     home = Path(home).resolve()
     defs = build_definitions(config if isinstance(config, TrainingConfig) else None,

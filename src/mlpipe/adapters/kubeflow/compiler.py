@@ -157,6 +157,10 @@ def build_pipeline(
     if config.pipeline != pipeline.name:
         raise ConfigError(
             f"pipeline: a '{config.pipeline}' config cannot drive the '{pipeline.name}' pipeline")
+    if config.runtime.mode == "kubernetes":  # one container component per step: cluster.py
+        from mlpipe.adapters.kubeflow.cluster import build_cluster_pipeline
+
+        return build_cluster_pipeline(pipeline, config)
     components = build_components(pipeline, base_image)
     plans = {p.step.name: p for p in plan(pipeline)}
     runtime = config.runtime

@@ -25,6 +25,7 @@ from kfp.local import config as local_config
 
 from mlpipe.adapters.kubeflow.compiler import ComponentPlan, build_pipeline, plan
 from mlpipe.adapters.kubeflow.task import ERROR_FILE
+from mlpipe.core.cluster import refuse_local_run
 from mlpipe.core.config import PipelineConfig
 from mlpipe.core.errors import StepFailedError, error_from_record
 from mlpipe.core.pipeline import Pipeline
@@ -83,6 +84,7 @@ def run_pipeline(
     failing step, with the cause's exit code.
     """
     _ignore_docker_folder()
+    refuse_local_run(config, "kubeflow")
     preflight(config)
     home = Path(home).expanduser().resolve()
     if use_cache is not None:

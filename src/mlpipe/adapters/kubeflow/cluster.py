@@ -1,0 +1,121 @@
+"""Cluster mode for Kubeflow: one kfp *container* component per step, running ``mlpipe step``.
+
+Translates core's :class:`~mlpipe.core.cluster.ContainerSpec` only: image, command and args
+become a ``dsl.ContainerSpec``; resources become the task's cpu/memory requests and limits and
+accelerator settings; Secrets, the PVC (or an emptyDir when object storage carries the data), the
+node selector, labels, image pull policy, security context and timeout go through kfp-kubernetes.
+Steps pass nothing to each other through kfp: each pod reads the earlier steps' ``result.json``
+of the same run from the shared volume or store, so tasks are ordered with ``.after()``.
+
+The run id is the kfp run name (``dsl.PIPELINE_JOB_NAME_PLACEHOLDER``), fed to every component as
+its one input ``run_id``. Namespace and service account are not part of a kfp pipeline: they are
+chosen when the run is submitted, so ``render_cluster`` writes them next to the YAML.
+"""
+
+# No ``from __future__ import annotations``: kfp reads the component signature's real types.
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kfp import compiler, dsl, kubernetes
+
+from mlpipe.core.cluster import ContainerSpec, pipeline_containers
+from mlpipe.core.config import PipelineConfig
+from mlpipe.core.pipeline import Pipeline
+
+#: Stands for the run id while building the specs; replaced by the component input ``run_id``.
+_RUN_ID = "<<mlpipe-run-id>>"
+#: How the component's ``run_id`` input appears in the compiled container args.
+RUN_ID_ARG = "{{$.inputs.parameters['run_id']}}"
+
+
+def _component(spec: ContainerSpec, description: str) -> Callable[..., Any]:
+    """A container component whose args are the spec's, with the run id as its one input."""
+
+    def component(run_id: str) -> dsl.ContainerSpec:
+        args = [run_id if a == _RUN_ID else a for a in spec.args]
+        return dsl.ContainerSpec(image=spec.image, command=list(spec.command), args=args)
+
+    component.__name__ = spec.step
+    component.__qualname__ = spec.step
+    component.__doc__ = description
+    return dsl.container_component(component)
+
+
+def apply_container_spec(task: Any, spec: ContainerSpec) -> None:
+    """Everything of the pod but image/command/args, set on a kfp task."""
+    if "cpu" in spec.requests:
+        task.set_cpu_request(spec.requests["cpu"]).set_cpu_limit(spec.limits["cpu"])
+    if "memory" in spec.requests:
+        task.set_memory_request(spec.requests["memory"]).set_memory_limit(spec.limits["memory"])
+    if spec.gpu:
+        task.set_accelerator_type(spec.gpu_resource).set_accelerator_limit(spec.gpu)
+    for name, value in spec.env.items():
+        task.set_env_variable(name, value)
+    by_secret: dict[str, dict[str, str]] = {}
+    for ref in spec.secret_env:
+        by_secret.setdefault(ref.secret, {})[ref.key] = ref.env
+    for secret, keys in by_secret.items():
+        kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env=keys)
+    for volume in spec.volumes:
+        if volume.claim is None:
+            kubernetes.empty_dir_mount(task, volume_name=volume.name, mount_path=volume.mount_path)
+        else:
+            kubernetes.mount_pvc(task, pvc_name=volume.claim, mount_path=volume.mount_path)
+    for key, value in spec.node_selector.items():
+        kubernetes.add_node_selector(task, label_key=key, label_value=value)
+    for key, value in spec.labels.items():
+        kubernetes.add_pod_label(task, label_key=key, label_value=value)
+    kubernetes.set_image_pull_policy(task, spec.image_pull_policy)
+    kubernetes.set_security_context(
+        task, run_as_user=spec.run_as_user, run_as_group=spec.run_as_user, run_as_non_root=True
+    )
+    kubernetes.set_timeout(task, spec.timeout_s)
+    if spec.retries:
+        task.set_retry(num_retries=spec.retries, backoff_duration=f"{int(spec.retry_delay_s)}s")
+    # The run id (kfp run name) is an input, so kfp's cache would never hit; a hit would also
+    # skip writing this run's step directory. mlpipe's own step cache works inside the pod.
+    task.set_caching_options(enable_caching=False)
+
+
+def build_cluster_pipeline(pipeline: Pipeline, config: PipelineConfig) -> Any:
+    """The kfp pipeline for cluster mode (no parameters: the config is in each step's args)."""
+    specs = pipeline_containers(pipeline, config, _RUN_ID)
+    components = {s.step: _component(s, pipeline.step(s.step).description) for s in specs}
+
+    def pipeline_fn() -> None:
+        tasks: dict[str, Any] = {}
+        for spec in specs:
+            task = components[spec.step](run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+            task.set_display_name(spec.step)
+            for upstream in pipeline.step(spec.step).upstream:
+                task.after(tasks[upstream])
+            apply_container_spec(task, spec)
+            tasks[spec.step] = task
+
+    pipeline_fn.__name__ = f"mlpipe_{pipeline.name}"
+    return dsl.pipeline(name=f"mlpipe-{pipeline.name}",
+                        description=pipeline.description or None)(pipeline_fn)
+
+
+def render_cluster(pipeline: Pipeline, config: PipelineConfig, out_dir: Path) -> list[Path]:
+    """Compile the cluster pipeline to ``<pipeline>.kfp.yaml`` and write the submission settings
+    (namespace, service account) to ``<pipeline>.run.yaml``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    compiled = out_dir / f"{pipeline.name}.kfp.yaml"
+    compiler.Compiler().compile(build_cluster_pipeline(pipeline, config),
+                                package_path=str(compiled))
+    cluster = config.cluster
+    run = out_dir / f"{pipeline.name}.run.yaml"
+    run.write_text(yaml.safe_dump({
+        "pipeline_package": compiled.name,
+        "namespace": cluster.namespace,
+        "service_account": cluster.service_account,
+        "run_id": "the kfp run name ({{$.pipeline_job_name}}), made safe by `mlpipe step`",
+        "submit": (f"kfp.Client(namespace={cluster.namespace!r}).create_run_from_pipeline_package("
+                   f"{compiled.name!r}, service_account={cluster.service_account!r})"),
+    }, sort_keys=False))
+    return [compiled, run]

@@ -1,0 +1,245 @@
+"""The pod for one step, described once: every cluster mode translates this, nothing else.
+
+In cluster mode (``runtime.mode: kubernetes``) each step runs as ``mlpipe step NAME ...`` in the
+``cluster.image`` container. :func:`step_container` turns a pipeline, a step and a config into a
+:class:`ContainerSpec`: image, command and args, plain env, env from Secrets (references only,
+never values), resources, volumes, node selector, service account and namespace. The Airflow,
+Kubeflow and Dagster adapters only translate it (to a V1Pod for KubernetesPodOperator, a kfp
+container component plus kfp-kubernetes calls, a pod body for dagster-k8s Pipes).
+
+Pure data: no kubernetes or orchestrator import. The run id is whatever string the orchestrator
+substitutes at run time (a Jinja template, a kfp placeholder...); ``mlpipe step`` makes it safe.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlpipe.core.config import PipelineConfig
+from mlpipe.core.errors import ConfigError
+from mlpipe.core.pipeline import Pipeline
+
+#: The image's non-root user (docker/Dockerfile): pods run as it, volumes are group-writable by it.
+IMAGE_UID = 10001
+#: Name of the volume that holds the mlpipe home in every step pod.
+DATA_VOLUME = "mlpipe-data"
+CONTAINER_NAME = "mlpipe"
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """An env var filled by Kubernetes from ``secret``/``key`` when the pod starts."""
+
+    env: str
+    secret: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A volume mounted at ``mount_path``: a PVC (``claim``) or, without one, an emptyDir."""
+
+    name: str
+    mount_path: str
+    claim: str | None = None
+
+    @property
+    def empty_dir(self) -> bool:
+        return self.claim is None
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything about the pod that runs one step, in orchestrator-neutral terms."""
+
+    pipeline: str
+    step: str
+    name: str  # DNS-1123 friendly: train-model
+    image: str
+    image_pull_policy: str
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    env: dict[str, str]
+    secret_env: tuple[SecretRef, ...]
+    requests: dict[str, str]
+    limits: dict[str, str]
+    gpu: int
+    gpu_resource: str
+    volumes: tuple[Volume, ...]
+    node_selector: dict[str, str]
+    service_account: str | None
+    namespace: str
+    labels: dict[str, str] = field(default_factory=dict)
+    run_as_user: int = IMAGE_UID
+    timeout_s: int = 3600
+    retries: int = 0
+    retry_delay_s: float = 10.0
+
+    @property
+    def config_json(self) -> str:
+        """The config JSON the step receives (the value after ``--config-json``)."""
+        return self.args[self.args.index("--config-json") + 1]
+
+
+def k8s_name(step: str) -> str:
+    """``train_model`` -> ``train-model``: a valid pod/container/task name part."""
+    return re.sub(r"[^a-z0-9-]+", "-", step.lower()).strip("-")
+
+
+def check_cluster(config: PipelineConfig) -> None:
+    """Reject cluster settings under which the steps' pods could not see each other's outputs."""
+    cluster = config.cluster
+    if cluster.volume_claim is None and cluster.storage_uri is None:
+        raise ConfigError(
+            "cluster: set cluster.volume_claim (a PVC all step pods mount) or cluster.storage_uri "
+            "(s3://, gs://, file://): each step pod reads the earlier steps' outputs from one"
+        )
+    home = cluster.home.rstrip("/")
+    mount = cluster.mount_path.rstrip("/")
+    if cluster.volume_claim is not None and not (home == mount or home.startswith(mount + "/")):
+        raise ConfigError(
+            f"cluster.home: {cluster.home!r} must be under cluster.mount_path "
+            f"{cluster.mount_path!r}, or the steps' outputs are not on the shared volume"
+        )
+    if not home.startswith("/"):
+        raise ConfigError(f"cluster.home: must be an absolute path in the pod (got {home!r})")
+
+
+def step_args(pipeline: str, step: str, config: PipelineConfig, run_id: str) -> tuple[str, ...]:
+    """``mlpipe``'s arguments for one step; the config JSON holds no secret (only env refs do)."""
+    return (
+        "step", step,
+        "--pipeline", pipeline,
+        "--run-id", run_id,
+        "--config-json", config.model_dump_json(),
+        "--home", config.cluster.home,
+    )
+
+
+def step_container(
+    pipeline: Pipeline, step_name: str, config: PipelineConfig, run_id: str
+) -> ContainerSpec:
+    """The pod that runs ``step_name`` of ``pipeline`` with ``config`` in the cluster image."""
+    if config.pipeline != pipeline.name:
+        raise ConfigError(
+            f"pipeline: a '{config.pipeline}' config cannot drive the '{pipeline.name}' pipeline"
+        )
+    check_cluster(config)
+    try:
+        step = pipeline.step(step_name)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0])) from None
+    cluster = config.cluster
+    res = cluster.resources_for(step.name)
+    requests = {k: v for k, v in (("cpu", res.cpu), ("memory", res.memory)) if v}
+    limits = dict(requests)
+    if res.gpu:
+        limits[res.gpu_resource] = str(res.gpu)
+    env = {"MLPIPE_HOME": cluster.home, **cluster.env}
+    secret_names = {s.env for s in cluster.secrets}
+    clash = secret_names & set(env)
+    if clash:
+        raise ConfigError(
+            f"cluster.env: {', '.join(sorted(clash))} also come from cluster.secrets; keep one"
+        )
+    if cluster.volume_claim is not None:
+        volumes = (Volume(DATA_VOLUME, cluster.mount_path, cluster.volume_claim),)
+    else:  # object storage carries the data; each pod's home is scratch space
+        volumes = (Volume(DATA_VOLUME, cluster.mount_path, None),)
+    return ContainerSpec(
+        pipeline=pipeline.name,
+        step=step.name,
+        name=k8s_name(step.name),
+        image=cluster.image,
+        image_pull_policy=cluster.image_pull_policy,
+        command=("mlpipe",),
+        args=step_args(pipeline.name, step.name, config, run_id),
+        env=env,
+        secret_env=tuple(SecretRef(s.env, s.secret, s.key) for s in cluster.secrets),
+        requests=requests,
+        limits=limits,
+        gpu=res.gpu,
+        gpu_resource=res.gpu_resource,
+        volumes=volumes,
+        node_selector=dict(cluster.node_selector),
+        service_account=cluster.service_account,
+        namespace=cluster.namespace,
+        labels={
+            "app.kubernetes.io/name": "mlpipe",
+            "mlpipe/pipeline": pipeline.name,
+            "mlpipe/step": k8s_name(step.name),
+        },
+        timeout_s=int(config.runtime.timeout_s),
+        retries=config.runtime.retries,
+        retry_delay_s=config.runtime.retry_delay_s,
+    )
+
+
+def pipeline_containers(
+    pipeline: Pipeline, config: PipelineConfig, run_id: str
+) -> list[ContainerSpec]:
+    """One ContainerSpec per step, in pipeline order."""
+    return [step_container(pipeline, s.name, config, run_id) for s in pipeline.steps]
+
+
+def pod_manifest(spec: ContainerSpec, pod_name: str | None = None) -> dict[str, Any]:
+    """A plain Kubernetes Pod manifest (camelCase dict) for ``spec``.
+
+    Adapters that take a raw pod spec (dagster-k8s Pipes) use it as is; the others build their
+    orchestrator's objects from the same ContainerSpec fields.
+    """
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in spec.env.items()]
+    env += [
+        {"name": s.env, "valueFrom": {"secretKeyRef": {"name": s.secret, "key": s.key}}}
+        for s in spec.secret_env
+    ]
+    volumes = [
+        {"name": v.name, "emptyDir": {}}
+        if v.empty_dir
+        else {"name": v.name, "persistentVolumeClaim": {"claimName": v.claim}}
+        for v in spec.volumes
+    ]
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": list(spec.command),
+        "args": list(spec.args),
+        "env": env,
+        "resources": {"requests": dict(spec.requests), "limits": dict(spec.limits)},
+        "volumeMounts": [{"name": v.name, "mountPath": v.mount_path} for v in spec.volumes],
+        "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": volumes,
+        "securityContext": {
+            "runAsUser": spec.run_as_user,
+            "runAsGroup": spec.run_as_user,
+            "fsGroup": spec.run_as_user,
+            "runAsNonRoot": True,
+        },
+        "activeDeadlineSeconds": spec.timeout_s,
+    }
+    if spec.node_selector:
+        pod_spec["nodeSelector"] = dict(spec.node_selector)
+    if spec.service_account:
+        pod_spec["serviceAccountName"] = spec.service_account
+    metadata: dict[str, Any] = {"namespace": spec.namespace, "labels": dict(spec.labels)}
+    if pod_name:
+        metadata["name"] = pod_name
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
+
+
+def refuse_local_run(config: PipelineConfig, runner: str) -> None:
+    """Runners that execute steps on this machine say so when the config asks for pods."""
+    if config.runtime.mode == "kubernetes":
+        raise ConfigError(
+            f"runtime.mode: 'kubernetes' runs each step as a pod, but --runner {runner} runs "
+            f"the steps on this machine; write what the cluster gets with `mlpipe render "
+            f"{runner} --pipeline {config.pipeline} ...` (docs/kubernetes.md), or set "
+            "runtime.mode=local"
+        )

@@ -1,0 +1,442 @@
+"""Cluster mode without a cluster: render what each orchestrator would submit, check it, and run
+the ``mlpipe step`` commands those specs contain, in pipeline order, against a shared directory
+(the PVC) or a ``file://`` store, to prove they chain into the same outputs as a local run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlpipe.core import INFERENCE, TRAINING, ConfigError, load_config
+from mlpipe.core import run_pipeline as run_local
+from mlpipe.core.cluster import pod_manifest, step_container
+from mlpipe.core.config import PipelineConfig
+from mlpipe.core.pipeline import Pipeline
+from mlpipe.core.runner import load_step_result
+from tests.conftest import TINY_INFERENCE, TINY_TRAINING, venv_env
+
+FAKE_KEY = "sk-fake-wandb-key-0123456789"
+ORCHESTRATORS = ("airflow", "kubeflow", "dagster")
+PIPELINES = {"training": TRAINING, "inference": INFERENCE}
+#: The run-id placeholder each orchestrator leaves in its rendered args.
+PLACEHOLDERS = {
+    "airflow": "{{ (dag_run.conf or {}).get('mlpipe_run_id') or run_id }}",
+    "kubeflow": "{{$.inputs.parameters['run_id']}}",
+    "dagster": "{{dagster_run_id}}",
+}
+CLUSTER = [
+    "runtime.mode=kubernetes",
+    "cluster.image=registry.example/mlpipe:1.2",
+    "cluster.namespace=ml-team",
+    "cluster.service_account=mlpipe-runner",
+    "cluster.node_selector={pool: ml}",
+    "cluster.step_resources={train_model: {cpu: '4', memory: 8Gi, gpu: 1}}",
+    "cluster.env={TOKENIZERS_PARALLELISM: 'false'}",
+]
+TRAIN_SET = ["data.generated.n_samples=300", "training.epochs=1", *CLUSTER]
+INFER_SET = ["data.generated.n_samples=100", *CLUSTER]
+
+
+def _config(pipeline: str, extra: list[str] = ()) -> PipelineConfig:  # type: ignore[assignment]
+    if pipeline == "training":
+        return load_config(TINY_TRAINING, [*TRAIN_SET, *extra])
+    return load_config(TINY_INFERENCE, [*INFER_SET, *extra])
+
+
+# -- core: the one description of a step's pod ---------------------------------------------------
+
+
+def test_container_spec_from_config_has_no_secret_and_a_gpu_only_where_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    cfg = _config("training")
+    train = step_container(TRAINING, "train_model", cfg, "RUN")
+    load = step_container(TRAINING, "load_training_data", cfg, "RUN")
+    assert train.command == ("mlpipe",)
+    assert train.args[:6] == ("step", "train_model", "--pipeline", "training", "--run-id", "RUN")
+    assert train.args[-2:] == ("--home", "/data/mlpipe")
+    assert json.loads(train.config_json) == json.loads(cfg.model_dump_json())
+    assert train.limits == {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "1"}
+    assert load.limits == {"cpu": "1", "memory": "2Gi"} and load.gpu == 0
+    assert [(s.env, s.secret, s.key) for s in train.secret_env] == [
+        ("WANDB_API_KEY", "wandb", "api-key")]
+    manifest = json.dumps(pod_manifest(train))
+    assert FAKE_KEY not in manifest and "secretKeyRef" in manifest
+
+
+def test_cluster_settings_that_cannot_share_data_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="volume_claim"):
+        step_container(TRAINING, "train_model",
+                       _config("training", ["cluster.volume_claim=null"]), "r")
+    with pytest.raises(ConfigError, match="mount_path"):
+        step_container(TRAINING, "train_model", _config("training", ["cluster.home=/tmp/x"]), "r")
+    with pytest.raises(ConfigError, match=r"also come from cluster\.secrets"):
+        step_container(TRAINING, "train_model",
+                       _config("training", ["cluster.env={WANDB_API_KEY: x}"]), "r")
+    with pytest.raises(ConfigError, match="no step"):
+        step_container(TRAINING, "nope", _config("training"), "r")
+
+
+# -- render all three, both pipelines, through the CLI -------------------------------------------
+
+
+def _write_configs(directory: Path, extra: list[str] = ()) -> dict[str, Path]:
+    paths = {}
+    for name in PIPELINES:
+        path = directory / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(_config(name, list(extra)).model_dump(mode="json")))
+        paths[name] = path
+    return paths
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """``mlpipe render`` for every orchestrator and pipeline (in parallel), fake key in env."""
+    root = tmp_path_factory.mktemp("render")
+    configs = _write_configs(root)
+    env = venv_env()
+    env.update(WANDB_API_KEY=FAKE_KEY, AIRFLOW_HOME=str(root / "airflow"),
+               HF_HUB_OFFLINE="1", AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    started = time.perf_counter()
+    procs = {}
+    for orch in ORCHESTRATORS:
+        for name, config in configs.items():
+            out = root / orch
+            cmd = [sys.executable, "-m", "mlpipe", "render", orch, "--pipeline", name,
+                   "--config", str(config), "-o", str(out)]
+            procs[orch, name] = subprocess.Popen(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for key, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=240)
+        assert proc.returncode == 0, f"render {key}: {stderr[-3000:]}"
+        assert "wrote" in stdout
+    yield {"root": root, "configs": configs, "seconds": time.perf_counter() - started}
+
+
+def _pod_args(pod: dict[str, Any]) -> list[str]:
+    return list(pod["spec"]["containers"][0]["args"])
+
+
+def _kfp(root: Path, pipeline: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    docs = list(yaml.safe_load_all((root / "kubeflow" / f"{pipeline}.kfp.yaml").read_text()))
+    return docs[0], docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def step_commands(root: Path, orch: str, pipeline: Pipeline) -> list[list[str]]:
+    """The container args of every step, in pipeline order, as the rendered files hold them."""
+    out = []
+    for step in pipeline.steps:
+        if orch == "kubeflow":
+            spec, _ = _kfp(root, pipeline.name)
+            task = step.name.replace("_", "-")
+            container = spec["deploymentSpec"]["executors"][f"exec-{task}"]["container"]
+            assert container["command"] == ["mlpipe"]
+            out.append(list(container["args"]))
+        else:
+            path = root / orch / f"{pipeline.name}-{step.name}.pod.yaml"
+            pod = yaml.safe_load(path.read_text())
+            assert pod["spec"]["containers"][0]["command"] == ["mlpipe"]
+            out.append(_pod_args(pod))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("orch", ["airflow", "dagster"])
+@pytest.mark.parametrize("pipeline", [TRAINING, INFERENCE], ids=["training", "inference"])
+def test_rendered_pod_specs(rendered: dict[str, Any], orch: str, pipeline: Pipeline) -> None:
+    root: Path = rendered["root"]
+    cfg = _config(pipeline.name)
+    for step in pipeline.steps:
+        pod = yaml.safe_load((root / orch / f"{pipeline.name}-{step.name}.pod.yaml").read_text())
+        assert pod["metadata"]["namespace"] == "ml-team"
+        assert pod["metadata"]["labels"]["mlpipe/step"] == step.name.replace("_", "-")
+        spec = pod["spec"]
+        (container,) = spec["containers"]
+        assert container["image"] == "registry.example/mlpipe:1.2"
+        assert container["command"] == ["mlpipe"]
+        args = container["args"]
+        assert args[:5] == ["step", step.name, "--pipeline", pipeline.name, "--run-id"]
+        assert args[5] == PLACEHOLDERS[orch]
+        assert args[6] == "--config-json" and args[8:] == ["--home", "/data/mlpipe"]
+        assert json.loads(args[7]) == json.loads(cfg.model_dump_json())
+        env = {e["name"]: e for e in container["env"]}
+        assert env["WANDB_API_KEY"] == {
+            "name": "WANDB_API_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "wandb", "key": "api-key"}}}
+        assert env["MLPIPE_HOME"]["value"] == "/data/mlpipe"
+        assert env["TOKENIZERS_PARALLELISM"]["value"] == "false"
+        gpu = step.name == "train_model"
+        assert container["resources"]["limits"] == (
+            {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "1"} if gpu
+            else {"cpu": "1", "memory": "2Gi"})
+        assert container["resources"]["requests"] == (
+            {"cpu": "4", "memory": "8Gi"} if gpu else {"cpu": "1", "memory": "2Gi"})
+        assert container["volumeMounts"] == [{"name": "mlpipe-data", "mountPath": "/data"}]
+        assert spec["volumes"] == [
+            {"name": "mlpipe-data", "persistentVolumeClaim": {"claimName": "mlpipe-data"}}]
+        assert spec["nodeSelector"] == {"pool": "ml"}
+        assert spec["serviceAccountName"] == "mlpipe-runner"
+        assert spec["restartPolicy"] == "Never"
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["runAsUser"] == 10001
+        assert spec["activeDeadlineSeconds"] == int(cfg.runtime.timeout_s)
+    if orch == "airflow":
+        shape = yaml.safe_load((root / orch / f"{pipeline.name}.dag.yaml").read_text())
+        assert [t["task_id"] for t in shape["tasks"]] == list(pipeline.step_names)
+        assert {t["operator"] for t in shape["tasks"]} == {"KubernetesPodOperator"}
+        for task in shape["tasks"]:
+            assert task["upstream"] == sorted(pipeline.step(task["task_id"]).upstream)
+    else:
+        job = yaml.safe_load((root / orch / f"{pipeline.name}.dagster.yaml").read_text())
+        assert [a["step"] for a in job["assets"]] == list(pipeline.step_names)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pipeline", [TRAINING, INFERENCE], ids=["training", "inference"])
+def test_compiled_kfp_yaml(rendered: dict[str, Any], pipeline: Pipeline) -> None:
+    from kfp import components
+
+    root: Path = rendered["root"]
+    path = root / "kubeflow" / f"{pipeline.name}.kfp.yaml"
+    loaded = components.load_component_from_file(str(path))  # kfp reads it back
+    assert loaded.name == f"mlpipe-{pipeline.name}"
+    spec, platform = _kfp(root, pipeline.name)
+    cfg = _config(pipeline.name)
+    tasks = spec["root"]["dag"]["tasks"]
+    for step in pipeline.steps:
+        name = step.name.replace("_", "-")
+        container = spec["deploymentSpec"]["executors"][f"exec-{name}"]["container"]
+        assert container["image"] == "registry.example/mlpipe:1.2"
+        assert container["command"] == ["mlpipe"]
+        assert container["args"][5] == PLACEHOLDERS["kubeflow"]
+        assert json.loads(container["args"][7]) == json.loads(cfg.model_dump_json())
+        assert tasks[name]["inputs"]["parameters"]["run_id"]["runtimeValue"]["constant"] == (
+            "{{$.pipeline_job_name}}")
+        assert set(tasks[name].get("dependentTasks", [])) == {
+            s.replace("_", "-") for s in step.upstream}
+        res = container["resources"]
+        gpu = step.name == "train_model"
+        assert res["resourceCpuLimit"] == ("4" if gpu else "1")
+        assert res["resourceMemoryLimit"] == ("8Gi" if gpu else "2Gi")
+        assert ("accelerator" in res) is gpu
+        if gpu:
+            assert res["accelerator"]["resourceType"] == "nvidia.com/gpu"
+            assert res["accelerator"]["resourceCount"] == "1"
+        assert {"name": "TOKENIZERS_PARALLELISM", "value": "false"} in container["env"]
+        k8s = platform[f"exec-{name}"]
+        assert k8s["secretAsEnv"][0]["secretName"] == "wandb"
+        assert k8s["secretAsEnv"][0]["keyToEnv"] == [
+            {"secretKey": "api-key", "envVar": "WANDB_API_KEY"}]
+        assert k8s["pvcMount"][0]["mountPath"] == "/data"
+        assert k8s["pvcMount"][0]["constant"] == "mlpipe-data"
+        assert k8s["nodeSelector"]["labels"] == {"pool": "ml"}
+        assert k8s["securityContext"]["runAsNonRoot"] is True
+    run = yaml.safe_load((root / "kubeflow" / f"{pipeline.name}.run.yaml").read_text())
+    assert run["namespace"] == "ml-team" and run["service_account"] == "mlpipe-runner"
+
+
+@pytest.mark.slow
+def test_no_secret_value_in_any_rendered_file(rendered: dict[str, Any]) -> None:
+    files = sorted(p for p in rendered["root"].rglob("*") if p.is_file())
+    per_orch = {o: [p for p in files if p.parent.name == o] for o in ORCHESTRATORS}
+    # airflow: 4 pods + the DAG per pipeline; kubeflow: YAML + run settings; dagster: 4 + job
+    assert {o: len(v) for o, v in per_orch.items()} == {"airflow": 10, "kubeflow": 4,
+                                                        "dagster": 10}
+    for path in files:
+        assert FAKE_KEY not in path.read_text(errors="replace"), path
+
+
+def test_render_bad_input_exits_2(tmp_path: Path) -> None:
+    configs = _write_configs(tmp_path, ["cluster.volume_claim=null"])
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlpipe", "render", "kubeflow", "--pipeline", "training",
+         "--config", str(configs["training"]), "-o", str(tmp_path / "out")],
+        capture_output=True, text=True, env=venv_env(), timeout=120)
+    assert proc.returncode == 2
+    assert "cluster.volume_claim" in proc.stderr
+
+
+# -- run the rendered commands: they chain into the same outputs as a local run -------------------
+
+
+def _run_step(args: list[str], run_id: str, placeholder: str, home: Path) -> dict[str, Any]:
+    """Run one rendered command here: placeholder -> run id, the pod's home -> ``home``."""
+    args = [run_id if a == placeholder else a for a in args]
+    args[args.index("--home") + 1] = str(home)
+    proc = subprocess.run([sys.executable, "-m", "mlpipe", *args], capture_output=True,
+                          text=True, env=venv_env(), timeout=300)
+    assert proc.returncode == 0, f"{args[1]}: {proc.stderr[-3000:]}"
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _hashes(results: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """What must match a local run: weights, artifacts manifest, predictions, results."""
+    keys = {"train_model": "weights", "save_artifacts": "artifacts",
+            "run_inference": "predictions", "save_results": "results"}
+    return {keys[s]: r["ref"]["sha256"] for s, r in results.items() if s in keys}
+
+
+@pytest.fixture(scope="module")
+def local_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("local-home")
+    out: dict[str, dict[str, Any]] = {}
+    # as in the pods (the image sets it): the saved tokenizer_config.json records it
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        for name, pipeline in PIPELINES.items():
+            run = run_local(pipeline, _config(name), home=home, use_cache=False)
+            out.update({s.step: s.to_json() for s in run.steps})
+    return _hashes(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("orch", ORCHESTRATORS)
+def test_rendered_commands_chain_like_a_local_run(
+    rendered: dict[str, Any], local_reference: dict[str, str], orch: str, tmp_path: Path,
+) -> None:
+    shared = tmp_path / "pvc" / "mlpipe"  # what every pod sees at cluster.home
+    results: dict[str, dict[str, Any]] = {}
+    for name, pipeline in PIPELINES.items():
+        run_id = f"{orch}-{name}-1"
+        for step, args in zip(pipeline.steps, step_commands(rendered["root"], orch, pipeline),
+                              strict=True):
+            results[step.name] = _run_step(args, run_id, PLACEHOLDERS[orch], shared)
+            assert results[step.name]["step"] == step.name
+            # each pod's output is on the shared volume under the same run id
+            assert load_step_result(shared, name, run_id, step.name).step == step.name
+    assert results["upload_model"]["ref"]["name"] == "tiny-sentiment"
+    assert results["load_model"]["ref"]["version"] == results["upload_model"]["ref"]["version"]
+    assert _hashes(results) == local_reference
+
+
+@pytest.mark.slow
+def test_object_store_variant_each_pod_starts_with_an_empty_home(
+    local_reference: dict[str, str], tmp_path: Path,
+) -> None:
+    """storage_uri=file://...: every step runs with an empty local home (an emptyDir) and gets
+    its inputs only through the store; nothing is shared on disk between steps."""
+    from mlpipe.adapters.kubeflow.cluster import render_cluster
+
+    store = tmp_path / "bucket"
+    extra = ["cluster.volume_claim=null", f"cluster.storage_uri=file://{store}"]
+    pod_home = tmp_path / "pod" / "mlpipe"
+    results: dict[str, dict[str, Any]] = {}
+    for name, pipeline in PIPELINES.items():
+        cfg = _config(name, extra)
+        paths = render_cluster(pipeline, cfg, tmp_path / "render")
+        docs = list(yaml.safe_load_all(paths[0].read_text()))
+        spec, platform = docs[0], docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        for step in pipeline.steps:
+            task = step.name.replace("_", "-")
+            assert platform[f"exec-{task}"]["emptyDirMounts"][0]["mountPath"] == "/data"
+            assert "pvcMount" not in platform[f"exec-{task}"]
+            args = spec["deploymentSpec"]["executors"][f"exec-{task}"]["container"]["args"]
+            shutil.rmtree(pod_home.parent, ignore_errors=True)  # a fresh pod
+            results[step.name] = _run_step(args, f"store-{name}", PLACEHOLDERS["kubeflow"],
+                                           pod_home)
+            step_dir = store / "runs" / name / f"store-{name}" / step.name
+            assert (step_dir / "result.json").is_file(), f"{step.name} was not pushed"
+    assert _hashes(results) == local_reference
+    registry = store / "registry" / "tiny-sentiment"
+    assert (registry / "aliases.json").is_file()
+    assert (registry / "v1" / "manifest.json").is_file()
+    # the store mirrors the home: a step's files are at the same relative paths
+    weights = Path(results["train_model"]["ref"]["uri"]).relative_to(pod_home)
+    assert (store / weights / "model.safetensors").is_file()
+
+
+# -- the orchestrators' own run-time pieces, without a cluster --------------------------------
+
+
+@pytest.mark.slow
+def test_airflow_renders_the_run_id_template_per_run(tmp_path: Path) -> None:
+    """Airflow fills the args template from the DAG run (conf's mlpipe_run_id, else run_id)."""
+    code = """
+import json, sys
+from types import SimpleNamespace
+from mlpipe.core import TRAINING, load_config
+from mlpipe.adapters.airflow.dags import build_dag
+cfg = load_config(sys.argv[1])
+op = build_dag(TRAINING, cfg).get_task("train_model")
+out = []
+for conf in ({}, {"mlpipe_run_id": "chosen-1"}):
+    ctx = {"dag_run": SimpleNamespace(conf=conf), "run_id": "manual__2026-01-01T00:00:00+00:00"}
+    out.append(op.render_template(op.arguments, ctx))
+print(json.dumps(out))
+"""
+    configs = _write_configs(tmp_path)
+    env = venv_env()
+    env.update(AIRFLOW_HOME=str(tmp_path / "airflow"), AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    proc = subprocess.run([sys.executable, "-c", code, str(configs["training"])],
+                          capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plain, chosen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert plain[5] == "manual__2026-01-01T00:00:00+00:00"  # `mlpipe step` makes it safe
+    assert chosen[5] == "chosen-1"
+    assert json.loads(plain[7]) == json.loads(_config("training").model_dump_json())
+
+
+class LocalPods:
+    """Stands in for the cluster, not for Dagster: ``run`` takes what the assets hand to
+    ``PipesK8sClient.run`` and runs that pod's container command here through Dagster's own
+    ``PipesSubprocessClient``, with the pod's home pointed at a local shared directory."""
+
+    def __init__(self, shared: Path) -> None:
+        self.shared = shared
+        self.pods: list[dict[str, Any]] = []
+
+    def run(self, *, context: Any, namespace: str, base_pod_meta: dict[str, Any],
+            base_pod_spec: dict[str, Any]) -> Any:
+        import dagster as dg
+
+        self.pods.append({"namespace": namespace, "meta": base_pod_meta, "spec": base_pod_spec})
+        (container,) = base_pod_spec["containers"]
+        args = list(container["args"])
+        args[args.index("--home") + 1] = str(self.shared)
+        plain = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        plain["MLPIPE_HOME"] = str(self.shared)
+        return dg.PipesSubprocessClient().run(
+            context=context, command=[sys.executable, "-m", "mlpipe", *args],
+            env={**venv_env(), **plain})
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::dagster.PreviewWarning")
+def test_dagster_cluster_job_launches_one_pod_per_step(
+    local_reference: dict[str, str], tmp_path: Path,
+) -> None:
+    """A real Dagster run of the cluster-mode jobs; each asset hands its pod to the client."""
+    from mlpipe.adapters.dagster.build import build_definitions, job_name
+    from mlpipe.adapters.dagster.cluster import PIPES_KEY
+
+    shared = tmp_path / "pvc" / "mlpipe"
+    pods = LocalPods(shared)
+    results: dict[str, dict[str, Any]] = {}
+    for name, pipeline in PIPELINES.items():
+        cfg = _config(name)
+        defs = build_definitions(cfg if name == "training" else None,  # type: ignore[arg-type]
+                                 cfg if name == "inference" else None,  # type: ignore[arg-type]
+                                 home=tmp_path / "unused")
+        job = defs.resolve_job_def(job_name(name))
+        run = job.execute_in_process(resources={PIPES_KEY: pods}, tags={"mlpipe/run_id": "d-1"})
+        assert run.success
+        for step in pipeline.steps:
+            results[step.name] = load_step_result(shared, name, "d-1", step.name).to_json()
+    assert [p["meta"]["labels"]["mlpipe/step"] for p in pods.pods] == [
+        s.replace("_", "-") for p in PIPELINES.values() for s in p.step_names]
+    assert {p["namespace"] for p in pods.pods} == {"ml-team"}
+    gpu = [p for p in pods.pods if "nvidia.com/gpu" in p["spec"]["containers"][0]["resources"]
+           ["limits"]]
+    assert [p["meta"]["labels"]["mlpipe/step"] for p in gpu] == ["train-model"]
+    assert _hashes(results) == local_reference
