@@ -266,6 +266,18 @@ def test_render_bad_input_exits_2(tmp_path: Path) -> None:
     assert "cluster.volume_claim" in proc.stderr
 
 
+@pytest.mark.parametrize("runner", ["airflow", "kubeflow", "dagster"])
+def test_running_a_cluster_config_here_is_refused_with_exit_2(tmp_path: Path, runner: str) -> None:
+    """Runners that run steps on this machine refuse `runtime.mode: kubernetes` before any work."""
+    configs = _write_configs(tmp_path, [])
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlpipe", "run", "training", "--runner", runner,
+         "--config", str(configs["training"]), "--home", str(tmp_path / "home")],
+        capture_output=True, text=True, env=venv_env(), timeout=120)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "mlpipe render" in proc.stderr and not (tmp_path / "home").exists()
+
+
 # -- run the rendered commands: they chain into the same outputs as a local run -------------------
 
 

@@ -129,3 +129,16 @@ def test_quality_gate_stops_before_training(
     with pytest.raises(StepFailedError, match="label_balance"):
         run_pipeline(TRAINING, cfg, home=home)
     assert LocalRegistry(home / "registry").versions() == []
+
+
+def test_artifacts_do_not_depend_on_hub_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_training: TrainingConfig
+) -> None:
+    """HF_HUB_OFFLINE leaks into tokenizer_config.json unless mlpipe strips loader settings."""
+    small = tiny_training.model_copy(
+        update={"data": tiny_training.data.model_copy(update={"max_rows": 60})}
+    )
+    offline = run_pipeline(TRAINING, small, home=tmp_path / "a")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    online_env = run_pipeline(TRAINING, small, home=tmp_path / "b")
+    assert offline.outputs["save_artifacts"].sha256 == online_env.outputs["save_artifacts"].sha256

@@ -48,6 +48,11 @@ class PipelineChoice(StrEnum):
     inference = "inference"
 
 
+class TaskChoice(StrEnum):
+    classification = "text-classification"
+    sql = "text-to-sql"
+
+
 class RunnerChoice(StrEnum):
     local = "local"
     airflow = "airflow"
@@ -141,16 +146,23 @@ def _describe(s: StepRun) -> str:
     if ref.kind == "dataset":
         return ", ".join(f"{k}: {v} rows" for k, v in ref.rows.items())
     if ref.kind == "model":
-        m = ref.metrics
-        return f"eval accuracy {m.get('eval_accuracy', 0):.4f}, f1 {m.get('eval_f1', 0):.4f}"
+        return _quality(ref.metrics, prefix="eval ")
     if ref.kind == "model_version":
         return f"{ref.spec} [{', '.join(ref.aliases)}]"
     if ref.kind == "predictions":
         return f"{ref.rows} rows, {ref.throughput:.0f} rows/s"
     if ref.kind == "results":
-        acc = ref.metrics.get("accuracy")
-        return ref.predictions_uri + (f" (accuracy {acc:.4f})" if acc is not None else "")
+        quality = _quality({f"eval_{k}": v for k, v in ref.metrics.items()}, prefix="")
+        return f"{ref.predictions_uri} ({quality})" if quality else ref.predictions_uri
     return ref.uri
+
+
+_SHOWN = ("accuracy", "f1", "exact_match", "execution_match")  # whichever the task reports
+
+
+def _quality(metrics: dict[str, float], prefix: str) -> str:
+    found = [(name, metrics[f"eval_{name}"]) for name in _SHOWN if f"eval_{name}" in metrics]
+    return ", ".join(f"{prefix}{name.replace('_', ' ')} {value:.4f}" for name, value in found)
 
 
 def _run_command(
@@ -448,6 +460,9 @@ def bench(
     set_infer: Annotated[
         list[str] | None, typer.Option("--set-inference", help="Inference override")
     ] = None,
+    task: Annotated[
+        TaskChoice, typer.Option(help="Which ML task to run")
+    ] = TaskChoice.classification,
 ) -> None:
     """Compare the runners on the same pipelines: time, overhead, memory, identical outputs."""
     from rich.markdown import Markdown
@@ -471,6 +486,7 @@ def bench(
         repetitions=repetitions,
         runners=chosen,
         out_dir=out_dir,
+        task=task.value,
         training_overrides=set_train or [],
         inference_overrides=set_infer or [],
     )

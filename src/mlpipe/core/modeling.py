@@ -114,3 +114,32 @@ def set_threads(n: int | None) -> None:
     import torch
 
     torch.set_num_threads(n or max(os.cpu_count() or 1, 1))
+
+
+# Loader settings that transformers copies into tokenizer_config.json from the environment
+# (e.g. HF_HUB_OFFLINE): they say nothing about the model and would make the same weights hash
+# differently on two machines.
+_LOADER_KEYS = (
+    "local_files_only",
+    "cache_dir",
+    "token",
+    "use_auth_token",
+    "revision",
+    "_commit_hash",
+)
+
+
+def save_model(model: Any, tokenizer: Any, out_dir: Path) -> None:
+    """Save weights (safetensors only) and tokenizer so the bytes depend on the model alone."""
+    import json
+
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    path = out_dir / "tokenizer_config.json"
+    if path.is_file():
+        settings = json.loads(path.read_text())
+        cleaned = {k: v for k, v in settings.items() if k not in _LOADER_KEYS}
+        if cleaned != settings:
+            path.write_text(
+                json.dumps(cleaned, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+            )

@@ -142,7 +142,7 @@ def train_classifier(
     """Train, evaluate, save model (safetensors) and tokenizer to ``out_dir``; return metrics."""
     import torch
 
-    from mlpipe.core.modeling import build_model, set_threads
+    from mlpipe.core.modeling import build_model, save_model, set_threads
 
     set_threads(train_cfg.num_threads)
     seed_everything(train_cfg.seed)
@@ -177,8 +177,7 @@ def train_classifier(
         len(label_names),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
+    save_model(model, tokenizer, out_dir)
     return {
         **eval_metrics,
         "train_loss": loss_sum / max(step, 1),

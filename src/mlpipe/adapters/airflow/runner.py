@@ -70,6 +70,9 @@ def run_pipeline(
     task's state, try number and Airflow-measured seconds, and the path of the Airflow log.
     Raises ``StepFailedError`` naming the first failed task, with its error and exit code.
     """
+    from mlpipe.core.cluster import refuse_local_run
+
+    refuse_local_run(config, "airflow")
     preflight(config)
     home = Path(home).expanduser().resolve()
     af_home = airflow_home_for(home, airflow_home)

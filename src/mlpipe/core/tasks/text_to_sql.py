@@ -299,7 +299,7 @@ def train_text_to_sql(
     import torch
 
     from mlpipe.core.batching import sorted_batches
-    from mlpipe.core.modeling import set_threads
+    from mlpipe.core.modeling import save_model, set_threads
     from mlpipe.core.tasks.sql_model import (
         SqlGenerator,
         apply_lora,
@@ -360,8 +360,7 @@ def train_text_to_sql(
     counter.update(predictions, ea[:n_gen], ec[:n_gen])
     scores = counter.metrics()
     model_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(model_dir, safe_serialization=True)
-    tokenizer.save_pretrained(model_dir)
+    save_model(model, tokenizer, model_dir)
     (model_dir / TASK_FILE).write_text(json.dumps(info.to_json(), indent=2, sort_keys=True) + "\n")
     metrics = {
         "eval_loss": eval_loss / max(len(eval_enc), 1),
