@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,13 @@ def mlpipe(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[
     return subprocess.run(cmd, capture_output=True, text=True, env=venv_env(), timeout=300)
 
 
-def test_help_is_fast_and_imports_no_heavy_library() -> None:
+def test_help_imports_no_heavy_library() -> None:
     code = (
         "import sys, mlpipe.cli; heavy = [m for m in ('torch', 'transformers', 'airflow', 'kfp', "
         "'dagster', 'wandb') if m in sys.modules]; print(heavy)"
     )
-    started = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-    assert time.perf_counter() - started < 10
     assert "demo" in mlpipe("--help").stdout
 
 

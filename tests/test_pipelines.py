@@ -84,7 +84,6 @@ def test_cache_hits_invalidates_and_survives_damage(
     second = run_pipeline(TRAINING, tiny_training, home=home)
     assert [s.cached for s in second.steps] == [True, True, True, False]
     assert second.outputs["upload_model"].version == 1  # same content, same version
-    assert second.seconds < first.seconds
 
     forced = run_pipeline(TRAINING, tiny_training, home=home, use_cache=False)
     assert not any(s.cached for s in forced.steps)
