@@ -83,6 +83,7 @@ def test_cache_hits_invalidates_and_survives_damage(
     first = run_pipeline(TRAINING, tiny_training, home=home)
     second = run_pipeline(TRAINING, tiny_training, home=home)
     assert [s.cached for s in second.steps] == [True, True, True, False]
+    assert second.outputs["train_model"] == first.outputs["train_model"]  # reused, not retrained
     assert second.outputs["upload_model"].version == 1  # same content, same version
 
     forced = run_pipeline(TRAINING, tiny_training, home=home, use_cache=False)
