@@ -91,6 +91,9 @@ class TrainConfig(_Strict):
     max_grad_norm: Annotated[float, Field(gt=0)] = 1.0
     max_steps: Annotated[int | None, Field(ge=1)] = None
     group_by_length: bool = True
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16: autocast matmuls (about 1.3x on CPUs with AVX512-BF16)"
+    )
     seed: int = 42
     num_threads: Annotated[int | None, Field(ge=1)] = None
     min_eval_accuracy: Annotated[float | None, Field(ge=0, le=1)] = None

@@ -81,6 +81,7 @@ def fit(
     import torch
 
     optimizer, scheduler = make_optimizer(model, train_cfg, total_steps)
+    bf16 = train_cfg.precision == "bf16"  # weights and optimizer state stay fp32
     model.train()
     step = 0
     seen = 0
@@ -95,7 +96,8 @@ def fit(
             train_cfg.seed + epoch,
             group_by_length=train_cfg.group_by_length,
         ):
-            out = model(**make_inputs(batch))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = model(**make_inputs(batch))
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.max_grad_norm)
             optimizer.step()
