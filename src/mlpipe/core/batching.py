@@ -35,11 +35,16 @@ def shuffled_batches(
     return batches
 
 
-def pad_batch(ids: Sequence[Sequence[int]], pad_id: int) -> dict[str, Any]:
-    """input_ids and attention_mask tensors padded to the longest sequence in the batch."""
+def pad_batch(ids: Sequence[Sequence[int]], pad_id: int, multiple_of: int = 1) -> dict[str, Any]:
+    """input_ids and attention_mask padded to the longest sequence in the batch.
+
+    ``multiple_of`` > 1 rounds the width up (inference uses 8): far fewer distinct shapes, so
+    oneDNN's per-shape kernel cache stays small however many rows stream through.
+    """
     import torch
 
-    width = max(len(x) for x in ids)
+    longest = max(len(x) for x in ids)
+    width = -(-longest // multiple_of) * multiple_of
     input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(ids), width), dtype=torch.long)
     for row, seq in enumerate(ids):

@@ -110,11 +110,16 @@ def check_cluster(config: PipelineConfig) -> None:
 def step_args(pipeline: str, step: str, config: PipelineConfig, run_id: str) -> tuple[str, ...]:
     """``mlpipe``'s arguments for one step; the config JSON holds no secret (only env refs do)."""
     return (
-        "step", step,
-        "--pipeline", pipeline,
-        "--run-id", run_id,
-        "--config-json", config.model_dump_json(),
-        "--home", config.cluster.home,
+        "step",
+        step,
+        "--pipeline",
+        pipeline,
+        "--run-id",
+        run_id,
+        "--config-json",
+        config.model_dump_json(),
+        "--home",
+        config.cluster.home,
     )
 
 

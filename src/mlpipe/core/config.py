@@ -226,7 +226,11 @@ class InferenceSettings(_Strict):
     batch_size: Annotated[int, Field(ge=1)] = 64
     max_length: Annotated[int | None, Field(ge=8)] = None
     quantize: Literal["none", "int8"] = "none"
-    chunk_rows: Annotated[int, Field(ge=1)] = 50_000
+    int8_fallback_gap: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.4,
+        description="int8: rows whose top-two probabilities differ by less are re-scored in fp32",
+    )
+    chunk_rows: Annotated[int, Field(ge=1)] = 10_000  # rows in memory at once; peak RSS follows
     num_threads: Annotated[int | None, Field(ge=1)] = None
 
 

@@ -85,11 +85,18 @@ class PipelineRun:
     def write_record(self, config: PipelineConfig) -> Path:
         """``run.json``: what ran, through which runner, how long, and every step's reference."""
         path = self.run_dir / "run.json"
-        write_json(path, {
-            "pipeline": self.pipeline, "run_id": self.run_id, "runner": self.runner,
-            "seconds": self.seconds, "config": config.model_dump(mode="json"),
-            "steps": [s.to_json() for s in self.steps], "extra": self.extra,
-        })
+        write_json(
+            path,
+            {
+                "pipeline": self.pipeline,
+                "run_id": self.run_id,
+                "runner": self.runner,
+                "seconds": self.seconds,
+                "config": config.model_dump(mode="json"),
+                "steps": [s.to_json() for s in self.steps],
+                "extra": self.extra,
+            },
+        )
         return path
 
 

@@ -102,7 +102,7 @@ class ArtifactStore:
     @staticmethod
     def _rel(path: str, base: str) -> str:
         path, base = path.rstrip("/"), base.rstrip("/")
-        return path[len(base) + 1:] if path.startswith(base + "/") else Path(path).name
+        return path[len(base) + 1 :] if path.startswith(base + "/") else Path(path).name
 
 
 def open_store(config: PipelineConfig, home: Path) -> ArtifactStore | None:
@@ -116,8 +116,11 @@ def open_store(config: PipelineConfig, home: Path) -> ArtifactStore | None:
 def _ref_paths(ref: Ref) -> list[Path]:
     """The local paths a reference points to (its files live there)."""
     data = ref.model_dump(mode="json")
-    return [Path(v) for k, v in data.items()
-            if k in ("uri", "predictions_uri") and isinstance(v, str) and v.startswith("/")]
+    return [
+        Path(v)
+        for k, v in data.items()
+        if k in ("uri", "predictions_uri") and isinstance(v, str) and v.startswith("/")
+    ]
 
 
 def _registry_names(config: PipelineConfig) -> list[str]:
@@ -178,7 +181,11 @@ def _pull_registry(store: ArtifactStore, config: PipelineConfig) -> int:
 
 
 def push_for_step(
-    config: PipelineConfig, pipeline: Pipeline, step_name: str, home: Path, run_id: str,
+    config: PipelineConfig,
+    pipeline: Pipeline,
+    step_name: str,
+    home: Path,
+    run_id: str,
     ref: Ref,
 ) -> dict[str, Any]:
     """After a step succeeded: its directory (result.json last), and a newly published local

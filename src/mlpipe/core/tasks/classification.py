@@ -77,6 +77,7 @@ class ClassificationTask:
             max_length=settings.max_length,
             batch_size=settings.batch_size,
             quantize=settings.quantize,
+            fallback_gap=settings.int8_fallback_gap,
             num_threads=settings.num_threads,
         )
         if list(dataset.label_names) != predictor.label_names and dataset.has_labels:
