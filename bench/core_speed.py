@@ -10,7 +10,6 @@ each figure, its baseline and the ratio. ``--quick`` uses a tiny model and small
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -195,26 +194,15 @@ def bench_inference(args: argparse.Namespace, model_dir: Path) -> list[dict[str,
 def run_cli(home: Path, *args: str) -> tuple[float, int]:
     """Run an mlpipe command in a child; return (seconds, its peak RSS in MiB).
 
-    RSS is sampled from outside every 20 ms: the child's own ``ru_maxrss`` would inherit this
-    (much larger) benchmark process's high-water mark through fork.
+    RSS is sampled from outside: the child's own ``ru_maxrss`` would inherit this (much larger)
+    benchmark process's high-water mark through fork.
     """
-    import psutil
+    from mlpipe.benchmark import run_sampled
 
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlpipe", *args, "--home", str(home)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    child, peak = psutil.Process(proc.pid), 0
-    while proc.poll() is None:
-        with contextlib.suppress(psutil.Error):
-            peak = max(peak, child.memory_info().rss)
-        time.sleep(0.02)
-    stderr = proc.stderr.read() if proc.stderr else ""
-    secs = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"mlpipe {' '.join(args)} failed:\n{stderr[-2000:]}")
-    return secs, peak // 2**20
+    child = run_sampled([sys.executable, "-m", "mlpipe", *args, "--home", str(home)])
+    if child.returncode != 0:
+        raise RuntimeError(f"mlpipe {' '.join(args)} failed:\n{child.stderr[-2000:]}")
+    return child.wall_s, child.peak_rss_bytes // 2**20
 
 
 def bench_memory(args: argparse.Namespace, home: Path) -> list[dict[str, Any]]:
@@ -380,9 +368,9 @@ def main() -> None:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import version
+    from mlpipe.benchmark import versions
 
-    return {p: version(p) for p in ("torch", "transformers", "mlpipe")}
+    return {k: v for k, v in versions().items() if k in ("torch", "transformers", "mlpipe")}
 
 
 def render(r: dict[str, Any]) -> str:

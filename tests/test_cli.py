@@ -84,6 +84,7 @@ def test_unknown_model_reference_exits_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "model 'ghost' is not in the registry" in result.stderr
+    assert not (tmp_path / "home" / "runs").exists()  # refused before any step ran
 
 
 @pytest.mark.slow

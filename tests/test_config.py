@@ -78,3 +78,16 @@ def test_demo_configs_match_the_built_in_defaults() -> None:
 def test_override_values_that_are_not_yaml_are_plain_strings() -> None:
     cfg = load_config(TINY_TRAINING, ["runtime.schedule=@weekly", "runtime.retries=2"])
     assert cfg.runtime.schedule == "@weekly" and cfg.runtime.retries == 2
+
+
+def test_cluster_env_refuses_values_that_look_like_secrets() -> None:
+    with pytest.raises(ConfigError, match=r"cluster\.env: WANDB_API_KEY look like secrets"):
+        load_config(TINY_TRAINING, ["cluster.env={WANDB_API_KEY: abc}"])
+    assert load_config(TINY_TRAINING, ["cluster.env={LOG_LEVEL: debug}"]).cluster.env == {
+        "LOG_LEVEL": "debug"
+    }
+
+
+def test_malformed_config_json_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        config_from_json("{not json")

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -142,3 +143,32 @@ def test_artifacts_do_not_depend_on_hub_environment(
     monkeypatch.delenv("HF_HUB_OFFLINE")
     online_env = run_pipeline(TRAINING, small, home=tmp_path / "b")
     assert offline.outputs["save_artifacts"].sha256 == online_env.outputs["save_artifacts"].sha256
+
+
+def test_cache_sees_edited_data_files_and_renamed_labels(
+    home: Path, tmp_path: Path, tiny_training: TrainingConfig
+) -> None:
+    data = tmp_path / "reviews.csv"
+    data.write_text(
+        "text,label\n"
+        + "".join(f"review {i} is {'good' if i % 2 else 'bad'},{i % 2}\n" for i in range(40))
+    )
+    files = tiny_training.data.model_copy(update={"source": "files", "path": data})
+    cfg = tiny_training.model_copy(update={"data": files})
+    run_pipeline(TRAINING, cfg, home=home)
+    with data.open("a") as fh:
+        fh.write("an extra review that is good,1\n")
+    edited = run_pipeline(TRAINING, cfg, home=home)
+    assert (
+        not edited.steps[0].cached and sum(edited.outputs["load_training_data"].rows.values()) == 41
+    )
+
+    renamed = cfg.model_copy(
+        update={"data": files.model_copy(update={"label_names": ["neg", "pos"]})}
+    )
+    relabelled = run_pipeline(TRAINING, renamed, home=home)
+    assert [s.cached for s in relabelled.steps][:2] == [False, False]
+    model_config = json.loads(
+        (Path(relabelled.outputs["train_model"].uri) / "config.json").read_text()
+    )
+    assert model_config["id2label"] == {"0": "neg", "1": "pos"}

@@ -136,44 +136,58 @@ def child_main(argv: Sequence[str]) -> None:
     print("BENCH_RESULT " + json.dumps(out), flush=True)
 
 
-def run_child(runner: str, home: Path, train_json: str, infer_json: str) -> dict[str, Any]:
-    """Run one child; sample the RSS of its whole process tree for the peak."""
+@dataclass(frozen=True)
+class Sampled:
+    """A finished child process: exit code, output, wall seconds, peak RSS of its process tree."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    wall_s: float
+    peak_rss_bytes: int
+
+
+def run_sampled(cmd: Sequence[str], env: dict[str, str] | None = None) -> Sampled:
+    """Run ``cmd``, sampling the summed RSS of it and its children every 50 ms.
+
+    Output goes to temporary files, not pipes: a chatty child (kfp.local logs every task) would
+    otherwise fill a pipe nobody reads while sampling, and hang.
+    """
     import psutil
 
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, text=True, env=env)
+        peak = 0
+        parent = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                tree = [parent, *parent.children(recursive=True)]
+                peak = max(peak, sum(_rss(p) for p in tree))
+            time.sleep(0.05)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        return Sampled(proc.returncode, out.read(), err.read(), wall, peak)
+
+
+def run_child(runner: str, home: Path, train_json: str, infer_json: str) -> dict[str, Any]:
+    """Run one runner's pipelines in a fresh child process and collect its figures."""
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlpipe.benchmark", runner, str(home), train_json, infer_json],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    child = run_sampled(
+        [sys.executable, "-m", "mlpipe.benchmark", runner, str(home), train_json, infer_json], env
     )
-    peak = 0
-    parent = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        try:
-            tree = [parent, *parent.children(recursive=True)]
-            peak = max(peak, sum(_rss(p) for p in tree))
-        except psutil.Error:
-            pass
-        time.sleep(0.05)
-    stdout, stderr = proc.communicate()
-    wall = time.perf_counter() - started
-    line = next((ln for ln in stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
-    if proc.returncode != 0 or line is None:
-        tail = (stderr or stdout).strip().splitlines()[-6:]
-        return {
-            "runner": runner,
-            "ok": False,
-            "error": " | ".join(tail) or f"exit {proc.returncode}",
-            "wall_s": wall,
-        }
+    line = next((ln for ln in child.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
+    if child.returncode != 0 or line is None:
+        tail = (child.stderr or child.stdout).strip().splitlines()[-6:]
+        error = " | ".join(tail) or f"exit {child.returncode}"
+        return {"runner": runner, "ok": False, "error": error, "wall_s": child.wall_s}
     result: dict[str, Any] = json.loads(line.removeprefix("BENCH_RESULT "))
-    result.update(ok=True, wall_s=wall, peak_rss_mib=peak / 2**20)
-    result["startup_s"] = wall - result["training"]["seconds"] - result["inference"]["seconds"]
+    result.update(ok=True, wall_s=child.wall_s, peak_rss_mib=child.peak_rss_bytes / 2**20)
+    pipelines_s = result["training"]["seconds"] + result["inference"]["seconds"]
+    result["startup_s"] = child.wall_s - pipelines_s
     return result
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ MANIFEST_FORMAT = 1
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temp file + rename) so readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # never shared by two writers
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
     tmp.replace(path)
 

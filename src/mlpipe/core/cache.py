@@ -39,13 +39,24 @@ def code_version() -> str:
     return sha256_json({p.relative_to(root).as_posix(): sha256_file(p) for p in files})
 
 
-def step_key(pipeline: str, step: Step, config: Any, inputs: Mapping[str, Ref]) -> str:
+def step_key(pipeline: str, step: Step, config: Any, inputs: Mapping[str, Ref]) -> str | None:
+    """The cache key, or None when the step's result cannot be keyed (data from the Hub, whose
+    contents can change under the same name)."""
     sections = config.model_dump(mode="json", include=set(step.config_sections))
+    source: dict[str, str] = {}
+    if "data" in step.config_sections:
+        data = config.data
+        if data.source == "hub":
+            return None
+        if data.source == "files":  # the files' bytes, not just their names
+            paths = {"path": data.path, "eval_path": data.eval_path}
+            source = {k: sha256_file(p) for k, p in paths.items() if p is not None}
     return sha256_json(
         {
             "pipeline": pipeline,
             "step": step.name,
             "config": sections,
+            "source": source,
             "inputs": {name: ref.sha256 for name, ref in sorted(inputs.items())},
             "code": code_version(),
         }
@@ -56,10 +67,9 @@ def still_valid(ref: Ref) -> bool:
     """True when every file the reference points to exists and matches its recorded hash."""
     try:
         if isinstance(ref, DatasetRef):
-            base = Path(ref.uri)
-            return (
-                sha256_json({s: sha256_file(base / f) for s, f in ref.files.items()}) == ref.sha256
-            )
+            from mlpipe.core.data import dataset_sha256
+
+            return dataset_sha256(Path(ref.uri), ref.files, ref.label_names) == ref.sha256
         if isinstance(ref, ModelRef):
             return sha256_file(Path(ref.uri) / "model.safetensors") == ref.sha256
         if isinstance(ref, ArtifactsRef | ModelVersionRef):

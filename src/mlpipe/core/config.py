@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -213,6 +214,19 @@ class ClusterConfig(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     node_selector: dict[str, str] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _no_secrets_in_env(self) -> ClusterConfig:
+        secretish = [
+            k for k in self.env if re.search(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", k, re.I)
+        ]
+        if secretish:
+            raise ValueError(
+                f"cluster.env: {', '.join(secretish)} look like secrets; plain env values are "
+                "written into pod specs and compiled pipelines. Use cluster.secrets "
+                "(env/secret/key: a Kubernetes Secret reference) instead"
+            )
+        return self
+
     def resources_for(self, step: str) -> ResourcesConfig:
         return self.step_resources.get(step, self.resources)
 
@@ -324,7 +338,12 @@ def parse_config(
 
 def config_from_json(text: str | dict[str, Any]) -> PipelineConfig:
     """Rebuild a config that crossed a process boundary."""
-    data = json.loads(text) if isinstance(text, str) else text
+    try:
+        data = json.loads(text) if isinstance(text, str) else text
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config JSON is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("config JSON must be an object with a 'pipeline' field")
     kind = data.get("pipeline")
     if kind not in CONFIG_TYPES:
         raise ConfigError(f"pipeline: must be 'training' or 'inference' (got {kind!r})")

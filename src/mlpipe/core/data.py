@@ -277,7 +277,9 @@ def stream_to_parquet(
     hashes: list[np.ndarray] = []
     try:
         for chunk in tables:
-            table = chunk if max_rows is None else chunk.slice(0, max(max_rows - rows, 0))
+            if max_rows is not None and rows >= max_rows:
+                break  # stop reading, not just writing
+            table = chunk if max_rows is None else chunk.slice(0, max_rows - rows)
             if len(table) == 0:
                 continue
             if writer is None:
@@ -334,17 +336,23 @@ def _dataset_ref(
     checks: list[CheckResult],
     label_names: tuple[str, ...] | None = None,
 ) -> DatasetRef:
-    hashes = {split: sha256_file(out_dir / name) for split, name in files.items()}
+    names = tuple(cfg.label_names) if label_names is None else label_names
     return DatasetRef(
         uri=str(out_dir),
-        sha256=sha256_json(hashes),
+        sha256=dataset_sha256(out_dir, files, names),
         files=files,
         rows=rows,
         columns=tuple(columns),
         has_labels=has_labels,
-        label_names=tuple(cfg.label_names) if label_names is None else label_names,
+        label_names=names,
         checks=tuple(checks),
     )
+
+
+def dataset_sha256(directory: Path, files: dict[str, str], label_names: tuple[str, ...]) -> str:
+    """What identifies prepared data: every split's bytes and the names its label ids stand for."""
+    hashes = {split: sha256_file(directory / name) for split, name in files.items()}
+    return sha256_json({"files": hashes, "label_names": list(label_names)})
 
 
 def read_split(ref: DatasetRef, split: str) -> pa.Table:

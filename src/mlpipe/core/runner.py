@@ -20,8 +20,8 @@ from typing import Any
 
 from mlpipe.core.artifacts import write_json
 from mlpipe.core.cache import StepCache, step_key
-from mlpipe.core.config import PipelineConfig, config_from_json
-from mlpipe.core.errors import ConfigError, MlpipeError, QualityGateError, StepFailedError
+from mlpipe.core.config import InferenceConfig, PipelineConfig, config_from_json
+from mlpipe.core.errors import ConfigError, QualityGateError, StepFailedError
 from mlpipe.core.pipeline import Pipeline, StepContext
 from mlpipe.core.refs import Ref, ref_from_json
 
@@ -100,7 +100,7 @@ class PipelineRun:
         return path
 
 
-def preflight(config: PipelineConfig) -> None:
+def preflight(config: PipelineConfig, home: Path | None = None) -> None:
     """Checks that need no work done: input files exist, credentials are there. Runs before
     anything is written, so a bad config fails in seconds and leaves nothing behind."""
     data = config.data
@@ -108,6 +108,10 @@ def preflight(config: PipelineConfig) -> None:
         for label, path in (("data.path", data.path), ("data.eval_path", data.eval_path)):
             if path is not None and not Path(path).is_file():
                 raise ConfigError(f"{label}: file not found: {path}")
+    if isinstance(config, InferenceConfig) and config.registry.backend == "local" and home:
+        from mlpipe.core.registry import open_registry
+
+        open_registry(config.registry, home).resolve(config.inference.model)
     if config.tracking.backend == "wandb" or config.registry.backend == "wandb":
         from mlpipe.integrations.wandb import require_key, resolve_mode
 
@@ -144,10 +148,12 @@ def run_step(
     started = time.perf_counter()
     cache_on = config.runtime.cache if use_cache is None else use_cache
     cache = StepCache(home / "cache")
-    key = step_key(pipeline.name, step, config, {k: inputs[k] for k in step.inputs})
-    ref = cache.get(key) if cache_on and step.cacheable else None
-    cached = ref is not None
+    key: str | None = None
     try:
+        if step.cacheable:
+            key = step_key(pipeline.name, step, config, {k: inputs[k] for k in step.inputs})
+        ref = cache.get(key) if cache_on and key is not None else None
+        cached = ref is not None
         if ref is None:
             ctx = StepContext(
                 home=home,
@@ -163,13 +169,13 @@ def run_step(
             raise QualityGateError("; ".join(f"check {c.name} failed: {c.message}" for c in failed))
     except BaseException as exc:
         shutil.rmtree(out_dir, ignore_errors=True)
-        if isinstance(exc, MlpipeError | OSError | ValueError | RuntimeError | KeyError):
-            raise StepFailedError(step.name, exc) from exc
+        if isinstance(exc, Exception) and not isinstance(exc, StepFailedError):
+            raise StepFailedError(step.name, exc) from exc  # every failure names its step
         raise
     result = StepRun(step=step.name, ref=ref, seconds=time.perf_counter() - started, cached=cached)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "result.json", result.to_json())
-    if not cached and step.cacheable and not ref.failed_blocking_checks():
+    if not cached and key is not None and not ref.failed_blocking_checks():
         cache.put(key, ref, run_id=run_id)
     return result
 
@@ -230,7 +236,7 @@ def run_pipeline(
     on_step: StepCallback | None = None,
 ) -> PipelineRun:
     """The local runner: every step in order, in this process. The reference for all others."""
-    preflight(config)
+    preflight(config, home)
     run_id = run_id or new_run_id()
     run = PipelineRun(
         pipeline=pipeline.name, run_id=run_id, run_dir=run_dir(home, pipeline.name, run_id)

@@ -70,7 +70,7 @@ def mlpipe_run_id(context: Mapping[str, Any]) -> str:
     from mlpipe.core.runner import safe_run_id
 
     conf = _conf(context)
-    return str(conf.get(CONF_RUN_ID) or safe_run_id(str(context["run_id"])))
+    return safe_run_id(str(conf.get(CONF_RUN_ID) or context["run_id"]))
 
 
 def _conf(context: Mapping[str, Any]) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def run_pipeline(
     from mlpipe.core.cluster import refuse_local_run
 
     refuse_local_run(config, "airflow")
-    preflight(config)
+    preflight(config, Path(home).expanduser().resolve())
     home = Path(home).expanduser().resolve()
     af_home = airflow_home_for(home, airflow_home)
     (af_home / "dags").mkdir(parents=True, exist_ok=True)

@@ -116,7 +116,7 @@ def run_pipeline(
 ) -> PipelineRun:
     """Materialize the pipeline's job in Dagster; raise StepFailedError naming the failed step."""
     refuse_local_run(config, "dagster")
-    preflight(config)
+    preflight(config, Path(home).expanduser().resolve())
     home = Path(home).resolve()
     defs = build_definitions(config if isinstance(config, TrainingConfig) else None,
                              config if isinstance(config, InferenceConfig) else None,

@@ -85,7 +85,7 @@ def run_pipeline(
     """
     _ignore_docker_folder()
     refuse_local_run(config, "kubeflow")
-    preflight(config)
+    preflight(config, Path(home).expanduser().resolve())
     home = Path(home).expanduser().resolve()
     if use_cache is not None:
         config = config.model_copy(

@@ -37,7 +37,7 @@ def run_component(
     On failure the cause is recorded next to the outputs and the process exits with the cause's
     exit code (2 for bad input), so a pod reports it the same way ``mlpipe step`` does.
     """
-    from mlpipe.core.errors import StepFailedError
+    from mlpipe.core.errors import MlpipeError, StepFailedError
     from mlpipe.core.runner import execute_step, resolve_home, safe_run_id
 
     started = time.perf_counter()
@@ -54,10 +54,11 @@ def run_component(
             run_id=run_id,
             tags={"runner": "kubeflow", "orchestrator_run_id": orchestrator_run_id or run_id},
         )
-    except StepFailedError as exc:
-        _record_failure(Path(ref_out.path).parent, pipeline, step, run_id, exc)
-        print(f"mlpipe: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(exc.exit_code) from exc
+    except MlpipeError as exc:  # also a bad config or missing input, raised before the step ran
+        failure = exc if isinstance(exc, StepFailedError) else StepFailedError(step, exc)
+        _record_failure(Path(ref_out.path).parent, pipeline, step, run_id, failure)
+        print(f"mlpipe: {failure}", file=sys.stderr, flush=True)
+        raise SystemExit(failure.exit_code) from exc
     ref = result["ref"]
     Path(ref_out.path).parent.mkdir(parents=True, exist_ok=True)
     Path(ref_out.path).write_text(json.dumps(ref, indent=2))
