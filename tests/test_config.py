@@ -91,3 +91,12 @@ def test_cluster_env_refuses_values_that_look_like_secrets() -> None:
 def test_malformed_config_json_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="not valid JSON"):
         config_from_json("{not json")
+
+
+def test_relative_model_directory_resolves_against_the_config_file(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "train.yaml"
+    cfg_file.write_text("pipeline: training\nmodel: {base: ./models/base}\n")
+    assert load_config(cfg_file).model.base == str(tmp_path / "models" / "base")
+    named = tmp_path / "named.yaml"
+    named.write_text("pipeline: training\nmodel: {base: org/some-model}\n")
+    assert load_config(named).model.base == "org/some-model"  # a hub id stays a hub id

@@ -145,7 +145,7 @@ class RegistryConfig(_Strict):
     wandb_project: str | None = None
     wandb_entity: str | None = None
     wandb_mode: Literal["online", "offline"] | None = Field(
-        None, description="default: tracking.mode, else WANDB_MODE, else online"
+        None, description="default: WANDB_MODE, else online"
     )
     wandb_collection: str | None = Field(
         None, description="W&B registry collection to link versions to, e.g. wandb-registry-model/x"
@@ -409,3 +409,8 @@ def _absolutize(raw: dict[str, Any], base_dir: Path) -> None:
             value = node[key]
             if "://" not in value:
                 node[key] = str((base_dir / os.path.expanduser(value)).resolve())
+    model = raw.get("model")
+    if isinstance(model, dict):
+        base = model.get("base")
+        if isinstance(base, str) and base.startswith(("./", "../", "~")):  # a path, not a hub id
+            model["base"] = str((base_dir / os.path.expanduser(base)).resolve())

@@ -57,8 +57,9 @@ def _tracker(config: TrainingConfig | InferenceConfig, ctx: StepContext, job_typ
         config.tracking,
         name=f"{ctx.pipeline}-{ctx.run_id}-{ctx.step}",
         job_type=job_type,
-        config=config.model_dump(mode="json"),
+        config=config.model_dump(mode="json", exclude={"cluster"}),
         tags={"mlpipe_run_id": ctx.run_id, "pipeline": ctx.pipeline, "step": ctx.step, **ctx.tags},
+        home=ctx.home,
     )
 
 

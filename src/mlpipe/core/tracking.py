@@ -7,6 +7,7 @@ Steps log through a ``Tracker``; which backend sits behind it is a config choice
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -53,10 +54,12 @@ def open_tracker(
     job_type: str,
     config: Mapping[str, Any],
     tags: Mapping[str, str],
+    home: Path | None = None,
 ) -> Tracker:
-    """A tracker for one step. ``tags`` carry the runner and the orchestrator's own run id."""
+    """A tracker for one step. ``tags`` carry the runner and the orchestrator's own run id;
+    ``home`` is where local tracking files go when nothing else says (``<home>/wandb``)."""
     if cfg.backend == "wandb":
         from mlpipe.integrations.wandb import WandbTracker
 
-        return WandbTracker(cfg, name=name, job_type=job_type, config=config, tags=tags)
+        return WandbTracker(cfg, name=name, job_type=job_type, config=config, tags=tags, home=home)
     return NullTracker()

@@ -43,27 +43,6 @@ DEFAULT_PROJECT = "mlpipe"
 ARTIFACT_TYPE = "model"
 _MODE_ALIASES = {"dryrun": "offline", "run": "online"}
 _MAX_TAG = 64  # W&B rejects longer tags
-#: W&B settings that are safe to forward to a task, pod or subprocess (never the key).
-FORWARDABLE_ENV = (
-    "WANDB_MODE",
-    "WANDB_PROJECT",
-    "WANDB_ENTITY",
-    "WANDB_BASE_URL",
-    "WANDB_DIR",
-    "WANDB_DATA_DIR",
-    "WANDB_CACHE_DIR",
-    "WANDB_SILENT",
-    LINK_ENV,
-)
-
-
-def forwardable_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The W&B variables an adapter may copy into a task's environment; the key is excluded.
-
-    The key must reach a pod from a secret (e.g. ``secretKeyRef``), never as a literal value.
-    """
-    env = os.environ if environ is None else environ
-    return {k: env[k] for k in FORWARDABLE_ENV if env.get(k)}
 
 
 def resolve_mode(configured: str | None = None) -> str:
