@@ -97,15 +97,19 @@ def run_with(
         from mlpipe.core.runner import run_pipeline
 
         return run_pipeline(pipeline, cfg, home=home, use_cache=use_cache, on_step=_progress)
-    try:
-        module = importlib.import_module(f"mlpipe.adapters.{runner}.runner")
-    except ImportError as exc:
-        raise ConfigError(
-            f"--runner {runner}: the {runner} adapter needs its extra: "
-            f"pip install 'mlpipe[{runner}]' ({exc})"
-        ) from exc
+    module = _adapter_module(f"mlpipe.adapters.{runner}.runner", runner, f"--runner {runner}")
     result: PipelineRun = module.run_pipeline(pipeline, cfg, home=home, use_cache=use_cache)
     return result
+
+
+def _adapter_module(module: str, extra: str, what: str) -> Any:
+    """Import an adapter module; a missing orchestrator is a clear install hint (exit 2)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"{what} needs the {extra} extra: pip install 'mlpipe[{extra}]' ({exc})"
+        ) from exc
 
 
 def _progress(step: str, state: str, result: StepRun | None) -> None:
@@ -380,12 +384,9 @@ def compile_kubeflow(
 
     try:
         cfg = _load(config, set_, pipeline.value)
-        try:
-            from mlpipe.adapters.kubeflow import compile_pipeline
-        except ImportError as exc:
-            raise ConfigError(
-                f"compile kubeflow needs the extra: pip install 'mlpipe[kubeflow]' ({exc})"
-            ) from exc
+        compile_pipeline = _adapter_module(
+            "mlpipe.adapters.kubeflow", "kubeflow", "compile kubeflow"
+        ).compile_pipeline
         path = compile_pipeline(get_pipeline(pipeline.value), cfg, output)
     except MlpipeError as exc:
         raise fail(exc) from exc
@@ -426,13 +427,9 @@ def render(
         cfg = cfg.model_copy(
             update={"runtime": cfg.runtime.model_copy(update={"mode": "kubernetes"})}
         )
-        try:
-            module = importlib.import_module(_CLUSTER_MODULES[orchestrator.value])
-        except ImportError as exc:
-            raise ConfigError(
-                f"render {orchestrator.value} needs its extra: "
-                f"pip install 'mlpipe[{orchestrator.value}]' ({exc})"
-            ) from exc
+        module = _adapter_module(
+            _CLUSTER_MODULES[orchestrator.value], orchestrator.value, f"render {orchestrator.value}"
+        )
         paths = module.render_cluster(get_pipeline(pipeline.value), cfg, output)
     except MlpipeError as exc:
         raise fail(exc) from exc

@@ -11,13 +11,14 @@ import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Protocol
 
 from mlpipe.core.config import TASKS, InferenceConfig, TrainingConfig
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.refs import CheckResult, DatasetRef
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 TASK_FILE = "mlpipe_task.json"  # written into every generative model directory; says its task
 LogFn = Callable[[dict[str, float], int], None]
