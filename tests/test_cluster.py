@@ -80,9 +80,12 @@ def test_cluster_settings_that_cannot_share_data_are_config_errors() -> None:
                        _config("training", ["cluster.volume_claim=null"]), "r")
     with pytest.raises(ConfigError, match="mount_path"):
         step_container(TRAINING, "train_model", _config("training", ["cluster.home=/tmp/x"]), "r")
+    with pytest.raises(ConfigError, match=r"WANDB_API_KEY look like secrets"):
+        _config("training", ["cluster.env={WANDB_API_KEY: x}"])
+    secret_named = ["cluster.secrets=[{env: DB_URL, secret: db, key: url}]",
+                    "cluster.env={DB_URL: postgres://x}"]
     with pytest.raises(ConfigError, match=r"also come from cluster\.secrets"):
-        step_container(TRAINING, "train_model",
-                       _config("training", ["cluster.env={WANDB_API_KEY: x}"]), "r")
+        step_container(TRAINING, "train_model", _config("training", secret_named), "r")
     with pytest.raises(ConfigError, match="no step"):
         step_container(TRAINING, "nope", _config("training"), "r")
 

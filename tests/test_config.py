@@ -100,3 +100,9 @@ def test_relative_model_directory_resolves_against_the_config_file(tmp_path: Pat
     named = tmp_path / "named.yaml"
     named.write_text("pipeline: training\nmodel: {base: org/some-model}\n")
     assert load_config(named).model.base == "org/some-model"  # a hub id stays a hub id
+
+
+def test_cluster_env_keeps_ordinary_settings_that_contain_secret_words() -> None:
+    env = {"TOKENIZERS_PARALLELISM": "false", "KEYBOARD_LAYOUT": "us"}
+    cfg = load_config(TINY_TRAINING, [f"cluster.env={env}"])
+    assert cfg.cluster.env == env

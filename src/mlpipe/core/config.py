@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -191,6 +190,19 @@ class SecretEnvConfig(_Strict):
     key: str
 
 
+# Words that mark an env name as a credential (TOKENIZERS_PARALLELISM is not one).
+_SECRET_WORDS = {
+    "KEY",
+    "APIKEY",
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "CREDENTIAL",
+    "CREDENTIALS",
+}
+
+
 class ClusterConfig(_Strict):
     """Cluster mode: every step runs as ``mlpipe step`` in one image, as a Kubernetes pod."""
 
@@ -216,9 +228,7 @@ class ClusterConfig(_Strict):
 
     @model_validator(mode="after")
     def _no_secrets_in_env(self) -> ClusterConfig:
-        secretish = [
-            k for k in self.env if re.search(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", k, re.I)
-        ]
+        secretish = [k for k in self.env if _SECRET_WORDS & set(k.upper().split("_"))]
         if secretish:
             raise ValueError(
                 f"cluster.env: {', '.join(secretish)} look like secrets; plain env values are "
