@@ -300,7 +300,9 @@ def test_dagster_dev_runs_both_jobs_over_graphql(tmp_path: Path, home: Path) -> 
     report = json.loads((home / "runs" / "inference" / safe_run_id(infer_id) / "save_results"
                          / "result.json").read_text())
     assert report["ref"]["rows"] == 100
-    assert (home / "dagster" / "refs" / "inference_report.json").is_file()
+    refs = home / "dagster" / "refs"
+    assert (refs / "latest" / "inference_report.json").is_file()
+    assert (refs / "runs" / infer_id / "inference_report.json").is_file()  # kept per run too
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -316,3 +318,20 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
     with contextlib.suppress(ProcessLookupError):  # leftover children share the group
         os.killpg(pgid, signal.SIGKILL)
+
+
+def test_refs_are_kept_per_run_so_concurrent_runs_do_not_mix(tmp_path: Path) -> None:
+    """A step reads its own run's upstream reference first, the asset's latest only as fallback."""
+    from mlpipe.adapters.dagster.assets import RefIOManager
+
+    manager = RefIOManager(home=str(tmp_path))
+    key = dg.AssetKey("training_data")
+    for run_id, value in (("run-a", {"uri": "a"}), ("run-b", {"uri": "b"})):
+        manager.handle_output(dg.build_output_context(asset_key=key, run_id=run_id), value)
+    upstream = dg.build_output_context(asset_key=key, run_id="run-a")
+    loaded = manager.load_input(dg.build_input_context(asset_key=key, upstream_output=upstream))
+    assert loaded == {"uri": "a"}  # run a's own data, though run b wrote later
+    other = dg.build_output_context(asset_key=key, run_id="run-c")
+    assert manager.load_input(
+        dg.build_input_context(asset_key=key, upstream_output=other)
+    ) == {"uri": "b"}  # nothing from run c: the latest

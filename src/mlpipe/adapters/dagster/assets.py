@@ -55,27 +55,37 @@ class RefIOManager(dg.ConfigurableIOManager):
     """Stores each asset's value (a reference dict) as JSON under ``<home>/dagster/refs``.
 
     Small, readable and safe across processes (atomic replace), so the multiprocess executor and
-    ``dagster dev`` runs pass references between steps exactly like the in-process runner.
+    ``dagster dev`` runs pass references between steps exactly like the in-process runner. Each
+    value is kept per run (``runs/<run_id>/``) and as the asset's latest: a step reads its own
+    run's upstream first, so two runs of one job at once never read each other's references;
+    the latest serves runs that materialize only downstream assets.
     """
 
     home: str = ""
 
-    def _path(self, key: dg.AssetKey) -> Path:
-        return resolve_home(self.home or None) / "dagster" / "refs" / ("/".join(key.path) + ".json")
+    def _path(self, key: dg.AssetKey, run_id: str | None = None) -> Path:
+        root = resolve_home(self.home or None) / "dagster" / "refs"
+        scope = root / "runs" / run_id if run_id else root / "latest"
+        return scope / ("/".join(key.path) + ".json")
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        path = self._path(context.asset_key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-        tmp.replace(path)
+        text = json.dumps(obj, indent=2, sort_keys=True)
+        for path in (self._path(context.asset_key, context.run_id), self._path(context.asset_key)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(text)
+            tmp.replace(path)
 
     def load_input(self, context: dg.InputContext) -> Any:
-        path = self._path(context.asset_key)
-        if not path.is_file():
-            raise ConfigError(f"asset {context.asset_key.to_user_string()} has no stored "
-                              f"reference at {path}: materialize it first")
-        return json.loads(path.read_text())
+        upstream = context.upstream_output
+        run_id = upstream.run_id if upstream is not None else None
+        candidates = [self._path(context.asset_key, run_id)] if run_id else []
+        for path in [*candidates, self._path(context.asset_key)]:
+            if path.is_file():
+                return json.loads(path.read_text())
+        raise ConfigError(f"asset {context.asset_key.to_user_string()} has no stored "
+                          f"reference under {self._path(context.asset_key).parent}: "
+                          "materialize it first")
 
 
 def mlpipe_run_id(context: dg.AssetExecutionContext) -> str:
