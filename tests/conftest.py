@@ -51,3 +51,18 @@ def venv_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
+
+
+def make_artifact(tmp: Path, tag: str) -> Path:
+    """A small, valid artifact directory (fake weights, config, manifest) for registry tests."""
+    import json
+
+    from mlpipe.core.artifacts import assemble
+
+    model = tmp / f"model-{tag}"
+    model.mkdir(parents=True)
+    (model / "model.safetensors").write_bytes(f"weights {tag}".encode())
+    (model / "config.json").write_text(json.dumps({"tag": tag}))
+    out = tmp / f"artifact-{tag}"
+    assemble(model, out, metrics={"eval_accuracy": 0.5}, provenance={"data_sha256": tag})
+    return out

@@ -1,21 +1,10 @@
-import json
 import multiprocessing as mp
 from pathlib import Path
 
 import pytest
 
 from mlpipe.core import ChecksumError, ConfigError, LocalRegistry, ModelNotFoundError
-from mlpipe.core.artifacts import assemble
-
-
-def make_artifact(tmp: Path, tag: str) -> Path:
-    model = tmp / f"model-{tag}"
-    model.mkdir(parents=True)
-    (model / "model.safetensors").write_bytes(f"weights {tag}".encode())
-    (model / "config.json").write_text(json.dumps({"tag": tag}))
-    out = tmp / f"artifact-{tag}"
-    assemble(model, out, metrics={"eval_accuracy": 0.5}, provenance={"data_sha256": tag})
-    return out
+from tests.conftest import make_artifact
 
 
 def test_versions_are_numbered_and_aliases_move(tmp_path: Path) -> None:

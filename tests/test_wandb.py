@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 
 from mlpipe.core import ChecksumError, ConfigError, ModelNotFoundError, load_config
-from mlpipe.core.artifacts import assemble, verify
+from mlpipe.core.artifacts import verify
 from mlpipe.core.config import RegistryConfig, TrackingConfig
 from mlpipe.core.errors import MlpipeError
 from mlpipe.core.tracking import open_tracker
-from tests.conftest import ROOT, TINY_INFERENCE, TINY_TRAINING, venv_env
+from tests.conftest import ROOT, TINY_INFERENCE, TINY_TRAINING, make_artifact, venv_env
 
 WANDB_DIRS = ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")
 CLEARED = ("WANDB_API_KEY", "WANDB_PROJECT", "WANDB_ENTITY", "MLPIPE_WANDB_REGISTRY_COLLECTION")
@@ -121,16 +121,6 @@ def wandb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]
     for name in CLEARED:
         monkeypatch.delenv(name, raising=False)
     return env
-
-
-def make_artifact(tmp: Path, tag: str) -> Path:
-    model = tmp / f"model-{tag}"
-    model.mkdir(parents=True)
-    (model / "model.safetensors").write_bytes(f"weights {tag}".encode())
-    (model / "config.json").write_text(json.dumps({"tag": tag}))
-    out = tmp / f"artifact-{tag}"
-    assemble(model, out, metrics={"eval_accuracy": 0.5}, provenance={"data_sha256": tag})
-    return out
 
 
 def wandb_registry(home: Path) -> Any:
