@@ -1,0 +1,127 @@
+"""Plugins: every runner, registry backend, tracker, task and pipeline is found here by name.
+
+A plugin is a name and a lazily imported target (``"package.module:attribute"``). mlpipe's own
+plugins are declared exactly like anyone else's, as entry points in ``pyproject.toml``::
+
+    [project.entry-points."mlpipe.runners"]
+    airflow = "mlpipe.adapters.airflow.runner:AirflowRunner"
+
+so core never imports one, and a third-party package adds a runner, a registry backend, a tracker,
+a task or a pipeline by declaring an entry point in the matching group (``mlpipe.runners``,
+``mlpipe.registries``, ``mlpipe.trackers``, ``mlpipe.tasks``, ``mlpipe.pipelines``).
+``register()`` adds one at run time (notebooks, tests). Nothing is imported until ``load()``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from importlib.metadata import entry_points
+from typing import Any, Literal
+
+from mlpipe.core.errors import ConfigError
+
+Kind = Literal["runner", "registry", "tracker", "task", "pipeline"]
+KINDS: tuple[Kind, ...] = ("runner", "registry", "tracker", "task", "pipeline")
+GROUPS: dict[Kind, str] = {
+    "runner": "mlpipe.runners",
+    "registry": "mlpipe.registries",
+    "tracker": "mlpipe.trackers",
+    "task": "mlpipe.tasks",
+    "pipeline": "mlpipe.pipelines",
+}
+#: What each kind is called where a user picks one, for error messages.
+_FIELDS: dict[Kind, str] = {
+    "runner": "--runner",
+    "registry": "registry.backend",
+    "tracker": "tracking.backend",
+    "task": "task",
+    "pipeline": "pipeline",
+}
+
+_registered: dict[Kind, dict[str, str]] = {kind: {} for kind in KINDS}
+
+
+@cache
+def _entry_points(kind: Kind) -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group=GROUPS[kind])}
+
+
+def targets(kind: Kind) -> dict[str, str]:
+    """name -> ``module:attribute`` for every plugin of ``kind`` (entry points, then register)."""
+    found = {**_entry_points(kind), **_registered[kind]}
+    if not found and kind != "pipeline":
+        raise ConfigError(
+            f"no {kind} plugins are registered: mlpipe's own come from its package metadata, "
+            "so install it (pip install -e . or pip install mlpipe) rather than running from src/"
+        )
+    return found
+
+
+def names(kind: Kind) -> list[str]:
+    """Registered names of ``kind``, sorted (what the CLI offers and errors list)."""
+    return sorted(targets(kind))
+
+
+def register(kind: Kind, name: str, target: str) -> None:
+    """Add (or replace) a plugin at run time: ``register("runner", "mine", "pkg.mod:MyRunner")``."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown plugin kind {kind!r} (kinds: {', '.join(KINDS)})")
+    if ":" not in target:
+        raise ValueError(f"plugin target {target!r}: expected 'package.module:attribute'")
+    _registered[kind][name] = target
+
+
+def unregister(kind: Kind, name: str) -> None:
+    _registered[kind].pop(name, None)
+
+
+def unknown(kind: Kind, name: str) -> ConfigError:
+    """The error for a name nobody registered: exit 2, listing what is registered."""
+    return ConfigError(
+        f"{_FIELDS[kind]}: unknown {kind} {name!r} (registered: {', '.join(names(kind))})"
+    )
+
+
+def load(kind: Kind, name: str) -> Any:
+    """Import and return the plugin object (a class, a function, a Pipeline...)."""
+    found = targets(kind)
+    if name not in found:
+        raise unknown(kind, name)
+    return import_target(found[name], what=f"{kind} {name!r}")
+
+
+def import_target(target: str, *, what: str = "") -> Any:
+    """``package.module:attribute`` -> the attribute; a missing extra says what to install."""
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top and not module_name.startswith(top):
+            hint = _EXTRAS.get(top, top)
+            raise ConfigError(
+                f"{what or target} needs {top}, which is not installed: "
+                f"pip install 'mlpipe[{hint}]' (or pip install {top})"
+            ) from exc
+        raise ConfigError(f"{what or target}: cannot import {module_name} ({exc})") from exc
+    obj: Any = module
+    for part in filter(None, attr.split(".")):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ConfigError(f"{what or target}: {module_name} has no {attr!r}") from None
+    return obj
+
+
+#: Missing top-level module -> the mlpipe extra that brings it.
+_EXTRAS = {
+    "airflow": "airflow",
+    "kfp": "kubeflow",
+    "dagster": "dagster",
+    "dagster_k8s": "dagster",
+    "wandb": "wandb",
+    "mlflow": "mlflow",
+    "matplotlib": "bench",
+    "peft": "peft",
+}
