@@ -1,14 +1,17 @@
-"""mlpipe's core: configs, references, the eight steps, the pipelines and the local runner.
+"""mlpipe's core: configs, references, the eight steps, the pipelines, plugins and runners.
 
-No orchestrator is imported here. Notebooks and scripts use this package directly::
+No orchestrator, integration or plugin is imported here. Notebooks and scripts use this package
+directly::
 
     from mlpipe.core import TRAINING, load_config, run_pipeline, resolve_home
     run = run_pipeline(TRAINING, load_config("configs/tiny/training.yaml"), home=resolve_home())
+    run = run_pipeline(TRAINING, config, runner="dagster")  # any registered runner
 """
 
 from mlpipe.core.config import (
     InferenceConfig,
     PipelineConfig,
+    PipelineSettings,
     TrainingConfig,
     config_from_json,
     load_config,
@@ -22,8 +25,18 @@ from mlpipe.core.errors import (
     QualityGateError,
     StepFailedError,
 )
-from mlpipe.core.pipeline import Pipeline, Step, StepContext
-from mlpipe.core.pipelines import INFERENCE, PIPELINES, TRAINING, get_pipeline
+from mlpipe.core.execution import (
+    PipelineRun,
+    Runner,
+    StepRun,
+    execute_step,
+    get_runner,
+    run_pipeline,
+    run_step,
+)
+from mlpipe.core.paths import new_run_id, resolve_home
+from mlpipe.core.pipeline import Pipeline, Step, StepContext, resolve_pipeline
+from mlpipe.core.pipelines import INFERENCE, TRAINING
 from mlpipe.core.refs import (
     ArtifactsRef,
     CheckResult,
@@ -35,20 +48,10 @@ from mlpipe.core.refs import (
     ResultsRef,
     ref_from_json,
 )
-from mlpipe.core.registry import LocalRegistry, Registry, open_registry
-from mlpipe.core.runner import (
-    PipelineRun,
-    StepRun,
-    execute_step,
-    new_run_id,
-    resolve_home,
-    run_pipeline,
-    run_step,
-)
+from mlpipe.core.registry import Registry, open_registry
 
 __all__ = [
     "INFERENCE",
-    "PIPELINES",
     "TRAINING",
     "ArtifactsRef",
     "CheckResult",
@@ -57,7 +60,6 @@ __all__ = [
     "DataError",
     "DatasetRef",
     "InferenceConfig",
-    "LocalRegistry",
     "MlpipeError",
     "ModelNotFoundError",
     "ModelRef",
@@ -65,11 +67,13 @@ __all__ = [
     "Pipeline",
     "PipelineConfig",
     "PipelineRun",
+    "PipelineSettings",
     "PredictionsRef",
     "QualityGateError",
     "Ref",
     "Registry",
     "ResultsRef",
+    "Runner",
     "Step",
     "StepContext",
     "StepFailedError",
@@ -77,11 +81,12 @@ __all__ = [
     "TrainingConfig",
     "config_from_json",
     "execute_step",
-    "get_pipeline",
+    "get_runner",
     "load_config",
     "new_run_id",
     "open_registry",
     "ref_from_json",
+    "resolve_pipeline",
     "resolve_home",
     "run_pipeline",
     "run_step",

@@ -1,19 +1,21 @@
 """Content-addressed step cache: same step, config sections, inputs and code -> same outputs.
 
 The key covers the step name, the config sections the step reads, the sha256 of every input
-reference and a hash of mlpipe's own source. A hit is only served when the cached outputs still
+reference and a hash of the code that computes it: mlpipe's core, the step function's module and
+the task package the config names. A hit is only served when the cached outputs still
 exist and still match their checksums; anything else is a miss, never a failure.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlpipe.core import artifacts
+from mlpipe.core import artifacts, plugins
 from mlpipe.core.hashing import sha256_file, sha256_json
 from mlpipe.core.pipeline import Step
 from mlpipe.core.refs import (
@@ -39,13 +41,34 @@ def code_version() -> str:
     return sha256_json({p.relative_to(root).as_posix(): sha256_file(p) for p in files})
 
 
+@functools.cache
+def module_version(module_name: str) -> str:
+    """Hash of a module's source; for a module inside a package, of that whole package."""
+    module = importlib.import_module(module_name)
+    path = Path(getattr(module, "__file__", "") or "")
+    if not path.is_file():
+        return ""
+    files = sorted(path.parent.rglob("*.py")) if module_name.count(".") >= 2 else [path]
+    return sha256_json({p.name + str(i): sha256_file(p) for i, p in enumerate(files)})
+
+
+def _code(step: Step, config: Any) -> dict[str, str]:
+    modules = {step.fn.__module__}
+    task = getattr(config, "task", None)
+    if isinstance(task, str):
+        modules.add(plugins.load("task", task).__module__)
+    return {"core": code_version(), **{m: module_version(m) for m in sorted(modules)}}
+
+
 def step_key(pipeline: str, step: Step, config: Any, inputs: Mapping[str, Ref]) -> str | None:
     """The cache key, or None when the step's result cannot be keyed (data from the Hub, whose
     contents can change under the same name)."""
+    from mlpipe.core.config import DataConfig
+
     sections = config.model_dump(mode="json", include=set(step.config_sections))
     source: dict[str, str] = {}
-    if "data" in step.config_sections:
-        data = config.data
+    data = getattr(config, "data", None)
+    if "data" in step.config_sections and isinstance(data, DataConfig):
         if data.source == "hub":
             return None
         if data.source == "files":  # the files' bytes, not just their names
@@ -58,7 +81,7 @@ def step_key(pipeline: str, step: Step, config: Any, inputs: Mapping[str, Ref]) 
             "config": sections,
             "source": source,
             "inputs": {name: ref.sha256 for name, ref in sorted(inputs.items())},
-            "code": code_version(),
+            "code": _code(step, config),
         }
     )
 
@@ -79,9 +102,10 @@ def still_valid(ref: Ref) -> bool:
             return sha256_file(ref.uri) == ref.sha256
         if isinstance(ref, ResultsRef):
             return sha256_file(ref.predictions_uri) == ref.sha256
+        # any other reference (user pipelines): a file whose hash it recorded
+        return Path(ref.uri).is_file() and sha256_file(ref.uri) == ref.sha256
     except (OSError, ValueError, artifacts.ChecksumError):
         return False
-    return False
 
 
 class StepCache:

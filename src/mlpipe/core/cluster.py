@@ -17,9 +17,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlpipe.core.config import PipelineConfig
+from mlpipe.core.config import PipelineSettings as PipelineConfig
 from mlpipe.core.errors import ConfigError
-from mlpipe.core.pipeline import Pipeline
+from mlpipe.core.pipeline import Pipeline, portable_ref
 
 #: The image's non-root user (docker/Dockerfile): pods run as it, volumes are group-writable by it.
 IMAGE_UID = 10001
@@ -108,7 +108,10 @@ def check_cluster(config: PipelineConfig) -> None:
 
 
 def step_args(pipeline: str, step: str, config: PipelineConfig, run_id: str) -> tuple[str, ...]:
-    """``mlpipe``'s arguments for one step; the config JSON holds no secret (only env refs do)."""
+    """``mlpipe``'s arguments for one step; ``pipeline`` is a registered name or ``module:ATTR``.
+
+    The config JSON holds no secret (only env refs do).
+    """
     return (
         "step",
         step,
@@ -160,7 +163,7 @@ def step_container(
         image=cluster.image,
         image_pull_policy=cluster.image_pull_policy,
         command=("mlpipe",),
-        args=step_args(pipeline.name, step.name, config, run_id),
+        args=step_args(portable_ref(pipeline), step.name, config, run_id),
         env=env,
         secret_env=tuple(SecretRef(s.env, s.secret, s.key) for s in cluster.secrets),
         requests=requests,
@@ -237,14 +240,3 @@ def pod_manifest(spec: ContainerSpec, pod_name: str | None = None) -> dict[str, 
     if pod_name:
         metadata["name"] = pod_name
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
-
-
-def refuse_local_run(config: PipelineConfig, runner: str) -> None:
-    """Runners that execute steps on this machine say so when the config asks for pods."""
-    if config.runtime.mode == "kubernetes":
-        raise ConfigError(
-            f"runtime.mode: 'kubernetes' runs each step as a pod, but --runner {runner} runs "
-            f"the steps on this machine; write what the cluster gets with `mlpipe render "
-            f"{runner} --pipeline {config.pipeline} ...` (docs/kubernetes.md), or set "
-            "runtime.mode=local"
-        )

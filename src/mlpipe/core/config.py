@@ -9,20 +9,55 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from functools import partial
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializeAsAny,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
+from mlpipe.core import plugins
 from mlpipe.core.errors import ConfigError
-
-PipelineName = Literal["training", "inference"]
-TaskName = Literal["text-classification", "text-to-sql"]
-TASKS: tuple[str, ...] = ("text-classification", "text-to-sql")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    """Unknown fields, NaN/infinity and ``true`` for a number are errors, not guesses."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools_for_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                if isinstance(value, bool) and field is not None and _numeric(field.annotation):
+                    raise ValueError(f"{name}: expected a number, got {value!r}")
+        return data
+
+
+def _numeric(annotation: Any) -> bool:
+    """Whether a field takes numbers and not booleans (``int``, ``float | None``...)."""
+    import typing
+
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is Annotated:
+        return _numeric(args[0])
+    if args:
+        return bool(args) and any(_numeric(a) for a in args) and bool not in args
+    return annotation in (int, float)
+
+
+class TaskOptions(_Strict):
+    """Base of a task's own config section (e.g. ``sql:`` for text-to-sql)."""
 
 
 class GeneratedDataConfig(_Strict):
@@ -135,29 +170,54 @@ class SqlTrainConfig(SqlConfig):
 
 
 class RegistryConfig(_Strict):
-    """Where model versions live. ``local`` is a directory under the mlpipe home."""
+    """What every registry backend takes; a backend subclasses it with its own fields.
 
-    backend: Literal["local", "wandb"] = "local"
-    root: Path | None = Field(None, description="local registry directory; default <home>/registry")
+    ``backend`` names a registry plugin (``mlpipe.registries``); its ``config_type`` validates
+    the section, so each backend's settings live with that backend.
+    """
+
+    backend: str = "local"
     model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "sentiment"
     aliases: list[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]] = ["staging"]
-    wandb_project: str | None = None
-    wandb_entity: str | None = None
-    wandb_mode: Literal["online", "offline"] | None = Field(
-        None, description="default: WANDB_MODE, else online"
-    )
-    wandb_collection: str | None = Field(
-        None, description="W&B registry collection to link versions to, e.g. wandb-registry-model/x"
-    )
 
 
 class TrackingConfig(_Strict):
-    """Experiment tracking; off by default so the demo needs no account."""
+    """Experiment tracking; ``backend`` names a tracker plugin (``mlpipe.trackers``).
 
-    backend: Literal["none", "wandb"] = "none"
-    project: str = "mlpipe"
-    entity: str | None = None
-    mode: Literal["online", "offline", "disabled"] | None = None
+    Off (``none``) by default so the demo needs no account; a tracker subclasses this with its
+    own fields.
+    """
+
+    backend: str = "none"
+
+
+def plugin_section(kind: plugins.Kind, value: Any, where: str) -> BaseModel:
+    """Validate a backend's section with the schema its plugin declares (``config_type``).
+
+    Errors name the field under ``where`` (``registry.wandb_mode: ...``) and exit 2.
+    """
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings (got {value!r})")
+    default = "none" if kind == "tracker" else "local"
+    name = value.get("backend", default)
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}.backend: expected a name (got {name!r})")
+    schema = getattr(plugins.load(kind, name), "config_type", None)
+    if schema is None:
+        raise ConfigError(f"{where}.backend: {kind} {name!r} declares no config_type")
+    return validate_section(schema, value, where)
+
+
+def validate_section(schema: type[BaseModel], value: Any, where: str) -> BaseModel:
+    """``schema.model_validate(value)`` with errors reported under the section's name."""
+    try:
+        return schema.model_validate(value)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, schema, prefix=where)) from None
 
 
 class RuntimeConfig(_Strict):
@@ -258,66 +318,128 @@ class InferenceSettings(_Strict):
     num_threads: Annotated[int | None, Field(ge=1)] = None
 
 
-class TrainingConfig(_Strict):
+def _default_section(kind: plugins.Kind) -> Any:
+    return plugin_section(kind, {}, "registry" if kind == "registry" else "tracking")
+
+
+class PipelineSettings(_Strict):
+    """Base of every pipeline's config, mlpipe's and yours: the sections every runner reads.
+
+    Subclass it for your own pipeline (``pipeline: Literal["mine"] = "mine"`` plus your own
+    sections); runners use ``runtime`` (cache, retries, timeouts, schedule, kubernetes mode),
+    ``cluster`` (pods) and ``tracking``.
+    """
+
+    pipeline: str
+    tracking: SerializeAsAny[TrackingConfig] = Field(
+        default_factory=partial(_default_section, "tracker")
+    )
+    runtime: RuntimeConfig = RuntimeConfig()
+    cluster: ClusterConfig = ClusterConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plugin_sections(cls, data: Any) -> Any:
+        """Backend sections are validated by their plugin's schema (see ``plugin_section``)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for field, kind in (("tracking", "tracker"), ("registry", "registry")):
+            if field in cls.model_fields and field in data:
+                data[field] = plugin_section(kind, data[field], field)  # type: ignore[arg-type]
+        return data
+
+
+class _TaskPipelineSettings(PipelineSettings):
+    """The built-in pipelines: a task (plugin) with its own optional section, data, registry."""
+
+    _options_attr: ClassVar[str]  # which Task ClassVar holds this pipeline's section schema
+    task: str = "text-classification"
+    task_options: SerializeAsAny[TaskOptions] | None = Field(
+        None, description="the task's own section, written under the task's section name"
+    )
+    registry: SerializeAsAny[RegistryConfig] = Field(
+        default_factory=partial(_default_section, "registry")
+    )
+    _section: str | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_section(cls, data: Any) -> Any:
+        """Move the task's section (``sql:``) into ``task_options``, validated by the task."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        name = data.get("task", "text-classification")
+        if not isinstance(name, str):
+            raise ConfigError(f"task: expected a task name (got {name!r})")
+        task = plugins.load("task", name)
+        section: str | None = getattr(task, "config_section", None)
+        schema: type[BaseModel] | None = getattr(task, cls._options_attr, None)
+        if section and schema is not None:
+            raw = data.pop(section, data.pop("task_options", None))
+            if not isinstance(raw, TaskOptions) or not isinstance(raw, schema):
+                raw = validate_section(schema, raw or {}, section)
+            data["task_options"] = raw
+        return data
+
+    @model_validator(mode="after")
+    def _remember_section(self) -> _TaskPipelineSettings:
+        if self.task_options is not None:
+            self._section = getattr(plugins.load("task", self.task), "config_section", None)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _write_section(self, handler: Any) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        options = data.pop("task_options", None)
+        if options is not None and self._section:
+            data[self._section] = options
+        return data
+
+
+class TrainingConfig(_TaskPipelineSettings):
     """The training pipeline: load data, train, save artifacts, upload to the registry."""
 
+    _options_attr = "training_options"
     pipeline: Literal["training"] = "training"
-    task: TaskName = "text-classification"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     training: TrainConfig = TrainConfig()
-    sql: SqlTrainConfig = SqlTrainConfig()
-    registry: RegistryConfig = RegistryConfig()
-    tracking: TrackingConfig = TrackingConfig()
-    runtime: RuntimeConfig = RuntimeConfig()
-    cluster: ClusterConfig = ClusterConfig()
 
 
-class InferenceConfig(_Strict):
+class InferenceConfig(_TaskPipelineSettings):
     """The inference pipeline: load data, load a model version, predict, save results."""
 
+    _options_attr = "inference_options"
     pipeline: Literal["inference"] = "inference"
-    task: TaskName = "text-classification"
     data: DataConfig = DataConfig(generated=GeneratedDataConfig(n_samples=1000, seed=7))
     inference: InferenceSettings = InferenceSettings()
-    sql: SqlConfig = SqlConfig()
-    registry: RegistryConfig = RegistryConfig()
-    tracking: TrackingConfig = TrackingConfig()
-    runtime: RuntimeConfig = RuntimeConfig()
-    cluster: ClusterConfig = ClusterConfig()
 
 
 PipelineConfig = TrainingConfig | InferenceConfig
-CONFIG_TYPES: dict[str, type[TrainingConfig] | type[InferenceConfig]] = {
-    "training": TrainingConfig,
-    "inference": InferenceConfig,
-}
 
 
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     *,
-    pipeline: PipelineName | None = None,
-) -> PipelineConfig:
+    pipeline: str | None = None,
+    config_type: type[PipelineSettings] | None = None,
+) -> Any:
     """Read a YAML config, apply ``dotted.key=value`` overrides, validate, make paths absolute.
 
-    Relative paths in the file are taken relative to the file's own directory, so a config works
-    from any working directory; paths given with ``--set`` are relative to the current one.
-    Raises ``ConfigError`` naming the field and what is allowed.
+    The config type comes from ``config_type``, else from the pipeline the file (or
+    ``pipeline``) names. Relative paths in the file are taken relative to the file's own
+    directory, so a config works from any working directory; paths given with ``--set`` are
+    relative to the current one. Raises ``ConfigError`` naming the field and what is allowed.
     """
     raw: dict[str, Any] = {}
     if path is not None:
         file = Path(path)
         if not file.is_file():
             raise ConfigError(f"config file not found: {file} (pass an existing YAML file)")
-        try:
-            loaded = yaml.safe_load(file.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{file}: the top level must be a mapping of sections")
-        raw = loaded
+        raw = read_yaml(file)
         _absolutize(raw, file.resolve().parent)
     override: dict[str, Any] = {}
     for item in overrides:
@@ -329,14 +451,24 @@ def load_config(
         raise ConfigError(
             f"pipeline: this command needs a '{pipeline}' config, the file is '{kind}'"
         )
-    if kind not in CONFIG_TYPES:
-        raise ConfigError(f"pipeline: must be 'training' or 'inference' (got {kind!r})")
-    return parse_config(raw, CONFIG_TYPES[kind])
+    if config_type is None:
+        config_type = config_type_of(kind)
+    raw.setdefault("pipeline", kind)
+    return parse_config(raw, config_type)
 
 
-def parse_config(
-    raw: dict[str, Any] | str, config_type: type[TrainingConfig] | type[InferenceConfig]
-) -> PipelineConfig:
+def config_type_of(pipeline: Any) -> type[PipelineSettings]:
+    """The config type of a registered pipeline (``training``, ``inference``, plugins)."""
+    if not isinstance(pipeline, str):
+        raise ConfigError(
+            f"pipeline: name the pipeline this config drives, one of "
+            f"{', '.join(plugins.names('pipeline'))} (got {pipeline!r})"
+        )
+    config_type: type[PipelineSettings] = plugins.load("pipeline", pipeline).config_type
+    return config_type
+
+
+def parse_config(raw: dict[str, Any] | str, config_type: type[PipelineSettings]) -> Any:
     """Validate a mapping or JSON string; turn pydantic's report into a ``ConfigError``."""
     try:
         if isinstance(raw, str):
@@ -346,24 +478,96 @@ def parse_config(
         raise ConfigError(format_validation_error(exc, config_type)) from None
 
 
-def config_from_json(text: str | dict[str, Any]) -> PipelineConfig:
-    """Rebuild a config that crossed a process boundary."""
+def config_from_json(
+    text: str | dict[str, Any], config_type: type[PipelineSettings] | None = None
+) -> Any:
+    """Rebuild a config that crossed a process boundary (type from its ``pipeline`` field)."""
     try:
         data = json.loads(text) if isinstance(text, str) else text
     except json.JSONDecodeError as exc:
         raise ConfigError(f"config JSON is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError("config JSON must be an object with a 'pipeline' field")
-    kind = data.get("pipeline")
-    if kind not in CONFIG_TYPES:
-        raise ConfigError(f"pipeline: must be 'training' or 'inference' (got {kind!r})")
-    return parse_config(data, CONFIG_TYPES[kind])
+    return parse_config(data, config_type or config_type_of(data.get("pipeline")))
 
 
-def format_validation_error(exc: ValidationError, root: type[BaseModel]) -> str:
+#: Upper bound on a YAML document's size once aliases are expanded (an alias bomb is refused).
+MAX_YAML_NODES = 100_000
+
+
+class _YamlProblem(Exception):
+    """A config file problem found while parsing, with the line it is on."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys instead of keeping the last one."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _YamlProblem(f"duplicate key {key!r}", key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: Any, memo: dict[int, int]) -> int:
+    """Nodes in the document with every alias expanded, counted without expanding them."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a recursive alias counts once instead of looping
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    memo[id(node)] = size
+    return size
+
+
+def read_yaml(file: Path) -> dict[str, Any]:
+    """A config file's mapping; empty files, duplicate keys and alias bombs are refused."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read it ({exc.strerror})") from None
+    loader = _ConfigLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ConfigError(
+                f"{file}: the config file is empty; write at least its pipeline, e.g. "
+                "'pipeline: training' (see configs/tiny/training.yaml)"
+            )
+        if _expanded_size(node, {}) > MAX_YAML_NODES:
+            raise _YamlProblem(
+                f"more than {MAX_YAML_NODES} values once its aliases are expanded; "
+                "write the config out instead of nesting anchors"
+            )
+        loaded = loader.construct_document(node)
+    except _YamlProblem as exc:
+        where = f" line {exc.line}:" if exc.line else ""
+        raise ConfigError(f"{file}:{where} {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping of sections")
+    return loaded
+
+
+def format_validation_error(exc: ValidationError, root: type[BaseModel], prefix: str = "") -> str:
     lines = ["invalid config:"]
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        loc = ".".join(str(p) for p in (*([prefix] if prefix else []), *err["loc"])) or "<root>"
         if err["type"] == "extra_forbidden":
             allowed = _allowed_fields(root, err["loc"][:-1])
             lines.append(f"  {loc}: unknown field; allowed here: {', '.join(allowed)}")

@@ -1,17 +1,25 @@
 """Pipelines as data: named steps, the inputs each takes from earlier steps, the output it makes.
 
 Every runner (local, Airflow, Kubeflow, Dagster) walks this description, so adding a step means
-adding it here and nowhere else.
+adding it to a ``Pipeline`` and nowhere else. mlpipe's own pipelines and the ones users write are
+the same objects::
+
+    PIPELINE = Pipeline("scoring", MyConfig, steps=(Step("load", load, asset="rows"), ...))
+
+and run on every runner with ``mlpipe run my_module:PIPELINE --runner dagster --config F``.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlpipe.core.config import InferenceConfig, TrainingConfig
+from mlpipe.core import plugins
+from mlpipe.core.config import PipelineSettings
+from mlpipe.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -54,16 +62,29 @@ class Step:
         return tuple(dict.fromkeys(self.inputs.values()))
 
 
+def _caller_module() -> str:
+    frame = sys._getframe(3)  # _caller_module <- default factory <- __init__ <- the definer
+    return str(frame.f_globals.get("__name__", "__main__"))
+
+
 @dataclass(frozen=True)
 class Pipeline:
-    """An ordered, validated set of steps and the config type that drives them."""
+    """An ordered, validated set of steps and the config type that drives them.
+
+    ``config_type`` is a ``PipelineSettings`` subclass whose ``pipeline`` field is ``name``.
+    ``module`` is where the pipeline is defined (found automatically), so a task, component or
+    pod in another process can import it again by ``ref``.
+    """
 
     name: str
-    config_type: type[TrainingConfig] | type[InferenceConfig]
+    config_type: type[PipelineSettings]
     steps: tuple[Step, ...]
     description: str = ""
+    module: str = field(default_factory=_caller_module, compare=False)
 
     def __post_init__(self) -> None:
+        if not self.steps:
+            raise ValueError(f"pipeline {self.name}: no steps")
         seen: set[str] = set()
         for step in self.steps:
             if step.name in seen:
@@ -90,3 +111,43 @@ class Pipeline:
 
     def downstream(self, name: str) -> tuple[str, ...]:
         return tuple(s.name for s in self.steps if name in s.upstream)
+
+    @property
+    def ref(self) -> str:
+        """How another process finds this pipeline: ``module:ATTRIBUTE``."""
+        module = sys.modules.get(self.module)
+        attr = next((k for k, v in vars(module).items() if v is self), None) if module else None
+        if attr is None or self.module == "__main__":
+            raise ConfigError(
+                f"pipeline {self.name!r} is defined in {self.module}, which another process "
+                "cannot import: define it at the top level of an importable module"
+            )
+        return f"{self.module}:{attr}"
+
+    def checks_for(self, step: str, config: PipelineSettings) -> tuple[str, ...]:
+        """The checks a step reports: its own, plus those its config's task declares."""
+        own = self.step(step).checks
+        task = getattr(config, "task", None)
+        if not isinstance(task, str):
+            return own
+        declared = getattr(plugins.load("task", task), "checks", {})
+        return tuple(dict.fromkeys((*own, *declared.get(step, ()))))
+
+
+def portable_ref(pipeline: Pipeline) -> str:
+    """What another process resolves to this pipeline: its registered name, else module:ATTR."""
+    ref = pipeline.ref
+    return pipeline.name if plugins.targets("pipeline").get(pipeline.name) == ref else ref
+
+
+def resolve_pipeline(ref: str | Pipeline) -> Pipeline:
+    """A registered pipeline name (``training``) or ``module:ATTRIBUTE`` -> the Pipeline."""
+    if isinstance(ref, Pipeline):
+        return ref
+    if ":" in ref:
+        found = plugins.import_target(ref, what=f"pipeline {ref!r}")
+    else:
+        found = plugins.load("pipeline", ref)
+    if not isinstance(found, Pipeline):
+        raise ConfigError(f"pipeline {ref!r} is a {type(found).__name__}, not an mlpipe Pipeline")
+    return found

@@ -1,8 +1,13 @@
-"""The two pipelines mlpipe ships, declared once; every runner translates these."""
+"""The two pipelines mlpipe ships, declared once; every runner translates these.
+
+They are registered as plugins (``mlpipe.pipelines`` entry points ``training`` and ``inference``)
+exactly as a user's own pipelines can be. The quality checks each step reports come from the task
+the config names (``Task.checks``), so they are not listed here.
+"""
 
 from __future__ import annotations
 
-from mlpipe.core import quality, steps
+from mlpipe.core import steps
 from mlpipe.core.config import InferenceConfig, TrainingConfig
 from mlpipe.core.pipeline import Pipeline, Step
 
@@ -16,8 +21,7 @@ TRAINING = Pipeline(
             steps.load_training_data,
             asset="training_data",
             description="Prepared train/eval splits (parquet) and data-quality checks",
-            config_sections=("task", "sql", "data"),
-            checks=quality.TRAINING_DATA_CHECKS,
+            config_sections=("task", "task_options", "data"),
         ),
         Step(
             "train_model",
@@ -25,8 +29,7 @@ TRAINING = Pipeline(
             asset="trained_model",
             description="Fine-tuned model and its eval metrics",
             inputs={"dataset": "load_training_data"},
-            config_sections=("task", "sql", "model", "training"),
-            checks=quality.MODEL_CHECKS,
+            config_sections=("task", "task_options", "model", "training"),
         ),
         Step(
             "save_artifacts",
@@ -34,7 +37,7 @@ TRAINING = Pipeline(
             asset="model_artifacts",
             description="Safetensors weights, tokenizer, config, metrics and manifest",
             inputs={"model": "train_model", "dataset": "load_training_data"},
-            config_sections=("task", "sql", "data", "model", "training"),
+            config_sections=("task", "task_options", "data", "model", "training"),
         ),
         Step(
             "upload_model",
@@ -58,8 +61,7 @@ INFERENCE = Pipeline(
             steps.load_inference_data,
             asset="inference_data",
             description="Input rows as parquet (labels optional)",
-            config_sections=("task", "sql", "data", "inference"),
-            checks=quality.INFERENCE_DATA_CHECKS,
+            config_sections=("task", "task_options", "data", "inference"),
         ),
         Step(
             "load_model",
@@ -75,7 +77,7 @@ INFERENCE = Pipeline(
             asset="predictions",
             description="Predicted label and score per row (SQL for text-to-sql)",
             inputs={"dataset": "load_inference_data", "model": "load_model"},
-            config_sections=("task", "sql", "inference"),
+            config_sections=("task", "task_options", "inference"),
         ),
         Step(
             "save_results",
@@ -83,16 +85,7 @@ INFERENCE = Pipeline(
             asset="inference_report",
             description="Predictions joined to inputs, and metrics when labels exist",
             inputs={"dataset": "load_inference_data", "predictions": "run_inference"},
-            config_sections=("task", "sql", "inference"),
+            config_sections=("task", "task_options", "inference"),
         ),
     ),
 )
-
-PIPELINES: dict[str, Pipeline] = {p.name: p for p in (TRAINING, INFERENCE)}
-
-
-def get_pipeline(name: str) -> Pipeline:
-    try:
-        return PIPELINES[name]
-    except KeyError:
-        raise KeyError(f"unknown pipeline '{name}' (choose from {', '.join(PIPELINES)})") from None

@@ -6,9 +6,12 @@ the artifact. That is what lets one step run in a different process, task or pod
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import json
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from mlpipe.core.errors import ConfigError
 
 
 class CheckResult(BaseModel):
@@ -24,18 +27,31 @@ class CheckResult(BaseModel):
     threshold: float | None = None
 
 
-class _Ref(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Ref(BaseModel):
+    """Base of every reference. A subclass names its ``kind`` (``kind: Literal["mine"] =
+    "mine"``) and is then rebuilt by ``ref_from_json`` wherever its module is imported, so user
+    pipelines bring their own reference types."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kinds: ClassVar[dict[str, type[Ref]]] = {}
+
+    kind: str
     uri: str
     sha256: str
     checks: tuple[CheckResult, ...] = ()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        kind = cls.model_fields["kind"].default
+        if isinstance(kind, str):
+            Ref.kinds[kind] = cls
 
     def failed_blocking_checks(self) -> list[CheckResult]:
         return [c for c in self.checks if c.blocking and not c.passed]
 
 
-class DatasetRef(_Ref):
+class DatasetRef(Ref):
     """Prepared data as parquet files in one directory, one file per split."""
 
     kind: Literal["dataset"] = "dataset"
@@ -46,7 +62,7 @@ class DatasetRef(_Ref):
     label_names: tuple[str, ...]
 
 
-class ModelRef(_Ref):
+class ModelRef(Ref):
     """A fine-tuned model directory (weights, config, tokenizer) and its eval metrics."""
 
     kind: Literal["model"] = "model"
@@ -54,7 +70,7 @@ class ModelRef(_Ref):
     base: str = ""
 
 
-class ArtifactsRef(_Ref):
+class ArtifactsRef(Ref):
     """The publishable artifact directory; ``sha256`` is the hash of its ``manifest.json``."""
 
     kind: Literal["artifacts"] = "artifacts"
@@ -62,7 +78,7 @@ class ArtifactsRef(_Ref):
     metrics: dict[str, float] = {}
 
 
-class ModelVersionRef(_Ref):
+class ModelVersionRef(Ref):
     """One version of a model in a registry; ``uri`` is where its verified files are."""
 
     kind: Literal["model_version"] = "model_version"
@@ -77,7 +93,7 @@ class ModelVersionRef(_Ref):
         return f"{self.name}:v{self.version}"
 
 
-class PredictionsRef(_Ref):
+class PredictionsRef(Ref):
     """Model outputs in input order: a parquet file with the input row id, label and score."""
 
     kind: Literal["predictions"] = "predictions"
@@ -86,7 +102,7 @@ class PredictionsRef(_Ref):
     throughput: float = 0.0
 
 
-class ResultsRef(_Ref):
+class ResultsRef(Ref):
     """The final inference output: predictions joined to inputs, plus metrics when labels exist."""
 
     kind: Literal["results"] = "results"
@@ -96,15 +112,17 @@ class ResultsRef(_Ref):
     metrics: dict[str, float] = {}
 
 
-Ref = Annotated[
-    DatasetRef | ModelRef | ArtifactsRef | ModelVersionRef | PredictionsRef | ResultsRef,
-    Field(discriminator="kind"),
-]
-_REF_ADAPTER: TypeAdapter[Ref] = TypeAdapter(Ref)
-
-
 def ref_from_json(data: str | dict[str, Any]) -> Ref:
     """Rebuild a reference from the JSON a step wrote or an orchestrator passed along."""
-    if isinstance(data, str):
-        return _REF_ADAPTER.validate_json(data)
-    return _REF_ADAPTER.validate_python(data)
+    raw = json.loads(data) if isinstance(data, str) else data
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    cls = Ref.kinds.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ConfigError(
+            f"reference of unknown kind {kind!r} (known: {', '.join(sorted(Ref.kinds))}); "
+            "import the module that defines it before reading it"
+        )
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid {kind} reference: {exc}") from None

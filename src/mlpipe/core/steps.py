@@ -22,7 +22,7 @@ from mlpipe.core.refs import (
     ResultsRef,
 )
 from mlpipe.core.registry import open_registry
-from mlpipe.core.tasks import get_task
+from mlpipe.core.task import get_task
 from mlpipe.core.tracking import Tracker, open_tracker
 
 # -- training -----------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ def training_provenance(config: TrainingConfig, dataset: DatasetRef) -> dict[str
 
     sections = {"data", "model", "training"}
     if config.task != "text-classification":  # classification provenance stays as it was
-        sections |= {"task", "sql"}
+        sections |= {"task", "task_options"}
     shaping = config.model_dump(mode="json", include=sections)
     return {
         "task": config.task,

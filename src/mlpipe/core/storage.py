@@ -25,11 +25,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from mlpipe.core.config import InferenceConfig, PipelineConfig
+from mlpipe.core.config import InferenceConfig
+from mlpipe.core.config import PipelineSettings as PipelineConfig
 from mlpipe.core.errors import ConfigError, ModelNotFoundError
 from mlpipe.core.pipeline import Pipeline
 from mlpipe.core.refs import Ref, ref_from_json
-from mlpipe.core.runner import run_dir
+from mlpipe.core.paths import run_dir
 
 log = logging.getLogger(__name__)
 RESULT = "result.json"
@@ -110,7 +111,7 @@ def open_store(config: PipelineConfig, home: Path) -> ArtifactStore | None:
     uri = config.cluster.storage_uri
     if not uri:
         return None
-    return ArtifactStore(uri, home, config.registry.root)
+    return ArtifactStore(uri, home, getattr(getattr(config, "registry", None), "root", None))
 
 
 def _ref_paths(ref: Ref) -> list[Path]:
@@ -124,7 +125,10 @@ def _ref_paths(ref: Ref) -> list[Path]:
 
 
 def _registry_names(config: PipelineConfig) -> list[str]:
-    names = [config.registry.model_name]
+    registry = getattr(config, "registry", None)
+    if registry is None:
+        return []
+    names = [registry.model_name]
     if isinstance(config, InferenceConfig):
         names.append(config.inference.model.partition(":")[0])
     return list(dict.fromkeys(names))
@@ -158,7 +162,7 @@ def pull_for_step(
 
 def _pull_registry(store: ArtifactStore, config: PipelineConfig) -> int:
     """The registry's index (aliases and every version's manifest), and the version to load."""
-    from mlpipe.core.registry import LocalRegistry
+    from mlpipe.core import plugins
 
     copied = 0
     for name in _registry_names(config):
@@ -173,7 +177,8 @@ def _pull_registry(store: ArtifactStore, config: PipelineConfig) -> int:
                 copied += store.pull(model_dir / version / "manifest.json")
     if isinstance(config, InferenceConfig):
         try:
-            ref = LocalRegistry(store.registry_root).resolve(config.inference.model)
+            local = plugins.load("registry", "local")(store.registry_root)
+            ref = local.resolve(config.inference.model)
         except (ConfigError, ModelNotFoundError):
             return copied  # load_model reports the missing model with the registry's message
         copied += store.pull(Path(ref.uri))

@@ -1,7 +1,9 @@
-"""Experiment tracking behind one small interface; off by default, W&B when configured.
+"""Experiment tracking behind one small interface; off by default.
 
 Steps log through a ``Tracker``; which backend sits behind it is a config choice
-(``tracking.backend``), and the W&B client is imported only when chosen.
+(``tracking.backend``) naming a tracker plugin (entry-point group ``mlpipe.trackers``), imported
+only when chosen. A tracker class has a ``config_type`` (its ``tracking:`` section), is built as
+``Tracker(cfg, name=, job_type=, config=, tags=, home=)`` and may have a ``preflight(cfg)``.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
+from mlpipe.core import plugins
 from mlpipe.core.config import TrackingConfig
 
 
@@ -32,7 +35,12 @@ class Tracker(Protocol):
 
 
 class NullTracker:
-    """Tracking disabled: every call is a no-op."""
+    """Tracking disabled (``tracking.backend: none``): every call is a no-op."""
+
+    config_type: ClassVar[type[TrackingConfig]] = TrackingConfig
+
+    def __init__(self, cfg: TrackingConfig | None = None, **_: Any) -> None:
+        return None
 
     def log(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         return None
@@ -58,8 +66,17 @@ def open_tracker(
 ) -> Tracker:
     """A tracker for one step. ``tags`` carry the runner and the orchestrator's own run id;
     ``home`` is where local tracking files go when nothing else says (``<home>/wandb``)."""
-    if cfg.backend == "wandb":
-        from mlpipe.integrations.wandb import WandbTracker
+    if cfg.backend == "none":
+        return NullTracker()
+    backend: Any = plugins.load("tracker", cfg.backend)
+    tracker: Tracker = backend(
+        cfg, name=name, job_type=job_type, config=config, tags=tags, home=home
+    )
+    return tracker
 
-        return WandbTracker(cfg, name=name, job_type=job_type, config=config, tags=tags, home=home)
-    return NullTracker()
+
+def preflight_tracker(cfg: TrackingConfig) -> None:
+    """The tracker's own checks that need no work done (credentials, a reachable server)."""
+    check = getattr(plugins.load("tracker", cfg.backend), "preflight", None)
+    if check is not None:
+        check(cfg)

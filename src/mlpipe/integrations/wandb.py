@@ -25,13 +25,17 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
 
 from mlpipe.core import artifacts
 from mlpipe.core.config import RegistryConfig, TrackingConfig
 from mlpipe.core.errors import ChecksumError, ConfigError, MlpipeError, ModelNotFoundError
+from mlpipe.core.paths import resolve_home
 from mlpipe.core.refs import ModelVersionRef
-from mlpipe.core.registry import _VERSION, LATEST, LocalRegistry, parse_spec
+from mlpipe.core.registry import LATEST, VERSION, parse_spec
+from mlpipe.registries.local import LocalRegistry
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,31 @@ DEFAULT_PROJECT = "mlpipe"
 ARTIFACT_TYPE = "model"
 _MODE_ALIASES = {"dryrun": "offline", "run": "online"}
 _MAX_TAG = 64  # W&B rejects longer tags
+
+
+class WandbTrackingConfig(TrackingConfig):
+    """``tracking.backend: wandb``: one W&B run per step."""
+
+    backend: str = "wandb"
+    project: str = "mlpipe"
+    entity: str | None = None
+    mode: Literal["online", "offline", "disabled"] | None = Field(
+        None, description="default: WANDB_MODE, else online"
+    )
+
+
+class WandbRegistryConfig(RegistryConfig):
+    """``registry.backend: wandb``: versions are W&B ``model`` artifacts."""
+
+    backend: str = "wandb"
+    wandb_project: str | None = None
+    wandb_entity: str | None = None
+    wandb_mode: Literal["online", "offline"] | None = Field(
+        None, description="default: WANDB_MODE, else online"
+    )
+    wandb_collection: str | None = Field(
+        None, description="W&B registry collection to link versions to, e.g. wandb-registry-model/x"
+    )
 
 
 def resolve_mode(configured: str | None = None) -> str:
@@ -101,8 +130,6 @@ def _wandb_dir(home: Path | None) -> Path:
     if os.environ.get("WANDB_DIR"):
         return Path(os.environ["WANDB_DIR"])
     if home is None:
-        from mlpipe.core.runner import resolve_home
-
         home = resolve_home()
     path = home / "wandb"
     path.mkdir(parents=True, exist_ok=True)
@@ -154,6 +181,13 @@ def _start_run(
 class WandbTracker:
     """One W&B run per step: config, tags (runner, orchestrator run id), metrics, summary."""
 
+    config_type: ClassVar[type[TrackingConfig]] = WandbTrackingConfig
+
+    @classmethod
+    def preflight(cls, cfg: TrackingConfig) -> None:
+        assert isinstance(cfg, WandbTrackingConfig)
+        require_key(resolve_mode(cfg.mode), "tracking.backend: wandb")
+
     def __init__(
         self,
         cfg: TrackingConfig,
@@ -164,6 +198,7 @@ class WandbTracker:
         tags: Mapping[str, str],
         home: Path | None = None,
     ) -> None:
+        assert isinstance(cfg, WandbTrackingConfig)
         self.mode = resolve_mode(cfg.mode)
         self.run: Any = None
         if self.mode == "disabled":
@@ -215,12 +250,16 @@ class WandbRegistry:
     renames it into place, so a failed or interrupted download leaves nothing behind.
     """
 
-    def __init__(self, cfg: RegistryConfig, home: Path | None = None) -> None:
-        if home is None:
-            from mlpipe.core.runner import resolve_home
+    config_type: ClassVar[type[RegistryConfig]] = WandbRegistryConfig
 
-            home = resolve_home()
-        self.home = Path(home)
+    @classmethod
+    def preflight(cls, cfg: RegistryConfig) -> None:
+        assert isinstance(cfg, WandbRegistryConfig)
+        require_key(resolve_mode(cfg.wandb_mode), "registry.backend: wandb")
+
+    def __init__(self, cfg: RegistryConfig, home: Path | None = None) -> None:
+        assert isinstance(cfg, WandbRegistryConfig)
+        self.home = Path(home) if home is not None else resolve_home()
         self.project = _project(cfg.wandb_project)
         self.entity = cfg.wandb_entity or os.environ.get("WANDB_ENTITY") or None
         self.mode = resolve_mode(cfg.wandb_mode)
@@ -433,7 +472,7 @@ class WandbRegistry:
                 f"(offline store {self.offline_root}; models: {known}). Offline, only models "
                 "published from this machine can be loaded; use WANDB_MODE=online to download"
             )
-        match = _VERSION.match(which)
+        match = VERSION.match(which)
         if match:
             hits = [r for r in refs if r.version == int(match.group(1))]
             if not hits:
@@ -454,7 +493,7 @@ class WandbRegistry:
 def _normalize(spec: str) -> tuple[str, str]:
     """``name:3`` -> ``(name, "v3")``: W&B only understands the ``v`` form."""
     name, which = parse_spec(spec)
-    match = _VERSION.match(which)
+    match = VERSION.match(which)
     return name, f"v{int(match.group(1))}" if match else which
 
 

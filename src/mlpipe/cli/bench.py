@@ -1,0 +1,89 @@
+"""``mlpipe bench``: the same pipelines through every runner, compared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlpipe.cli.common import err, fail, out, plugin_names
+from mlpipe.core.errors import ConfigError, MlpipeError
+
+
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Tiny model, small data (minutes)", show_default=False)
+    ] = False,
+    repetitions: Annotated[
+        int, typer.Option("--repetitions", "-n", min=1, help="Interleaved rounds")
+    ] = 3,
+    runners: Annotated[
+        str | None,
+        typer.Option(help=f"Comma-separated subset of {','.join(plugin_names('runner'))}"),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where the JSON, Markdown and PNG go [default: <home>/bench]"),
+    ] = None,
+    set_train: Annotated[
+        list[str] | None, typer.Option("--set-training", help="Training override")
+    ] = None,
+    set_infer: Annotated[
+        list[str] | None, typer.Option("--set-inference", help="Inference override")
+    ] = None,
+    task: Annotated[
+        str, typer.Option(help=f"Which ML task to run: {', '.join(plugin_names('task'))}")
+    ] = "text-classification",
+) -> None:
+    """Compare the runners on the same pipelines: time, overhead, memory, identical outputs."""
+    from rich.markdown import Markdown
+
+    from mlpipe.benchmark import (
+        BenchSettings,
+        registered_runners,
+        render_markdown,
+        run_benchmark,
+        write_report,
+    )
+    from mlpipe.core import plugins
+    from mlpipe.core.paths import resolve_home
+
+    try:
+        known = registered_runners()
+        chosen = [r.strip() for r in (runners or ",".join(known)).split(",") if r.strip()]
+        unknown = [r for r in chosen if r not in known]
+        if unknown or not chosen:
+            raise ConfigError(f"--runners: unknown {unknown}; registered: {', '.join(known)}")
+        if task not in plugins.names("task"):
+            raise plugins.unknown("task", task)
+    except MlpipeError as exc:
+        raise fail(exc) from exc
+    if "local" not in chosen:
+        chosen.insert(0, "local")  # every ratio and identity check is against local
+    out_dir = out_dir or resolve_home() / "bench"
+    settings = BenchSettings(
+        quick=quick,
+        repetitions=repetitions,
+        runners=chosen,
+        out_dir=out_dir,
+        task=task,
+        training_overrides=set_train or [],
+        inference_overrides=set_infer or [],
+    )
+    try:
+        with err.status("benchmark starting") as status:
+            report = run_benchmark(settings, on_progress=lambda msg: status.update(msg))
+    except MlpipeError as exc:
+        raise fail(exc) from exc
+    paths = write_report(report, out_dir)
+    out.print(Markdown(render_markdown(report)))
+    out.print(
+        f"raw figures: {paths['json']}\ntable: {paths['markdown']}\nchart: {paths['chart']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    failed = [r for r, e in report["summary"].items() if e["failed"]]
+    if failed:
+        err.print(f"[yellow]failed runners: {', '.join(failed)}[/]")
+        raise typer.Exit(1)

@@ -1,0 +1,116 @@
+"""What every command shares: consoles, options, error reporting, how a run is printed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from mlpipe.core.errors import MlpipeError
+
+out = Console()
+err = Console(stderr=True)
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--home", help="Where mlpipe writes everything [env: MLPIPE_HOME; default ./.mlpipe]"
+    ),
+]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a field: dotted.key=value (repeatable)"),
+]
+NoCacheOpt = Annotated[
+    bool, typer.Option("--no-cache", help="Run every step even if cached", show_default=False)
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON", show_default=False)
+]
+
+
+def plugin_names(kind: str) -> list[str]:
+    """Registered names for help texts; empty (not an error) when nothing is installed yet."""
+    from mlpipe.core import plugins
+
+    try:
+        return plugins.names(kind)  # type: ignore[arg-type]
+    except MlpipeError:
+        return []
+
+
+def fail(exc: BaseException) -> typer.Exit:
+    """Print a clear error and pick the exit code: 2 for bad input, 1 otherwise.
+
+    The message is printed as text, never as markup: ``[...]`` in an error stays visible.
+    """
+    code = getattr(exc, "exit_code", 1) if isinstance(exc, MlpipeError) else 1
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def on_step(step: str, state: str, result: Any) -> None:
+    """One line per step on stderr: started, done (seconds, cached) or failed."""
+    if state == "running":
+        err.print(f"[cyan]▶ {escape(step)}[/]", highlight=False)
+    elif state == "failed":
+        err.print(f"[red]✗ {escape(step)}[/]", highlight=False)
+    elif result is not None:
+        tag = " [dim](cached)[/]" if result.cached else ""
+        err.print(f"[green]✓ {escape(step)}[/] {result.seconds:.2f}s{tag}", highlight=False)
+
+
+def print_run(run: Any, as_json: bool) -> None:
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "pipeline": run.pipeline,
+                    "runner": run.runner,
+                    "run_id": run.run_id,
+                    "run_dir": str(run.run_dir),
+                    "seconds": run.seconds,
+                    "steps": [s.to_json() for s in run.steps],
+                    "extra": run.extra,
+                },
+                default=str,
+            )
+        )
+        return
+    table = Table(title=f"{run.pipeline} via {run.runner} · run {run.run_id} · {run.seconds:.1f}s")
+    for col in ("step", "seconds", "cached", "output"):
+        table.add_column(col, overflow="fold")
+    for s in run.steps:
+        table.add_row(s.step, f"{s.seconds:.2f}", "yes" if s.cached else "", describe(s.ref))
+    out.print(table)
+
+
+_SHOWN = ("accuracy", "f1", "exact_match", "execution_match")  # whichever the task reports
+
+
+def describe(ref: Any) -> str:
+    """One line about a step's output, whatever its kind."""
+    kind = ref.kind
+    if kind == "dataset":
+        return ", ".join(f"{k}: {v} rows" for k, v in ref.rows.items())
+    if kind == "model":
+        return quality(ref.metrics, prefix="eval ")
+    if kind == "model_version":
+        return f"{ref.spec} [{', '.join(ref.aliases)}]"
+    if kind == "predictions":
+        return f"{ref.rows} rows, {ref.throughput:.0f} rows/s"
+    if kind == "results":
+        shown = quality({f"eval_{k}": v for k, v in ref.metrics.items()}, prefix="")
+        return f"{ref.predictions_uri} ({shown})" if shown else ref.predictions_uri
+    return str(ref.uri)
+
+
+def quality(metrics: dict[str, float], prefix: str) -> str:
+    found = [(name, metrics[f"eval_{name}"]) for name in _SHOWN if f"eval_{name}" in metrics]
+    return ", ".join(f"{prefix}{name.replace('_', ' ')} {value:.4f}" for name, value in found)

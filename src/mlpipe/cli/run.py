@@ -1,0 +1,197 @@
+"""Commands that run pipelines: ``train``, ``infer``, ``run``, ``demo`` and ``step`` (pods)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from mlpipe.cli.common import (
+    ConfigOpt,
+    HomeOpt,
+    JsonOpt,
+    NoCacheOpt,
+    SetOpt,
+    err,
+    fail,
+    on_step,
+    out,
+    plugin_names,
+    print_run,
+)
+from mlpipe.core.errors import MlpipeError
+
+RunnerOpt = Annotated[
+    str,
+    typer.Option(
+        "--runner", "-r", help=f"Who runs the steps: {', '.join(plugin_names('runner'))}"
+    ),
+]
+
+
+def pipeline_from_cli(ref: str) -> Any:
+    """A registered pipeline name or ``module:ATTR``; modules are found from the current
+    directory too, here and in the processes that orchestrators start for their tasks."""
+    from mlpipe.core.pipeline import resolve_pipeline
+
+    if ":" in ref:
+        cwd = os.getcwd()
+        if cwd not in sys.path:
+            sys.path.insert(0, cwd)
+        paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if cwd not in paths:
+            os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, *paths) if p)
+    return resolve_pipeline(ref)
+
+
+def run_command(
+    pipeline_ref: str,
+    runner: str,
+    config: Path | None,
+    overrides: list[str] | None,
+    home: Path | None,
+    no_cache: bool,
+    as_json: bool,
+) -> Any:
+    from mlpipe.core.config import load_config
+    from mlpipe.core.execution import get_runner
+
+    try:
+        pipeline = pipeline_from_cli(pipeline_ref)
+        cfg = load_config(
+            config, overrides or [], pipeline=pipeline.name, config_type=pipeline.config_type
+        )
+        chosen = get_runner(runner)
+        run = chosen.run(
+            pipeline,
+            cfg,
+            home=home,
+            use_cache=False if no_cache else None,
+            on_step=on_step if runner == "local" else None,
+        )
+    except MlpipeError as exc:
+        raise fail(exc) from exc
+    print_run(run, as_json)
+    return run
+
+
+def train(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    home: HomeOpt = None,
+    runner: RunnerOpt = "local",
+    no_cache: NoCacheOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Run the training pipeline (default: locally, in this process)."""
+    run_command("training", runner, config, set_, home, no_cache, json_)
+
+
+def infer(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    home: HomeOpt = None,
+    runner: RunnerOpt = "local",
+    no_cache: NoCacheOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Run the inference pipeline (default: locally, in this process)."""
+    run_command("inference", runner, config, set_, home, no_cache, json_)
+
+
+def run(
+    pipeline: Annotated[
+        str,
+        typer.Argument(
+            help=f"A registered pipeline ({', '.join(plugin_names('pipeline'))}) "
+            "or your own as module:ATTRIBUTE"
+        ),
+    ],
+    runner: RunnerOpt = "local",
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    home: HomeOpt = None,
+    no_cache: NoCacheOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Run a pipeline through a runner: local, airflow, kubeflow (kfp.local), dagster..."""
+    run_command(pipeline, runner, config, set_, home, no_cache, json_)
+
+
+def step(
+    name: Annotated[str, typer.Argument(help="Step name, e.g. train_model")],
+    pipeline: Annotated[
+        str, typer.Option(help="Pipeline the step belongs to: a name or module:ATTRIBUTE")
+    ],
+    run_id: Annotated[str, typer.Option(help="Run id shared by all steps of one run")],
+    config: ConfigOpt = None,
+    config_json: Annotated[
+        str | None, typer.Option(help="The whole config as JSON (instead of --config)")
+    ] = None,
+    set_: SetOpt = None,
+    home: HomeOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Run one step; its inputs are read from the same run's earlier steps. For pods and tasks."""
+    from mlpipe.core.config import config_from_json, load_config
+    from mlpipe.core.execution.pod import run_pod_step
+    from mlpipe.core.paths import resolve_home, safe_run_id
+
+    try:
+        pipe = pipeline_from_cli(pipeline)
+        cfg = (
+            config_from_json(config_json, pipe.config_type)
+            if config_json
+            else load_config(config, set_ or [], pipeline=pipe.name, config_type=pipe.config_type)
+        )
+        result = run_pod_step(
+            pipe,
+            name,
+            cfg,
+            home=resolve_home(home),
+            run_id=safe_run_id(run_id),  # orchestrator run ids (Airflow's) -> a directory name
+            use_cache=False if no_cache else None,
+        )
+    except MlpipeError as exc:
+        raise fail(exc) from exc
+    sys.stdout.write(json.dumps(result.to_json()) + "\n")
+
+
+def demo(home: HomeOpt = None, no_cache: NoCacheOpt = False) -> None:
+    """The main job on embedded defaults: train MiniLM on the built-in data, publish, predict."""
+    from mlpipe.core import INFERENCE, TRAINING, InferenceConfig, TrainingConfig
+    from mlpipe.core.execution import get_runner
+    from mlpipe.core.paths import resolve_home
+
+    root = resolve_home(home)
+    started = time.perf_counter()
+    err.print(f"[bold]mlpipe demo[/] · home {root}", highlight=False)
+    use_cache = False if no_cache else None
+    local = get_runner("local")
+    try:
+        training = local.run(TRAINING, TrainingConfig(), home=root, use_cache=use_cache,
+                             on_step=on_step)
+        version: Any = training.final
+        inference_config = InferenceConfig.model_validate({"inference": {"model": version.spec}})
+        inference = local.run(INFERENCE, inference_config, home=root, use_cache=use_cache,
+                              on_step=on_step)
+    except MlpipeError as exc:
+        raise fail(exc) from exc
+    results: Any = inference.final
+    table = Table(title=f"mlpipe demo · {time.perf_counter() - started:.0f}s")
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    table.add_row("eval accuracy (training)", f"{version.metrics.get('eval_accuracy', 0):.4f}")
+    table.add_row("model version", f"{version.spec} [{', '.join(version.aliases)}]")
+    table.add_row(
+        "inference accuracy", f"{results.metrics.get('accuracy', 0):.4f} on {results.rows} rows"
+    )
+    table.add_row("predictions", results.predictions_uri)
+    table.add_row("registry", str(Path(version.uri).parent.parent))
+    out.print(table)

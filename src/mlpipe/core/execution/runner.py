@@ -1,0 +1,357 @@
+"""The ``Runner`` base: what every runner does the same way, around the one thing that differs.
+
+``Runner.run`` is a template method: preflight (config and credentials, before anything is
+written) -> run record (``run.json``, status ``running``) -> ``launch`` (the orchestrator runs the
+steps; each step leaves ``result.json`` or ``error.json`` behind, see
+:mod:`mlpipe.core.execution.step`) -> collect (those records, read the same way for every runner)
+-> record (``run.json`` with the outcome). A runner implements ``launch`` and nothing else; the
+local runner, Airflow, Kubeflow and Dagster are plugins (group ``mlpipe.runners``) like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mlpipe.core import names, plugins
+from mlpipe.core.artifacts import write_json
+from mlpipe.core.config import DataConfig, PipelineSettings
+from mlpipe.core.errors import ConfigError, MlpipeError, RemoteStepError, StepFailedError
+from mlpipe.core.execution.step import StepRun, read_step
+from mlpipe.core.hashing import sha256_json
+from mlpipe.core.paths import new_run_id, resolve_home, run_dir
+from mlpipe.core.pipeline import Pipeline, resolve_pipeline
+from mlpipe.core.refs import Ref
+
+RUN_FILE = "run.json"
+#: ``on_step(step, state, result)``: state is running, done, cached or failed
+StepCallback = Callable[[str, str, StepRun | None], None]
+
+
+class RunnerError(MlpipeError):
+    """The orchestrator itself failed (import, database, scheduling), not one of the steps."""
+
+
+@dataclass
+class PipelineRun:
+    """A whole run: each step's result, in order, and what the runner knows about it."""
+
+    pipeline: str
+    run_id: str
+    run_dir: Path
+    steps: list[StepRun] = field(default_factory=list)
+    seconds: float = 0.0
+    runner: str = "local"
+    extra: dict[str, Any] = field(default_factory=dict)  # runner-specific facts (its own run id...)
+
+    @property
+    def outputs(self) -> dict[str, Ref]:
+        return {s.step: s.ref for s in self.steps}
+
+    @property
+    def final(self) -> Ref:
+        return self.steps[-1].ref
+
+    @property
+    def orchestrator_run_id(self) -> str:
+        return str(self.extra.get("orchestrator_run_id", ""))
+
+
+@dataclass
+class Launch:
+    """What ``Runner.launch`` reports: the orchestrator's own view of the run it executed.
+
+    ``failure`` says what went wrong when the orchestrator failed without a step recording why;
+    ``note`` is appended to a step's error (e.g. which try failed and where its log is).
+    """
+
+    orchestrator_run_id: str = ""
+    seconds: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    failure: str | None = None
+    note: str = ""
+    log: str | None = None
+    error: MlpipeError | None = None
+
+
+def preflight(pipeline: Pipeline, config: PipelineSettings, home: Path) -> None:
+    """Checks that need no work done: input files exist, models resolve, credentials are there.
+
+    Runs before anything is written, so a bad config fails in seconds and leaves nothing behind.
+    """
+    from mlpipe.core.registry import open_registry, preflight_registry
+    from mlpipe.core.tracking import preflight_tracker
+
+    if config.pipeline != pipeline.name:
+        raise ConfigError(
+            f"pipeline: a '{config.pipeline}' config cannot drive the '{pipeline.name}' pipeline"
+        )
+    data = getattr(config, "data", None)
+    if isinstance(data, DataConfig) and data.source == "files":
+        for label, path in (("data.path", data.path), ("data.eval_path", data.eval_path)):
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"{label}: file not found: {path}")
+    preflight_tracker(config.tracking)
+    registry = getattr(config, "registry", None)
+    if registry is not None:
+        preflight_registry(registry)
+    inference = getattr(config, "inference", None)
+    model = getattr(inference, "model", None)
+    if registry is not None and registry.backend == "local" and isinstance(model, str):
+        open_registry(registry, home).resolve(model)
+
+
+def refuse_kubernetes(config: PipelineSettings, runner: str) -> None:
+    """Runners that execute steps on this machine say so when the config asks for pods."""
+    if config.runtime.mode == "kubernetes":
+        raise ConfigError(
+            f"runtime.mode: 'kubernetes' runs each step as a pod, but --runner {runner} runs "
+            f"the steps on this machine; write what the cluster gets with `mlpipe render "
+            f"{runner} --pipeline {config.pipeline} ...` (docs/kubernetes.md), or set "
+            "runtime.mode=local"
+        )
+
+
+def collect(pipeline: Pipeline, home: Path, run_id: str) -> tuple[list[StepRun], MlpipeError | None]:
+    """Every step's outcome in pipeline order, up to the first failure or the first not run."""
+    steps: list[StepRun] = []
+    for step in pipeline.steps:
+        outcome = read_step(home, pipeline.name, run_id, step.name)
+        if outcome is None:
+            break
+        if isinstance(outcome, MlpipeError):
+            return steps, outcome
+        steps.append(outcome)
+    return steps, None
+
+
+class Runner(ABC):
+    """Runs a pipeline through one orchestrator. Subclasses implement ``launch`` only."""
+
+    name: ClassVar[str]
+    #: whether the steps run on this machine (then ``runtime.mode: kubernetes`` is refused)
+    runs_locally: ClassVar[bool] = True
+
+    def run(
+        self,
+        pipeline: Pipeline | str,
+        config: PipelineSettings,
+        *,
+        home: str | Path | None = None,
+        run_id: str | None = None,
+        use_cache: bool | None = None,
+        on_step: StepCallback | None = None,
+    ) -> PipelineRun:
+        """Run every step of ``pipeline`` and return what each produced.
+
+        Raises ``StepFailedError`` naming the first failed step (with its cause's exit code),
+        or ``RunnerError`` when the orchestrator failed outside any step.
+        """
+        pipe = resolve_pipeline(pipeline)
+        root = resolve_home(home)
+        if self.runs_locally:
+            refuse_kubernetes(config, self.name)
+        preflight(pipe, config, root)
+        run_id = names.run_id(run_id) if run_id else new_run_id()
+        record = RunRecord(root, pipe, run_id, self.name, config)
+        record.start()
+        started = time.perf_counter()
+        try:
+            launch = self.launch(
+                pipe, config, home=root, run_id=run_id, use_cache=use_cache, on_step=on_step
+            )
+        except MlpipeError as exc:  # the launcher failed, or (in-process runners) a step raised
+            launch = Launch(error=exc)
+        except BaseException as exc:  # Ctrl-C, SystemExit: record it, then let it through
+            record.finish([], _interrupted(exc), Launch(), time.perf_counter() - started)
+            raise
+        wall = time.perf_counter() - started
+        steps, failure = collect(pipe, root, run_id)
+        failure = _failure(pipe, steps, failure, launch)
+        record.finish(steps, failure, launch, wall)
+        if failure is not None:
+            raise failure
+        extra = {"orchestrator_run_id": launch.orchestrator_run_id or run_id, **launch.extra}
+        extra["wall_seconds"] = wall
+        return PipelineRun(
+            pipeline=pipe.name,
+            run_id=run_id,
+            run_dir=run_dir(root, pipe.name, run_id),
+            steps=steps,
+            seconds=launch.seconds if launch.seconds is not None else wall,
+            runner=self.name,
+            extra=extra,
+        )
+
+    @abstractmethod
+    def launch(
+        self,
+        pipeline: Pipeline,
+        config: PipelineSettings,
+        *,
+        home: Path,
+        run_id: str,
+        use_cache: bool | None,
+        on_step: StepCallback | None,
+    ) -> Launch:
+        """Have the orchestrator run every step under ``run_id`` (each step calls
+        ``execute_step``, which records its outcome) and report what the orchestrator saw."""
+
+    def compile(self, pipeline: Pipeline, config: PipelineSettings, output: Path) -> Path:
+        """Write the pipeline as this orchestrator's deployable file (kfp YAML, say)."""
+        raise ConfigError(f"runner {self.name!r} has nothing to compile; try kubeflow")
+
+    def render_cluster(
+        self, pipeline: Pipeline, config: PipelineSettings, out_dir: Path
+    ) -> list[Path]:
+        """Write what cluster mode would submit (pod specs) for review; submits nothing."""
+        raise ConfigError(f"runner {self.name!r} has no cluster mode to render")
+
+
+def _failure(
+    pipeline: Pipeline, steps: list[StepRun], recorded: MlpipeError | None, launch: Launch
+) -> MlpipeError | None:
+    """The error to raise: the step's own record first, then what the launcher knew."""
+    if isinstance(launch.error, StepFailedError) and (
+        recorded is None or getattr(recorded, "step", None) == launch.error.step
+    ):
+        recorded = launch.error  # same failure, with the original exception in this process
+    if recorded is not None:
+        if launch.note and isinstance(recorded, StepFailedError):
+            recorded = StepFailedError(recorded.step, _with_note(recorded.cause, launch.note))
+        return recorded
+    if launch.error is not None:
+        return launch.error
+    if launch.failure:
+        return RunnerError(launch.failure)
+    if len(steps) < len(pipeline.steps):
+        missing = pipeline.steps[len(steps)].name
+        where = f"; log {launch.log}" if launch.log else ""
+        return RunnerError(f"the run ended without running step '{missing}'{where}")
+    return None
+
+
+def _with_note(cause: BaseException, note: str) -> BaseException:
+    from mlpipe.core.errors import error_from_record, error_record
+
+    record = error_record(cause)
+    record["message"] = f"{record['message']} [{note}]"
+    return error_from_record(record)
+
+
+def _interrupted(exc: BaseException) -> MlpipeError:
+    if isinstance(exc, KeyboardInterrupt):
+        return RemoteStepError("interrupted (Ctrl-C)", 130)
+    return RemoteStepError(f"{type(exc).__name__}: {exc}", 1)
+
+
+class RunRecord:
+    """``run.json``: status, times, runner, the orchestrator's run id, config, steps, error."""
+
+    def __init__(
+        self, home: Path, pipeline: Pipeline, run_id: str, runner: str, config: PipelineSettings
+    ) -> None:
+        self.path = run_dir(home, pipeline.name, run_id) / RUN_FILE
+        self.config = config.model_dump(mode="json")
+        self.data: dict[str, Any] = {
+            "pipeline": pipeline.name,
+            "pipeline_ref": _ref_or_name(pipeline),
+            "run_id": run_id,
+            "runner": runner,
+            "status": "running",
+            "started_at": _now(),
+            "ended_at": None,
+            "seconds": None,
+            "orchestrator_run_id": None,
+            "config_sha256": sha256_json(self.config),
+            "model_version": None,
+            "failed_step": None,
+            "error": None,
+            "log": None,
+            "steps": [],
+            "extra": {},
+            "config": self.config,
+        }
+
+    def start(self) -> None:
+        write_json(self.path, self.data)
+
+    def finish(
+        self, steps: list[StepRun], failure: MlpipeError | None, launch: Launch, seconds: float
+    ) -> None:
+        versions = [s.ref for s in steps if s.ref.kind == "model_version"]
+        self.data.update(
+            status="failed" if failure is not None else "succeeded",
+            ended_at=_now(),
+            seconds=launch.seconds if launch.seconds is not None else seconds,
+            orchestrator_run_id=launch.orchestrator_run_id or None,
+            model_version=getattr(versions[-1], "spec", None) if versions else None,
+            log=launch.log,
+            steps=[s.to_json() for s in steps],
+            extra=_jsonable(launch.extra),
+        )
+        if failure is not None:
+            step_error = self.path.parent / str(getattr(failure, "step", "")) / "error.json"
+            details = json.loads(step_error.read_text()) if step_error.is_file() else {}
+            self.data.update(
+                failed_step=getattr(failure, "step", None),
+                error={
+                    "type": type(getattr(failure, "cause", failure)).__name__,
+                    "message": str(failure),
+                    "exit_code": int(getattr(failure, "exit_code", 1)),
+                    "traceback": details.get("traceback"),
+                },
+            )
+        try:
+            write_json(self.path, self.data)
+        except OSError:
+            pass  # the run's own outcome matters more than its record
+
+
+def read_run(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def _ref_or_name(pipeline: Pipeline) -> str:
+    try:
+        return pipeline.ref
+    except ConfigError:
+        return pipeline.name
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _jsonable(value: Mapping[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(json.dumps(dict(value), default=str))
+    return result
+
+
+def get_runner(name: str) -> Runner:
+    """The runner registered as ``name`` (``local``, ``airflow``, ``kubeflow``, ``dagster``...)."""
+    runner: Runner = plugins.load("runner", name)()
+    return runner
+
+
+def run_pipeline(
+    pipeline: Pipeline | str,
+    config: PipelineSettings,
+    *,
+    home: str | Path | None = None,
+    runner: str = "local",
+    run_id: str | None = None,
+    use_cache: bool | None = None,
+    on_step: StepCallback | None = None,
+) -> PipelineRun:
+    """Run ``pipeline`` with ``config`` on ``runner``: the Python API behind ``mlpipe run``."""
+    return get_runner(runner).run(
+        pipeline, config, home=home, run_id=run_id, use_cache=use_cache, on_step=on_step
+    )

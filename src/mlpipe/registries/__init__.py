@@ -1,0 +1,1 @@
+"""Model registry backends that ship with mlpipe (each a plugin, found by name)."""
