@@ -76,6 +76,11 @@ def unregister(kind: Kind, name: str) -> None:
     _registered[kind].pop(name, None)
 
 
+def clear_cache() -> None:
+    """Read the entry points again (after installing a plugin package in this process)."""
+    _entry_points.cache_clear()
+
+
 def unknown(kind: Kind, name: str) -> ConfigError:
     """The error for a name nobody registered: exit 2, listing what is registered."""
     return ConfigError(

@@ -1,0 +1,1 @@
+"""Pipelines written the way users write theirs (imported as ``examples.<module>``)."""
