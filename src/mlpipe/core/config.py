@@ -25,6 +25,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class TaskOptions(_Strict):
+    """Base of a task's own config section (e.g. ``sql:`` for text-to-sql)."""
+
+
 class GeneratedDataConfig(_Strict):
     """The built-in synthetic sentiment set: deterministic by seed, offline, with label noise."""
 
