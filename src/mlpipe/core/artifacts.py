@@ -15,7 +15,15 @@ from mlpipe.core.errors import ChecksumError
 from mlpipe.core.files import write_json
 from mlpipe.core.hashing import file_hashes, sha256_file
 
-__all__ = ["MANIFEST", "MANIFEST_FORMAT", "assemble", "manifest_sha256", "read_manifest", "verify", "write_json"]
+__all__ = [
+    "MANIFEST",
+    "MANIFEST_FORMAT",
+    "assemble",
+    "manifest_sha256",
+    "read_manifest",
+    "verify",
+    "write_json",
+]
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlpipe.core import quality, steps
+from mlpipe.core import steps
 from mlpipe.core.config import InferenceConfig, TrainingConfig
 from mlpipe.core.pipeline import Pipeline, Step
 
@@ -17,7 +17,7 @@ TRAINING = Pipeline(
             asset="training_data",
             description="Prepared train/eval splits (parquet) and data-quality checks",
             config_sections=("task", "sql", "data"),
-            checks=quality.TRAINING_DATA_CHECKS,
+            checks=(),  # checks come from the task
         ),
         Step(
             "train_model",
@@ -26,7 +26,7 @@ TRAINING = Pipeline(
             description="Fine-tuned model and its eval metrics",
             inputs={"dataset": "load_training_data"},
             config_sections=("task", "sql", "model", "training"),
-            checks=quality.MODEL_CHECKS,
+            checks=(),  # checks come from the task
         ),
         Step(
             "save_artifacts",
@@ -59,7 +59,7 @@ INFERENCE = Pipeline(
             asset="inference_data",
             description="Input rows as parquet (labels optional)",
             config_sections=("task", "sql", "data", "inference"),
-            checks=quality.INFERENCE_DATA_CHECKS,
+            checks=(),  # checks come from the task
         ),
         Step(
             "load_model",

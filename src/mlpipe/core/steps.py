@@ -22,7 +22,7 @@ from mlpipe.core.refs import (
     ResultsRef,
 )
 from mlpipe.core.registry import open_registry
-from mlpipe.core.tasks import get_task
+from mlpipe.core.task import get_task
 from mlpipe.core.tracking import Tracker, open_tracker
 
 # -- training -----------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def save_results(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mlpipe.core.inference import iter_chunks
+    from mlpipe.core.data import iter_chunks
 
     task = get_task(config.task)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
