@@ -30,7 +30,7 @@ from mlpipe.core.config import (
     TrainConfig,
     TrainingConfig,
 )
-from mlpipe.core.synthetic import generate_rows
+from mlpipe.tasks.classification.synthetic import generate_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,7 @@ def bench_training(args: argparse.Namespace, model_cfg: ModelConfig) -> list[dic
 def _train_mlpipe(
     args: argparse.Namespace, model_cfg: ModelConfig, data: tuple[Any, ...], precision: str
 ) -> tuple[float, float]:
-    from mlpipe.core.training import train_classifier
+    from mlpipe.tasks.classification.train import train_classifier
 
     cfg = TrainConfig(
         epochs=1,
@@ -112,8 +112,8 @@ def _train_hf(
     from datasets import Dataset
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from mlpipe.core.modeling import build_model
     from mlpipe.core.training import seed_everything
+    from mlpipe.tasks.classification.model import build_model
 
     tx, ty, ex, ey = data
     seed_everything(42)
@@ -146,7 +146,7 @@ def _train_hf(
 def bench_inference(args: argparse.Namespace, model_dir: Path) -> list[dict[str, Any]]:
     from transformers import pipeline
 
-    from mlpipe.core.inference import Predictor
+    from mlpipe.tasks.classification.predict import Predictor
 
     texts = [t for t, _ in mixed_length_texts(args.infer_rows, seed=99)]
     hf = pipeline(

@@ -8,8 +8,9 @@ import pytest
 
 from mlpipe.core import DataError
 from mlpipe.core.config import DataConfig
-from mlpipe.core.data import prepare_inference_data, prepare_training_data, read_split
-from mlpipe.core.synthetic import generate_rows
+from mlpipe.core.data import read_split
+from mlpipe.tasks.classification.data import prepare_inference_data, prepare_training_data
+from mlpipe.tasks.classification.synthetic import generate_rows
 
 
 def test_generated_data_is_deterministic_varied_and_noisy() -> None:

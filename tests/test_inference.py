@@ -9,8 +9,8 @@ import pytest
 
 from mlpipe.core import TRAINING, TrainingConfig, run_pipeline
 from mlpipe.core.batching import pad_batch
-from mlpipe.core.inference import Predictor, predict_file
-from mlpipe.core.synthetic import generate_rows
+from mlpipe.tasks.classification.predict import Predictor, predict_file
+from mlpipe.tasks.classification.synthetic import generate_rows
 
 
 @pytest.fixture(scope="module")

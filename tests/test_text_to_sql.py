@@ -24,16 +24,17 @@ from mlpipe.core import (
     load_config,
     run_pipeline,
 )
-from mlpipe.core.config import ModelConfig, SqlTrainConfig, TinyModelConfig
-from mlpipe.core.synthetic_sql import generate_sql_rows
-from mlpipe.core.tasks import check_model_task, get_task
-from mlpipe.core.tasks.sql_match import (
+from mlpipe.core.config import ModelConfig, TinyModelConfig
+from mlpipe.core.task import check_model_task, get_task
+from mlpipe.tasks.text_to_sql.config import SqlTrainOptions
+from mlpipe.tasks.text_to_sql.match import (
     Limits,
     SqlMatchCounter,
     exact_match,
     execution_match,
     normalize_sql,
 )
+from mlpipe.tasks.text_to_sql.synthetic import generate_sql_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 SQL_TRAINING = ROOT / "configs" / "tiny" / "text-to-sql-training.yaml"
@@ -177,12 +178,12 @@ def test_match_counter_accumulates() -> None:
 
 
 def test_loss_masking_and_collator() -> None:
-    from mlpipe.core.tasks.sql_model import IGNORE, build_sql_model, collate, encode
+    from mlpipe.tasks.text_to_sql.model import IGNORE, build_sql_model, collate, encode
 
     rows = list(generate_sql_rows(60, seed=1))
     q, c, a = (list(x) for x in zip(*rows, strict=True))
     model_cfg = ModelConfig(base="tiny", max_length=128, tiny=TinyModelConfig(hidden_size=16))
-    sql_cfg = SqlTrainConfig(tokenizer_vocab_size=400)
+    sql_cfg = SqlTrainOptions(tokenizer_vocab_size=400)
     texts = [f"{ci}\n{qi}\n{ai}" for qi, ci, ai in rows]
     _, tokenizer, info = build_sql_model(model_cfg, sql_cfg, texts)
     _, again, _ = build_sql_model(model_cfg, sql_cfg, texts)

@@ -8,22 +8,25 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 from mlpipe.core.errors import ChecksumError
+from mlpipe.core.files import write_json
 from mlpipe.core.hashing import file_hashes, sha256_file
+
+__all__ = [
+    "MANIFEST",
+    "MANIFEST_FORMAT",
+    "assemble",
+    "manifest_sha256",
+    "read_manifest",
+    "verify",
+    "write_json",
+]
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temp file + rename) so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # never shared by two writers
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
 
 
 def assemble(

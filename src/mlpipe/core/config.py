@@ -134,41 +134,6 @@ class TrainConfig(_Strict):
     min_eval_accuracy: Annotated[float | None, Field(ge=0, le=1)] = None
 
 
-class LoraConfig(_Strict):
-    """LoRA adapters (needs the ``peft`` extra); merged into the weights before saving."""
-
-    r: Annotated[int, Field(ge=1)] = 8
-    alpha: Annotated[float, Field(gt=0)] = 16.0
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.05
-    target_modules: list[str] | None = Field(
-        None, description="module names to adapt; none = peft's default for the architecture"
-    )
-
-
-class SqlConfig(_Strict):
-    """Text-to-SQL settings (``task: text-to-sql``): input columns and generation length."""
-
-    question_column: str = "question"
-    context_column: str = Field("context", description="the CREATE TABLE statements")
-    answer_column: str = Field("answer", description="the gold SQL (optional for inference)")
-    max_new_tokens: Annotated[int, Field(ge=1, le=2048)] = 128
-
-
-class SqlTrainConfig(SqlConfig):
-    """Text-to-SQL training: LoRA, the tiny tokenizer, generation-based eval.
-
-    ``training.min_eval_accuracy`` is the floor on eval execution accuracy for this task.
-    """
-
-    lora: LoraConfig | None = None
-    tokenizer_vocab_size: Annotated[int, Field(ge=300, le=100_000)] = Field(
-        1024, description="byte-level BPE trained on the data (model.base: tiny only)"
-    )
-    eval_max_rows: Annotated[int | None, Field(ge=1)] = Field(
-        200, description="eval rows scored by generating SQL (slow); none = all"
-    )
-
-
 class RegistryConfig(_Strict):
     """What every registry backend takes; a backend subclasses it with its own fields.
 

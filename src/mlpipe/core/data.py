@@ -1,7 +1,9 @@
-"""Load rows from the generated set, local files or the Hugging Face Hub; validate; write parquet.
+"""Task-agnostic table plumbing: read sources in chunks, split, write parquet, describe datasets.
 
-Every source is read as a stream of Arrow tables, normalized to a ``text`` column (str) and a
-``label`` column (int id, optional for inference), with any other input columns kept as they are.
+Every source (csv/jsonl/parquet files, a Hugging Face Hub dataset, or a task's generated set) is
+read as a stream of Arrow tables; tasks normalize the columns to their own schema. Writes are
+atomic (:func:`mlpipe.core.files.atomic_path`) and the prepared data is identified by
+:func:`dataset_sha256`.
 """
 
 from __future__ import annotations
@@ -9,23 +11,22 @@ from __future__ import annotations
 import os
 import random
 import socket
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mlpipe.core import quality
 from mlpipe.core.config import DataConfig
 from mlpipe.core.errors import DataError
+from mlpipe.core.files import atomic_path
 from mlpipe.core.hashing import sha256_file, sha256_json
 from mlpipe.core.refs import CheckResult, DatasetRef
-from mlpipe.core.synthetic import generate_rows
 
-TEXT, LABEL = "text", "label"
 SUFFIXES = {
     ".csv": "csv",
     ".jsonl": "jsonl",
@@ -34,34 +35,47 @@ SUFFIXES = {
     ".pq": "parquet",
 }
 HUB_HOST = ("huggingface.co", 443)
+#: ``generate(chunk_rows)``: a task's generated set (``data.source: generated``) as tables
+Generate = Callable[[int], Iterator[pa.Table]]
 
 
-def iter_tables(cfg: DataConfig, path: Path | None, *, chunk_rows: int) -> Iterator[pa.Table]:
+# -- reading ------------------------------------------------------------------------------------
+
+
+def iter_tables(
+    cfg: DataConfig, path: Path | None, *, chunk_rows: int, generate: Generate
+) -> Iterator[pa.Table]:
     """Raw tables from the configured source, ``chunk_rows`` rows at a time (files stream)."""
     if cfg.source == "generated":
-        yield from _generated(cfg, chunk_rows)
+        yield from generate(chunk_rows)
     elif cfg.source == "files":
         assert path is not None
-        yield from _read_file(path, chunk_rows)
+        yield from read_file(path, chunk_rows)
     else:
-        yield _read_hub(cfg)
+        yield read_hub(cfg)
 
 
-def _generated(cfg: DataConfig, chunk_rows: int) -> Iterator[pa.Table]:
-    texts: list[str] = []
-    labels: list[int] = []
-    gen = cfg.generated
-    for text, label in generate_rows(gen.n_samples, gen.seed, gen.label_noise):
-        texts.append(text)
-        labels.append(label)
-        if len(texts) >= chunk_rows:
-            yield pa.table({TEXT: texts, LABEL: labels})
-            texts, labels = [], []
-    if texts:
-        yield pa.table({TEXT: texts, LABEL: labels})
+def rows_to_tables(
+    rows: Iterable[Sequence[Any]], names: Sequence[str], chunk_rows: int
+) -> Iterator[pa.Table]:
+    """Tuples (a generated set) as tables of ``chunk_rows`` rows with columns ``names``."""
+    batch: list[Sequence[Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= chunk_rows:
+            yield _rows_table(batch, names)
+            batch = []
+    if batch:
+        yield _rows_table(batch, names)
 
 
-def _read_file(path: Path, chunk_rows: int) -> Iterator[pa.Table]:
+def _rows_table(rows: list[Sequence[Any]], names: Sequence[str]) -> pa.Table:
+    columns = zip(*rows, strict=True)
+    return pa.table({name: list(values) for name, values in zip(names, columns, strict=True)})
+
+
+def read_file(path: Path, chunk_rows: int) -> Iterator[pa.Table]:
+    """A csv, jsonl or parquet file as tables (csv and parquet stream in chunks)."""
     if not path.is_file():
         raise DataError(f"data file not found: {path} (set data.path to an existing file)")
     fmt = SUFFIXES.get(path.suffix.lower())
@@ -89,7 +103,8 @@ def _read_file(path: Path, chunk_rows: int) -> Iterator[pa.Table]:
         raise DataError(f"{path}: cannot parse as {fmt}: {exc}") from exc
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the Hugging Face Hub opens within ``timeout`` seconds."""
     try:
         with socket.create_connection(HUB_HOST, timeout=timeout):
             return True
@@ -97,11 +112,11 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _read_hub(cfg: DataConfig) -> pa.Table:
+def read_hub(cfg: DataConfig) -> pa.Table:
     """Load with ``datasets``; fail within seconds, clearly, when the Hub cannot be reached."""
     hub = cfg.hub
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
-    if not offline and not _hub_reachable():
+    if not offline and not hub_reachable():
         os.environ["HF_HUB_OFFLINE"] = "1"  # only the local cache can help now; no retries
         offline = True
     try:
@@ -122,64 +137,8 @@ def _read_hub(cfg: DataConfig) -> pa.Table:
     return ds.data.table if hasattr(ds.data, "table") else ds.with_format("arrow")[:]
 
 
-def normalize(table: pa.Table, cfg: DataConfig, source: str, *, require_labels: bool) -> pa.Table:
-    """Rename the text/label columns to ``text``/``label``, map labels to ids, check types."""
-    names = table.column_names
-    if cfg.text_column not in names:
-        raise DataError(
-            f"{source}: no text column '{cfg.text_column}' (columns: {', '.join(names)}); "
-            "set data.text_column"
-        )
-    has_labels = cfg.label_column in names
-    if require_labels and not has_labels:
-        raise DataError(
-            f"{source}: no label column '{cfg.label_column}' (columns: {', '.join(names)}); "
-            "set data.label_column or add the column"
-        )
-    texts = table.column(cfg.text_column)
-    if not pa.types.is_string(texts.type) and not pa.types.is_large_string(texts.type):
-        if pa.types.is_null(texts.type):
-            texts = pa.array([None] * len(table), pa.string())
-        else:
-            raise DataError(
-                f"{source}: column '{cfg.text_column}' must hold text, found {texts.type}"
-            )
-    texts = pc.fill_null(texts.cast(pa.string()), "")
-    columns = {TEXT: texts}
-    if has_labels:
-        columns[LABEL] = _label_ids(table.column(cfg.label_column), cfg, source)
-    for name in names:
-        if name not in (cfg.text_column, cfg.label_column) and name not in columns:
-            columns[name] = table.column(name)
-    return pa.table(columns)
-
-
-def _label_ids(column: pa.ChunkedArray, cfg: DataConfig, source: str) -> pa.Array:
-    names = [n.lower() for n in cfg.label_names]
-    values = column.to_pylist()
-    ids: list[int] = []
-    bad: set[str] = set()
-    for v in values:
-        if isinstance(v, bool):
-            v = int(v)
-        if isinstance(v, int | float) and float(v).is_integer() and 0 <= int(v) < len(names):
-            ids.append(int(v))
-        elif isinstance(v, str) and v.strip().lower() in names:
-            ids.append(names.index(v.strip().lower()))
-        elif isinstance(v, str) and v.strip().isdigit() and int(v) < len(names):
-            ids.append(int(v))
-        else:
-            bad.add(repr(v))
-    if bad:
-        shown = ", ".join(sorted(bad)[:5])
-        raise DataError(
-            f"{source}: column '{cfg.label_column}' has values outside the labels: {shown}; "
-            f"allowed: 0..{len(names) - 1} or {', '.join(cfg.label_names)} (data.label_names)"
-        )
-    return pa.array(ids, pa.int64())
-
-
-def _source_name(cfg: DataConfig, path: Path | None) -> str:
+def source_name(cfg: DataConfig, path: Path | None) -> str:
+    """How error messages name the source: the file, the hub dataset or the generated set."""
     if cfg.source == "files":
         return str(path)
     if cfg.source == "hub":
@@ -187,63 +146,63 @@ def _source_name(cfg: DataConfig, path: Path | None) -> str:
     return "generated data"
 
 
-def _load_all(cfg: DataConfig, path: Path | None, *, require_labels: bool) -> pa.Table:
-    source = _source_name(cfg, path)
-    tables = [
-        normalize(t, cfg, source, require_labels=require_labels)
-        for t in iter_tables(cfg, path, chunk_rows=1 << 16)
-    ]
-    table = pa.concat_tables(tables) if tables else pa.table({TEXT: pa.array([], pa.string())})
-    if cfg.max_rows is not None:
-        table = table.slice(0, cfg.max_rows)
-    return table
+def concat(tables: Iterable[pa.Table], *, empty: pa.Schema, max_rows: int | None) -> pa.Table:
+    """All normalized chunks as one table (``empty``'s columns when there are none), capped."""
+    chunks = list(tables)
+    if not chunks:
+        return empty.empty_table()
+    table = pa.concat_tables(chunks, promote_options="default")
+    return table.slice(0, max_rows) if max_rows is not None else table
 
 
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+# -- training splits ----------------------------------------------------------------------------
 
 
-def _empty_count(texts: list[str]) -> int:
-    return sum(1 for t in texts if not t.strip())
+def seeded_split(table: pa.Table, eval_fraction: float, seed: int) -> tuple[pa.Table, pa.Table]:
+    """(train, eval): a seeded shuffle picks the eval rows; both keep the input order."""
+    order = list(range(len(table)))
+    random.Random(seed).shuffle(order)
+    n_eval = max(1, round(len(order) * eval_fraction)) if len(order) > 1 else 0
+    return table.take(sorted(order[n_eval:])), table.take(sorted(order[:n_eval]))
 
 
-def prepare_training_data(cfg: DataConfig, out_dir: Path) -> DatasetRef:
-    """Read, validate, shuffle-split (seeded) and write ``train.parquet`` and ``eval.parquet``."""
-    table = _load_all(cfg, cfg.path, require_labels=True)
+def train_eval(
+    cfg: DataConfig, load: Callable[[Path | None], pa.Table]
+) -> tuple[pa.Table, pa.Table]:
+    """(train, eval): ``data.eval_path`` when set, else a seeded split of ``data.path``."""
+    table = load(cfg.path)
     if cfg.eval_path is not None:
-        train, eval_ = table, _load_all(cfg, cfg.eval_path, require_labels=True)
-    else:
-        order = list(range(len(table)))
-        random.Random(cfg.seed).shuffle(order)
-        n_eval = max(1, round(len(order) * cfg.eval_fraction)) if len(order) > 1 else 0
-        eval_ = table.take(sorted(order[:n_eval]))
-        train = table.take(sorted(order[n_eval:]))
-    train_texts = train.column(TEXT).to_pylist()
-    eval_texts = eval_.column(TEXT).to_pylist()
-    checks: list[CheckResult] = [
-        quality.check_not_empty(len(train), "train"),
-        quality.check_not_empty(len(eval_), "eval"),
-        quality.check_empty_texts(
-            _empty_count(train_texts) + _empty_count(eval_texts), len(train) + len(eval_)
-        ),
-        quality.check_label_balance(train.column(LABEL).to_pylist(), cfg.label_names),
-        quality.check_duplicates(train_texts, len(train_texts)),
-        quality.check_overlap(train_texts, eval_texts),
-    ]
+        return table, load(cfg.eval_path)
+    return seeded_split(table, cfg.eval_fraction, cfg.seed)
+
+
+def save_splits(
+    out_dir: Path,
+    splits: dict[str, pa.Table],
+    checks: Sequence[CheckResult],
+    *,
+    has_labels: bool,
+    label_names: tuple[str, ...] = (),
+) -> DatasetRef:
+    """Write each split to ``<split>.parquet`` atomically; the reference to all of them."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_parquet(train, out_dir / "train.parquet")
-    _write_parquet(eval_, out_dir / "eval.parquet")
-    return _dataset_ref(
-        out_dir,
-        {"train": "train.parquet", "eval": "eval.parquet"},
-        {"train": len(train), "eval": len(eval_)},
-        train.column_names,
-        True,
-        cfg,
-        checks,
-    )
+    files = {split: f"{split}.parquet" for split in splits}
+    for split, table in splits.items():
+        write_parquet(table, out_dir / files[split])
+    first = next(iter(splits.values()))
+    return dataset_ref(
+        out_dir, files, {split: len(t) for split, t in splits.items()}, first.column_names,
+        has_labels=has_labels, checks=checks, label_names=label_names,
+    )  # fmt: skip
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """One table to ``path``, atomically."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 @dataclass(frozen=True)
@@ -268,83 +227,97 @@ def stream_to_parquet(
     """Write normalized chunks to ``target`` atomically, in bounded memory.
 
     Duplicates are counted from 8-byte hashes of ``keys(chunk)``, never by keeping rows; a run
-    that fails midway leaves only a temp file, which the step's cleanup removes.
+    that fails midway leaves no file behind.
     """
-    tmp = target.with_suffix(".tmp")
     rows = empty = 0
-    writer: pq.ParquetWriter | None = None
     schema = empty_schema
     hashes: list[np.ndarray] = []
-    try:
-        for chunk in tables:
-            if max_rows is not None and rows >= max_rows:
-                break  # stop reading, not just writing
-            table = chunk if max_rows is None else chunk.slice(0, max_rows - rows)
-            if len(table) == 0:
-                continue
-            if writer is None:
-                schema = table.schema
-                writer = pq.ParquetWriter(tmp, schema)
-            elif table.schema != schema:
-                table = table.cast(schema)
-            empty += count_empty(table)
-            chunk_keys = keys(table)
-            hashes.append(np.fromiter(map(hash, chunk_keys), dtype=np.int64, count=len(chunk_keys)))
-            writer.write_table(table)
-            rows += len(table)
-    finally:
-        if writer is not None:
-            writer.close()
-    if writer is None:
-        pq.write_table(empty_schema.empty_table(), tmp)
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        writer: pq.ParquetWriter | None = None
+        try:
+            for chunk in tables:
+                if max_rows is not None and rows >= max_rows:
+                    break  # stop reading, not just writing
+                table = chunk if max_rows is None else chunk.slice(0, max_rows - rows)
+                if len(table) == 0:
+                    continue
+                if writer is None:
+                    schema = table.schema
+                    writer = pq.ParquetWriter(tmp, schema)
+                elif table.schema != schema:
+                    table = table.cast(schema)
+                empty += count_empty(table)
+                chunk_keys = keys(table)
+                hashes.append(
+                    np.fromiter(map(hash, chunk_keys), dtype=np.int64, count=len(chunk_keys))
+                )
+                writer.write_table(table)
+                rows += len(table)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            pq.write_table(empty_schema.empty_table(), tmp)
     duplicates = rows - len(np.unique(np.concatenate(hashes))) if hashes else 0
     return StreamStats(rows=rows, empty=empty, duplicates=duplicates, schema=schema)
 
 
-def prepare_inference_data(cfg: DataConfig, out_dir: Path, *, chunk_rows: int) -> DatasetRef:
-    """Stream rows into ``data.parquet`` chunk by chunk (bounded memory), labels optional."""
-    source = _source_name(cfg, cfg.path)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stats = stream_to_parquet(
-        (normalize(raw, cfg, source, require_labels=False)
-         for raw in iter_tables(cfg, cfg.path, chunk_rows=chunk_rows)),
-        out_dir / "data.parquet",
-        max_rows=cfg.max_rows,
-        keys=lambda t: t.column(TEXT).to_pylist(),
-        count_empty=lambda t: _empty_count(t.column(TEXT).to_pylist()),
-        empty_schema=pa.schema([(TEXT, pa.string())]),
-    )  # fmt: skip
-    checks = [
-        quality.check_not_empty(stats.rows, "data"),
-        quality.check_empty_texts(stats.empty, stats.rows),
-        quality.check_duplicate_count(stats.duplicates, stats.rows, "duplicate texts"),
-    ]
-    return _dataset_ref(
-        out_dir, {"data": "data.parquet"}, {"data": stats.rows}, stats.schema.names,
-        LABEL in stats.schema.names, cfg, checks,
-    )  # fmt: skip
+def iter_chunks(
+    path: Path, chunk_rows: int, columns: list[str] | None = None
+) -> Iterator[pa.Table]:
+    """A parquet file as tables of at most ``chunk_rows`` rows (bounded memory)."""
+    reader = pq.ParquetFile(path)
+    for batch in reader.iter_batches(batch_size=chunk_rows, columns=columns):
+        yield pa.Table.from_batches([batch])
 
 
-def _dataset_ref(
+def write_predictions(
+    data_path: Path,
+    out_path: Path,
+    predict: Callable[[pa.Table], dict[str, pa.Array]],
+    *,
+    schema: pa.Schema,
+    chunk_rows: int,
+    columns: list[str],
+) -> tuple[int, float]:
+    """``row_id`` + ``predict(chunk)``'s columns for every row of ``data_path``, in order.
+
+    Reads ``columns`` in chunks of ``chunk_rows``, writes ``out_path`` atomically with
+    ``schema`` (its first field is ``row_id``); returns (rows, seconds).
+    """
+    rows = 0
+    started = time.perf_counter()
+    with atomic_path(out_path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for chunk in iter_chunks(data_path, chunk_rows, columns=columns):
+            predicted = predict(chunk)
+            ids = pa.array(range(rows, rows + len(chunk)), pa.int64())
+            writer.write_table(pa.table({"row_id": ids, **predicted}, schema=schema))
+            rows += len(chunk)
+    return rows, time.perf_counter() - started
+
+
+# -- references ---------------------------------------------------------------------------------
+
+
+def dataset_ref(
     out_dir: Path,
     files: dict[str, str],
     rows: dict[str, int],
-    columns: list[str],
+    columns: Sequence[str],
+    *,
     has_labels: bool,
-    cfg: DataConfig,
-    checks: list[CheckResult],
-    label_names: tuple[str, ...] | None = None,
+    checks: Sequence[CheckResult],
+    label_names: tuple[str, ...] = (),
 ) -> DatasetRef:
-    names = tuple(cfg.label_names) if label_names is None else label_names
+    """The reference a data step returns: where the files are, their hash, rows and checks."""
     return DatasetRef(
         uri=str(out_dir),
-        sha256=dataset_sha256(out_dir, files, names),
+        sha256=dataset_sha256(out_dir, files, label_names),
         files=files,
         rows=rows,
         columns=tuple(columns),
         has_labels=has_labels,
-        label_names=names,
+        label_names=label_names,
         checks=tuple(checks),
     )
 

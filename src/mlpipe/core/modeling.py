@@ -1,16 +1,19 @@
-"""Build or load a sequence-classification model and its tokenizer (torch imported lazily)."""
+"""Model plumbing every task shares: base resolution, tokenizers, threads, int8, saving.
+
+torch and transformers are imported lazily; the task packages build their own model kinds.
+"""
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlpipe.core.config import ModelConfig
 from mlpipe.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PreTrainedTokenizerBase
 
 
 def quiet_transformers() -> None:
@@ -43,9 +46,9 @@ def resolve_base(base: str) -> str:
         return str(path)
     if base.startswith((".", "/", "~")):
         raise ConfigError(f"model.base: directory not found: {base}")
-    from mlpipe.core.data import _hub_reachable
+    from mlpipe.core.data import hub_reachable
 
-    if os.environ.get("HF_HUB_OFFLINE") in ("1", "true") or not _hub_reachable():
+    if os.environ.get("HF_HUB_OFFLINE") in ("1", "true") or not hub_reachable():
         raise ConfigError(
             f"model.base: '{base}' is not a local directory and the Hugging Face Hub is "
             "unreachable; use 'minilm', 'tiny' or a local model directory"
@@ -60,60 +63,32 @@ def load_tokenizer(source: str | Path) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(str(source))
 
 
-def build_model(
-    cfg: ModelConfig, label_names: tuple[str, ...] | list[str]
-) -> tuple[PreTrainedModel, Any]:
-    """The base model with a fresh classification head, and its tokenizer."""
-    quiet_transformers()
-    import torch
-    from transformers import (
-        AutoModelForSequenceClassification,
-        BertConfig,
-        BertForSequenceClassification,
-    )
-
-    source = resolve_base(cfg.base)
-    tokenizer = load_tokenizer(source)
-    labels = {i: name for i, name in enumerate(label_names)}
-    if cfg.base == "tiny":
-        tiny = cfg.tiny
-        config = BertConfig(  # type: ignore[call-arg]  # num_labels etc. go to PretrainedConfig
-            vocab_size=tokenizer.vocab_size,
-            hidden_size=tiny.hidden_size,
-            num_hidden_layers=tiny.num_layers,
-            num_attention_heads=tiny.num_heads,
-            intermediate_size=tiny.intermediate_size,
-            max_position_embeddings=max(cfg.max_length, 512),
-            num_labels=len(labels),
-            id2label=labels,
-            label2id={v: k for k, v in labels.items()},
-        )
-        model = BertForSequenceClassification(config)
-    else:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            source,
-            num_labels=len(labels),
-            id2label=labels,
-            label2id={v: k for k, v in labels.items()},
-            dtype=torch.float32,
-        )
-    return model, tokenizer
-
-
-def load_trained(model_dir: str | Path) -> tuple[PreTrainedModel, Any]:
-    """A fine-tuned model saved by mlpipe (safetensors only; never pickle)."""
-    quiet_transformers()
-    from transformers import AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), use_safetensors=True)
-    model.eval()
-    return model, load_tokenizer(model_dir)
-
-
 def set_threads(n: int | None) -> None:
     import torch
 
     torch.set_num_threads(n or max(os.cpu_count() or 1, 1))
+
+
+def quantize_int8(model: Any) -> Any:
+    """Dynamic int8 Linear layers with per-channel weights: the fast int8 path on CPUs.
+
+    ``torch.ao.quantization.quantize_dynamic`` is deprecated in favour of torchao; measured here,
+    torchao's int8 runs no faster than fp32 on CPU without ``torch.compile``, so the fbgemm path
+    stays while torch ships it, and torchao is the fallback once it is gone.
+    """
+    import torch
+
+    ao = getattr(torch.ao.quantization, "quantize_dynamic", None)
+    if ao is not None:
+        from torch.ao.quantization import per_channel_dynamic_qconfig
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ao(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    quantize_(model, Int8DynamicActivationInt8WeightConfig())
+    return model
 
 
 # Loader settings that transformers copies into tokenizer_config.json from the environment

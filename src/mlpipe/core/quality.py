@@ -1,23 +1,16 @@
 """Data-quality checks as plain functions returning ``CheckResult``s.
 
-Adapters surface these (Dagster as asset checks, Airflow and kfp in logs and metadata); the local
+These are the task-agnostic ones; a task adds its own (``label_balance`` for classification,
+``gold_sql_runs`` for text-to-sql) and declares per step which it reports (``Task.checks``).
+Adapters surface them (Dagster as asset checks, Airflow and kfp in logs and metadata); the local
 runner stops on a failed blocking check.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from mlpipe.core.refs import CheckResult
-
-# The checks each step's reference carries; orchestrators that declare checks up front read these.
-TRAINING_DATA_CHECKS = (
-    "train_not_empty", "eval_not_empty", "no_empty_texts", "label_balance", "duplicate_texts",
-    "train_eval_overlap",
-)  # fmt: skip
-INFERENCE_DATA_CHECKS = ("data_not_empty", "no_empty_texts", "duplicate_texts")
-MODEL_CHECKS = ("min_eval_accuracy",)
 
 
 def check_not_empty(rows: int, split: str) -> CheckResult:
@@ -39,35 +32,6 @@ def check_empty_texts(empty: int, rows: int) -> CheckResult:
         threshold=0.0,
         message=f"{empty} of {rows} texts are empty or whitespace"
         + ("" if empty == 0 else ": remove or fill them"),
-    )
-
-
-def check_label_balance(
-    labels: Sequence[int], label_names: Sequence[str], min_fraction: float = 0.1
-) -> CheckResult:
-    """Blocking when a class is missing entirely (nothing to learn); a warning when rare."""
-    counts = Counter(labels)
-    total = max(len(labels), 1)
-    fractions = {name: counts.get(i, 0) / total for i, name in enumerate(label_names)}
-    smallest = min(fractions.values())
-    missing = [name for name, f in fractions.items() if f == 0]
-    shown = ", ".join(f"{n}={f:.1%}" for n, f in fractions.items())
-    if missing:
-        return CheckResult(
-            name="label_balance",
-            passed=False,
-            blocking=True,
-            value=smallest,
-            threshold=min_fraction,
-            message=f"no examples of {missing}: {shown}",
-        )
-    return CheckResult(
-        name="label_balance",
-        passed=smallest >= min_fraction,
-        blocking=False,
-        value=smallest,
-        threshold=min_fraction,
-        message=shown,
     )
 
 
@@ -145,26 +109,6 @@ def check_empty_fields(what: str, empty: int, rows: int) -> CheckResult:
         message=f"{empty} of {rows} rows have {what}"
         + ("" if empty == 0 else ": remove or fill them"),
     )
-
-
-def check_gold_sql_runs(failed: int, checked: int, max_fraction: float = 0.1) -> CheckResult:
-    """Gold SQL that does not run on its own context can never execution-match: a data problem."""
-    fraction = failed / checked if checked else 0.0
-    return CheckResult(
-        name="gold_sql_runs",
-        passed=fraction <= max_fraction,
-        blocking=False,
-        value=fraction,
-        threshold=max_fraction,
-        message=f"{failed} of {checked} gold queries checked fail on their context "
-        f"({fraction:.1%})",
-    )
-
-
-def check_not_applicable(name: str, why: str) -> CheckResult:
-    """A declared check that means nothing for this task: passes, says why (orchestrators that
-    declare checks up front, like Dagster, expect every declared one)."""
-    return CheckResult(name=name, passed=True, blocking=False, message=f"not applicable: {why}")
 
 
 def check_truncated(truncated: int, rows: int, max_fraction: float = 0.01) -> CheckResult:

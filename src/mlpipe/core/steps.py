@@ -152,7 +152,7 @@ def save_results(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mlpipe.core.inference import iter_chunks
+    from mlpipe.core.data import iter_chunks
 
     task = get_task(config.task)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)

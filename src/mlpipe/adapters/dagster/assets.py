@@ -1,51 +1,64 @@
-"""mlpipe's pipelines as Dagster software-defined assets, generated from ``Pipeline.steps``.
+"""Any mlpipe pipeline as Dagster software-defined assets, generated from ``Pipeline.steps``.
 
 One asset per step output (``Step.asset``); each asset body is one ``execute_step`` call and its
-value is the step's reference as a JSON dict, never the artifact. Core's quality checks become
-Dagster asset checks on the asset they describe, so a failed blocking check stops downstream assets
-the Dagster way (blocking checks) rather than by an exception inside the step.
+value is the step's reference as a JSON dict, never the artifact. The step's declared quality
+checks (``Pipeline.checks_for``) become Dagster asset checks on the asset they describe, so a failed
+blocking check stops downstream assets the Dagster way (blocking checks), not by an exception.
 """
-
 
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from mlpipe.core.config import PipelineConfig, config_from_json
+from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError, StepFailedError
+from mlpipe.core.execution import execute_step
+from mlpipe.core.paths import resolve_home, safe_run_id
 from mlpipe.core.pipeline import Pipeline, Step
 from mlpipe.core.refs import CheckResult, Ref, ref_from_json
-from mlpipe.core.runner import execute_step, resolve_home, safe_run_id
 
 RESOURCE_KEY = "mlpipe"
 RUN_ID_TAG = "mlpipe/run_id"  # set it on a run to choose the mlpipe run id; else Dagster's run id
+BUILT_IN = ("training", "inference")  # what the shipped code location serves unasked
 
+
+def dagster_name(name: str) -> str:
+    """A pipeline, step or asset name as a valid Dagster name (``my-pipe`` -> ``my_pipe``)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def job_name(pipeline: str) -> str:
+    return f"mlpipe_{dagster_name(pipeline)}"
+
+
+def config_env(pipeline: str) -> str:
+    """The env var naming a pipeline's config file for the shipped code location."""
+    return f"MLPIPE_{dagster_name(pipeline).upper()}_CONFIG"
 
 
 class MlpipeResource(dg.ConfigurableResource):
-    """The validated mlpipe configs (as JSON) and the mlpipe home every asset of a run shares.
+    """The validated configs (as JSON) and pipeline refs, by pipeline name, and the mlpipe home.
 
-    The JSON is ``PipelineConfig.model_dump_json()``; it can be replaced per run through the run
-    config (``resources.mlpipe.config.training_config``) and is validated again by core.
+    ``configs[name]`` is ``config.model_dump_json()``; a run can replace it through the run config
+    (``resources.mlpipe.config.configs``) and core validates it again. ``refs[name]`` is what
+    another process imports the pipeline by (``training`` or ``module:ATTR``).
     """
 
     home: str = ""
-    training_config: str = ""
-    inference_config: str = ""
+    configs: dict[str, str] = {}
+    refs: dict[str, str] = {}
     use_cache: bool | None = None
 
     def config_json(self, pipeline: str) -> str:
-        text: str = getattr(self, f"{pipeline}_config", "")
+        text = self.configs.get(pipeline, "")
         if not text:
-            raise ConfigError(f"resource '{RESOURCE_KEY}': no {pipeline}_config given")
+            raise ConfigError(f"resource '{RESOURCE_KEY}': no config given for '{pipeline}'")
         return text
-
-    def config(self, pipeline: str) -> PipelineConfig:
-        return config_from_json(self.config_json(pipeline))
 
     def home_path(self) -> Path:
         return resolve_home(self.home or None)
@@ -117,7 +130,7 @@ def ref_metadata(ref: Ref) -> dict[str, Any]:
     return meta
 
 
-def check_result(step: Step, check: CheckResult) -> dg.AssetCheckResult:
+def check_result(asset: str, check: CheckResult) -> dg.AssetCheckResult:
     """A core CheckResult as a Dagster one: ERROR severity only where core says it blocks."""
     meta: dict[str, Any] = {"blocking": check.blocking}
     if check.value is not None:
@@ -125,57 +138,53 @@ def check_result(step: Step, check: CheckResult) -> dg.AssetCheckResult:
     if check.threshold is not None:
         meta["threshold"] = check.threshold
     return dg.AssetCheckResult(
-        asset_key=dg.AssetKey(step.asset), check_name=check.name, passed=check.passed,
+        asset_key=dg.AssetKey(asset), check_name=check.name, passed=check.passed,
         severity=dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN,
         description=check.message or None, metadata=meta,
     )
 
 
-def _check_specs(step: Step) -> list[dg.AssetCheckSpec]:
-    # Every spec is blocking: whether a failure gates is then decided per result by its severity,
-    # which mirrors core (label_balance blocks only when a class is missing entirely).
-    return [dg.AssetCheckSpec(name, asset=step.asset, blocking=True,
-                              description=f"mlpipe quality check '{name}' from step {step.name}")
-            for name in step.checks]
-
-
-def _retry_policy(config: PipelineConfig) -> dg.RetryPolicy | None:
+def retry_policy(config: PipelineSettings) -> dg.RetryPolicy | None:
     runtime = config.runtime
     if not runtime.retries:
         return None
     return dg.RetryPolicy(max_retries=runtime.retries, delay=runtime.retry_delay_s)
 
 
-def step_asset(pipeline: Pipeline, step: Step, config: PipelineConfig) -> dg.AssetsDefinition:
+def step_asset(
+    pipeline: Pipeline, step: Step, config: PipelineSettings
+) -> dg.AssetsDefinition:
     """One asset for one step: inputs are the upstream assets' references, output its own."""
-    ins = {arg: dg.AssetIn(key=pipeline.step(source).asset) for arg, source in step.inputs.items()}
-    declared = set(step.checks)
+    asset = dagster_name(step.asset)
+    ins = {arg: dg.AssetIn(key=dagster_name(pipeline.step(source).asset))
+           for arg, source in step.inputs.items()}
+    declared = pipeline.checks_for(step.name, config)
+    # Every spec is blocking: whether a failure gates is then decided per result by its severity,
+    # which mirrors core (label_balance blocks only when a class is missing entirely).
+    specs = [dg.AssetCheckSpec(name, asset=asset, blocking=True,
+                               description=f"mlpipe quality check '{name}' from step {step.name}")
+             for name in declared]
 
     @dg.asset(
-        name=step.asset, group_name=pipeline.name, description=step.description, ins=ins,
-        check_specs=_check_specs(step), required_resource_keys={RESOURCE_KEY},
-        retry_policy=_retry_policy(config), kinds={"python"},
-        tags={"mlpipe/pipeline": pipeline.name}, metadata={"mlpipe/step": step.name},
-        op_tags={"mlpipe/step": step.name},
+        name=asset, group_name=dagster_name(pipeline.name), description=step.description,
+        ins=ins, check_specs=specs, required_resource_keys={RESOURCE_KEY},
+        retry_policy=retry_policy(config), kinds={"python"},
+        tags={"mlpipe/pipeline": dagster_name(pipeline.name)},
+        metadata={"mlpipe/step": step.name}, op_tags={"mlpipe/step": step.name},
     )
     def _asset(context: dg.AssetExecutionContext, **inputs: Any) -> Iterator[Any]:
         res: MlpipeResource = getattr(context.resources, RESOURCE_KEY)
         run_id = mlpipe_run_id(context)
         try:
             result = execute_step(
-                pipeline.name, step.name, res.config_json(pipeline.name), inputs,
-                home=res.home_path(), run_id=run_id, use_cache=res.use_cache,
-                enforce_checks=False,  # the asset checks below gate instead
+                res.refs.get(pipeline.name) or pipeline, step.name,
+                res.config_json(pipeline.name), inputs, home=res.home_path(), run_id=run_id,
+                use_cache=res.use_cache, enforce_checks=False,  # the asset checks gate instead
                 tags={"runner": "dagster", "orchestrator_run_id": context.run.run_id,
                       "dagster_job": context.job_name},
             )
-        except StepFailedError as exc:
-            raise dg.Failure(
-                description=str(exc),
-                metadata={"mlpipe_step": step.name, "exit_code": exc.exit_code,
-                          "error_type": type(exc.cause).__name__, "error": str(exc.cause)},
-                allow_retries=exc.exit_code != 2,  # bad input does not get better on retry
-            ) from exc
+        except StepFailedError as exc:  # error.json says what; Dagster only needs to stop
+            raise dg.Failure(description=str(exc), allow_retries=exc.exit_code != 2) from exc
         ref = ref_from_json(result["ref"])
         meta = ref_metadata(ref)
         meta.update({"mlpipe/run_id": run_id, "mlpipe/seconds": result["seconds"],
@@ -185,31 +194,18 @@ def step_asset(pipeline: Pipeline, step: Step, config: PipelineConfig) -> dg.Ass
         yield dg.Output(result["ref"], metadata=meta)
         for check in ref.checks:
             if check.name in declared:
-                yield check_result(step, check)
+                yield check_result(asset, check)
         undeclared = [c for c in ref.checks if c.name not in declared]
         for check in undeclared:
             context.log.warning(f"check {check.name} (not declared to Dagster): "
                                 f"passed={check.passed} blocking={check.blocking} {check.message}")
         failed = [c for c in undeclared if c.blocking and not c.passed]
-        if failed:
-            raise dg.Failure(
-                description="; ".join(f"check {c.name} failed: {c.message}" for c in failed),
-                metadata={"mlpipe_step": step.name, "exit_code": 1,
-                          "error_type": "QualityGateError"},
-                allow_retries=False,
-            )
+        if failed:  # result.json records it too: the runner reports it as a QualityGateError
+            raise dg.Failure(description="; ".join(f"check {c.name} failed: {c.message}"
+                                                   for c in failed), allow_retries=False)
 
     return _asset
 
 
-def build_assets(pipeline: Pipeline, config: PipelineConfig) -> list[dg.AssetsDefinition]:
-    """All of a pipeline's assets, in step order; nothing here is specific to one pipeline."""
-    if config.runtime.mode == "kubernetes":  # each asset launches its step's pod: cluster.py
-        from .cluster import build_cluster_assets
-
-        return build_cluster_assets(pipeline, config)
-    return [step_asset(pipeline, step, config) for step in pipeline.steps]
-
-
 def asset_to_step(pipeline: Pipeline) -> Mapping[str, str]:
-    return {step.asset: step.name for step in pipeline.steps}
+    return {dagster_name(step.asset): step.name for step in pipeline.steps}

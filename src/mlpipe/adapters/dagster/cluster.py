@@ -21,10 +21,10 @@ import dagster as dg
 import yaml
 
 from mlpipe.core.cluster import ContainerSpec, pod_manifest, step_container
-from mlpipe.core.config import PipelineConfig
-from mlpipe.core.pipeline import Pipeline, Step
+from mlpipe.core.config import PipelineSettings
+from mlpipe.core.pipeline import Pipeline, Step, portable_ref
 
-from .assets import RUN_ID_TAG, _retry_policy, mlpipe_run_id
+from .assets import BUILT_IN, RUN_ID_TAG, config_env, dagster_name, job_name, mlpipe_run_id, retry_policy
 
 PIPES_KEY = "pipes_k8s"
 #: What the rendered specs show where the asset puts the run's id at run time.
@@ -49,15 +49,16 @@ def pod_arguments(spec: ContainerSpec) -> dict[str, Any]:
     }
 
 
-def cluster_asset(pipeline: Pipeline, step: Step, config: PipelineConfig) -> dg.AssetsDefinition:
+def cluster_asset(pipeline: Pipeline, step: Step, config: PipelineSettings) -> dg.AssetsDefinition:
     """One asset whose materialization is one pod running ``mlpipe step`` for ``step``."""
     step_container(pipeline, step.name, config, RUN_ID_PLACEHOLDER)  # bad settings fail at load
 
     @dg.asset(
-        name=step.asset, group_name=pipeline.name, description=step.description,
-        deps=[pipeline.step(source).asset for source in step.upstream],
-        required_resource_keys={PIPES_KEY}, retry_policy=_retry_policy(config),
-        kinds={"kubernetes"}, tags={"mlpipe/pipeline": pipeline.name},
+        name=dagster_name(step.asset), group_name=dagster_name(pipeline.name),
+        description=step.description,
+        deps=[dagster_name(pipeline.step(source).asset) for source in step.upstream],
+        required_resource_keys={PIPES_KEY}, retry_policy=retry_policy(config),
+        kinds={"kubernetes"}, tags={"mlpipe/pipeline": dagster_name(pipeline.name)},
         metadata={"mlpipe/step": step.name, "mlpipe/image": config.cluster.image},
         op_tags={"mlpipe/step": step.name},
     )
@@ -77,7 +78,13 @@ def cluster_asset(pipeline: Pipeline, step: Step, config: PipelineConfig) -> dg.
     return _asset
 
 
-def build_cluster_assets(pipeline: Pipeline, config: PipelineConfig) -> list[dg.AssetsDefinition]:
+def location_env(pipeline: Pipeline) -> str:
+    """``MLPIPE_PIPELINES=<ref> `` for a pipeline the code location does not serve by default."""
+    ref = portable_ref(pipeline)
+    return "" if ref in BUILT_IN else f"MLPIPE_PIPELINES={ref} "
+
+
+def build_cluster_assets(pipeline: Pipeline, config: PipelineSettings) -> list[dg.AssetsDefinition]:
     return [cluster_asset(pipeline, step, config) for step in pipeline.steps]
 
 
@@ -95,11 +102,9 @@ def pod_body(spec: ContainerSpec, pod_name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", **body}
 
 
-def render_cluster(pipeline: Pipeline, config: PipelineConfig, out_dir: Path) -> list[Path]:
+def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) -> list[Path]:
     """Write ``<pipeline>-<step>.pod.yaml`` (each step's pod) and ``<pipeline>.dagster.yaml``
     (the job: assets in order, their deps, the resource and how the run id is chosen)."""
-    from .build import job_name
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
@@ -112,13 +117,13 @@ def render_cluster(pipeline: Pipeline, config: PipelineConfig, out_dir: Path) ->
     job = {
         "job": job_name(pipeline.name),
         "code_location": "dagster dev -m mlpipe.adapters.dagster.definitions "
-                         f"(MLPIPE_{pipeline.name.upper()}_CONFIG=<this config>)",
+                         f"({location_env(pipeline)}{config_env(pipeline.name)}=<this config>)",
         "launcher": "dagster_k8s.PipesK8sClient (resource 'pipes_k8s'), one pod per asset",
         "run_id": f"run tag '{RUN_ID_TAG}' if set, else the Dagster run id; "
                   f"{RUN_ID_PLACEHOLDER} in the pod files",
         "namespace": config.cluster.namespace,
-        "assets": [{"asset": step.asset, "step": step.name,
-                    "deps": [pipeline.step(s).asset for s in step.upstream],
+        "assets": [{"asset": dagster_name(step.asset), "step": step.name,
+                    "deps": [dagster_name(pipeline.step(s).asset) for s in step.upstream],
                     "pod": f"{pipeline.name}-{step.name}.pod.yaml"} for step in pipeline.steps],
     }
     path = out_dir / f"{pipeline.name}.dagster.yaml"

@@ -1,13 +1,14 @@
-"""mlpipe pipelines as kfp v2 pipelines: one generated component per core step.
+"""mlpipe pipelines as kfp v2 pipelines: one generated component per step, for any pipeline.
 
 kfp's lightweight components ship their function's *source* to the pod, so a component cannot be
 a closure over a ``Step``. Instead, for each step this module writes a short function source (typed
-kfp inputs and outputs, body = one call to :func:`mlpipe.adapters.kubeflow.task.run_component`),
-registers it with :mod:`linecache` so ``inspect.getsource`` (which kfp uses) can read it, and
-wraps it with ``dsl.component``. Adding a step to ``mlpipe.core.pipelines`` adds a component here.
+kfp inputs and outputs, body = one call to :func:`mlpipe.adapters.kubeflow.task.run_component`
+with the pipeline's portable ref), registers it with :mod:`linecache` so ``inspect.getsource``
+(which kfp uses) can read it, and wraps it with ``dsl.component``.
 """
 
 import json
+import keyword
 import linecache
 import typing
 from collections.abc import Callable
@@ -16,17 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from kfp import compiler, dsl
-from kfp.dsl import ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+from kfp.dsl.utils import maybe_rename_for_k8s
 
-from mlpipe.core.config import PipelineConfig
+from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError
-from mlpipe.core.pipeline import Pipeline, Step
+from mlpipe.core.pipeline import Pipeline, Step, portable_ref
 from mlpipe.core.refs import (
     ArtifactsRef,
     DatasetRef,
     ModelRef,
     ModelVersionRef,
     PredictionsRef,
+    Ref,
     ResultsRef,
 )
 
@@ -34,7 +37,8 @@ from mlpipe.core.refs import (
 # SubprocessRunner ignores it (it runs the same body with this interpreter).
 DEFAULT_BASE_IMAGE = "mlpipe:latest"
 
-# kfp artifact type per reference type; the artifact's file holds the reference JSON.
+# kfp artifact type per built-in reference type; any other reference is a plain ``Artifact``.
+# The artifact's file holds the reference JSON.
 ARTIFACT_TYPES: dict[type, type[dsl.Artifact]] = {
     DatasetRef: Dataset,
     ModelRef: Model,
@@ -43,13 +47,15 @@ ARTIFACT_TYPES: dict[type, type[dsl.Artifact]] = {
     PredictionsRef: Dataset,
     ResultsRef: Dataset,
 }
-# References whose numbers go to a kfp Metrics artifact (others repeat their upstream's metrics).
+# Built-in references whose numbers go to a kfp Metrics artifact (the others repeat their
+# upstream's metrics); other references get one when they have a ``metrics`` field.
 METRICS_REFS: tuple[type, ...] = (ModelRef, PredictionsRef, ResultsRef)
 # References that also get a ClassificationMetrics artifact (a confusion matrix, when labelled).
 CLASSIFICATION_REFS: tuple[type, ...] = (ResultsRef,)
 
 PARAMS = ("config_json", "mlpipe_home", "run_id")  # pipeline parameters every component takes
 JOB_NAME_ARG = "job_name"  # the orchestrator's run name; the run id when run_id is empty
+_NAMESPACE = {t.__name__: t for t in (Artifact, ClassificationMetrics, Dataset, Metrics, Model)}
 
 
 @dataclass(frozen=True)
@@ -57,42 +63,68 @@ class ComponentPlan:
     """How one step appears in kfp: its main output's name and type, and extra outputs."""
 
     step: Step
-    ref_type: type
+    ref_type: type | None  # the step function's return annotation, when it is a class
     output: str  # the main output's name: the step's asset name
     artifact: type[dsl.Artifact]
     metrics: bool
     confusion: bool
 
     @property
+    def function_name(self) -> str:
+        """The generated function's name (kfp derives the component's name from it)."""
+        name = "".join(c if c.isalnum() else "_" for c in self.step.name)
+        return f"step_{name}" if not name.isidentifier() or keyword.iskeyword(name) else name
+
+    @property
     def task_name(self) -> str:
-        return self.step.name.replace("_", "-")  # how kfp names the component and the task
+        return maybe_rename_for_k8s(self.function_name)  # how kfp names the component and task
+
+
+def _return_type(step: Step) -> type | None:
+    try:
+        hint = typing.get_type_hints(step.fn).get("return")
+    except Exception:  # unresolvable annotations: the step is still runnable, just untyped
+        return None
+    return hint if isinstance(hint, type) else None
+
+
+def _has_metrics(ref_type: type | None) -> bool:
+    if ref_type is None:
+        return False
+    if ref_type in ARTIFACT_TYPES:
+        return issubclass(ref_type, METRICS_REFS)
+    return issubclass(ref_type, Ref) and "metrics" in ref_type.model_fields
 
 
 def plan(pipeline: Pipeline) -> list[ComponentPlan]:
     """One ComponentPlan per step, typed from the step function's return annotation."""
     plans = []
     for step in pipeline.steps:
-        ref_type = typing.get_type_hints(step.fn).get("return")
-        if ref_type not in ARTIFACT_TYPES:
-            raise TypeError(f"step '{step.name}': return type {ref_type!r} has no kfp artifact "
-                            f"type; add it to ARTIFACT_TYPES")
+        ref_type = _return_type(step)
         taken = {*PARAMS, JOB_NAME_ARG, *step.inputs, "metrics", "confusion_matrix"}
-        if step.asset in taken:
-            raise ValueError(f"step '{step.name}': asset name '{step.asset}' clashes with an "
-                             "argument of its kfp component")
-        plans.append(ComponentPlan(step=step, ref_type=ref_type, output=step.asset,
-                                   artifact=ARTIFACT_TYPES[ref_type],
-                                   metrics=issubclass(ref_type, METRICS_REFS),
-                                   confusion=issubclass(ref_type, CLASSIFICATION_REFS)))
+        if step.asset in taken or not step.asset.isidentifier() or keyword.iskeyword(step.asset):
+            raise ConfigError(f"step '{step.name}': asset name '{step.asset}' cannot name the "
+                              "output of its kfp component (not an identifier, or taken)")
+        plans.append(ComponentPlan(
+            step=step, ref_type=ref_type, output=step.asset,
+            artifact=ARTIFACT_TYPES.get(ref_type, Artifact) if ref_type else Artifact,
+            metrics=_has_metrics(ref_type),
+            confusion=ref_type is not None and issubclass(ref_type, CLASSIFICATION_REFS)))
+    names = [p.task_name for p in plans]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"pipeline {pipeline.name}: step names clash as kfp tasks: {names}")
     return plans
 
 
-def component_source(pipeline: Pipeline, item: ComponentPlan) -> str:
-    """The Python source of one step's component, as it will appear in the pipeline YAML."""
+def component_source(ref: str, item: ComponentPlan, plans: dict[str, ComponentPlan]) -> str:
+    """The Python source of one step's component, as it will appear in the pipeline YAML.
+
+    ``ref`` is the pipeline's portable ref (a registered name or ``module:ATTR``), which the
+    component's process resolves again.
+    """
     step = item.step
     args = [f"{p}: str" for p in (*PARAMS, JOB_NAME_ARG)]
-    args += [f"{arg}: Input[{ARTIFACT_TYPES[_input_ref(pipeline, src)].__name__}]"
-             for arg, src in step.inputs.items()]
+    args += [f"{arg}: Input[{plans[src].artifact.__name__}]" for arg, src in step.inputs.items()]
     outputs = {"ref": item.output}
     args.append(f"{item.output}: Output[{item.artifact.__name__}]")
     if item.metrics:
@@ -105,26 +137,19 @@ def component_source(pipeline: Pipeline, item: ComponentPlan) -> str:
     outs = ", ".join(f"{k!r}: {v}" for k, v in outputs.items())
     signature = ",\n    ".join(args)
     return (
-        f"def {step.name}(\n    {signature},\n):\n"
+        f"def {item.function_name}(\n    {signature},\n):\n"
         f"    {json.dumps(step.description)}\n"
         "    from mlpipe.adapters.kubeflow.task import run_component\n"
-        f"    run_component({pipeline.name!r}, {step.name!r}, config_json, mlpipe_home,\n"
+        f"    run_component({ref!r}, {step.name!r}, config_json, mlpipe_home,\n"
         f"                  run_id or {JOB_NAME_ARG}, {{{inputs}}}, {{{outs}}},\n"
         f"                  orchestrator_run_id={JOB_NAME_ARG})\n"
     )
 
 
-def _input_ref(pipeline: Pipeline, source_step: str) -> type:
-    return typing.get_type_hints(pipeline.step(source_step).fn)["return"]
-
-
 def _function_from_source(source: str, name: str, filename: str) -> Callable[..., None]:
     """Define a function from source so that ``inspect.getsource`` returns exactly ``source``."""
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict[str, Any] = {
-        "Input": Input, "Output": Output, "Dataset": Dataset, "Model": Model,
-        "Metrics": Metrics, "ClassificationMetrics": ClassificationMetrics,
-    }
+    namespace: dict[str, Any] = {"Input": Input, "Output": Output, **_NAMESPACE}
     exec(compile(source, filename, "exec"), namespace)
     fn: Callable[..., None] = namespace[name]
     return fn
@@ -132,11 +157,13 @@ def _function_from_source(source: str, name: str, filename: str) -> Callable[...
 
 def build_components(pipeline: Pipeline, base_image: str = DEFAULT_BASE_IMAGE) -> dict[str, Any]:
     """step name -> kfp component. No pip installs at run time: the image (or venv) has mlpipe."""
+    ref = portable_ref(pipeline)
+    plans = {p.step.name: p for p in plan(pipeline)}
     components = {}
-    for item in plan(pipeline):
-        source = component_source(pipeline, item)
+    for item in plans.values():
+        source = component_source(ref, item, plans)
         filename = f"<mlpipe-kfp {pipeline.name}.{item.step.name}>"
-        fn = _function_from_source(source, item.step.name, filename)
+        fn = _function_from_source(source, item.function_name, filename)
         components[item.step.name] = dsl.component(
             fn, base_image=base_image, packages_to_install=[], install_kfp_package=False)
     return components
@@ -144,7 +171,7 @@ def build_components(pipeline: Pipeline, base_image: str = DEFAULT_BASE_IMAGE) -
 
 def build_pipeline(
     pipeline: Pipeline,
-    config: PipelineConfig,
+    config: PipelineSettings,
     *,
     base_image: str = DEFAULT_BASE_IMAGE,
     home: str = "",
@@ -206,7 +233,7 @@ def _set_timeout(task: Any, seconds: float) -> None:
 
 def compile_pipeline(
     pipeline: Pipeline,
-    config: PipelineConfig,
+    config: PipelineSettings,
     output: Path,
     *,
     base_image: str = DEFAULT_BASE_IMAGE,

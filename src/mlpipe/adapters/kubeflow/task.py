@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-ERROR_FILE = "mlpipe_error.json"  # written next to a failed task's outputs for the local runner
-
 
 def run_component(
     pipeline: str,
@@ -31,14 +29,16 @@ def run_component(
 ) -> None:
     """Run one mlpipe step as a kfp component.
 
+    ``pipeline`` is the pipeline's portable ref (a registered name or ``module:ATTR``).
     ``inputs`` maps the step's argument names to kfp input artifacts whose file holds the
     upstream reference JSON; ``outputs`` has ``ref`` (the step's reference) and optionally
     ``metrics`` (kfp ``Metrics``) and ``confusion_matrix`` (kfp ``ClassificationMetrics``).
-    On failure the cause is recorded next to the outputs and the process exits with the cause's
-    exit code (2 for bad input), so a pod reports it the same way ``mlpipe step`` does.
+    On failure ``execute_step`` has recorded the cause in the step's ``error.json``; the process
+    exits with the cause's exit code (2 for bad input), as ``mlpipe step`` does.
     """
-    from mlpipe.core.errors import MlpipeError, StepFailedError
-    from mlpipe.core.runner import execute_step, resolve_home, safe_run_id
+    from mlpipe.core.errors import MlpipeError
+    from mlpipe.core.execution.step import execute_step
+    from mlpipe.core.paths import safe_run_id
 
     started = time.perf_counter()
     run_id = safe_run_id(run_id)
@@ -50,15 +50,13 @@ def run_component(
             step,
             config_json,
             refs,
-            home=resolve_home(home or None),
+            home=home,
             run_id=run_id,
             tags={"runner": "kubeflow", "orchestrator_run_id": orchestrator_run_id or run_id},
         )
     except MlpipeError as exc:  # also a bad config or missing input, raised before the step ran
-        failure = exc if isinstance(exc, StepFailedError) else StepFailedError(step, exc)
-        _record_failure(Path(ref_out.path).parent, pipeline, step, run_id, failure)
-        print(f"mlpipe: {failure}", file=sys.stderr, flush=True)
-        raise SystemExit(failure.exit_code) from exc
+        print(f"mlpipe: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_code) from exc
     ref = result["ref"]
     Path(ref_out.path).parent.mkdir(parents=True, exist_ok=True)
     Path(ref_out.path).write_text(json.dumps(ref, indent=2))
@@ -139,12 +137,3 @@ def _ref_metadata(ref: Mapping[str, Any]) -> dict[str, Any]:
         meta["checks"] = {c["name"]: bool(c["passed"]) for c in checks}
     return json.loads(json.dumps(meta))  # tuples -> lists, so the metadata is plain JSON
 
-
-def _record_failure(
-    task_dir: Path, pipeline: str, step: str, run_id: str, exc: BaseException
-) -> None:
-    from mlpipe.core.errors import error_record
-
-    task_dir.mkdir(parents=True, exist_ok=True)
-    record = {"pipeline": pipeline, "step": step, "run_id": run_id, **error_record(exc)}
-    (task_dir / ERROR_FILE).write_text(json.dumps(record, indent=2))

@@ -1,21 +1,26 @@
-"""``task: text-classification``: a sequence classifier on (text, label) rows."""
+"""The ``text-classification`` task: fine-tune a sequence classifier on (text, label) rows."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from mlpipe.core import data
-from mlpipe.core.config import InferenceConfig, TrainingConfig
+from mlpipe.core.config import InferenceConfig, TaskOptions, TrainingConfig
 from mlpipe.core.errors import DataError
-from mlpipe.core.metrics import Confusion
 from mlpipe.core.quality import check_min_accuracy
 from mlpipe.core.refs import CheckResult, DatasetRef
-from mlpipe.core.tasks import LogFn, check_model_task
+from mlpipe.core.task import LogFn, check_model_task
+from mlpipe.tasks.classification import data
+from mlpipe.tasks.classification.checks import CHECKS
+from mlpipe.tasks.classification.metrics import Confusion
 
 
-class _ConfusionResults:
+class ConfusionResults:
+    """Accuracy and F1 of the ``pred_id`` column against ``label``, streamed chunk by chunk."""
+
     def __init__(self, num_labels: int, has_labels: bool) -> None:
         self.confusion = Confusion(num_labels)
         self.has_labels = has_labels
@@ -33,8 +38,12 @@ class _ConfusionResults:
 class ClassificationTask:
     """Fine-tune a sequence classifier; predict a label and its probability per text."""
 
-    name = "text-classification"
-    prediction_columns = ("pred_label", "pred_id", "score")
+    name: ClassVar[str] = "text-classification"
+    prediction_columns: ClassVar[tuple[str, ...]] = ("pred_label", "pred_id", "score")
+    checks: ClassVar[Mapping[str, tuple[str, ...]]] = CHECKS
+    config_section: ClassVar[str | None] = None  # uses data.label_names etc., no section
+    training_options: ClassVar[type[TaskOptions] | None] = None
+    inference_options: ClassVar[type[TaskOptions] | None] = None
 
     def load_training_data(self, config: TrainingConfig, out_dir: Path) -> DatasetRef:
         return data.prepare_training_data(config.data, out_dir)
@@ -47,10 +56,11 @@ class ClassificationTask:
     def train(
         self, config: TrainingConfig, dataset: DatasetRef, model_dir: Path, *, on_log: LogFn
     ) -> tuple[dict[str, float], tuple[CheckResult, ...]]:
-        from mlpipe.core.training import train_classifier
+        from mlpipe.core.data import read_split
+        from mlpipe.tasks.classification.train import train_classifier
 
-        train = data.read_split(dataset, "train")
-        eval_ = data.read_split(dataset, "eval")
+        train = read_split(dataset, "train")
+        eval_ = read_split(dataset, "eval")
         metrics = train_classifier(
             config.model,
             config.training,
@@ -68,7 +78,7 @@ class ClassificationTask:
     def predict_file(
         self, config: InferenceConfig, model_dir: Path, dataset: DatasetRef, out_path: Path
     ) -> tuple[int, float]:
-        from mlpipe.core.inference import Predictor, predict_file
+        from mlpipe.tasks.classification.predict import Predictor, predict_file
 
         check_model_task(model_dir, self.name)
         settings = config.inference
@@ -92,5 +102,13 @@ class ClassificationTask:
             chunk_rows=settings.chunk_rows,
         )
 
-    def results(self, config: InferenceConfig, dataset: DatasetRef) -> _ConfusionResults:
-        return _ConfusionResults(len(dataset.label_names), dataset.has_labels)
+    def results(self, config: InferenceConfig, dataset: DatasetRef) -> ConfusionResults:
+        return ConfusionResults(len(dataset.label_names), dataset.has_labels)
+
+    def predict_texts(
+        self, model_dir: Path, rows: Sequence[Mapping[str, Any]], *, batch_size: int = 32
+    ) -> list[dict[str, Any]]:
+        from mlpipe.tasks.classification.predict import predict_texts
+
+        check_model_task(model_dir, self.name)
+        return predict_texts(model_dir, rows, batch_size=batch_size)

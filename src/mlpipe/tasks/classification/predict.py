@@ -7,17 +7,15 @@ order is restored before writing.
 
 from __future__ import annotations
 
-import os
-import time
-import warnings
-from collections.abc import Iterator
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from mlpipe.core.batching import pad_batch, sorted_batches, tokenize
+from mlpipe.core.data import write_predictions
+from mlpipe.core.modeling import quantize_int8, set_threads
 
 
 class Predictor:
@@ -38,7 +36,7 @@ class Predictor:
         fallback_gap: float = 0.4,
         num_threads: int | None = None,
     ) -> None:
-        from mlpipe.core.modeling import load_trained, set_threads
+        from mlpipe.tasks.classification.model import load_trained
 
         set_threads(num_threads)
         self.model, self.tokenizer = load_trained(model_dir)
@@ -71,6 +69,20 @@ class Predictor:
                 self.rescored += len(redo)
         return labels, scores
 
+    def probabilities(self, texts: Sequence[str]) -> list[list[float]]:
+        """Softmax probabilities of every label per text (the fp32 or int8 model), in order."""
+        import torch
+
+        ids = tokenize(self.tokenizer, texts, self.max_length)
+        probs: list[list[float]] = [[] for _ in ids]
+        with torch.inference_mode():
+            for batch in sorted_batches([len(x) for x in ids], self.batch_size):
+                inputs = pad_batch([ids[i] for i in batch], self.pad_id, multiple_of=8)
+                rows = self.model(**inputs).logits.float().softmax(-1).tolist()
+                for i, row in zip(batch, rows, strict=True):
+                    probs[i] = row
+        return probs
+
     def _score(
         self, model: Any, ids: list[list[int]]
     ) -> tuple[list[int], list[float], list[float]]:
@@ -93,41 +105,10 @@ class Predictor:
         return labels, scores, gaps
 
 
-def quantize_int8(model: Any) -> Any:
-    """Dynamic int8 Linear layers with per-channel weights: the fast int8 path on CPUs.
-
-    ``torch.ao.quantization.quantize_dynamic`` is deprecated in favour of torchao; measured here,
-    torchao's int8 runs no faster than fp32 on CPU without ``torch.compile``, so the fbgemm path
-    stays while torch ships it, and torchao is the fallback once it is gone.
-    """
-    import torch
-
-    ao = getattr(torch.ao.quantization, "quantize_dynamic", None)
-    if ao is not None:
-        from torch.ao.quantization import per_channel_dynamic_qconfig
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return ao(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
-    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
-
-    quantize_(model, Int8DynamicActivationInt8WeightConfig())
-    return model
-
-
-def iter_chunks(
-    path: Path, chunk_rows: int, columns: list[str] | None = None
-) -> Iterator[pa.Table]:
-    reader = pq.ParquetFile(path)
-    for batch in reader.iter_batches(batch_size=chunk_rows, columns=columns):
-        yield pa.Table.from_batches([batch])
-
-
 def predict_file(
     predictor: Predictor, data_path: Path, out_path: Path, *, chunk_rows: int
 ) -> tuple[int, float]:
     """Write ``row_id, pred_id, pred_label, score`` for every row; return (rows, seconds)."""
-    tmp = out_path.with_name(out_path.name + ".tmp")
     schema = pa.schema(
         [
             ("row_id", pa.int64()),
@@ -136,28 +117,33 @@ def predict_file(
             ("score", pa.float32()),
         ]
     )
-    rows = 0
-    started = time.perf_counter()
-    try:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for chunk in iter_chunks(data_path, chunk_rows, columns=["text"]):
-                texts = chunk.column("text").to_pylist()
-                labels, scores = predictor.predict(texts)
-                writer.write_table(
-                    pa.table(
-                        {
-                            "row_id": pa.array(range(rows, rows + len(texts)), pa.int64()),
-                            "pred_id": pa.array(labels, pa.int64()),
-                            "pred_label": pa.array(
-                                [predictor.label_names[i] for i in labels], pa.string()
-                            ),
-                            "score": pa.array(scores, pa.float32()),
-                        },
-                        schema=schema,
-                    )
-                )
-                rows += len(texts)
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return rows, time.perf_counter() - started
+
+    def predict(chunk: pa.Table) -> dict[str, pa.Array]:
+        labels, scores = predictor.predict(chunk.column("text").to_pylist())
+        return {
+            "pred_id": pa.array(labels, pa.int64()),
+            "pred_label": pa.array([predictor.label_names[i] for i in labels], pa.string()),
+            "score": pa.array(scores, pa.float32()),
+        }
+
+    return write_predictions(
+        data_path, out_path, predict, schema=schema, chunk_rows=chunk_rows, columns=["text"]
+    )
+
+
+def predict_texts(
+    model_dir: Path, rows: Sequence[Mapping[str, Any]], *, batch_size: int = 32
+) -> list[dict[str, Any]]:
+    """``{"label", "label_id", "score", "scores"}`` per row (rows carry a ``text``), in order.
+
+    ``label``/``label_id``/``score`` are what :func:`predict_file` writes for the row (fp32
+    model); ``scores`` maps every label name (the model config's ``id2label``) to its probability.
+    """
+    predictor = Predictor(model_dir, batch_size=batch_size)
+    names = predictor.label_names
+    out: list[dict[str, Any]] = []
+    for probs in predictor.probabilities([str(row["text"]) for row in rows]):
+        best = max(range(len(probs)), key=probs.__getitem__)
+        scores = dict(zip(names, probs, strict=True))
+        out.append({"label": names[best], "label_id": best, "score": probs[best], "scores": scores})
+    return out

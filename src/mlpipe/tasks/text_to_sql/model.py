@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe.core.batching import sorted_batches
-from mlpipe.core.config import LoraConfig, ModelConfig, SqlTrainConfig
+from mlpipe.core.config import ModelConfig
 from mlpipe.core.errors import ConfigError
+from mlpipe.core.task import TASK_FILE
+from mlpipe.tasks.text_to_sql.config import LoraConfig, SqlTrainOptions
 
 CAUSAL_PROMPT = "-- schema\n{context}\n-- question\n{question}\n-- sql\n"
 SEQ2SEQ_PROMPT = "question: {question} context: {context}"
@@ -59,7 +61,7 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
 
 
 def build_sql_model(
-    model_cfg: ModelConfig, sql_cfg: SqlTrainConfig, tokenizer_texts: Sequence[str]
+    model_cfg: ModelConfig, sql_cfg: SqlTrainOptions, tokenizer_texts: Sequence[str]
 ) -> tuple[Any, Any, ModelInfo]:
     """The base model, its tokenizer (pad token set) and the prompt format for this task."""
     from mlpipe.core.modeling import load_tokenizer, quiet_transformers, resolve_base
@@ -233,7 +235,6 @@ class SqlGenerator:
     def load(cls, model_dir: str | Path, **kwargs: Any) -> SqlGenerator:
         """A model directory written by mlpipe's text-to-sql training (safetensors only)."""
         from mlpipe.core.modeling import load_tokenizer, quiet_transformers
-        from mlpipe.core.tasks import TASK_FILE
 
         quiet_transformers()
         from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
