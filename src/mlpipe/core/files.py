@@ -26,6 +26,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically, sorted and indented (same object, same bytes)."""
+    """Write JSON atomically, sorted and indented (same object, same bytes); makes its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")

@@ -1,9 +1,10 @@
-"""Child process of ``runner.run_pipeline``: migrate the metadata DB once, then ``dag.test()``.
+"""Child process of ``AirflowRunner.launch``: migrate the metadata DB once, then ``dag.test()``.
 
 Run as ``python -m mlpipe.adapters.airflow._dagtest REQUEST.json RESULT.json`` with ``AIRFLOW_HOME``
 already set: Airflow reads its home and database at import time, so each run gets a fresh process
-(and the caller's process never imports Airflow). Writes a JSON report of the DAG run: state, run
-id, and per task its state, try number, duration and, for a failed task, its error.
+(and the caller's process never imports Airflow). The request names the pipeline by its portable
+reference; the steps record their own outcomes (``result.json`` / ``error.json``), so the report is
+only Airflow's view: the DAG run's id and state and, per task, its state, try, duration, max tries.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,39 +54,20 @@ def register(dag: Any) -> None:
 
 
 def main(request_path: str, result_path: str) -> int:
-    from mlpipe.core.config import config_from_json
-    from mlpipe.core.pipelines import get_pipeline
-
     request = json.loads(Path(request_path).read_text())
-    airflow_home = Path(os.environ["AIRFLOW_HOME"])
     started = time.perf_counter()
-    migrate_s = ensure_db(airflow_home)
+    migrate_s = ensure_db(Path(os.environ["AIRFLOW_HOME"]))
 
-    from mlpipe.adapters.airflow.dags import CONF_RUN_ID, CONF_USE_CACHE, build_dag, mlpipe_run_id
+    from mlpipe.adapters.airflow.dags import build_dag
+    from mlpipe.adapters.airflow.spec import CONF_RUN_ID, CONF_USE_CACHE
+    from mlpipe.core.config import config_from_json
+    from mlpipe.core.pipeline import resolve_pipeline
 
-    failures: dict[str, dict[str, Any]] = {}
-
-    def remember(context: Mapping[str, Any]) -> None:
-        ti, exc = context.get("ti"), context.get("exception")
-        cause = getattr(exc, "cause", exc)
-        message = str(cause) if cause is not None else "task failed (no exception recorded)"
-        if type(cause).__name__ == "AirflowTaskTimeout":
-            message = f"ran longer than runtime.timeout_s={config.runtime.timeout_s:g}s ({cause})"
-        failures[str(getattr(ti, "task_id", "?"))] = {
-            "try_number": getattr(ti, "try_number", None),
-            "type": type(cause).__name__ if cause is not None else "Error",
-            "message": message,
-            "exit_code": int(getattr(exc, "exit_code", 1) or 1),
-            "mlpipe_run_id": mlpipe_run_id(context),
-        }
-
-    pipeline = get_pipeline(request["pipeline"])
-    config = config_from_json(request["config"])
-    dag = build_dag(pipeline, config, home=request["home"], on_failure=remember)
+    pipeline = resolve_pipeline(request["pipeline"])
+    config = config_from_json(request["config"], pipeline.config_type)
+    dag = build_dag(pipeline, config, home=request["home"])
     register(dag)
-    conf: dict[str, Any] = {}
-    if request.get("run_id"):
-        conf[CONF_RUN_ID] = request["run_id"]
+    conf: dict[str, Any] = {CONF_RUN_ID: request["run_id"]}
     if request.get("use_cache") is not None:
         conf[CONF_USE_CACHE] = request["use_cache"]
     setup_s = time.perf_counter() - started
@@ -95,22 +76,26 @@ def main(request_path: str, result_path: str) -> int:
     dag_run = dag.test(run_conf=conf)
     test_s = time.perf_counter() - started
 
-    from mlpipe.core.runner import safe_run_id
-
     order = {name: i for i, name in enumerate(pipeline.step_names)}
-    tasks = []
-    for ti in sorted(dag_run.get_task_instances(), key=lambda t: order.get(t.task_id, 99)):
-        tasks.append({
-            "task_id": ti.task_id, "state": str(ti.state) if ti.state else None,
-            "try_number": ti.try_number, "max_tries": ti.max_tries, "duration": ti.duration,
+    tasks = [
+        {
+            "task_id": ti.task_id,
+            "state": str(ti.state) if ti.state else None,
+            "try_number": ti.try_number,
+            "max_tries": ti.max_tries,
+            "duration": ti.duration,
             "start": ti.start_date.isoformat() if ti.start_date else None,
             "end": ti.end_date.isoformat() if ti.end_date else None,
-            "error": failures.get(ti.task_id),
-        })
+        }
+        for ti in sorted(dag_run.get_task_instances(), key=lambda t: order.get(t.task_id, 99))
+    ]
     report = {
-        "dag_id": dag.dag_id, "dag_run_id": dag_run.run_id, "state": str(dag_run.state),
-        "mlpipe_run_id": request.get("run_id") or safe_run_id(dag_run.run_id),
-        "dag_test_seconds": test_s, "setup_seconds": setup_s, "migrate_seconds": migrate_s,
+        "dag_id": dag.dag_id,
+        "dag_run_id": dag_run.run_id,
+        "state": str(dag_run.state),
+        "dag_test_seconds": test_s,
+        "setup_seconds": setup_s,
+        "migrate_seconds": migrate_s,
         "tasks": tasks,
     }
     Path(result_path).write_text(json.dumps(report, indent=2))

@@ -2,8 +2,9 @@
 
 ``build_dag`` swaps its task factory for :func:`pod_task_factory` when
 ``config.runtime.mode == "kubernetes"``; the DAG's wiring, retries, timeout and schedule stay
-the same. This module only translates core's :class:`~mlpipe.core.cluster.ContainerSpec` into
-KubernetesPodOperator arguments (V1EnvVar with ``secretKeyRef``, V1ResourceRequirements, PVC or
+the same; ``mlpipe.adapters.airflow.render`` writes what such a DAG would submit. This module
+only translates core's :class:`~mlpipe.core.cluster.ContainerSpec` into KubernetesPodOperator
+arguments (V1EnvVar with ``secretKeyRef``, V1ResourceRequirements, PVC or
 emptyDir volumes, node selector, service account, namespace, security context).
 
 No XCom between pods: each pod reads the earlier steps' ``result.json`` of the same run from the
@@ -15,26 +16,15 @@ renders per run and ``mlpipe step`` makes safe exactly as the in-process tasks d
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes.client import models as k8s
 
-from mlpipe.core.cluster import (
-    CONTAINER_NAME,
-    IMAGE_UID,
-    ContainerSpec,
-    pipeline_containers,
-    step_container,
-)
-from mlpipe.core.config import PipelineConfig, config_from_json
-from mlpipe.core.pipeline import Pipeline
-from mlpipe.core.pipelines import get_pipeline
+from mlpipe.core.cluster import CONTAINER_NAME, IMAGE_UID, ContainerSpec, step_container
+from mlpipe.core.config import config_from_json
+from mlpipe.core.pipeline import resolve_pipeline
 
-from .dags import CONF_RUN_ID, StepTaskSpec
+from .spec import CONF_RUN_ID, StepTaskSpec
 
 #: Filled by Airflow when the task runs; ``mlpipe step`` passes it through ``safe_run_id``.
 RUN_ID_TEMPLATE = f"{{{{ (dag_run.conf or {{}}).get('{CONF_RUN_ID}') or run_id }}}}"
@@ -93,63 +83,9 @@ def pod_task_factory(spec: StepTaskSpec) -> Any:
     """The cluster-mode task factory: a KubernetesPodOperator for ``spec.step``."""
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
-    pipeline = get_pipeline(spec.pipeline)
-    config = config_from_json(spec.config_json)
+    pipeline = resolve_pipeline(spec.pipeline)
+    config = config_from_json(spec.config_json, pipeline.config_type)
     container = step_container(pipeline, spec.step.name, config, RUN_ID_TEMPLATE)
     op = KubernetesPodOperator(task_id=spec.step.name, doc_md=spec.step.description,
                                **operator_kwargs(container))
     return op.output
-
-
-def render_cluster(pipeline: Pipeline, config: PipelineConfig, out_dir: Path) -> list[Path]:
-    """Build the cluster-mode DAG and write each task's pod (``<pipeline>-<step>.pod.yaml``,
-    as KubernetesPodOperator would create it, templates not yet rendered) and the DAG's shape
-    (``<pipeline>.dag.yaml``). No cluster is contacted: a dummy kubeconfig is used."""
-    from kubernetes.client import ApiClient
-
-    from .dags import build_dag
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if config.runtime.mode != "kubernetes":
-        config = config.model_copy(
-            update={"runtime": config.runtime.model_copy(update={"mode": "kubernetes"})})
-    pipeline_containers(pipeline, config, RUN_ID_TEMPLATE)  # fail on bad settings before Airflow
-    dag = build_dag(pipeline, config)
-    paths: list[Path] = []
-    with tempfile.TemporaryDirectory(prefix="mlpipe-kubeconfig-") as tmp:
-        kubeconfig = Path(tmp) / "config"
-        kubeconfig.write_text(yaml.safe_dump(_DUMMY_KUBECONFIG))
-        for step in pipeline.steps:
-            op: Any = dag.get_task(step.name)
-            op.config_file = str(kubeconfig)
-            pod = op.build_pod_request_obj(context=None)
-            body = ApiClient().sanitize_for_serialization(pod)
-            path = out_dir / f"{pipeline.name}-{step.name}.pod.yaml"
-            path.write_text(yaml.safe_dump(body, sort_keys=False, width=120))
-            paths.append(path)
-    shape = {
-        "dag_id": dag.dag_id,
-        "schedule": config.runtime.schedule,
-        "run_id": f"{RUN_ID_TEMPLATE} (made safe by `mlpipe step`)",
-        "tasks": [{"task_id": t, "operator": type(dag.get_task(t)).__name__,
-                   "upstream": sorted(dag.get_task(t).upstream_task_ids),
-                   "retries": dag.get_task(t).retries,
-                   "pod": f"{pipeline.name}-{t}.pod.yaml"} for t in _ordered(dag, pipeline)],
-    }
-    path = out_dir / f"{pipeline.name}.dag.yaml"
-    path.write_text(yaml.safe_dump(shape, sort_keys=False, width=120))
-    return [*paths, path]
-
-
-def _ordered(dag: Any, pipeline: Pipeline) -> Sequence[str]:
-    return [s.name for s in pipeline.steps if s.name in dag.task_ids]
-
-
-#: A kubeconfig that names a cluster nobody dials: building a pod request reads it, no more.
-_DUMMY_KUBECONFIG = {
-    "apiVersion": "v1", "kind": "Config", "current-context": "render",
-    "clusters": [{"name": "render", "cluster": {"server": "https://127.0.0.1:1"}}],
-    "users": [{"name": "render", "user": {"token": "not-a-secret"}}],
-    "contexts": [{"name": "render", "context": {"cluster": "render", "user": "render"}}],
-}

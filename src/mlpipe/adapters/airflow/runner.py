@@ -1,4 +1,4 @@
-"""Run a pipeline inside Airflow (``dag.test()`` on a real metadata DB) and report it like core.
+"""The Airflow runner: each run is a real DAG run (``dag.test()`` on a real metadata DB).
 
 Airflow fixes ``AIRFLOW_HOME`` and its database when it is first imported, and configures global
 logging, so each run happens in a fresh child process (``_dagtest``) with the environment set
@@ -21,20 +21,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlpipe.core.config import PipelineConfig
-from mlpipe.core.errors import MlpipeError, StepFailedError, error_from_record
-from mlpipe.core.pipeline import Pipeline
-from mlpipe.core.runner import PipelineRun, load_step_result, preflight, run_dir
+from mlpipe.core.config import PipelineSettings
+from mlpipe.core.execution import Launch, Runner, read_step
+from mlpipe.core.execution.runner import StepCallback
+from mlpipe.core.pipeline import Pipeline, portable_ref
 
 #: Inherited settings that would point the child at another Airflow installation.
-_FOREIGN_ENV = (
+FOREIGN_ENV = (
     "AIRFLOW_CONFIG", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__DAGS_FOLDER",
 )
-_CHILD = "mlpipe.adapters.airflow._dagtest"
-
-
-class AirflowRunError(MlpipeError):
-    """Airflow itself failed (import, database, DAG registration), not one of the steps."""
+CHILD = "mlpipe.adapters.airflow._dagtest"
 
 
 def airflow_home_for(home: Path, airflow_home: str | Path | None = None) -> Path:
@@ -44,102 +40,125 @@ def airflow_home_for(home: Path, airflow_home: str | Path | None = None) -> Path
 
 
 def airflow_env(airflow_home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for an Airflow process that uses only ``airflow_home`` (its cfg and sqlite)."""
+    """Environment for an Airflow process that uses only ``airflow_home`` (its cfg and sqlite).
+
+    The caller's import path goes along, so a user pipeline importable here is importable there.
+    """
     env = dict(os.environ if base is None else base)
-    for key in _FOREIGN_ENV:
+    for key in FOREIGN_ENV:
         env.pop(key, None)
     env["AIRFLOW_HOME"] = str(airflow_home)
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    paths = [os.path.abspath(p or os.curdir) for p in sys.path]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(filter(os.path.isdir, paths)))
     return env
 
 
-def run_pipeline(
-    pipeline: Pipeline,
-    config: PipelineConfig,
-    *,
-    home: Path,
-    run_id: str | None = None,
-    use_cache: bool | None = None,
-    airflow_home: str | Path | None = None,
-) -> PipelineRun:
-    """Run ``pipeline`` as an Airflow DAG run and return what each step produced.
+class AirflowRunner(Runner):
+    """Runs the pipeline as one Airflow DAG run, under the mlpipe run id (conf ``mlpipe_run_id``).
 
-    The DAG run id becomes the mlpipe run id (``safe_run_id``) unless ``run_id`` is given.
-    ``seconds`` is the wall time of ``dag.test()``; ``extra`` holds the DAG and run ids, each
-    task's state, try number and Airflow-measured seconds, and the path of the Airflow log.
-    Raises ``StepFailedError`` naming the first failed task, with its error and exit code.
+    ``Launch.seconds`` is the wall time of ``dag.test()``; ``extra`` holds the DAG id, each task's
+    state, try number and Airflow-measured seconds, and the Airflow home; the log of the child
+    (Airflow's and the tasks' output) is ``<airflow home>/logs/mlpipe/<pipeline>-<time>.log``.
     """
-    from mlpipe.core.cluster import refuse_local_run
 
-    refuse_local_run(config, "airflow")
-    preflight(config, Path(home).expanduser().resolve())
-    home = Path(home).expanduser().resolve()
-    af_home = airflow_home_for(home, airflow_home)
-    (af_home / "dags").mkdir(parents=True, exist_ok=True)
-    log_dir = af_home / "logs" / "mlpipe"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="mlpipe-airflow-") as tmp:
-        request, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
-        request.write_text(json.dumps({
-            "pipeline": pipeline.name, "config": config.model_dump(mode="json"),
-            "home": str(home), "run_id": run_id, "use_cache": use_cache,
-        }))
+    name = "airflow"
+
+    def __init__(self, airflow_home: str | Path | None = None) -> None:
+        self.airflow_home = airflow_home
+
+    def launch(
+        self,
+        pipeline: Pipeline,
+        config: PipelineSettings,
+        *,
+        home: Path,
+        run_id: str,
+        use_cache: bool | None,
+        on_step: StepCallback | None,
+    ) -> Launch:
+        request = {
+            "pipeline": portable_ref(pipeline),
+            "config": config.model_dump(mode="json"),
+            "home": str(home),
+            "run_id": run_id,
+            "use_cache": use_cache,
+        }
+        af_home = airflow_home_for(home, self.airflow_home)
+        (af_home / "dags").mkdir(parents=True, exist_ok=True)
+        log_dir = af_home / "logs" / "mlpipe"
+        log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{pipeline.name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
-        with log_path.open("w") as log_file:
-            proc = subprocess.run(
-                [sys.executable, "-m", _CHILD, str(request), str(result)],
-                env=airflow_env(af_home), stdin=subprocess.DEVNULL, stdout=log_file,
-                stderr=subprocess.STDOUT, check=False,
-            )
-        if proc.returncode != 0 or not result.is_file():
-            raise AirflowRunError(
-                f"airflow: running the {pipeline.name} DAG failed (exit {proc.returncode}) before "
-                f"any step result was reported; log {log_path}:\n{_tail(log_path)}")
-        report: dict[str, Any] = json.loads(result.read_text())
-    total = time.perf_counter() - started
-    mlpipe_id = str(report["mlpipe_run_id"])
-    tasks = {t["task_id"]: t for t in report["tasks"]}
-    if report["state"] != "success":
-        raise _step_failure(pipeline, report, log_path)
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="mlpipe-airflow-") as tmp:
+            request_path, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
+            request_path.write_text(json.dumps(request))
+            with log_path.open("w") as log_file:
+                proc = subprocess.run(
+                    [sys.executable, "-m", CHILD, str(request_path), str(result)],
+                    env=airflow_env(af_home), stdin=subprocess.DEVNULL, stdout=log_file,
+                    stderr=subprocess.STDOUT, check=False,
+                )
+            if proc.returncode != 0 or not result.is_file():
+                return Launch(log=str(log_path), failure=(
+                    f"airflow: running the {pipeline.name} DAG failed (exit {proc.returncode}) "
+                    f"before Airflow reported the run; log {log_path}:\n{_tail(log_path)}"))
+            report: dict[str, Any] = json.loads(result.read_text())
+        tasks = {t["task_id"]: t for t in report["tasks"]}
+        extra = {
+            "dag_id": report["dag_id"],
+            "task_seconds": {n: t["duration"] for n, t in tasks.items()},
+            "task_states": {n: t["state"] for n, t in tasks.items()},
+            "try_numbers": {n: t["try_number"] for n, t in tasks.items()},
+            "process_seconds": time.perf_counter() - started,
+            "setup_seconds": report["setup_seconds"],
+            "migrate_seconds": report["migrate_seconds"],
+            "airflow_home": str(af_home),
+            "log": str(log_path),
+        }
+        ok = report["state"] == "success"
+        states = ", ".join(f"{n}={t['state']}" for n, t in tasks.items())
+        return Launch(
+            orchestrator_run_id=report["dag_run_id"],
+            seconds=float(report["dag_test_seconds"]),
+            extra=extra,
+            failure=None if ok else (
+                f"airflow: DAG run {report['dag_run_id']} ended {report['state']} ({states}); "
+                f"log {log_path}"),
+            note=self._failed_try(pipeline, config, home, run_id, report, log_path),
+            log=str(log_path),
+        )
 
-    run = PipelineRun(pipeline=pipeline.name, run_id=mlpipe_id,
-                      run_dir=run_dir(home, pipeline.name, mlpipe_id),
-                      seconds=float(report["dag_test_seconds"]), runner="airflow")
-    run.steps = [load_step_result(home, pipeline.name, mlpipe_id, s) for s in pipeline.step_names]
-    run.extra = {
-        "orchestrator_run_id": report["dag_run_id"],
-        "dag_id": report["dag_id"],
-        "task_seconds": {name: tasks[name]["duration"] for name in pipeline.step_names},
-        "task_states": {name: tasks[name]["state"] for name in pipeline.step_names},
-        "try_numbers": {name: tasks[name]["try_number"] for name in pipeline.step_names},
-        "process_seconds": total,
-        "setup_seconds": report["setup_seconds"],
-        "migrate_seconds": report["migrate_seconds"],
-        "airflow_home": str(af_home),
-        "log": str(log_path),
-    }
-    run.write_record(config)
-    return run
+    @staticmethod
+    def _failed_try(
+        pipeline: Pipeline,
+        config: PipelineSettings,
+        home: Path,
+        run_id: str,
+        report: dict[str, Any],
+        log_path: Path,
+    ) -> str:
+        """``airflow task D.T failed on try N of M, run R; log P`` for the first failed task,
+        naming ``runtime.timeout_s`` when Airflow's execution timeout stopped the step."""
+        failed = [t for t in report["tasks"] if t["state"] == "failed"]
+        if not failed:
+            return ""
+        task = failed[0]
+        note = (f"airflow task {report['dag_id']}.{task['task_id']} failed on try "
+                f"{task['try_number']} of {task['max_tries'] + 1}, run {report['dag_run_id']}; "
+                f"log {log_path}")
+        recorded = read_step(home, pipeline.name, run_id, task["task_id"])
+        if "AirflowTaskTimeout" in str(getattr(recorded, "cause", "")):
+            note = f"ran longer than runtime.timeout_s={config.runtime.timeout_s:g}s; {note}"
+        return note
 
+    def render_cluster(
+        self, pipeline: Pipeline, config: PipelineSettings, out_dir: Path
+    ) -> list[Path]:
+        from mlpipe.adapters.airflow.render import render_cluster
 
-def _step_failure(pipeline: Pipeline, report: dict[str, Any], log_path: Path) -> MlpipeError:
-    """``StepFailedError`` for the first failed task, its cause rebuilt with type and exit code."""
-    failed = [t for t in report["tasks"] if t["state"] == "failed"]
-    if not failed:
-        states = ", ".join(f"{t['task_id']}={t['state']}" for t in report["tasks"])
-        return AirflowRunError(f"airflow: DAG run {report['dag_run_id']} ended "
-                               f"{report['state']} ({states}); log {log_path}")
-    task = failed[0]
-    error = task.get("error") or {}
-    detail = (f"[airflow task {report['dag_id']}.{task['task_id']} failed on try "
-              f"{task['try_number']} of {task['max_tries'] + 1}, run {report['dag_run_id']}; "
-              f"log {log_path}]")
-    message = f"{error.get('type', 'Error')}: {error.get('message', 'see the log')} {detail}"
-    cause = error_from_record({"error_type": error.get("type"), "message": message,
-                               "exit_code": error.get("exit_code", 1)})
-    return StepFailedError(task["task_id"], cause)
+        return render_cluster(pipeline, config, out_dir)
 
 
 def _tail(path: Path, lines: int = 30) -> str:

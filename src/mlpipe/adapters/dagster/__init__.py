@@ -1,10 +1,11 @@
-"""Dagster adapter: mlpipe's pipelines as software-defined assets with asset checks.
+"""Dagster adapter: any mlpipe pipeline as software-defined assets with asset checks.
 
 - ``assets``: one asset per step output, generated from ``Pipeline.steps``; the resource and the
   JSON reference IO manager.
-- ``build``: jobs, stopped schedules and ``Definitions`` from mlpipe configs.
+- ``cluster``: cluster mode, one pod per asset through dagster-k8s Pipes; ``render_cluster``.
+- ``build``: assets, jobs, stopped schedules and ``Definitions`` for any set of pipelines.
 - ``definitions``: the code location ``dagster dev -m mlpipe.adapters.dagster.definitions`` loads.
-- ``runner``: ``run_pipeline(...)``, the adapter contract the CLI's ``--runner dagster`` calls.
+- ``runner``: ``DagsterRunner``, what ``mlpipe run --runner dagster`` uses.
 
 Nothing here is imported by ``mlpipe`` itself; dagster is only needed when this package is used.
 """

@@ -1,20 +1,23 @@
-"""Jobs, schedules, resources and the ``Definitions`` object, built from mlpipe configs."""
+"""Assets, jobs, schedules, resources and the ``Definitions`` object for any set of pipelines."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
 
-from mlpipe.core.config import InferenceConfig, PipelineConfig, TrainingConfig
+from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError
-from mlpipe.core.pipelines import INFERENCE, TRAINING
-from mlpipe.core.runner import resolve_home
+from mlpipe.core.paths import resolve_home
+from mlpipe.core.pipeline import Pipeline, portable_ref
 
-from .assets import RESOURCE_KEY, MlpipeResource, RefIOManager, build_assets
+from .assets import RESOURCE_KEY, MlpipeResource, RefIOManager, dagster_name, job_name, step_asset
+from .cluster import PIPES_KEY, build_cluster_assets, pipes_client
 
-# Used when a config sets no runtime.schedule: retrain weekly, score daily (both start stopped).
+# Used when a built-in pipeline's config sets no runtime.schedule: retrain weekly, score daily
+# (both start stopped). Other pipelines get a schedule only when their config sets one.
 DEFAULT_SCHEDULES = {"training": "0 3 * * 0", "inference": "0 5 * * *"}
 # Airflow presets croniter does not know; everything else must be a cron string Dagster accepts.
 _PRESETS = {"@quarterly": "0 0 1 */3 *"}
@@ -23,19 +26,16 @@ _PRESETS = {"@quarterly": "0 0 1 */3 *"}
 EXECUTOR_ENV = "MLPIPE_DAGSTER_EXECUTOR"
 
 
-def job_name(pipeline: str) -> str:
-    return f"mlpipe_{pipeline}"
-
-
-def cron_for(pipeline: str, config: PipelineConfig) -> str:
-    """``runtime.schedule`` as a cron string, else this pipeline's default."""
-    from dagster._utils.schedules import is_valid_cron_string
-
+def cron_for(pipeline: str, config: PipelineSettings) -> str | None:
+    """``runtime.schedule`` as a cron string, else the built-in pipeline's default, else None."""
     raw = config.runtime.schedule
-    cron = _PRESETS.get(raw, raw) if raw else DEFAULT_SCHEDULES[pipeline]
-    if not is_valid_cron_string(cron):
+    cron = _PRESETS.get(raw, raw) if raw else DEFAULT_SCHEDULES.get(pipeline)
+    try:
+        if cron is not None:
+            dg.ScheduleDefinition(name="probe", job_name="probe", cron_schedule=cron)
+    except dg.DagsterInvalidDefinitionError:
         raise ConfigError(f"runtime.schedule: {raw!r} is not a cron schedule Dagster can run "
-                          "(use e.g. '0 3 * * 0' or '@daily')")
+                          "(use e.g. '0 3 * * 0' or '@daily')") from None
     return cron
 
 
@@ -48,45 +48,63 @@ def _executor() -> dg.ExecutorDefinition:
     raise ConfigError(f"{EXECUTOR_ENV}: must be 'multiprocess' or 'in_process' (got {choice!r})")
 
 
+def build_assets(pipeline: Pipeline, config: PipelineSettings) -> list[dg.AssetsDefinition]:
+    """A pipeline's assets in step order: in-process steps, or one pod each (cluster mode)."""
+    if config.runtime.mode == "kubernetes":
+        return build_cluster_assets(pipeline, config)
+    return [step_asset(pipeline, step, config) for step in pipeline.steps]
+
+
+def _ref(pipeline: Pipeline) -> str:
+    """How a step process imports the pipeline; empty for one it cannot (assets keep the object)."""
+    try:
+        return portable_ref(pipeline)
+    except ConfigError:
+        return ""
+
+
 def build_definitions(
-    training: TrainingConfig | None,
-    inference: InferenceConfig | None,
+    pairs: Sequence[tuple[Pipeline, PipelineSettings]],
     *,
-    home: Path | None = None,
+    home: str | Path | None = None,
     use_cache: bool | None = None,
 ) -> dg.Definitions:
-    """Assets, checks, a job and a stopped schedule per given pipeline, and the shared resources."""
+    """One asset group (with checks), job and stopped schedule per pipeline, shared resources."""
+    names = [dagster_name(p.name) for p, _ in pairs]
+    clash = {n for n in names if names.count(n) > 1}
+    if clash:
+        raise ConfigError(f"pipelines: more than one is named {', '.join(sorted(clash))}")
     home = resolve_home(home)
     assets: list[dg.AssetsDefinition] = []
     jobs: list[dg.UnresolvedAssetJobDefinition] = []
     schedules: list[dg.ScheduleDefinition] = []
-    for pipeline, config in ((TRAINING, training), (INFERENCE, inference)):
-        if config is None:
-            continue
+    for pipeline, config in pairs:
+        if config.pipeline != pipeline.name:
+            raise ConfigError(f"pipeline: a '{config.pipeline}' config cannot drive the "
+                              f"'{pipeline.name}' pipeline")
         assets.extend(build_assets(pipeline, config))
         job = dg.define_asset_job(
             job_name(pipeline.name),
-            selection=dg.AssetSelection.groups(pipeline.name),
+            selection=dg.AssetSelection.groups(dagster_name(pipeline.name)),
             description=pipeline.description,
             tags={"mlpipe/pipeline": pipeline.name},
         )
         jobs.append(job)
-        schedules.append(dg.ScheduleDefinition(
-            name=f"{job_name(pipeline.name)}_schedule", job=job,
-            cron_schedule=cron_for(pipeline.name, config),
-            default_status=dg.DefaultScheduleStatus.STOPPED,
-        ))
+        cron = cron_for(pipeline.name, config)
+        if cron is not None:
+            schedules.append(dg.ScheduleDefinition(
+                name=f"{job.name}_schedule", job=job, cron_schedule=cron,
+                default_status=dg.DefaultScheduleStatus.STOPPED,
+            ))
     resource = MlpipeResource(
         home=str(home),
-        training_config=training.model_dump_json() if training else "",
-        inference_config=inference.model_dump_json() if inference else "",
+        configs={p.name: c.model_dump_json() for p, c in pairs},
+        refs={p.name: ref for p, _ in pairs if (ref := _ref(p))},
         use_cache=use_cache,
     )
     resources: dict[str, object] = {
         RESOURCE_KEY: resource, "io_manager": RefIOManager(home=str(home))}
-    if any(c is not None and c.runtime.mode == "kubernetes" for c in (training, inference)):
-        from .cluster import PIPES_KEY, pipes_client
-
+    if any(c.runtime.mode == "kubernetes" for _, c in pairs):
         resources[PIPES_KEY] = pipes_client()  # cluster mode: assets launch pods through it
     return dg.Definitions(
         assets=assets, jobs=jobs, schedules=schedules, executor=_executor(), resources=resources,

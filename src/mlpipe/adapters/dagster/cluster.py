@@ -24,7 +24,15 @@ from mlpipe.core.cluster import ContainerSpec, pod_manifest, step_container
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.pipeline import Pipeline, Step, portable_ref
 
-from .assets import BUILT_IN, RUN_ID_TAG, config_env, dagster_name, job_name, mlpipe_run_id, retry_policy
+from .assets import (
+    BUILT_IN,
+    RUN_ID_TAG,
+    config_env,
+    dagster_name,
+    job_name,
+    mlpipe_run_id,
+    retry_policy,
+)
 
 PIPES_KEY = "pipes_k8s"
 #: What the rendered specs show where the asset puts the run's id at run time.

@@ -1,7 +1,9 @@
 """The shipped Dagster code location: ``dagster dev -m mlpipe.adapters.dagster.definitions``.
 
-Configs come from the YAML files named by ``MLPIPE_TRAINING_CONFIG`` / ``MLPIPE_INFERENCE_CONFIG``
-(else mlpipe's default configs); the mlpipe home from ``MLPIPE_HOME`` (else ``./.mlpipe``).
+Serves the built-in pipelines, plus any named in ``MLPIPE_PIPELINES`` (comma-separated
+``module:ATTR`` refs or registered names). Each pipeline's config comes from the YAML file named
+by ``MLPIPE_<NAME>_CONFIG`` (``MLPIPE_TRAINING_CONFIG``...), else its config type's defaults; the
+mlpipe home from ``MLPIPE_HOME`` (else ``./.mlpipe``).
 """
 
 from __future__ import annotations
@@ -10,27 +12,29 @@ import os
 
 import dagster as dg
 
-from mlpipe.core.config import InferenceConfig, TrainingConfig, load_config
+from mlpipe.core.config import PipelineSettings, load_config
+from mlpipe.core.pipeline import Pipeline, resolve_pipeline
 
+from .assets import BUILT_IN, config_env
 from .build import build_definitions
 
-TRAINING_CONFIG_ENV = "MLPIPE_TRAINING_CONFIG"
-INFERENCE_CONFIG_ENV = "MLPIPE_INFERENCE_CONFIG"
+PIPELINES_ENV = "MLPIPE_PIPELINES"
 
 
-def configs_from_env() -> tuple[TrainingConfig, InferenceConfig]:
-    """Both configs, each from its env var's file (validated, paths made absolute) or defaults."""
-    train_path = os.environ.get(TRAINING_CONFIG_ENV)
-    infer_path = os.environ.get(INFERENCE_CONFIG_ENV)
-    training = load_config(train_path, pipeline="training") if train_path else TrainingConfig()
-    inference = load_config(infer_path, pipeline="inference") if infer_path else InferenceConfig()
-    assert isinstance(training, TrainingConfig) and isinstance(inference, InferenceConfig)
-    return training, inference
+def configs_from_env() -> list[tuple[Pipeline, PipelineSettings]]:
+    """Each served pipeline with its config (validated, paths made absolute) or defaults."""
+    extra = [r.strip() for r in os.environ.get(PIPELINES_ENV, "").split(",") if r.strip()]
+    pairs: list[tuple[Pipeline, PipelineSettings]] = []
+    for pipeline in dict.fromkeys(resolve_pipeline(r) for r in (*BUILT_IN, *extra)):
+        path = os.environ.get(config_env(pipeline.name))
+        config = (load_config(path, pipeline=pipeline.name, config_type=pipeline.config_type)
+                  if path else pipeline.config_type())
+        pairs.append((pipeline, config))
+    return pairs
 
 
 def load_definitions() -> dg.Definitions:
-    training, inference = configs_from_env()
-    return build_definitions(training, inference)
+    return build_definitions(configs_from_env())
 
 
 defs = load_definitions()

@@ -1,11 +1,11 @@
-"""Kubeflow Pipelines (kfp v2) adapter: one generated component per core step.
+"""Kubeflow Pipelines (kfp v2) adapter: one generated component per pipeline step.
 
-``compile_pipeline`` writes the pipeline YAML a KFP cluster takes; ``runner.run_pipeline`` runs
-the same pipeline offline with ``kfp.local``. Attributes load lazily: the component bodies import
-``mlpipe.adapters.kubeflow.task`` inside kfp's executor, which must not pull in kfp's compiler
-(a circular import there), while ``from mlpipe.adapters.kubeflow import compile_pipeline`` still
-raises ImportError at once when kfp is missing, where the CLI reports it.
-"""
+``compile_pipeline`` writes the pipeline YAML a KFP cluster takes; ``runner.KubeflowRunner`` (the
+``kubeflow`` runner) runs the same pipeline offline with ``kfp.local``. Attributes load lazily: the
+component bodies import ``mlpipe.adapters.kubeflow.task`` inside kfp's executor, which must not
+pull in kfp's compiler (a circular import there), while
+``from mlpipe.adapters.kubeflow import compile_pipeline`` still raises ImportError at once when
+kfp is missing."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ import yaml
 from kfp import compiler, dsl, kubernetes
 
 from mlpipe.core.cluster import ContainerSpec, pipeline_containers
-from mlpipe.core.config import PipelineConfig
+from mlpipe.core.config import PipelineSettings
 from mlpipe.core.pipeline import Pipeline
 
 #: Stands for the run id while building the specs; replaced by the component input ``run_id``.
@@ -80,7 +80,7 @@ def apply_container_spec(task: Any, spec: ContainerSpec) -> None:
     task.set_caching_options(enable_caching=False)
 
 
-def build_cluster_pipeline(pipeline: Pipeline, config: PipelineConfig) -> Any:
+def build_cluster_pipeline(pipeline: Pipeline, config: PipelineSettings) -> Any:
     """The kfp pipeline for cluster mode (no parameters: the config is in each step's args)."""
     specs = pipeline_containers(pipeline, config, _RUN_ID)
     components = {s.step: _component(s, pipeline.step(s.step).description) for s in specs}
@@ -100,7 +100,7 @@ def build_cluster_pipeline(pipeline: Pipeline, config: PipelineConfig) -> Any:
                         description=pipeline.description or None)(pipeline_fn)
 
 
-def render_cluster(pipeline: Pipeline, config: PipelineConfig, out_dir: Path) -> list[Path]:
+def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) -> list[Path]:
     """Compile the cluster pipeline to ``<pipeline>.kfp.yaml`` and write the submission settings
     (namespace, service account) to ``<pipeline>.run.yaml``."""
     out_dir = Path(out_dir)

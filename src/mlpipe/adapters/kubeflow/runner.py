@@ -1,9 +1,10 @@
-"""Run an mlpipe pipeline on Kubeflow Pipelines' local runner (``kfp.local``), offline.
+"""Run any mlpipe pipeline on Kubeflow Pipelines' local runner (``kfp.local``), offline.
 
 The same compiled pipeline a cluster would get runs here with ``SubprocessRunner``: every
 component is its own Python process running the generated body (``execute_step``), artifacts
 land under ``<home>/kfp/<kfp run name>/<task>/<output>`` and hold reference JSON, while the steps'
-real outputs go to ``<home>/runs/<pipeline>/<run_id>/`` as with every other runner.
+real outputs and their ``result.json``/``error.json`` go to ``<home>/runs/<pipeline>/<run_id>/``
+as with every other runner (the ``Runner`` base reads them back).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import contextlib
 import importlib.util
 import json
 import logging
-import os
 import re
 import sys
 import time
@@ -23,39 +23,41 @@ from typing import Any
 from kfp import local
 from kfp.local import config as local_config
 
-from mlpipe.adapters.kubeflow.compiler import ComponentPlan, build_pipeline, plan
-from mlpipe.adapters.kubeflow.task import ERROR_FILE
-from mlpipe.core.cluster import refuse_local_run
-from mlpipe.core.config import PipelineConfig
-from mlpipe.core.errors import StepFailedError, error_from_record
+from mlpipe.adapters.kubeflow.compiler import build_pipeline, compile_pipeline, plan
+from mlpipe.core.config import PipelineSettings
+from mlpipe.core.execution.runner import Launch, Runner, StepCallback
+from mlpipe.core.execution.step import StepRun, read_step
 from mlpipe.core.pipeline import Pipeline
-from mlpipe.core.refs import ref_from_json
-from mlpipe.core.runner import PipelineRun, StepRun, preflight, run_dir
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_STARTED = re.compile(r"^Executing task '([^']+)'")
-_FINISHED = re.compile(r"^Task '([^']+)' finished with status (\w+)")
-_FAILED_TASK = re.compile(r"Inner task failed: '([^']+)'")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+STARTED = re.compile(r"^Executing task '([^']+)'")
+FINISHED = re.compile(r"^Task '([^']+)' finished with status (\w+)")
 
 
-class _TaskEvents(logging.Filter):
+class TaskEvents(logging.Filter):
     """Collects kfp.local's own task start/finish log records: the orchestrator's timings.
 
     kfp.local swaps the root logger's handlers around each task but leaves its filters alone,
     so a filter on the root logger sees every record it emits (and lets all of them through).
+    ``on_event(task, state)`` is called as tasks start (``running``) and finish (kfp's status).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_event: Any = None) -> None:
         super().__init__()
         self.started: dict[str, float] = {}
         self.finished: dict[str, tuple[float, str]] = {}
+        self.on_event = on_event
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = _ANSI.sub("", record.getMessage())
-        if m := _STARTED.match(message):
+        message = ANSI.sub("", record.getMessage())
+        if m := STARTED.match(message):
             self.started.setdefault(m.group(1), record.created)  # first attempt, if retried
-        elif m := _FINISHED.match(message):
+            if self.on_event:
+                self.on_event(m.group(1), "running")
+        elif m := FINISHED.match(message):
             self.finished[m.group(1)] = (record.created, m.group(2))
+            if self.on_event:
+                self.on_event(m.group(1), m.group(2))
         return True
 
     def seconds(self, task: str) -> float | None:
@@ -69,93 +71,101 @@ class _TaskEvents(logging.Filter):
         return "RUNNING" if task in self.started else "NOT_RUN"
 
 
-def run_pipeline(
-    pipeline: Pipeline,
-    config: PipelineConfig,
-    *,
-    home: Path,
-    run_id: str | None = None,
-    use_cache: bool | None = None,
-) -> PipelineRun:
-    """Run ``pipeline`` with kfp.local; the steps' run id is kfp's run name unless ``run_id``.
+class KubeflowRunner(Runner):
+    """Compiles the pipeline to kfp components and runs it with kfp.local's SubprocessRunner.
 
-    ``use_cache`` overrides ``config.runtime.cache`` (mlpipe's step cache inside each component;
-    kfp.local's own cache stays off, see docs/kubeflow.md). Raises ``StepFailedError`` naming the
-    failing step, with the cause's exit code.
+    The mlpipe run id is the kfp pipeline parameter ``run_id``; kfp's own run name is the
+    orchestrator run id. ``use_cache`` overrides ``runtime.cache`` (mlpipe's step cache inside
+    each component; kfp.local's cache stays off, see docs/kubeflow.md). kfp.local's
+    configuration is process-global: do not launch two runs from two threads at once.
     """
-    _ignore_docker_folder()
-    refuse_local_run(config, "kubeflow")
-    preflight(config, Path(home).expanduser().resolve())
-    home = Path(home).expanduser().resolve()
-    if use_cache is not None:
-        config = config.model_copy(
-            update={"runtime": config.runtime.model_copy(update={"cache": use_cache})})
-    pipeline_root = home / "kfp"
-    pipeline_root.mkdir(parents=True, exist_ok=True)
-    kfp_name = f"mlpipe-{pipeline.name}-"
-    before = {p.name for p in pipeline_root.iterdir()}
-    fresh = [d for d in (home / "runs", home / "runs" / pipeline.name) if not d.exists()]
-    pipeline_func = build_pipeline(pipeline, config, home=str(home), run_id=run_id or "")
-    plans = plan(pipeline)
 
-    events = _TaskEvents()
-    root_logger = logging.getLogger()
-    previous = local_config.LocalExecutionConfig.instance
-    root_logger.addFilter(events)
-    started = time.perf_counter()
-    try:
-        # kfp.local prints task logs to stdout; keep stdout for the caller (``mlpipe --json``)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
-            # the image is for clusters; locally the body runs with this interpreter
-            warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-            warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
-            local.init(runner=local.SubprocessRunner(use_venv=False),
-                       pipeline_root=str(pipeline_root), raise_on_error=True)
-            final = pipeline_func().output
-    except RuntimeError as exc:
-        new_runs = sorted((p for p in pipeline_root.iterdir()
-                           if p.name not in before and p.name.startswith(kfp_name)),
-                          key=lambda p: p.stat().st_mtime)
-        failure = _failure(exc, new_runs[-1] if new_runs else None, plans, events)
-        _remove_empty(home, pipeline.name, failure, fresh)
-        raise failure from exc
-    finally:
-        root_logger.removeFilter(events)
-        local_config.LocalExecutionConfig.instance = previous
-    seconds = time.perf_counter() - started
+    name = "kubeflow"
 
-    kfp_run_dir = Path(final.uri).parent.parent  # <root>/<kfp run name>/<task>/<output>
-    steps: list[StepRun] = []
-    task_seconds: dict[str, float] = {}
-    outputs: dict[str, dict[str, Any]] = {}
-    step_run_id = ""
-    for item in plans:
-        task_dir = kfp_run_dir / item.task_name
-        artifacts = _executor_artifacts(task_dir)
-        main = artifacts[item.output]
-        meta = main.get("metadata", {})
-        step_run_id = meta["run_id"]
-        ref = ref_from_json(Path(main["uri"]).read_text())
-        steps.append(StepRun(step=item.step.name, ref=ref, seconds=float(meta["seconds"]),
-                             cached=bool(meta["cached"])))
-        measured = events.seconds(item.task_name)
-        task_seconds[item.step.name] = (measured if measured is not None
-                                        else float(meta["component_seconds"]))
-        outputs[item.step.name] = {
-            "state": events.state(item.task_name),
-            "artifacts": {name: {"uri": a["uri"], "metadata": a.get("metadata", {})}
-                          for name, a in artifacts.items()},
-        }
-    run = PipelineRun(pipeline=pipeline.name, run_id=step_run_id,
-                      run_dir=run_dir(home, pipeline.name, step_run_id), steps=steps,
-                      seconds=seconds, runner="kubeflow",
-                      extra={"orchestrator_run_id": kfp_run_dir.name,
-                             "task_seconds": task_seconds,
-                             "pipeline_root": str(pipeline_root),
-                             "kfp_run_dir": str(kfp_run_dir),
-                             "tasks": outputs})
-    run.write_record(config)
-    return run
+    def launch(
+        self,
+        pipeline: Pipeline,
+        config: PipelineSettings,
+        *,
+        home: Path,
+        run_id: str,
+        use_cache: bool | None,
+        on_step: StepCallback | None,
+    ) -> Launch:
+        _ignore_docker_folder()
+        if use_cache is not None:
+            runtime = config.runtime.model_copy(update={"cache": use_cache})
+            config = config.model_copy(update={"runtime": runtime})
+        pipeline_root = home / "kfp"
+        pipeline_root.mkdir(parents=True, exist_ok=True)
+        before = {p.name for p in pipeline_root.iterdir()}
+        pipeline_func = build_pipeline(pipeline, config, home=str(home), run_id=run_id)
+        plans = plan(pipeline)
+        steps = {p.task_name: p.step.name for p in plans}
+
+        def on_event(task: str, state: str) -> None:
+            if on_step is None or task not in steps:
+                return
+            outcome = read_step(home, pipeline.name, run_id, steps[task]) if state != "running" else None
+            if isinstance(outcome, StepRun):
+                on_step(steps[task], "cached" if outcome.cached else "done", outcome)
+            else:
+                on_step(steps[task], "running" if state == "running" else "failed", None)
+
+        events = TaskEvents(on_event)
+        root_logger = logging.getLogger()
+        previous = local_config.LocalExecutionConfig.instance
+        root_logger.addFilter(events)
+        failure: str | None = None
+        kfp_run_dir: Path | None = None
+        started = time.perf_counter()
+        try:
+            # kfp.local prints task logs to stdout; keep stdout for the caller (``mlpipe --json``)
+            with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+                # the image is for clusters; locally the body runs with this interpreter
+                warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+                warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
+                local.init(runner=local.SubprocessRunner(use_venv=False),
+                           pipeline_root=str(pipeline_root), raise_on_error=True)
+                final = pipeline_func().output
+            kfp_run_dir = Path(final.uri).parent.parent  # <root>/<kfp run name>/<task>/<output>
+        except RuntimeError as exc:  # only a fallback: a failed step has written its error.json
+            failure = f"kfp.local: {ANSI.sub('', str(exc))}"
+            new_runs = [p for p in pipeline_root.iterdir() if p.name not in before and p.is_dir()]
+            kfp_run_dir = max(new_runs, key=lambda p: p.stat().st_mtime) if new_runs else None
+        finally:
+            root_logger.removeFilter(events)
+            local_config.LocalExecutionConfig.instance = previous
+        seconds = time.perf_counter() - started
+
+        task_seconds: dict[str, float] = {}
+        tasks: dict[str, dict[str, Any]] = {}
+        for item in plans:
+            artifacts = _executor_artifacts(kfp_run_dir / item.task_name) if kfp_run_dir else {}
+            measured = events.seconds(item.task_name)
+            if measured is None and item.output in artifacts:
+                measured = artifacts[item.output]["metadata"].get("component_seconds")
+            if measured is not None:
+                task_seconds[item.step.name] = float(measured)
+            tasks[item.step.name] = {"state": events.state(item.task_name), "artifacts": artifacts}
+        extra: dict[str, Any] = {"task_seconds": task_seconds, "tasks": tasks,
+                                 "pipeline_root": str(pipeline_root)}
+        if kfp_run_dir is not None:
+            extra["kfp_run_dir"] = str(kfp_run_dir)
+        return Launch(orchestrator_run_id=kfp_run_dir.name if kfp_run_dir else "",
+                      seconds=seconds, extra=extra, failure=failure)
+
+    def compile(self, pipeline: Pipeline, config: PipelineSettings, output: Path) -> Path:
+        """The kfp v2 pipeline YAML any KFP backend loads (``compiler.compile_pipeline``)."""
+        return compile_pipeline(pipeline, config, output)
+
+    def render_cluster(
+        self, pipeline: Pipeline, config: PipelineSettings, out_dir: Path
+    ) -> list[Path]:
+        """Cluster mode: container components running ``mlpipe step`` (``cluster.py``)."""
+        from mlpipe.adapters.kubeflow.cluster import render_cluster
+
+        return render_cluster(pipeline, config, out_dir)
 
 
 def _ignore_docker_folder() -> None:
@@ -181,35 +191,10 @@ def _ignore_docker_folder() -> None:
 
 def _executor_artifacts(task_dir: Path) -> dict[str, dict[str, Any]]:
     """A finished task's output artifacts (name -> uri, metadata) from kfp's executor output."""
-    data = json.loads((task_dir / "executor_output.json").read_text())
-    return {name: entry["artifacts"][0] for name, entry in data.get("artifacts", {}).items()}
-
-
-def _failure(
-    exc: RuntimeError, kfp_run_dir: Path | None, plans: list[ComponentPlan], events: _TaskEvents
-) -> StepFailedError:
-    """The StepFailedError for a failed kfp.local run: step and cause from the task's record."""
-    by_task = {p.task_name: p.step.name for p in plans}
-    message = _ANSI.sub("", str(exc))
-    record: dict[str, Any] | None = None
-    if kfp_run_dir is not None:
-        for path in sorted(kfp_run_dir.glob(f"*/{ERROR_FILE}")):
-            record = json.loads(path.read_text())
-    if record is not None:
-        failure = StepFailedError(record["step"], error_from_record(record))
-        failure.run_id = record["run_id"]  # type: ignore[attr-defined]
-        return failure
-    m = _FAILED_TASK.search(message)
-    failed = [t for t, (_, state) in events.finished.items() if state == "FAILURE"]
-    task = m.group(1) if m else (failed[-1] if failed else "?")
-    return StepFailedError(by_task.get(task) or task,
-                           RuntimeError(f"kfp task '{task}' failed (see its log above): {message}"))
-
-
-def _remove_empty(home: Path, pipeline: str, failure: StepFailedError, fresh: list[Path]) -> None:
-    """A failed run leaves no empty run directories behind (as the local runner does)."""
-    run_id = getattr(failure, "run_id", None)
-    candidates = [run_dir(home, pipeline, run_id)] if run_id else []
-    for directory in [*candidates, *reversed(fresh)]:
-        if directory.is_dir() and not any(directory.iterdir()):
-            os.rmdir(directory)
+    path = task_dir / "executor_output.json"
+    if not path.is_file():  # the task failed or never ran
+        return {}
+    data = json.loads(path.read_text())
+    return {name: {"uri": entry["artifacts"][0]["uri"],
+                   "metadata": entry["artifacts"][0].get("metadata", {})}
+            for name, entry in data.get("artifacts", {}).items()}
