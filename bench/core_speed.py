@@ -230,8 +230,6 @@ def bench_cache(home: Path, model_cfg: ModelConfig, rows: int, lr: float) -> lis
     ``ratio`` is the rerun's wall time over the first run's; ``step_ratio`` compares the steps'
     own time, which is what the cache saves (a runner's fixed start-up is paid either way).
     """
-    import importlib
-
     from mlpipe.core import TRAINING
 
     cfg = TrainingConfig(
@@ -240,15 +238,13 @@ def bench_cache(home: Path, model_cfg: ModelConfig, rows: int, lr: float) -> lis
         data=DataConfig(generated=GeneratedDataConfig(n_samples=rows)),
     )
     out = []
-    for runner in ("local", "airflow", "kubeflow", "dagster"):
-        if runner == "local":
-            from mlpipe.core.runner import run_pipeline
-        else:
-            run_pipeline = importlib.import_module(f"mlpipe.adapters.{runner}.runner").run_pipeline
+    from mlpipe.core import plugins, run_pipeline
+
+    for runner in plugins.names("runner"):
         runs = []
         for _ in range(2):
             t0 = time.perf_counter()
-            run = run_pipeline(TRAINING, cfg, home=home / runner)
+            run = run_pipeline(TRAINING, cfg, home=home / runner, runner=runner)
             runs.append((time.perf_counter() - t0, run))
         (cold_s, cold), (warm_s, warm) = runs
         assert [s.cached for s in warm.steps][:3] == [True, True, True], runner
@@ -265,7 +261,7 @@ def bench_startup(home: Path) -> list[dict[str, Any]]:
 
     Light steps (data, artifacts, registry) must not import torch; only training and inference may.
     """
-    from mlpipe.core.pipelines import PIPELINES
+    from mlpipe.core.pipelines import INFERENCE, TRAINING
 
     tiny = {
         "training": ROOT / "configs" / "tiny" / "training.yaml",
@@ -280,7 +276,7 @@ def bench_startup(home: Path) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
     out = [{"step": "(bare python)", "seconds": time.perf_counter() - t0, "imports_torch": False}]
-    for name, pipe in PIPELINES.items():
+    for name, pipe in (("training", TRAINING), ("inference", INFERENCE)):
         run_id = f"startup-{name}"
         for step in pipe.steps:
             t0 = time.perf_counter()

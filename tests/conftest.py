@@ -66,3 +66,19 @@ def make_artifact(tmp: Path, tag: str) -> Path:
     out = tmp / f"artifact-{tag}"
     assemble(model, out, metrics={"eval_accuracy": 0.5}, provenance={"data_sha256": tag})
     return out
+
+
+def assert_failed_run(home: Path, pipeline: str, step: str) -> dict[str, object]:
+    """A failed run leaves its record and the step's error, and nothing half-written:
+    no registry version, no outputs of the failed step or of any later step."""
+    import json
+
+    records = sorted((home / "runs" / pipeline).glob("*/run.json"))
+    assert len(records) == 1, records
+    record = json.loads(records[0].read_text())
+    assert record["status"] == "failed" and record["failed_step"] == step
+    assert record["error"]["message"] and record["ended_at"]
+    step_dir = records[0].parent / step
+    assert sorted(p.name for p in step_dir.iterdir()) == ["error.json"]
+    assert not any((home / "registry").rglob("manifest.json"))
+    return record

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_INFERENCE, TINY_TRAINING, venv_env
+from tests.conftest import TINY_INFERENCE, TINY_TRAINING, assert_failed_run, venv_env
 
 FAST = ["--set", "data.generated.n_samples=200", "--set", "training.epochs=1"]
 
@@ -70,7 +70,7 @@ def test_bad_data_file_exits_2_names_file_and_column(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "reviews.csv: no label column 'label'" in result.stderr
-    assert not home.exists()
+    assert_failed_run(home, "training", "load_training_data")
 
 
 def test_unknown_model_reference_exits_2(tmp_path: Path) -> None:

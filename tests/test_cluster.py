@@ -20,8 +20,8 @@ from mlpipe.core import INFERENCE, TRAINING, ConfigError, load_config
 from mlpipe.core import run_pipeline as run_local
 from mlpipe.core.cluster import pod_manifest, step_container
 from mlpipe.core.config import PipelineConfig
+from mlpipe.core.execution import load_step_result
 from mlpipe.core.pipeline import Pipeline
-from mlpipe.core.runner import load_step_result
 from tests.conftest import TINY_INFERENCE, TINY_TRAINING, venv_env
 
 FAKE_KEY = "sk-fake-wandb-key-0123456789"

@@ -8,7 +8,6 @@ from mlpipe.core import (
     INFERENCE,
     TRAINING,
     InferenceConfig,
-    LocalRegistry,
     Pipeline,
     Step,
     StepFailedError,
@@ -16,6 +15,8 @@ from mlpipe.core import (
     run_pipeline,
 )
 from mlpipe.core.steps import load_training_data
+from mlpipe.registries.local import LocalRegistry
+from tests.conftest import assert_failed_run
 
 
 def test_pipeline_description_is_validated() -> None:
@@ -114,7 +115,8 @@ def test_failed_step_leaves_nothing_and_names_the_step(
     with pytest.raises(StepFailedError) as info:
         run_pipeline(TRAINING, cfg, home=home)
     assert info.value.step == "load_training_data" and info.value.exit_code == 2
-    assert not home.exists()
+    record = assert_failed_run(home, "training", "load_training_data")
+    assert record["error"]["exit_code"] == 2 and "DataError" in record["error"]["traceback"]
 
 
 def test_quality_gate_stops_before_training(

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TINY_TRAINING, venv_env
 
 from mlpipe.core import ConfigError, TrainingConfig, load_config, plugins
 from mlpipe.core.execution import get_runner
 from mlpipe.core.execution.local import LocalRunner
+from tests.conftest import TINY_TRAINING, venv_env
 
 BUILTINS = {
     "runner": {"local", "airflow", "kubeflow", "dagster"},

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from mlpipe.core import ChecksumError, ConfigError, LocalRegistry, ModelNotFoundError
+from mlpipe.core import ChecksumError, ConfigError, ModelNotFoundError
+from mlpipe.registries.local import LocalRegistry
 from tests.conftest import make_artifact
 
 

@@ -236,7 +236,7 @@ def test_lora_without_peft_names_the_extra(home: Path) -> None:
 
 def test_execution_accuracy_floor_blocks_publishing(home: Path) -> None:
     """``training.min_eval_accuracy`` is the floor on eval execution accuracy for text-to-sql."""
-    from mlpipe.core import LocalRegistry
+    from mlpipe.registries.local import LocalRegistry
 
     cfg = _training([*SMALL_TRAINING, "training.min_eval_accuracy=1.0"])
     with pytest.raises(StepFailedError, match="min_eval_accuracy") as info:

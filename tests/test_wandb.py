@@ -25,9 +25,9 @@ import pytest
 
 from mlpipe.core import ChecksumError, ConfigError, ModelNotFoundError, load_config
 from mlpipe.core.artifacts import verify
-from mlpipe.core.config import RegistryConfig, TrackingConfig
 from mlpipe.core.errors import MlpipeError
 from mlpipe.core.tracking import open_tracker
+from mlpipe.integrations.wandb import WandbRegistryConfig, WandbTrackingConfig
 from tests.conftest import ROOT, TINY_INFERENCE, TINY_TRAINING, make_artifact, venv_env
 
 WANDB_DIRS = ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")
@@ -126,7 +126,7 @@ def wandb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]
 def wandb_registry(home: Path) -> Any:
     from mlpipe.core.registry import open_registry
 
-    return open_registry(RegistryConfig(backend="wandb"), home)
+    return open_registry(WandbRegistryConfig(), home)
 
 
 def free_port() -> int:
@@ -305,7 +305,7 @@ def test_tracker_links_the_orchestrator_run_id(wandb_env: dict[str, str]) -> Non
         "runner": "airflow",
         "orchestrator_run_id": "manual__2026-11-25T07:00:00+00:00",
     }
-    cfg = TrackingConfig(backend="wandb", project="mlpipe-test")
+    cfg = WandbTrackingConfig(project="mlpipe-test")
     with open_tracker(cfg, name="t", job_type="train", config={"a": 1}, tags=tags) as tracker:
         tracker.log({"train/loss": 0.5}, step=1)
         tracker.summary({"data_sha256": "abc"})
@@ -317,7 +317,7 @@ def test_tracker_links_the_orchestrator_run_id(wandb_env: dict[str, str]) -> Non
 
 
 def test_disabled_mode_writes_nothing(wandb_env: dict[str, str], tmp_path: Path) -> None:
-    cfg = TrackingConfig(backend="wandb", mode="disabled")
+    cfg = WandbTrackingConfig(mode="disabled")
     with open_tracker(cfg, name="t", job_type="train", config={}, tags={}) as tracker:
         tracker.log({"x": 1.0})
     assert not list(Path(wandb_env["WANDB_DIR"]).rglob("*.wandb"))
@@ -331,7 +331,7 @@ def test_online_without_key_is_a_config_error_and_writes_nothing(
 ) -> None:
     monkeypatch.setenv("WANDB_MODE", "online")
     with pytest.raises(ConfigError, match="WANDB_API_KEY is not set") as caught:
-        open_tracker(TrackingConfig(backend="wandb"), name="t", job_type="x", config={}, tags={})
+        open_tracker(WandbTrackingConfig(), name="t", job_type="x", config={}, tags={})
     assert caught.value.exit_code == 2
     registry = wandb_registry(tmp_path / "home")
     with pytest.raises(ConfigError, match="WANDB_API_KEY"):
@@ -343,7 +343,7 @@ def test_online_without_key_is_a_config_error_and_writes_nothing(
     monkeypatch.setenv("WANDB_MODE", "offline")
     with pytest.raises(ConfigError):
         open_tracker(
-            TrackingConfig(backend="wandb", mode="online"), name="t", job_type="x", config={},
+            WandbTrackingConfig(mode="online"), name="t", job_type="x", config={},
             tags={},
         )  # fmt: skip
 
@@ -442,7 +442,7 @@ def test_online_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     from mlpipe.core.registry import open_registry
 
     registry = open_registry(
-        RegistryConfig(backend="wandb", wandb_project=project), tmp_path / "home"
+        WandbRegistryConfig(wandb_project=project), tmp_path / "home"
     )
     name = f"ci-{secrets.token_hex(4)}"
     published = registry.publish(make_artifact(tmp_path, name), name, ["staging"], {"run_id": "ci"})

@@ -63,7 +63,10 @@ class Step:
 
 
 def _caller_module() -> str:
-    frame = sys._getframe(3)  # _caller_module <- default factory <- __init__ <- the definer
+    """The module that constructs the Pipeline (the first frame outside this module)."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
     return str(frame.f_globals.get("__name__", "__main__"))
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mlpipe.core import plugins
-from mlpipe.core.config import RegistryConfig
+from mlpipe.core.config import RegistryConfig, validate_section
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.refs import ModelVersionRef
 
@@ -50,6 +50,8 @@ class Registry(Protocol):
 def open_registry(cfg: RegistryConfig, home: Path) -> Registry:
     """The registry backend ``cfg.backend`` names (imported only when chosen)."""
     backend: Any = plugins.load("registry", cfg.backend)
+    if not isinstance(cfg, backend.config_type):  # a bare RegistryConfig(backend="wandb")
+        cfg = validate_section(backend.config_type, cfg.model_dump(), "registry")
     registry: Registry = backend(cfg, home)
     return registry
 

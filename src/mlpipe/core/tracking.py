@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Protocol
 
 from mlpipe.core import plugins
-from mlpipe.core.config import TrackingConfig
+from mlpipe.core.config import TrackingConfig, validate_section
 
 
 class Tracker(Protocol):
@@ -69,6 +69,8 @@ def open_tracker(
     if cfg.backend == "none":
         return NullTracker()
     backend: Any = plugins.load("tracker", cfg.backend)
+    if not isinstance(cfg, backend.config_type):  # a bare TrackingConfig(backend="wandb")
+        cfg = validate_section(backend.config_type, cfg.model_dump(), "tracking")
     tracker: Tracker = backend(
         cfg, name=name, job_type=job_type, config=config, tags=tags, home=home
     )

@@ -128,7 +128,7 @@ def run_step(
         failure = exc
         if isinstance(exc, Exception) and not isinstance(exc, StepFailedError):
             failure = StepFailedError(step.name, exc)  # every failure names its step
-        _record_error(out_dir, step.name, run_id, failure, tags)
+        _record_error(out_dir, step.name, run_id, failure, exc, tags)
         if failure is not exc:
             raise failure from exc
         raise
@@ -153,6 +153,7 @@ def _record_error(
     step: str,
     run_id: str,
     exc: BaseException,
+    original: BaseException,
     tags: Mapping[str, str] | None,
 ) -> None:
     """``error.json``: what any runner reads back to raise the same error with the same code."""
@@ -164,7 +165,7 @@ def _record_error(
         run_id=run_id,
         at=datetime.now(UTC).isoformat(timespec="seconds"),
         tags=dict(tags or {}),
-        traceback="".join(traceback.format_exception(exc)),
+        traceback="".join(traceback.format_exception(original)),
     )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
