@@ -128,9 +128,9 @@ def decide(config: ChampionChallengerConfig, ctx: StepContext, challenger: Score
         winner, promote, reason = champion.model, False, f"{config.metric} {new:.4f} <= {old:.4f}"
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     path = ctx.out_dir / "decision.json"
+    scores = {"challenger": new, "champion": old}  # the metric only: timings vary run to run
     path.write_text(json.dumps({"winner": winner, "promote": promote, "reason": reason,
-                                "challenger": challenger.metrics, "champion": champion.metrics},
-                               sort_keys=True, indent=2))
+                                "metric": config.metric, **scores}, sort_keys=True, indent=2))
     return DecisionRef(uri=str(path), sha256=sha256_file(path), winner=winner, promote=promote,
                        reason=reason)
 

@@ -128,3 +128,15 @@ def test_hub_offline_fails_fast_and_clearly(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"cannot load dataset 'glue' \(sst2\).*data.source: files"):
         prepare_training_data(DataConfig(source="hub"), tmp_path / "o")
     assert time.perf_counter() - started < 30  # seconds, not minutes of retries
+
+
+def test_reported_checks_are_the_declared_ones(tmp_path: Path) -> None:
+    from mlpipe.core.task import get_task
+
+    task = get_task("text-classification")
+    assert task.config_section is None and task.training_options is None
+    cfg = DataConfig(source="generated")
+    ref = prepare_training_data(cfg, tmp_path / "train")
+    assert tuple(c.name for c in ref.checks) == task.checks["load_training_data"]
+    ref = prepare_inference_data(cfg, tmp_path / "infer", chunk_rows=64)
+    assert tuple(c.name for c in ref.checks) == task.checks["load_inference_data"]

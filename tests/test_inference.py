@@ -80,3 +80,23 @@ def test_chunked_prediction_keeps_order_and_bounds_rows_in_memory(
         chunked.column("score").to_pylist(), whole.column("score").to_pylist(), strict=True
     ):
         assert a == pytest.approx(b, abs=1e-5)
+
+
+def test_predict_texts_labels_each_row_like_predict_file(model_dir: Path, tmp_path: Path) -> None:
+    from mlpipe.core.task import get_task
+
+    texts = TEXTS[:30]
+    out = get_task("text-classification").predict_texts(
+        model_dir, [{"text": t} for t in texts], batch_size=64
+    )
+    data = tmp_path / "data.parquet"
+    pq.write_table(pa.table({"text": texts}), data)
+    predict_file(Predictor(model_dir), data, tmp_path / "p.parquet", chunk_rows=1000)
+    table = pq.read_table(tmp_path / "p.parquet")
+    assert [o["label_id"] for o in out] == table.column("pred_id").to_pylist()
+    assert [o["label"] for o in out] == table.column("pred_label").to_pylist()
+    for o, score in zip(out, table.column("score").to_pylist(), strict=True):
+        assert o["score"] == pytest.approx(score, abs=1e-5)
+        assert set(o["scores"]) == {"negative", "positive"}
+        assert sum(o["scores"].values()) == pytest.approx(1.0)
+        assert o["scores"][o["label"]] == o["score"] == max(o["scores"].values())

@@ -301,6 +301,35 @@ def test_model_task_mismatch_is_refused(tmp_path: Path) -> None:
         check_model_task(tmp_path, "text-classification")
 
 
+def test_predict_texts_gives_sql_per_row_like_the_batch_path(home: Path) -> None:
+    """``Task.predict_texts``: ``{"sql": ...}`` per row, in order, as the generator writes it."""
+    from mlpipe.tasks.text_to_sql.model import SqlGenerator
+
+    run = run_pipeline(TRAINING, _training(SMALL_TRAINING), home=home)
+    model_dir = Path(run.outputs["upload_model"].uri)  # type: ignore[attr-defined]
+    rows = [{"question": q, "context": c} for q, c, _ in generate_sql_rows(6, seed=9)]
+    out = get_task("text-to-sql").predict_texts(model_dir, rows, batch_size=4)
+    assert len(out) == len(rows) and all(set(o) == {"sql"} for o in out)
+    assert all(isinstance(o["sql"], str) for o in out)
+    generator = SqlGenerator.load(model_dir, batch_size=4, max_new_tokens=128)
+    expected = generator.generate([r["question"] for r in rows], [r["context"] for r in rows])
+    assert [o["sql"] for o in out] == expected
+    assert get_task("text-to-sql").predict_texts(model_dir, []) == []
+    with pytest.raises(ConfigError, match="trained for 'text-to-sql'"):
+        get_task("text-classification").predict_texts(model_dir, [{"text": "a film"}])
+
+
+def test_declared_checks_are_the_reported_ones(home: Path) -> None:
+    """Text-to-sql declares the checks its steps really report (no faked label_balance)."""
+    task = get_task("text-to-sql")
+    assert task.config_section == "sql"
+    run = run_pipeline(TRAINING, _training(SMALL_TRAINING), home=home)
+    for step in ("load_training_data", "train_model"):
+        reported = {c.name for c in run.outputs[step].checks}  # type: ignore[union-attr]
+        assert reported == set(task.checks[step])
+    assert "label_balance" not in task.checks["load_training_data"]
+
+
 # -- end to end ---------------------------------------------------------------------------------
 
 

@@ -139,6 +139,8 @@ def predict_texts(
     ``label``/``label_id``/``score`` are what :func:`predict_file` writes for the row (fp32
     model); ``scores`` maps every label name (the model config's ``id2label``) to its probability.
     """
+    if not rows:
+        return []
     predictor = Predictor(model_dir, batch_size=batch_size)
     names = predictor.label_names
     out: list[dict[str, Any]] = []

@@ -114,6 +114,8 @@ class TextToSqlTask:
         from mlpipe.tasks.text_to_sql.model import SqlGenerator
 
         check_model_task(model_dir, self.name)
+        if not rows:
+            return []
         generator = SqlGenerator.load(
             model_dir, batch_size=batch_size, max_new_tokens=SqlOptions().max_new_tokens
         )

@@ -1,0 +1,97 @@
+"""Every registered runner runs every pipeline as the local runner does: the built-in training
+and inference pipelines, and a pipeline a user wrote (examples/champion_challenger.py), with
+identical weights, predictions and decisions. Parametrised from the plugin registry."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from examples.champion_challenger import PIPELINE as CHAMPION_CHALLENGER
+from mlpipe.core import INFERENCE, TRAINING, InferenceConfig, TrainingConfig, load_config, plugins
+from mlpipe.core.execution import PipelineRun, get_runner
+from mlpipe.core.registry import open_registry
+from tests.conftest import ROOT
+
+RUNNERS = plugins.names("runner")
+EXAMPLE_CONFIG = ROOT / "examples" / "champion_challenger.yaml"
+
+
+@pytest.fixture(scope="module")
+def seeded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home whose registry has v1 as production and v2 as staging (two tiny trainings)."""
+    home = tmp_path_factory.mktemp("seeded") / "home"
+    local = get_runner("local")
+    for seed in (1, 2):
+        cfg = load_config(ROOT / "configs" / "tiny" / "training.yaml",
+                          ["data.generated.n_samples=300", "training.epochs=1",
+                           f"training.seed={seed}"])
+        local.run(TRAINING, cfg, home=home)
+    open_registry(cfg.registry, home).promote("tiny-sentiment", 1, "production")
+    shutil.rmtree(home / "runs")
+    shutil.rmtree(home / "cache", ignore_errors=True)
+    return home
+
+
+def _hashes(run: PipelineRun) -> dict[str, str]:
+    return {s.step: s.ref.sha256 for s in run.steps}
+
+
+@pytest.fixture(scope="module")
+def reference(seeded_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    return _run_all("local", seeded_home, tmp_path_factory.mktemp("local"))
+
+
+def _run_all(runner_name: str, seeded: Path, where: Path) -> dict[str, dict]:
+    """Training, inference and the user's pipeline through one runner, in a copy of the home."""
+    home = where / "home"
+    shutil.copytree(seeded, home)
+    runner = get_runner(runner_name)
+    train_cfg = load_config(ROOT / "configs" / "tiny" / "training.yaml",
+                            ["data.generated.n_samples=300", "training.epochs=1",
+                             "training.seed=3", "registry.aliases=[]"])
+    assert isinstance(train_cfg, TrainingConfig)
+    training = runner.run(TRAINING, train_cfg, home=home)
+    infer_cfg = load_config(ROOT / "configs" / "tiny" / "inference.yaml",
+                            ["data.generated.n_samples=100", "inference.model=tiny-sentiment:v3"])
+    assert isinstance(infer_cfg, InferenceConfig)
+    inference = runner.run(INFERENCE, infer_cfg, home=home)
+    example_cfg = load_config(EXAMPLE_CONFIG, config_type=CHAMPION_CHALLENGER.config_type)
+    example = runner.run(CHAMPION_CHALLENGER, example_cfg, home=home)
+    production = open_registry(train_cfg.registry, home).resolve("tiny-sentiment:production")
+    return {
+        "training": _hashes(training),
+        "inference": _hashes(inference),
+        "example": _hashes(example),
+        "runner": {"training": training.runner, "example": example.runner},
+        "production": {"version": production.version},
+        "decision": {"winner": example.outputs["decide"].winner},  # type: ignore[attr-defined]
+    }
+
+
+@pytest.fixture(autouse=True)
+def _examples_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Task processes (Airflow, kfp) import ``examples.champion_challenger`` as users' do."""
+    paths = os.environ.get("PYTHONPATH", "")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(ROOT), paths) if p))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", [r for r in RUNNERS if r != "local"])
+def test_runner_matches_local_on_every_pipeline(
+    runner: str, seeded_home: Path, reference: dict[str, dict], tmp_path: Path
+) -> None:
+    got = _run_all(runner, seeded_home, tmp_path)
+    assert got["runner"] == {"training": runner, "example": runner}
+    for pipeline in ("training", "inference", "example"):
+        assert got[pipeline] == reference[pipeline], pipeline  # every step's output hash
+    assert got["decision"] == reference["decision"]
+    assert got["production"] == reference["production"]
+
+
+def test_local_reference_runs_the_user_pipeline(reference: dict[str, dict]) -> None:
+    assert set(reference["example"]) == set(CHAMPION_CHALLENGER.step_names)
+    assert reference["decision"]["winner"].startswith("tiny-sentiment:v")
