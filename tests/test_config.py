@@ -106,3 +106,51 @@ def test_cluster_env_keeps_ordinary_settings_that_contain_secret_words() -> None
     env = {"TOKENIZERS_PARALLELISM": "false", "KEYBOARD_LAYOUT": "us"}
     cfg = load_config(TINY_TRAINING, [f"cluster.env={env}"])
     assert cfg.cluster.env == env
+
+
+# -- hostile or sloppy YAML -----------------------------------------------------------------------
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_duplicate_keys_are_refused_with_their_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "pipeline: training\ntraining:\n  epochs: 1\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"line 4: duplicate key 'epochs'"):
+        load_config(path)
+
+
+def test_empty_config_file_is_refused(tmp_path: Path) -> None:
+    for text in ("", "# only a comment\n"):
+        with pytest.raises(ConfigError, match="config file is empty") as info:
+            load_config(_write(tmp_path, text))
+        assert info.value.exit_code == 2
+
+
+def test_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    import time
+
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    path = _write(tmp_path, "pipeline: training\n" + "\n".join(levels) + "\n")
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match="aliases are expanded"):
+        load_config(path)
+    assert time.perf_counter() - started < 5  # refused before anything is expanded
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ("inference.batch_size=true", "batch_size: expected a number"),
+        ("training.learning_rate=.nan", "learning_rate"),
+        ("training.epochs=.inf", "epochs"),
+    ],
+)
+def test_non_numbers_and_non_finite_numbers_are_refused(override: str, field: str) -> None:
+    pipeline = "inference" if override.startswith("inference") else "training"
+    with pytest.raises(ConfigError, match=field):
+        load_config(None, [override], pipeline=pipeline)
