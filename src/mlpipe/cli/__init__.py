@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from mlpipe.cli import bench, cluster, registry, run
+from mlpipe.cli import bench, cluster, registry, run, runs
 from mlpipe.cli.common import err
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(registry.app, name="registry")
+app.add_typer(runs.app, name="runs")
 for command in (run.train, run.infer, run.run, run.step, run.demo):
     app.command()(command)
 app.command("compile")(cluster.compile_)

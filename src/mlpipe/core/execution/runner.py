@@ -28,8 +28,8 @@ from mlpipe.core.hashing import sha256_json
 from mlpipe.core.paths import new_run_id, resolve_home, run_dir
 from mlpipe.core.pipeline import Pipeline, resolve_pipeline
 from mlpipe.core.refs import Ref
+from mlpipe.core.runs import RUN_FILE
 
-RUN_FILE = "run.json"
 #: ``on_step(step, state, result)``: state is running, done, cached or failed
 StepCallback = Callable[[str, str, StepRun | None], None]
 

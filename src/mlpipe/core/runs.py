@@ -1,0 +1,66 @@
+"""Run history: every run's ``run.json``, whichever runner made it (``mlpipe runs``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mlpipe.core import names
+from mlpipe.core.errors import ConfigError
+
+RUN_FILE = "run.json"
+STATUSES = ("running", "succeeded", "failed")
+
+
+def list_runs(
+    home: Path, *, pipeline: str | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
+    """Run records under ``home``, newest first; damaged records are listed as such."""
+    if status is not None and status not in STATUSES:
+        raise ConfigError(f"--status {status!r}: one of {', '.join(STATUSES)}")
+    root = home / "runs"
+    pattern = f"{names.model_name(pipeline)}/*/{RUN_FILE}" if pipeline else f"*/*/{RUN_FILE}"
+    records = []
+    for path in root.glob(pattern) if root.is_dir() else ():
+        try:
+            record: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            record = {"pipeline": path.parent.parent.name, "run_id": path.parent.name,
+                      "status": "unreadable", "error": {"message": str(exc)}}
+        record["path"] = str(path.parent)
+        if status is None or record.get("status") == status:
+            records.append(record)
+    return sorted(records, key=lambda r: (r.get("started_at") or "", r["run_id"]), reverse=True)
+
+
+def find_run(home: Path, run_id: str) -> dict[str, Any]:
+    """The record of one run, by id (any pipeline); exit 2 when there is none."""
+    names.run_id(run_id)
+    matches = [r for r in list_runs(home) if r.get("run_id") == run_id]
+    if not matches:
+        raise ConfigError(f"run {run_id!r}: no such run under {home / 'runs'} (see mlpipe runs list)")
+    return matches[0]
+
+
+def step_logs(record: dict[str, Any], step: str | None = None) -> list[tuple[str, str]]:
+    """(title, text) for what a run left to read: each step's error and the orchestrator log."""
+    out: list[tuple[str, str]] = []
+    run_path = Path(record["path"])
+    steps = [step] if step else sorted(p.name for p in run_path.iterdir() if p.is_dir())
+    for name in steps:
+        error = run_path / name / "error.json"
+        result = run_path / name / "result.json"
+        if error.is_file():
+            data = json.loads(error.read_text())
+            out.append((f"{name}: failed", data.get("traceback") or data.get("message", "")))
+        elif result.is_file():
+            data = json.loads(result.read_text())
+            cached = " (cached)" if data.get("cached") else ""
+            out.append((f"{name}: done in {data.get('seconds', 0):.2f}s{cached}", ""))
+        elif step:
+            raise ConfigError(f"step {step!r}: not in run {record['run_id']} ({', '.join(steps)})")
+    log = record.get("log")
+    if log and Path(log).is_file() and step is None:
+        out.append((f"orchestrator log {log}", Path(log).read_text(errors="replace")[-20_000:]))
+    return out

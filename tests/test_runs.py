@@ -1,0 +1,46 @@
+"""Run records and history: ``run.json`` for every run, ``mlpipe runs list/show/logs``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from mlpipe.core import TRAINING, TrainingConfig
+from mlpipe.core.execution import get_runner
+from tests.conftest import TINY_TRAINING, venv_env
+
+
+def _mlpipe(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mlpipe", *args, "--home", str(home)],
+                          capture_output=True, text=True, env=venv_env(), timeout=120, check=False)
+
+
+def test_runs_list_show_logs_after_a_success_and_a_failure(home: Path, tmp_path: Path,
+                                                           tiny_training: TrainingConfig) -> None:
+    ok = get_runner("local").run(TRAINING, tiny_training, home=home)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text\nhello\nworld\n")
+    failed = _mlpipe("train", "-c", str(TINY_TRAINING), "--set", "data.source=files",
+                     "--set", f"data.path={bad}", home=home)
+    assert failed.returncode == 2
+
+    listed = _mlpipe("runs", "list", "--json", home=home)
+    records = json.loads(listed.stdout)
+    assert [r["status"] for r in records] == ["failed", "succeeded"]  # newest first
+    assert records[1]["run_id"] == ok.run_id and records[1]["model_version"] == "tiny-sentiment:v1"
+    assert records[0]["failed_step"] == "load_training_data"
+    assert records[0]["error"]["exit_code"] == 2 and records[0]["ended_at"]
+    only_failed = json.loads(_mlpipe("runs", "list", "--status", "failed", "--json",
+                                     home=home).stdout)
+    assert [r["run_id"] for r in only_failed] == [records[0]["run_id"]]
+
+    shown = json.loads(_mlpipe("runs", "show", ok.run_id, home=home).stdout)
+    assert shown["runner"] == "local" and len(shown["steps"]) == 4 and shown["config_sha256"]
+    logs = _mlpipe("runs", "logs", records[0]["run_id"], home=home)
+    assert "load_training_data: failed" in logs.stdout and "no label column" in logs.stdout
+    assert "Traceback" in logs.stdout
+
+    missing = _mlpipe("runs", "show", "nope", home=home)
+    assert missing.returncode == 2 and "no such run" in missing.stderr
