@@ -44,3 +44,20 @@ def test_runs_list_show_logs_after_a_success_and_a_failure(home: Path, tmp_path:
 
     missing = _mlpipe("runs", "show", "nope", home=home)
     assert missing.returncode == 2 and "no such run" in missing.stderr
+
+
+def test_predict_from_the_cli_and_python(home: Path, tiny_training: TrainingConfig) -> None:
+    import mlpipe
+
+    get_runner("local").run(TRAINING, tiny_training, home=home)
+    model = mlpipe.load_model("tiny-sentiment:staging", home=home)
+    (pred,) = model.predict(["a wonderful, moving film"])
+    assert model.task == "text-classification" and model.version.spec == "tiny-sentiment:v1"
+    assert pred["label"] in ("negative", "positive") and set(pred["scores"]) == {
+        "negative", "positive"}
+    cli = _mlpipe("predict", "tiny-sentiment:v1", "a wonderful, moving film", "--json", home=home)
+    assert cli.returncode == 0, cli.stderr
+    (row,) = json.loads(cli.stdout)
+    assert row["label"] == pred["label"] and abs(row["score"] - pred["score"]) < 1e-6
+    missing = _mlpipe("predict", "tiny-sentiment:v9", "x", home=home)
+    assert missing.returncode == 2 and "no version 9" in missing.stderr

@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(registry.app, name="registry")
 app.add_typer(runs.app, name="runs")
-for command in (run.train, run.infer, run.run, run.step, run.demo):
+for command in (run.train, run.infer, run.run, run.step, run.demo, run.predict):
     app.command()(command)
 app.command("compile")(cluster.compile_)
 app.command()(cluster.render)

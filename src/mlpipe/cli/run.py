@@ -195,3 +195,37 @@ def demo(home: HomeOpt = None, no_cache: NoCacheOpt = False) -> None:
     table.add_row("predictions", results.predictions_uri)
     table.add_row("registry", str(Path(version.uri).parent.parent))
     out.print(table)
+
+
+def predict(
+    model: Annotated[str, typer.Argument(help="Registry version: name:alias or name:vN")],
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify")] = None,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Predict a few texts with a registry version (its own task decides what comes out)."""
+    from mlpipe.core.config import load_config
+    from mlpipe.core.errors import ConfigError
+    from mlpipe.core.predict import load_model
+
+    try:
+        if not texts:
+            raise ConfigError("give at least one text, e.g. mlpipe predict sentiment:latest 'good'")
+        registry = load_config(config).registry if config else None
+        loaded = load_model(model, home=home, registry=registry)
+        predictions = loaded.predict(texts)
+    except MlpipeError as exc:
+        raise fail(exc) from exc
+    if json_:
+        out.print_json(json.dumps([{"text": t, **p} for t, p in zip(texts, predictions,
+                                                                   strict=True)]))
+        return
+    table = Table(title=f"{loaded.version.spec} · {loaded.task}")
+    table.add_column("text", overflow="fold")
+    table.add_column("prediction", overflow="fold")
+    for text, prediction in zip(texts, predictions, strict=True):
+        shown = prediction.get("label") or prediction.get("sql") or prediction
+        score = f" ({prediction['score']:.3f})" if "score" in prediction else ""
+        table.add_row(text, f"{shown}{score}")
+    out.print(table)
