@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,6 @@ pytest.importorskip("kfp")
 
 from mlpipe.adapters.kubeflow import compile_pipeline
 from mlpipe.adapters.kubeflow.compiler import plan
-from mlpipe.adapters.kubeflow.runner import run_pipeline
 from mlpipe.core import (
     INFERENCE,
     TRAINING,
@@ -22,11 +23,62 @@ from mlpipe.core import (
     StepFailedError,
     TrainingConfig,
     config_from_json,
+    get_runner,
     load_config,
 )
 from mlpipe.core import run_pipeline as run_local
-from mlpipe.core.runner import load_step_result
+from mlpipe.core.execution import load_step_result
+from mlpipe.core.pipeline import portable_ref
 from tests.conftest import TINY_TRAINING
+
+#: A user pipeline: its own config type (no task/data/registry) and its own reference kinds, one
+#: with metrics and one without.
+USER_PIPELINE = textwrap.dedent('''
+    import json
+    from pathlib import Path
+    from typing import Literal
+    from mlpipe.core.config import PipelineSettings
+    from mlpipe.core.errors import DataError
+    from mlpipe.core.pipeline import Pipeline, Step
+    from mlpipe.core.refs import Ref
+
+    class CountConfig(PipelineSettings):
+        pipeline: Literal["counting"] = "counting"
+        n: int = 3
+
+    class NumbersRef(Ref):
+        kind: Literal["kfp_test_numbers"] = "kfp_test_numbers"
+        count: int
+
+    class TotalRef(Ref):
+        kind: Literal["kfp_test_total"] = "kfp_test_total"
+        total: int
+        metrics: dict[str, float] = {}
+
+    def make(config: CountConfig, ctx) -> NumbersRef:
+        if config.n < 0:
+            raise DataError(f"n: cannot count to {config.n}")
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+        path = ctx.out_dir / "numbers.json"
+        path.write_text(json.dumps(list(range(config.n))))
+        return NumbersRef(uri=str(path), sha256="-", count=config.n)
+
+    def add(config: CountConfig, ctx, numbers: NumbersRef) -> TotalRef:
+        total = sum(json.loads(Path(numbers.uri).read_text()))
+        return TotalRef(uri=numbers.uri, sha256="-", total=total, metrics={"total": total})
+
+    PIPELINE = Pipeline("counting", CountConfig, steps=(
+        Step("make", make, asset="numbers", description="0..n-1"),
+        Step("add", add, asset="total", description="their sum", inputs={"numbers": "make"}),
+    ))
+''')
+
+
+@pytest.fixture
+def user_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    (tmp_path / "kfp_user_pipeline.py").write_text(USER_PIPELINE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return importlib.import_module("kfp_user_pipeline")
 
 
 def _load_yaml(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -117,15 +169,48 @@ def test_compile_refuses_a_config_of_the_other_pipeline(
         compile_pipeline(TRAINING, tiny_inference, tmp_path / "x.yaml")
 
 
+def test_user_pipeline_compiles_with_generic_artifacts(
+    user_pipeline: Any, tmp_path: Path
+) -> None:
+    """Any pipeline compiles: unknown reference types are plain kfp Artifacts, with a Metrics
+    output only where the reference has metrics; the body imports the pipeline by its ref."""
+    pipeline = user_pipeline.PIPELINE
+    assert [(p.artifact.__name__, p.metrics, p.confusion) for p in plan(pipeline)] == [
+        ("Artifact", False, False), ("Artifact", True, False)]
+    cfg = user_pipeline.CountConfig()
+    spec, _ = _load_yaml(compile_pipeline(pipeline, cfg, tmp_path / "u.yaml"))
+    arts = spec["components"]["comp-add"]["outputDefinitions"]["artifacts"]
+    assert {k: v["artifactType"]["schemaTitle"] for k, v in arts.items()} == {
+        "total": "system.Artifact", "metrics": "system.Metrics"}
+    assert "run_component('kfp_user_pipeline:PIPELINE', 'add'" in _executor_source(spec, "add")
+    # the runner's compile() is the same YAML
+    again = get_runner("kubeflow").compile(pipeline, cfg, tmp_path / "v.yaml")
+    assert _load_yaml(again)[0] == spec
+
+    def untyped(config: Any, ctx: Any) -> Any:
+        raise AssertionError("never called")
+
+    from mlpipe.core.pipeline import Pipeline, Step
+
+    loose = Pipeline("loose", user_pipeline.CountConfig,
+                     steps=(Step("x", untyped, asset="out", description=""),))
+    assert [p.artifact.__name__ for p in plan(loose)] == ["Artifact"]
+
+
 @pytest.mark.slow
 def test_local_kfp_runs_training_then_inference(
     home: Path, tiny_training: TrainingConfig, tiny_inference: InferenceConfig, tmp_path: Path
 ) -> None:
-    run = run_pipeline(TRAINING, tiny_training, home=home)
+    runner = get_runner("kubeflow")
+    seen: list[tuple[str, str]] = []
+    run = runner.run(TRAINING, tiny_training, home=home,
+                     on_step=lambda step, state, _: seen.append((step, state)))
     assert run.runner == "kubeflow"
     assert [s.step for s in run.steps] == list(TRAINING.step_names)
-    assert run.run_id == run.extra["orchestrator_run_id"]  # kfp's run name is the run id
-    assert run.run_id.startswith("mlpipe-training-")
+    assert seen == [(s, state) for s in TRAINING.step_names for state in ("running", "done")]
+    # kfp's run name is the orchestrator's run id; mlpipe's run id went in as a kfp parameter
+    assert run.extra["orchestrator_run_id"].startswith("mlpipe-training-")
+    assert run.extra["orchestrator_run_id"] == Path(run.extra["kfp_run_dir"]).name
     assert set(run.extra["task_seconds"]) == set(TRAINING.step_names)
     assert all(t["state"] == "SUCCESS" for t in run.extra["tasks"].values())
     assert not any(s.cached for s in run.steps)
@@ -133,6 +218,9 @@ def test_local_kfp_runs_training_then_inference(
         assert load_step_result(home, "training", run.run_id, s.step).ref == s.ref
     version = run.final
     assert version.kind == "model_version" and version.version == 1
+    record = json.loads((run.run_dir / "run.json").read_text())
+    assert record["status"] == "succeeded"
+    assert record["orchestrator_run_id"] == run.extra["orchestrator_run_id"]
 
     # metrics as a kfp Metrics artifact, the reference in the model artifact's file + metadata
     train = run.extra["tasks"]["train_model"]["artifacts"]
@@ -141,6 +229,7 @@ def test_local_kfp_runs_training_then_inference(
     model_art = train["trained_model"]
     assert json.loads(Path(model_art["uri"]).read_text())["sha256"] == run.steps[1].ref.sha256
     assert model_art["metadata"]["sha256"] == run.steps[1].ref.sha256
+    assert model_art["metadata"]["run_id"] == run.run_id
 
     # no ML logic in the adapter: the same config trains the same weights as the local runner
     local = run_local(TRAINING, tiny_training, home=tmp_path / "local-home", use_cache=False)
@@ -148,12 +237,12 @@ def test_local_kfp_runs_training_then_inference(
 
     # a second run serves the cacheable steps from mlpipe's step cache; upload_model always runs
     # (the registry sees identical artifacts and keeps v1)
-    again = run_pipeline(TRAINING, tiny_training, home=home, run_id="second run")
-    assert again.run_id == "second_run"
+    again = runner.run(TRAINING, tiny_training, home=home, run_id="second-run")
+    assert again.run_id == "second-run"
     assert [s.cached for s in again.steps] == [True, True, True, False]
     assert again.final.version == 1 and again.final.sha256 == version.sha256
 
-    inf = run_pipeline(INFERENCE, tiny_inference, home=home)
+    inf = runner.run(INFERENCE, tiny_inference, home=home)
     assert [s.step for s in inf.steps] == list(INFERENCE.step_names)
     report = inf.extra["tasks"]["save_results"]["artifacts"]
     metrics = report["metrics"]["metadata"]
@@ -177,10 +266,40 @@ def test_bad_data_fails_naming_the_component_and_publishes_nothing(
     csv.write_text("text,sentiment\n" + "great film,1\nawful film,0\n" * 20)
     cfg = load_config(TINY_TRAINING, ["data.source=files", f"data.path={csv}"])
     with pytest.raises(StepFailedError) as info:
-        run_pipeline(TRAINING, cfg, home=home)
+        get_runner("kubeflow").run(TRAINING, cfg, home=home, run_id="bad-data")
     err = info.value
     assert err.step == "load_training_data"
     assert err.exit_code == 2
     assert "label" in str(err) and type(err.cause).__name__ == "DataError"
     assert not (home / "registry").exists() or not any((home / "registry").rglob("*.json"))
-    assert not (home / "runs").exists()  # no half-written run left behind
+    # the run is recorded as failed, naming the step; no step left outputs, only its error
+    run_dir = home / "runs" / "training" / "bad-data"
+    left = {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file()}
+    assert left == {"run.json", "load_training_data/error.json"}
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "failed" and record["failed_step"] == "load_training_data"
+    assert record["error"]["type"] == "DataError" and record["error"]["exit_code"] == 2
+    assert record["orchestrator_run_id"].startswith("mlpipe-training-")
+    assert record["extra"]["tasks"]["load_training_data"]["state"] == "FAILURE"
+    assert record["extra"]["tasks"]["train_model"]["state"] == "NOT_RUN"
+
+
+@pytest.mark.slow
+def test_user_pipeline_runs_on_kfp_local(user_pipeline: Any, home: Path) -> None:
+    """A pipeline importable here runs in kfp's component processes: its own config and refs."""
+    pipeline, config_type = user_pipeline.PIPELINE, user_pipeline.CountConfig
+    runner = get_runner("kubeflow")
+    run = runner.run(pipeline, config_type(n=5), home=home, run_id="sum-1")
+    assert [s.step for s in run.steps] == ["make", "add"]
+    assert run.final.kind == "kfp_test_total" and run.final.total == 10  # type: ignore[attr-defined]
+    assert run.extra["tasks"]["add"]["artifacts"]["metrics"]["metadata"] == {"total": 10.0}
+    assert set(run.extra["task_seconds"]) == {"make", "add"}
+    record = json.loads((run.run_dir / "run.json").read_text())
+    assert record["pipeline_ref"] == portable_ref(pipeline) == "kfp_user_pipeline:PIPELINE"
+
+    with pytest.raises(StepFailedError) as info:
+        runner.run(pipeline, config_type(n=-1), home=home, run_id="sum-bad")
+    assert info.value.step == "make" and info.value.exit_code == 2
+    assert "cannot count to -1" in str(info.value)
+    record = json.loads((home / "runs" / "counting" / "sum-bad" / "run.json").read_text())
+    assert record["status"] == "failed" and record["failed_step"] == "make"

@@ -244,6 +244,8 @@ def compile_pipeline(
     of the pod), the generated components' source and the caching/retry policy.
     """
     output = Path(output)
+    if output.suffix not in (".yaml", ".yml", ".json"):
+        raise ConfigError(f"output: kfp writes .yaml (or .json) files, not {output.name!r}")
     output.parent.mkdir(parents=True, exist_ok=True)
     pipeline_func = build_pipeline(pipeline, config, base_image=base_image)
     compiler.Compiler().compile(pipeline_func, package_path=str(output))

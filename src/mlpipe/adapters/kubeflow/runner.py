@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -27,7 +28,7 @@ from mlpipe.adapters.kubeflow.compiler import build_pipeline, compile_pipeline, 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.runner import Launch, Runner, StepCallback
 from mlpipe.core.execution.step import StepRun, read_step
-from mlpipe.core.pipeline import Pipeline
+from mlpipe.core.pipeline import Pipeline, portable_ref
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STARTED = re.compile(r"^Executing task '([^']+)'")
@@ -98,55 +99,31 @@ class KubeflowRunner(Runner):
             config = config.model_copy(update={"runtime": runtime})
         pipeline_root = home / "kfp"
         pipeline_root.mkdir(parents=True, exist_ok=True)
-        before = {p.name for p in pipeline_root.iterdir()}
         pipeline_func = build_pipeline(pipeline, config, home=str(home), run_id=run_id)
         plans = plan(pipeline)
         steps = {p.task_name: p.step.name for p in plans}
 
-        def on_event(task: str, state: str) -> None:
-            if on_step is None or task not in steps:
+        def on_event(task: str, state: str) -> None:  # kfp.local's task events -> on_step
+            step = steps.get(task)
+            if on_step is None or step is None:
                 return
-            outcome = read_step(home, pipeline.name, run_id, steps[task]) if state != "running" else None
-            if isinstance(outcome, StepRun):
-                on_step(steps[task], "cached" if outcome.cached else "done", outcome)
+            done = read_step(home, pipeline.name, run_id, step) if state == "SUCCESS" else None
+            if isinstance(done, StepRun):
+                on_step(step, "cached" if done.cached else "done", done)
             else:
-                on_step(steps[task], "running" if state == "running" else "failed", None)
+                on_step(step, "running" if state == "running" else "failed", None)
 
         events = TaskEvents(on_event)
-        root_logger = logging.getLogger()
-        previous = local_config.LocalExecutionConfig.instance
-        root_logger.addFilter(events)
-        failure: str | None = None
-        kfp_run_dir: Path | None = None
         started = time.perf_counter()
-        try:
-            # kfp.local prints task logs to stdout; keep stdout for the caller (``mlpipe --json``)
-            with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
-                # the image is for clusters; locally the body runs with this interpreter
-                warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-                warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
-                local.init(runner=local.SubprocessRunner(use_venv=False),
-                           pipeline_root=str(pipeline_root), raise_on_error=True)
-                final = pipeline_func().output
-            kfp_run_dir = Path(final.uri).parent.parent  # <root>/<kfp run name>/<task>/<output>
-        except RuntimeError as exc:  # only a fallback: a failed step has written its error.json
-            failure = f"kfp.local: {ANSI.sub('', str(exc))}"
-            new_runs = [p for p in pipeline_root.iterdir() if p.name not in before and p.is_dir()]
-            kfp_run_dir = max(new_runs, key=lambda p: p.stat().st_mtime) if new_runs else None
-        finally:
-            root_logger.removeFilter(events)
-            local_config.LocalExecutionConfig.instance = previous
+        kfp_run_dir, failure = _run_local(pipeline_func, pipeline_root, events, _root_of(pipeline))
         seconds = time.perf_counter() - started
-
         task_seconds: dict[str, float] = {}
         tasks: dict[str, dict[str, Any]] = {}
         for item in plans:
             artifacts = _executor_artifacts(kfp_run_dir / item.task_name) if kfp_run_dir else {}
             measured = events.seconds(item.task_name)
-            if measured is None and item.output in artifacts:
-                measured = artifacts[item.output]["metadata"].get("component_seconds")
             if measured is not None:
-                task_seconds[item.step.name] = float(measured)
+                task_seconds[item.step.name] = measured
             tasks[item.step.name] = {"state": events.state(item.task_name), "artifacts": artifacts}
         extra: dict[str, Any] = {"task_seconds": task_seconds, "tasks": tasks,
                                  "pipeline_root": str(pipeline_root)}
@@ -166,6 +143,52 @@ class KubeflowRunner(Runner):
         from mlpipe.adapters.kubeflow.cluster import render_cluster
 
         return render_cluster(pipeline, config, out_dir)
+
+
+def _run_local(
+    pipeline_func: Any, pipeline_root: Path, events: TaskEvents, import_root: str | None
+) -> tuple[Path | None, str | None]:
+    """Run the kfp pipeline with SubprocessRunner: (kfp's run directory, kfp's failure text).
+
+    ``import_root`` goes on the components' ``PYTHONPATH``, so they import a user pipeline too.
+    """
+    before = {p.name for p in pipeline_root.iterdir()}
+    pythonpath = os.environ.get("PYTHONPATH")
+    if import_root:
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (import_root, pythonpath) if p)
+    root_logger = logging.getLogger()
+    previous = local_config.LocalExecutionConfig.instance
+    root_logger.addFilter(events)
+    try:
+        # kfp.local prints task logs to stdout; keep stdout for the caller (``mlpipe --json``)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+            # the image is for clusters; locally the body runs with this interpreter
+            warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+            warnings.filterwarnings("ignore", message=".*no effect in the current local runner")
+            local.init(runner=local.SubprocessRunner(use_venv=False),
+                       pipeline_root=str(pipeline_root), raise_on_error=True)
+            final = pipeline_func().output
+        return Path(final.uri).parent.parent, None  # <root>/<kfp run name>/<task>/<output>
+    except RuntimeError as exc:  # only a fallback: a failed step has written its error.json
+        new = [p for p in pipeline_root.iterdir() if p.name not in before and p.is_dir()]
+        newest = max(new, key=lambda p: p.stat().st_mtime) if new else None
+        return newest, f"kfp.local: {ANSI.sub('', str(exc))}"
+    finally:
+        root_logger.removeFilter(events)
+        local_config.LocalExecutionConfig.instance = previous
+        if pythonpath is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = pythonpath
+
+
+def _root_of(pipeline: Pipeline) -> str | None:
+    """Where a user pipeline's module is imported from (None for registered pipelines)."""
+    file = getattr(sys.modules.get(pipeline.module), "__file__", None)
+    if ":" not in portable_ref(pipeline) or not file:
+        return None
+    levels = pipeline.module.count(".") + 1 + (Path(file).stem == "__init__")
+    return str(Path(file).resolve().parents[levels - 1])
 
 
 def _ignore_docker_folder() -> None:
