@@ -4,7 +4,6 @@ through the local runner and every orchestrator adapter (tiny GPT-2, generated d
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import json
 import os
@@ -22,9 +21,11 @@ from mlpipe.core import (
     TrainingConfig,
     config_from_json,
     load_config,
+    plugins,
     run_pipeline,
 )
 from mlpipe.core.config import ModelConfig, TinyModelConfig
+from mlpipe.core.execution import get_runner
 from mlpipe.core.task import check_model_task, get_task
 from mlpipe.tasks.text_to_sql.config import SqlTrainOptions
 from mlpipe.tasks.text_to_sql.match import (
@@ -364,7 +365,7 @@ def test_tiny_configs_end_to_end_local(home: Path) -> None:
     assert [s.cached for s in again.steps] == [True, False, True, True]
 
 
-ADAPTERS = ["airflow", "kubeflow", "dagster"]
+ADAPTERS = [r for r in plugins.names("runner") if r != "local"]
 
 
 @pytest.mark.slow
@@ -372,18 +373,14 @@ ADAPTERS = ["airflow", "kubeflow", "dagster"]
 def test_both_pipelines_through_adapter(
     adapter: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    module = f"mlpipe.adapters.{adapter}.runner"
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"the {adapter} adapter is missing ({module})")
-    pytest.importorskip({"airflow": "airflow", "kubeflow": "kfp", "dagster": "dagster"}[adapter])
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     os.makedirs(tmp_path / "dagster", exist_ok=True)
-    runner = importlib.import_module(module)
-    train = runner.run_pipeline(TRAINING, _training(SMALL_TRAINING), home=home)
+    runner = get_runner(adapter)
+    train = runner.run(TRAINING, _training(SMALL_TRAINING), home=home)
     assert train.runner == adapter
     assert [s.step for s in train.steps] == list(TRAINING.step_names)
     assert train.final.spec == "tiny-sql:v1"
-    infer = runner.run_pipeline(INFERENCE, _inference(SMALL_INFERENCE), home=home)
+    infer = runner.run(INFERENCE, _inference(SMALL_INFERENCE), home=home)
     assert infer.runner == adapter
     uri = Path(infer.outputs["load_inference_data"].uri)
     _check_results(infer.final, 24, uri)
