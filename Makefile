@@ -30,7 +30,7 @@ demo: install-core
 	$(BIN)/mlpipe demo
 
 lint: install
-	$(BIN)/ruff check src tests bench dags
+	$(BIN)/ruff check src tests bench dags examples
 	$(BIN)/mypy
 
 typecheck: install

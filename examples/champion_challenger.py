@@ -56,7 +56,7 @@ class ScoreRef(Ref):
 
     kind: Literal["score"] = "score"
     model: str | None
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float] = Field(default_factory=dict)
 
 
 class DecisionRef(Ref):

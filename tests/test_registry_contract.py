@@ -80,7 +80,8 @@ def test_concurrent_publishes_lose_and_duplicate_nothing(backend: str, tmp_path:
     home = str(tmp_path / "home")
     ctx = mp.get_context("spawn")
     with ctx.Pool(4) as pool:
-        versions = pool.starmap(_publish_one, [(backend, home, s, i) for i, s in enumerate(sources)])
+        jobs = [(backend, home, s, i) for i, s in enumerate(sources)]
+        versions = pool.starmap(_publish_one, jobs)
     assert len(set(versions)) == 4
     listed = [v.version for v in _open(backend, Path(home)).versions("m")]
     assert sorted(listed) == sorted(versions)

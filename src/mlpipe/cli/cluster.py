@@ -40,7 +40,8 @@ def render(
     orchestrator: Annotated[
         str,
         typer.Argument(
-            help=f"Who would submit the pods: {', '.join(n for n in plugin_names('runner') if n != 'local')}"
+            help="Who would submit the pods: "
+            + ", ".join(n for n in plugin_names("runner") if n != "local")
         ),
     ],
     pipeline: PipelineOpt,

@@ -87,7 +87,8 @@ def print_run(run: Any, as_json: bool) -> None:
     for col in ("step", "seconds", "cached", "output"):
         table.add_column(col, overflow="fold")
     for s in run.steps:
-        table.add_row(s.step, f"{s.seconds:.2f}", "yes" if s.cached else "", escape(describe(s.ref)))
+        cached = "yes" if s.cached else ""
+        table.add_row(s.step, f"{s.seconds:.2f}", cached, escape(describe(s.ref)))
     out.print(table)
 
 

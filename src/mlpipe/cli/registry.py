@@ -21,7 +21,9 @@ def open_from_cli(config: Path | None, home: Path | None) -> Any:
     from mlpipe.core.paths import resolve_home
     from mlpipe.core.registry import open_registry
 
-    cfg = load_config(config).registry if config else plugin_section("registry", {}, "registry")
+    cfg: Any = (
+        load_config(config).registry if config else plugin_section("registry", {}, "registry")
+    )
     return open_registry(cfg, resolve_home(home))
 
 

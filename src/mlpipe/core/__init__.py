@@ -86,8 +86,8 @@ __all__ = [
     "new_run_id",
     "open_registry",
     "ref_from_json",
-    "resolve_pipeline",
     "resolve_home",
+    "resolve_pipeline",
     "run_pipeline",
     "run_step",
 ]

@@ -1,4 +1,4 @@
-"""Where mlpipe writes: the home, run ids and the run layout ``<home>/runs/<pipeline>/<run_id>/``."""
+"""Where mlpipe writes: the home, run ids, the layout ``<home>/runs/<pipeline>/<run_id>/``."""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ def open_registry(cfg: RegistryConfig, home: Path) -> Registry:
     """The registry backend ``cfg.backend`` names (imported only when chosen)."""
     backend: Any = plugins.load("registry", cfg.backend)
     if not isinstance(cfg, backend.config_type):  # a bare RegistryConfig(backend="wandb")
-        cfg = validate_section(backend.config_type, cfg.model_dump(), "registry")
+        cfg = validate_section(backend.config_type, cfg.model_dump(), "registry")  # type: ignore[assignment]
     registry: Registry = backend(cfg, home)
     return registry
 

@@ -39,7 +39,9 @@ def find_run(home: Path, run_id: str) -> dict[str, Any]:
     names.run_id(run_id)
     matches = [r for r in list_runs(home) if r.get("run_id") == run_id]
     if not matches:
-        raise ConfigError(f"run {run_id!r}: no such run under {home / 'runs'} (see mlpipe runs list)")
+        raise ConfigError(
+            f"run {run_id!r}: no such run under {home / 'runs'} (see mlpipe runs list)"
+        )
     return matches[0]
 
 

@@ -28,9 +28,9 @@ from typing import Any
 from mlpipe.core.config import InferenceConfig
 from mlpipe.core.config import PipelineSettings as PipelineConfig
 from mlpipe.core.errors import ConfigError, ModelNotFoundError
+from mlpipe.core.paths import run_dir
 from mlpipe.core.pipeline import Pipeline
 from mlpipe.core.refs import Ref, ref_from_json
-from mlpipe.core.paths import run_dir
 
 log = logging.getLogger(__name__)
 RESULT = "result.json"
@@ -154,7 +154,8 @@ def pull_for_step(
         for path in _ref_paths(ref):  # e.g. a registry version, or a cached step's older run
             if not path.exists():
                 copied += store.pull(path)
-    if "registry" in step.config_sections and config.registry.backend == "local":
+    registry = getattr(config, "registry", None)
+    if "registry" in step.config_sections and registry is not None and registry.backend == "local":
         copied += _pull_registry(store, config)
     log.info("pulled %d files from %s for %s", copied, store.uri, step_name)
     return {"store": store.uri, "pulled": copied}

@@ -70,7 +70,7 @@ def open_tracker(
         return NullTracker()
     backend: Any = plugins.load("tracker", cfg.backend)
     if not isinstance(cfg, backend.config_type):  # a bare TrackingConfig(backend="wandb")
-        cfg = validate_section(backend.config_type, cfg.model_dump(), "tracking")
+        cfg = validate_section(backend.config_type, cfg.model_dump(), "tracking")  # type: ignore[assignment]
     tracker: Tracker = backend(
         cfg, name=name, job_type=job_type, config=config, tags=tags, home=home
     )

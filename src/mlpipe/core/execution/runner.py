@@ -10,6 +10,7 @@ local runner, Airflow, Kubeflow and Dagster are plugins (group ``mlpipe.runners`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from abc import ABC, abstractmethod
@@ -118,7 +119,9 @@ def refuse_kubernetes(config: PipelineSettings, runner: str) -> None:
         )
 
 
-def collect(pipeline: Pipeline, home: Path, run_id: str) -> tuple[list[StepRun], MlpipeError | None]:
+def collect(
+    pipeline: Pipeline, home: Path, run_id: str
+) -> tuple[list[StepRun], MlpipeError | None]:
     """Every step's outcome in pipeline order, up to the first failure or the first not run."""
     steps: list[StepRun] = []
     for step in pipeline.steps:
@@ -308,10 +311,8 @@ class RunRecord:
                     "traceback": details.get("traceback"),
                 },
             )
-        try:
+        with contextlib.suppress(OSError):  # the run's own outcome matters more than its record
             write_json(self.path, self.data)
-        except OSError:
-            pass  # the run's own outcome matters more than its record
 
 
 def read_run(path: Path) -> dict[str, Any]:

@@ -191,7 +191,8 @@ def execute_step(
     ``pipeline`` is a registered pipeline name or ``module:ATTRIBUTE`` (``Pipeline.ref``).
     """
     pipe = resolve_pipeline(pipeline)
-    cfg = config_from_json(dict(config) if isinstance(config, Mapping) else config, pipe.config_type)
+    raw = dict(config) if isinstance(config, Mapping) else config
+    cfg = config_from_json(raw, pipe.config_type)
     refs = {k: ref_from_json(v if isinstance(v, str) else dict(v)) for k, v in inputs.items()}
     result = run_step(
         pipe,
