@@ -11,7 +11,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import yaml
@@ -19,24 +19,79 @@ import yaml
 from mlpipe.core import (
     INFERENCE,
     TRAINING,
+    CheckResult,
     DataError,
     InferenceConfig,
+    Pipeline,
+    PipelineSettings,
     QualityGateError,
+    Ref,
+    Step,
+    StepContext,
     StepFailedError,
     TrainingConfig,
+    config_from_json,
+    get_runner,
     load_config,
     open_registry,
 )
 from mlpipe.core.errors import ConfigError
-from mlpipe.core.runner import safe_run_id
+from mlpipe.core.hashing import sha256_file
+from mlpipe.core.paths import safe_run_id
 from tests.conftest import TINY_INFERENCE, TINY_TRAINING, venv_env
 
 dg = pytest.importorskip("dagster")
 
 from mlpipe.adapters.dagster.build import DEFAULT_SCHEDULES, build_definitions, cron_for  # noqa: E402
-from mlpipe.adapters.dagster.runner import asset_states, run_pipeline  # noqa: E402
+from mlpipe.adapters.dagster.runner import asset_states  # noqa: E402
 
 MODULE = "mlpipe.adapters.dagster.definitions"
+RUNNER = get_runner("dagster")
+
+
+# -- a user pipeline: its own config, steps, reference type and check; nothing built in ----------
+
+
+class CountConfig(PipelineSettings):
+    pipeline: Literal["dagster_counting"] = "dagster_counting"
+    n: int = 5
+    max_total: int = 100
+
+
+class CountRef(Ref):
+    kind: Literal["dagster_test_count"] = "dagster_test_count"
+    total: int
+
+
+def _count_ref(ctx: StepContext, value: Any, total: int, *checks: CheckResult) -> CountRef:
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    path = ctx.out_dir / "value.json"
+    path.write_text(json.dumps(value))
+    return CountRef(uri=str(path), sha256=sha256_file(path), total=total, checks=checks)
+
+
+def make_numbers(config: CountConfig, ctx: StepContext) -> CountRef:
+    return _count_ref(ctx, list(range(config.n)), config.n)
+
+
+def add_up(config: CountConfig, ctx: StepContext, numbers: CountRef) -> CountRef:
+    total = sum(json.loads(Path(numbers.uri).read_text()))
+    check = CheckResult(name="total_in_range", passed=total <= config.max_total, blocking=True,
+                        message=f"total {total} vs at most {config.max_total}")
+    return _count_ref(ctx, total, total, check)
+
+
+def report(config: CountConfig, ctx: StepContext, numbers: CountRef, total: CountRef) -> CountRef:
+    return _count_ref(ctx, {"n": numbers.total, "total": total.total}, total.total)
+
+
+COUNTING = Pipeline("dagster_counting", CountConfig, steps=(
+    Step("make_numbers", make_numbers, "numbers", "0..n-1", config_sections=("n",)),
+    Step("add_up", add_up, "number_total", "their sum", inputs={"numbers": "make_numbers"},
+         config_sections=("max_total",), checks=("total_in_range",)),
+    Step("report", report, "count_report", "both", inputs={"numbers": "make_numbers",
+                                                          "total": "add_up"}),
+))
 
 
 @pytest.fixture
@@ -63,9 +118,10 @@ def _csv_config(tmp_path: Path, rows: list[tuple[str, str]]) -> TrainingConfig:
 def test_definitions_mirror_the_pipelines(
     tiny_training: TrainingConfig, tiny_inference: InferenceConfig, home: Path
 ) -> None:
-    defs = build_definitions(tiny_training, tiny_inference, home=home)
+    pairs = [(TRAINING, tiny_training), (INFERENCE, tiny_inference), (COUNTING, CountConfig())]
+    defs = build_definitions(pairs, home=home)
     graph = defs.resolve_asset_graph()
-    for pipeline in (TRAINING, INFERENCE):
+    for pipeline, cfg in pairs:
         for step in pipeline.steps:
             key = dg.AssetKey(step.asset)
             node = graph.get(key)
@@ -73,10 +129,11 @@ def test_definitions_mirror_the_pipelines(
             upstream = {pipeline.step(s).asset for s in step.upstream}
             assert {k.to_user_string() for k in node.parent_keys} == upstream
             checks = {c.name: c for c in defs.resolve_assets_def(key).check_specs}
-            assert set(checks) == set(step.checks)
+            assert set(checks) == set(pipeline.checks_for(step.name, cfg))
             assert all(c.blocking for c in checks.values())
-    assert "label_balance" in TRAINING.step("load_training_data").checks
-    assert TRAINING.step("train_model").checks == ("min_eval_accuracy",)
+    assert "label_balance" in TRAINING.checks_for("load_training_data", tiny_training)
+    assert TRAINING.checks_for("train_model", tiny_training) == ("min_eval_accuracy",)
+    assert COUNTING.checks_for("add_up", CountConfig()) == ("total_in_range",)
     for name in ("training", "inference"):
         job = defs.resolve_job_def(f"mlpipe_{name}")
         assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
@@ -85,9 +142,13 @@ def test_definitions_mirror_the_pipelines(
         schedule = defs.resolve_schedule_def(f"mlpipe_{name}_schedule")
         assert schedule.cron_schedule == DEFAULT_SCHEDULES[name]
         assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert defs.resolve_job_def("mlpipe_dagster_counting")
+    assert not [s for s in defs.schedules or [] if "counting" in s.name]  # no schedule asked for
     resource = defs.resources["mlpipe"]
-    assert resource.config("training") == tiny_training
-    assert resource.config("inference") == tiny_inference
+    for pipeline, cfg in pairs:
+        assert config_from_json(resource.config_json(pipeline.name), pipeline.config_type) == cfg
+    assert resource.refs == {"training": "training", "inference": "inference",
+                             "dagster_counting": f"{__name__}:COUNTING"}
     assert resource.home_path() == home.resolve()
 
 
@@ -102,6 +163,9 @@ def test_schedule_comes_from_runtime_config(tiny_training: TrainingConfig) -> No
     once = tiny_training.runtime.model_copy(update={"schedule": "@once"})
     with pytest.raises(ConfigError, match=r"runtime\.schedule"):
         cron_for("training", tiny_training.model_copy(update={"runtime": once}))
+    assert cron_for("dagster_counting", CountConfig()) is None  # defaults only for built-ins
+    hourly = CountConfig.model_validate({"runtime": {"schedule": "0 * * * *"}})
+    assert cron_for("dagster_counting", hourly) == "0 * * * *"
 
 
 # -- the runner: real in-process Dagster runs ---------------------------------------------------
@@ -111,11 +175,11 @@ def test_schedule_comes_from_runtime_config(tiny_training: TrainingConfig) -> No
 def test_runner_materializes_both_jobs(
     tiny_training: TrainingConfig, tiny_inference: InferenceConfig, home: Path, dagster_home: Path
 ) -> None:
-    train = run_pipeline(TRAINING, tiny_training, home=home)
+    train = RUNNER.run(TRAINING, tiny_training, home=home)
     assert train.runner == "dagster"
     assert [s.step for s in train.steps] == list(TRAINING.step_names)
     dagster_run_id = train.extra["orchestrator_run_id"]
-    assert train.run_id == safe_run_id(dagster_run_id)
+    assert dagster_run_id and train.run_id != dagster_run_id  # mlpipe's run id, passed as a tag
     assert set(train.extra["task_seconds"]) == set(TRAINING.step_names)
     assert all(s > 0 for s in train.extra["task_seconds"].values())
     assert set(train.extra["asset_states"].values()) == {"success"}
@@ -127,6 +191,7 @@ def test_runner_materializes_both_jobs(
     with dg.DagsterInstance.get() as instance:  # the run and its metadata are in DAGSTER_HOME
         run = instance.get_run_by_id(dagster_run_id)
         assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.tags["mlpipe/run_id"] == train.run_id
 
         def meta(asset: str) -> dict[str, Any]:
             event = instance.get_latest_materialization_event(dg.AssetKey(asset))
@@ -143,7 +208,7 @@ def test_runner_materializes_both_jobs(
         registered = meta("registered_model")
         assert (registered["model_version"], registered["version"]) == ("tiny-sentiment:v1", 1)
 
-    infer = run_pipeline(INFERENCE, tiny_inference, home=home, run_id="nightly 1")
+    infer = RUNNER.run(INFERENCE, tiny_inference, home=home, run_id="nightly_1")
     assert infer.run_id == "nightly_1"  # a passed run id wins; Dagster's is kept in extra
     assert infer.extra["orchestrator_run_id"] != infer.run_id
     assert infer.final.rows == 100
@@ -162,9 +227,11 @@ def test_blocking_check_stops_downstream(
 ) -> None:
     cfg = _csv_config(tmp_path, rows)
     with pytest.raises(StepFailedError, match=check) as info:
-        run_pipeline(TRAINING, cfg, home=home)
+        RUNNER.run(TRAINING, cfg, home=home, run_id="gated")
     assert info.value.step == "load_training_data"
     assert isinstance(info.value.cause, QualityGateError)
+    _assert_failed_run(home / "runs" / "training" / "gated", TRAINING, "load_training_data",
+                       check)
     with dg.DagsterInstance.get() as instance:
         (run,) = instance.get_runs()
         assert run.status == dg.DagsterRunStatus.FAILURE
@@ -178,9 +245,53 @@ def test_blocking_check_stops_downstream(
 def test_bad_data_fails_with_its_exit_code(tmp_path: Path, home: Path) -> None:
     cfg = _csv_config(tmp_path, [(f"film {i}", "maybe") for i in range(20)])
     with pytest.raises(StepFailedError, match="outside the labels") as info:
-        run_pipeline(TRAINING, cfg, home=home)
+        RUNNER.run(TRAINING, cfg, home=home, run_id="bad")
     assert (info.value.step, info.value.exit_code) == ("load_training_data", 2)
     assert isinstance(info.value.cause, DataError)
+    run_dir = home / "runs" / "training" / "bad"
+    _assert_failed_run(run_dir, TRAINING, "load_training_data", "outside the labels")
+    assert sorted(p.name for p in run_dir.rglob("*") if p.is_file()) == ["error.json", "run.json"]
+    assert open_registry(cfg.registry, home).versions() == []
+
+
+def _assert_failed_run(run_dir: Path, pipeline: Pipeline, step: str, message: str) -> None:
+    """run.json says failed and names the step; no step after it left anything behind."""
+    record = json.loads((run_dir / "run.json").read_text())
+    assert (record["status"], record["failed_step"]) == ("failed", step)
+    assert message in record["error"]["message"]
+    later = pipeline.step_names[pipeline.step_names.index(step) + 1:]
+    assert [s for s in later if (run_dir / s).exists()] == []
+
+
+# -- a user pipeline on the runner and in the code location --------------------------------------
+
+
+def test_user_pipeline_runs_and_its_check_gates(home: Path) -> None:
+    run = RUNNER.run(COUNTING, CountConfig(n=5), home=home, run_id="ok")
+    assert [s.step for s in run.steps] == list(COUNTING.step_names)
+    assert isinstance(run.final, CountRef) and run.final.total == 10
+    assert run.extra["asset_checks"]["number_total"] == {"total_in_range": True}
+    assert set(run.extra["task_seconds"]) == set(COUNTING.step_names)
+    with pytest.raises(StepFailedError, match="total_in_range") as info:
+        RUNNER.run(COUNTING, CountConfig(n=50), home=home, run_id="too_big")
+    assert info.value.step == "add_up" and isinstance(info.value.cause, QualityGateError)
+    _assert_failed_run(home / "runs" / "dagster_counting" / "too_big", COUNTING, "add_up",
+                       "1225")
+
+
+def test_code_location_serves_pipelines_named_in_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlpipe.adapters.dagster.definitions import configs_from_env
+
+    path = tmp_path / "counting.yaml"
+    path.write_text("pipeline: dagster_counting\nn: 7\n")
+    monkeypatch.setenv("MLPIPE_PIPELINES", f"{__name__}:COUNTING")
+    monkeypatch.setenv("MLPIPE_DAGSTER_COUNTING_CONFIG", str(path))
+    pairs = dict((p.name, c) for p, c in configs_from_env())
+    assert list(pairs) == ["training", "inference", "dagster_counting"]
+    assert pairs["dagster_counting"] == CountConfig(n=7)
+    assert pairs["training"] == TrainingConfig()
 
 
 # -- the shipped code location --------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError, StepFailedError
@@ -50,8 +51,8 @@ class MlpipeResource(dg.ConfigurableResource):
     """
 
     home: str = ""
-    configs: dict[str, str] = {}
-    refs: dict[str, str] = {}
+    configs: dict[str, str] = Field(default_factory=dict)
+    refs: dict[str, str] = Field(default_factory=dict)
     use_cache: bool | None = None
 
     def config_json(self, pipeline: str) -> str:

@@ -25,11 +25,11 @@ def configs_from_env() -> list[tuple[Pipeline, PipelineSettings]]:
     """Each served pipeline with its config (validated, paths made absolute) or defaults."""
     extra = [r.strip() for r in os.environ.get(PIPELINES_ENV, "").split(",") if r.strip()]
     pairs: list[tuple[Pipeline, PipelineSettings]] = []
-    for pipeline in dict.fromkeys(resolve_pipeline(r) for r in (*BUILT_IN, *extra)):
-        path = os.environ.get(config_env(pipeline.name))
-        config = (load_config(path, pipeline=pipeline.name, config_type=pipeline.config_type)
-                  if path else pipeline.config_type())
-        pairs.append((pipeline, config))
+    for ref in dict.fromkeys((*BUILT_IN, *extra)):
+        pipeline = resolve_pipeline(ref)
+        path = os.environ.get(config_env(pipeline.name))  # none: the config type's defaults
+        pairs.append((pipeline, load_config(path, pipeline=pipeline.name,
+                                            config_type=pipeline.config_type)))
     return pairs
 
 
