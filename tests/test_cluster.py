@@ -310,7 +310,9 @@ def local_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
         for name, pipeline in PIPELINES.items():
-            run = run_local(pipeline, _config(name), home=home, use_cache=False)
+            cfg = _config(name)  # the same steps, run here: the local runner refuses pod mode
+            cfg = cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update={"mode": "local"})})
+            run = run_local(pipeline, cfg, home=home, use_cache=False)
             out.update({s.step: s.to_json() for s in run.steps})
     return _hashes(out)
 
@@ -440,9 +442,7 @@ def test_dagster_cluster_job_launches_one_pod_per_step(
     results: dict[str, dict[str, Any]] = {}
     for name, pipeline in PIPELINES.items():
         cfg = _config(name)
-        defs = build_definitions(cfg if name == "training" else None,  # type: ignore[arg-type]
-                                 cfg if name == "inference" else None,  # type: ignore[arg-type]
-                                 home=tmp_path / "unused")
+        defs = build_definitions([(pipeline, cfg)], home=tmp_path / "unused")
         job = defs.resolve_job_def(job_name(name))
         run = job.execute_in_process(resources={PIPES_KEY: pods}, tags={"mlpipe/run_id": "d-1"})
         assert run.success

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+
 #: The runners compared by default: every registered runner (``local`` first: the reference).
 def registered_runners() -> tuple[str, ...]:
     from mlpipe.core import plugins
