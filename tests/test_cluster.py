@@ -311,7 +311,8 @@ def local_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         mp.setenv("HF_HUB_OFFLINE", "1")
         for name, pipeline in PIPELINES.items():
             cfg = _config(name)  # the same steps, run here: the local runner refuses pod mode
-            cfg = cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update={"mode": "local"})})
+            local_mode = cfg.runtime.model_copy(update={"mode": "local"})
+            cfg = cfg.model_copy(update={"runtime": local_mode})
             run = run_local(pipeline, cfg, home=home, use_cache=False)
             out.update({s.step: s.to_json() for s in run.steps})
     return _hashes(out)
