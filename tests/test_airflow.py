@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -26,15 +27,56 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, TINY_INFERENCE, TINY_TRAINING, venv_env
 
-from mlpipe.core import INFERENCE, TRAINING, TrainingConfig, load_config
+from mlpipe.core import INFERENCE, TRAINING, TrainingConfig, get_runner, load_config
 from mlpipe.core.errors import DataError, StepFailedError
-from mlpipe.core.registry import LocalRegistry
-from mlpipe.core.runner import load_step_result, safe_run_id
+from mlpipe.core.execution import load_step_result
+from mlpipe.core.paths import safe_run_id
+from mlpipe.registries.local import LocalRegistry
 
 pytest.importorskip("airflow")
 
 TRAINING_SET = ["data.generated.n_samples=300", "training.epochs=1"]
 INFERENCE_SET = ["data.generated.n_samples=100"]
+
+#: A user pipeline: its own config type (no task/data/registry) and its own reference kind.
+USER_PIPELINE = textwrap.dedent('''
+    import json, time
+    from pathlib import Path
+    from typing import Literal
+    from mlpipe.core.config import PipelineSettings
+    from mlpipe.core.pipeline import Pipeline, Step
+    from mlpipe.core.refs import Ref
+
+    class CountConfig(PipelineSettings):
+        pipeline: Literal["counting"] = "counting"
+        n: int = 3
+        sleep_s: float = 0.0
+
+    class CountRef(Ref):
+        kind: Literal["airflow_test_count"] = "airflow_test_count"
+        total: int
+
+    def make(config, ctx):
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+        path = ctx.out_dir / "numbers.json"
+        path.write_text(json.dumps(list(range(config.n))))
+        return CountRef(uri=str(path), sha256="-", total=config.n)
+
+    def add(config, ctx, numbers):
+        time.sleep(config.sleep_s)
+        return CountRef(uri=numbers.uri, sha256="-",
+                        total=sum(json.loads(Path(numbers.uri).read_text())))
+
+    PIPELINE = Pipeline("counting", CountConfig, steps=(
+        Step("make", make, asset="numbers", description="0..n-1"),
+        Step("add", add, asset="total", description="their sum", inputs={"numbers": "make"}),
+    ))
+''')
+
+
+def _user_module(directory: Path) -> str:
+    (directory / "airflow_user_pipeline.py").write_text(USER_PIPELINE)
+    return "airflow_user_pipeline"
 
 
 # --- the DAG builder --------------------------------------------------------------------------
@@ -66,12 +108,19 @@ def test_runner_module_does_not_import_airflow() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
-# --- dag.test() through run_pipeline ------------------------------------------------------------
+def test_kubernetes_module_does_not_import_the_dag_builder() -> None:
+    """dags -> kubernetes -> spec, render -> both: cluster mode without an import cycle."""
+    code = ("import sys, mlpipe.adapters.airflow.kubernetes\n"
+            "assert 'mlpipe.adapters.airflow.dags' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# --- dag.test() through the runner ---------------------------------------------------------------
 
 
 @pytest.mark.slow
 def test_run_pipeline_training_then_inference(home: Path) -> None:
-    from mlpipe.adapters.airflow.runner import run_pipeline
+    run_pipeline = get_runner("airflow").run
 
     training = load_config(TINY_TRAINING, TRAINING_SET)
     run = run_pipeline(TRAINING, training, home=home)
@@ -79,8 +128,10 @@ def test_run_pipeline_training_then_inference(home: Path) -> None:
     assert [s.step for s in run.steps] == list(TRAINING.step_names)
     airflow_run_id = run.extra["orchestrator_run_id"]
     assert airflow_run_id.startswith("manual__")
-    assert run.run_id == safe_run_id(airflow_run_id)
+    assert run.run_id != airflow_run_id  # the mlpipe run id travels as conf["mlpipe_run_id"]
     assert run.run_dir == home / "runs" / "training" / run.run_id
+    record = json.loads((run.run_dir / "run.json").read_text())
+    assert record["status"] == "succeeded" and record["orchestrator_run_id"] == airflow_run_id
     assert set(run.extra["task_seconds"]) == set(TRAINING.step_names)
     assert all(v > 0 for v in run.extra["task_seconds"].values())
     assert set(run.extra["task_states"].values()) == {"success"}
@@ -102,14 +153,14 @@ def test_run_pipeline_training_then_inference(home: Path) -> None:
 
 @pytest.mark.slow
 def test_failed_step_names_task_retries_and_publishes_nothing(home: Path, tmp_path: Path) -> None:
-    from mlpipe.adapters.airflow.runner import run_pipeline
+    run_pipeline = get_runner("airflow").run
 
     data = tmp_path / "no_label.csv"
     data.write_text("text,stars\n" + "".join(f"review number {i},{i % 5}\n" for i in range(40)))
     cfg = load_config(TINY_TRAINING, [*TRAINING_SET, "data.source=files", f"data.path={data}",
                                       "runtime.retries=1", "runtime.retry_delay_s=0"])
     with pytest.raises(StepFailedError) as info:
-        run_pipeline(TRAINING, cfg, home=home)
+        run_pipeline(TRAINING, cfg, home=home, run_id="bad-data")
     err = info.value
     assert err.step == "load_training_data"
     assert isinstance(err.cause, DataError) and err.exit_code == 2
@@ -121,7 +172,47 @@ def test_failed_step_names_task_retries_and_publishes_nothing(home: Path, tmp_pa
     assert rows["load_training_data"] == ("failed", 2)
     assert {rows[s][0] for s in TRAINING.step_names[1:]} == {"upstream_failed"}
     assert not (home / "registry").exists()
-    assert not (home / "runs").exists()
+    run_root = home / "runs" / "training" / "bad-data"
+    assert {p.relative_to(run_root).as_posix() for p in run_root.rglob("*") if p.is_file()} == {
+        "run.json", "load_training_data/error.json"}
+    record = json.loads((run_root / "run.json").read_text())
+    assert record["status"] == "failed" and record["failed_step"] == "load_training_data"
+    assert "no label column 'label'" in record["error"]["message"]
+    assert record["error"]["exit_code"] == 2
+
+
+@pytest.mark.slow
+def test_user_pipeline_runs_and_its_timeout_names_the_setting(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any pipeline importable here runs in Airflow: its own config, steps and reference kind."""
+    import importlib
+
+    from mlpipe.core.pipeline import portable_ref
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module(_user_module(tmp_path))
+    pipeline, config_type = module.PIPELINE, module.CountConfig
+    runner = get_runner("airflow")
+    run = runner.run(pipeline, config_type(n=5), home=home, run_id="sum-1")
+    assert [s.step for s in run.steps] == ["make", "add"]
+    assert run.final.kind == "airflow_test_count"
+    assert run.final.total == 10  # type: ignore[attr-defined]
+    assert set(run.extra["task_states"].values()) == {"success"}
+    record = json.loads((run.run_dir / "run.json").read_text())
+    assert record["pipeline_ref"] == portable_ref(pipeline) == "airflow_user_pipeline:PIPELINE"
+
+    slow = config_type.model_validate(
+        {"n": 3, "sleep_s": 60, "runtime": {"timeout_s": 2, "retries": 0}})
+    started = time.perf_counter()
+    with pytest.raises(StepFailedError) as info:
+        runner.run(pipeline, slow, home=home, run_id="sum-slow", use_cache=False)
+    assert time.perf_counter() - started < 50
+    assert info.value.step == "add"
+    assert "ran longer than runtime.timeout_s=2s" in str(info.value)
+    assert "failed on try 1 of 1" in str(info.value)
+    record = json.loads((home / "runs" / "counting" / "sum-slow" / "run.json").read_text())
+    assert record["status"] == "failed" and record["failed_step"] == "add"
 
 
 # --- the real scheduler --------------------------------------------------------------------------
@@ -295,3 +386,12 @@ def test_dags_file_without_config_uses_builtin_defaults(tmp_path: Path) -> None:
     assert dags == {"mlpipe_training": list(TRAINING.step_names),
                     "mlpipe_inference": list(INFERENCE.step_names)}
     assert "built-in default config" in out.stderr + out.stdout
+
+    env.update(MLPIPE_PIPELINES=f"inference, {_user_module(tmp_path)}:PIPELINE",
+               PYTHONPATH=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=tmp_path, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    dags = json.loads(out.stdout.strip().splitlines()[-1])
+    assert dags == {"mlpipe_inference": list(INFERENCE.step_names),
+                    "mlpipe_counting": ["make", "add"]}

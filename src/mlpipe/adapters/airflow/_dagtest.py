@@ -77,25 +77,15 @@ def main(request_path: str, result_path: str) -> int:
     test_s = time.perf_counter() - started
 
     order = {name: i for i, name in enumerate(pipeline.step_names)}
-    tasks = [
-        {
-            "task_id": ti.task_id,
-            "state": str(ti.state) if ti.state else None,
-            "try_number": ti.try_number,
-            "max_tries": ti.max_tries,
-            "duration": ti.duration,
-            "start": ti.start_date.isoformat() if ti.start_date else None,
-            "end": ti.end_date.isoformat() if ti.end_date else None,
-        }
-        for ti in sorted(dag_run.get_task_instances(), key=lambda t: order.get(t.task_id, 99))
-    ]
+    tasks = [{
+        "task_id": ti.task_id, "state": str(ti.state) if ti.state else None,
+        "try_number": ti.try_number, "max_tries": ti.max_tries, "duration": ti.duration,
+        "start": ti.start_date.isoformat() if ti.start_date else None,
+        "end": ti.end_date.isoformat() if ti.end_date else None,
+    } for ti in sorted(dag_run.get_task_instances(), key=lambda t: order.get(t.task_id, 99))]
     report = {
-        "dag_id": dag.dag_id,
-        "dag_run_id": dag_run.run_id,
-        "state": str(dag_run.state),
-        "dag_test_seconds": test_s,
-        "setup_seconds": setup_s,
-        "migrate_seconds": migrate_s,
+        "dag_id": dag.dag_id, "dag_run_id": dag_run.run_id, "state": str(dag_run.state),
+        "dag_test_seconds": test_s, "setup_seconds": setup_s, "migrate_seconds": migrate_s,
         "tasks": tasks,
     }
     Path(result_path).write_text(json.dumps(report, indent=2))

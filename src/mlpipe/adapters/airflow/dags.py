@@ -43,21 +43,14 @@ def run_step_task(
 ) -> dict[str, Any]:
     """What an in-process task does: hand the step and upstream refs to ``execute_step``."""
     use_cache = dag_conf(context).get(CONF_USE_CACHE)
-    tags = {
-        "runner": "airflow",
-        "airflow_dag_id": spec.dag_id,
-        "orchestrator_run_id": str(context.get("run_id", "")),
-        "airflow_try_number": str(getattr(context.get("ti"), "try_number", "")),
-    }
+    tags = {"runner": "airflow", "airflow_dag_id": spec.dag_id,
+            "orchestrator_run_id": str(context.get("run_id", "")),
+            "airflow_try_number": str(getattr(context.get("ti"), "try_number", ""))}
     return execute_step(
-        spec.pipeline,
-        spec.step.name,
-        spec.config_json,
+        spec.pipeline, spec.step.name, spec.config_json,
         {arg: upstream["ref"] for arg, upstream in inputs.items()},
-        home=resolve_home(spec.home),
-        run_id=mlpipe_run_id(context),
-        use_cache=None if use_cache is None else bool(use_cache),
-        tags=tags,
+        home=resolve_home(spec.home), run_id=mlpipe_run_id(context),
+        use_cache=None if use_cache is None else bool(use_cache), tags=tags,
     )
 
 
@@ -74,13 +67,8 @@ def python_task_factory(spec: StepTaskSpec) -> Any:
 def log_task_failure(context: Mapping[str, Any]) -> None:
     """One clear line per failed try: which step, which try, and the error (with its exit code)."""
     ti, exc = context.get("ti"), context.get("exception")
-    log.error(
-        "mlpipe task %s failed (try %s, exit code %s): %s",
-        getattr(ti, "task_id", "?"),
-        getattr(ti, "try_number", "?"),
-        getattr(exc, "exit_code", 1),
-        exc,
-    )
+    log.error("mlpipe task %s failed (try %s, exit code %s): %s", getattr(ti, "task_id", "?"),
+              getattr(ti, "try_number", "?"), getattr(exc, "exit_code", 1), exc)
 
 
 def build_dag(

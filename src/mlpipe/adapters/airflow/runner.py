@@ -131,14 +131,8 @@ class AirflowRunner(Runner):
         )
 
     @staticmethod
-    def _failed_try(
-        pipeline: Pipeline,
-        config: PipelineSettings,
-        home: Path,
-        run_id: str,
-        report: dict[str, Any],
-        log_path: Path,
-    ) -> str:
+    def _failed_try(pipeline: Pipeline, config: PipelineSettings, home: Path, run_id: str,
+                    report: dict[str, Any], log_path: Path) -> str:
         """``airflow task D.T failed on try N of M, run R; log P`` for the first failed task,
         naming ``runtime.timeout_s`` when Airflow's execution timeout stopped the step."""
         failed = [t for t in report["tasks"] if t["state"] == "failed"]
@@ -153,9 +147,8 @@ class AirflowRunner(Runner):
             note = f"ran longer than runtime.timeout_s={config.runtime.timeout_s:g}s; {note}"
         return note
 
-    def render_cluster(
-        self, pipeline: Pipeline, config: PipelineSettings, out_dir: Path
-    ) -> list[Path]:
+    def render_cluster(self, pipeline: Pipeline, config: PipelineSettings, out_dir: Path
+                       ) -> list[Path]:
         from mlpipe.adapters.airflow.render import render_cluster
 
         return render_cluster(pipeline, config, out_dir)
