@@ -58,20 +58,27 @@ def run_command(
     home: Path | None,
     no_cache: bool,
     as_json: bool,
+    resume: str | None = None,
 ) -> Any:
-    from mlpipe.core.config import load_config
+    from mlpipe.core.config import config_from_json, load_config
     from mlpipe.core.execution import get_runner
 
     try:
         pipeline = pipeline_from_cli(pipeline_ref)
-        cfg = load_config(
-            config, overrides or [], pipeline=pipeline.name, config_type=pipeline.config_type
-        )
+        if resume and config is None and not overrides:
+            cfg = config_from_json(_run_record(pipeline.name, resume, home)["config"],
+                                   pipeline.config_type)  # the run's own config
+        else:
+            cfg = load_config(
+                config, overrides or [], pipeline=pipeline.name, config_type=pipeline.config_type
+            )
         chosen = get_runner(runner)
         run = chosen.run(
             pipeline,
             cfg,
             home=home,
+            run_id=resume,
+            resume=resume is not None,
             use_cache=False if no_cache else None,
             on_step=on_step if runner == "local" else None,
         )
@@ -79,6 +86,23 @@ def run_command(
         raise fail(exc) from exc
     print_run(run, as_json)
     return run
+
+
+def _run_record(pipeline: str, run_id: str, home: Path | None) -> dict[str, Any]:
+    from mlpipe.core.errors import ConfigError
+    from mlpipe.core.execution.runner import read_run
+    from mlpipe.core.paths import resolve_home, run_dir
+
+    path = run_dir(resolve_home(home), pipeline, run_id) / "run.json"
+    if not path.is_file():
+        raise ConfigError(f"--resume: no run {run_id} of {pipeline} (see mlpipe runs list)")
+    return read_run(path)
+
+
+ResumeOpt = Annotated[
+    str | None,
+    typer.Option("--resume", help="Continue this run: reuse its finished steps, rerun the rest"),
+]
 
 
 def train(
@@ -119,9 +143,24 @@ def run(
     home: HomeOpt = None,
     no_cache: NoCacheOpt = False,
     json_: JsonOpt = False,
+    resume: ResumeOpt = None,
 ) -> None:
     """Run a pipeline through a runner: local, airflow, kubeflow (kfp.local), dagster..."""
-    run_command(pipeline, runner, config, set_, home, no_cache, json_)
+    run_command(pipeline, runner, config, set_, home, no_cache, json_, resume)
+
+
+def _step_run_id(raw: str) -> str:
+    """An orchestrator's run id (Airflow's ``manual__2026-...``) as a directory name; one with
+    nothing usable in it (``..``, ``/``) is refused rather than replaced by a fresh id."""
+    from mlpipe.core import names
+    from mlpipe.core.errors import ConfigError
+
+    cleaned = names.safe_run_id(raw, fallback="")
+    if not cleaned:
+        raise ConfigError(
+            f"--run-id {raw!r}: not a usable run id; use letters, digits, '_', '.', '-'"
+        )
+    return cleaned
 
 
 def step(
@@ -141,7 +180,7 @@ def step(
     """Run one step; its inputs are read from the same run's earlier steps. For pods and tasks."""
     from mlpipe.core.config import config_from_json, load_config
     from mlpipe.core.execution.pod import run_pod_step
-    from mlpipe.core.paths import resolve_home, safe_run_id
+    from mlpipe.core.paths import resolve_home
 
     try:
         pipe = pipeline_from_cli(pipeline)
@@ -155,7 +194,7 @@ def step(
             name,
             cfg,
             home=resolve_home(home),
-            run_id=safe_run_id(run_id),  # orchestrator run ids (Airflow's) -> a directory name
+            run_id=_step_run_id(run_id),
             use_cache=False if no_cache else None,
         )
     except MlpipeError as exc:

@@ -25,6 +25,7 @@ from mlpipe.core.artifacts import write_json
 from mlpipe.core.config import DataConfig, PipelineSettings
 from mlpipe.core.errors import ConfigError, MlpipeError, RemoteStepError, StepFailedError
 from mlpipe.core.execution.step import StepRun, read_step
+from mlpipe.core.faults import fault_point
 from mlpipe.core.hashing import sha256_json
 from mlpipe.core.paths import new_run_id, resolve_home, run_dir
 from mlpipe.core.pipeline import Pipeline, resolve_pipeline
@@ -150,9 +151,12 @@ class Runner(ABC):
         run_id: str | None = None,
         use_cache: bool | None = None,
         on_step: StepCallback | None = None,
+        resume: bool = False,
     ) -> PipelineRun:
         """Run every step of ``pipeline`` and return what each produced.
 
+        ``resume=True`` continues the existing run ``run_id`` (on this runner or another): the
+        steps it finished are reused, the failed step and those after it run again.
         Raises ``StepFailedError`` naming the first failed step (with its cause's exit code),
         or ``RunnerError`` when the orchestrator failed outside any step.
         """
@@ -161,8 +165,12 @@ class Runner(ABC):
         if self.runs_locally:
             refuse_kubernetes(config, self.name)
         preflight(pipe, config, root)
+        if resume and not run_id:
+            raise ConfigError("resume: name the run to resume (mlpipe runs list)")
         run_id = names.run_id(run_id) if run_id else new_run_id()
         record = RunRecord(root, pipe, run_id, self.name, config)
+        if resume:
+            record.resume()
         record.start()
         started = time.perf_counter()
         try:
@@ -283,7 +291,23 @@ class RunRecord:
         }
 
     def start(self) -> None:
+        fault_point("run.start")
         write_json(self.path, self.data)
+
+    def resume(self) -> None:
+        """Continue an earlier run: its finished steps are reused (``run_step`` reads the flag)."""
+        if not self.path.is_file():
+            raise ConfigError(f"resume: no run {self.data['run_id']} of {self.data['pipeline']} "
+                              f"under {self.path.parent.parent} (see mlpipe runs list)")
+        earlier = read_run(self.path)
+        if earlier.get("status") == "running":
+            raise ConfigError(f"resume: run {self.data['run_id']} is still running")
+        if earlier.get("config_sha256") != self.data["config_sha256"]:
+            raise ConfigError(f"resume: the config differs from run {self.data['run_id']}'s; "
+                              "resume with the same config (omit --config to reuse the run's)")
+        self.data.update(resuming=True, resumed_from={
+            "runner": earlier.get("runner"), "status": earlier.get("status"),
+            "failed_step": earlier.get("failed_step"), "started_at": earlier.get("started_at")})
 
     def finish(
         self, steps: list[StepRun], failure: MlpipeError | None, launch: Launch, seconds: float
@@ -291,6 +315,7 @@ class RunRecord:
         versions = [s.ref for s in steps if s.ref.kind == "model_version"]
         self.data.update(
             status="failed" if failure is not None else "succeeded",
+            resuming=False,
             ended_at=_now(),
             seconds=launch.seconds if launch.seconds is not None else seconds,
             orchestrator_run_id=launch.orchestrator_run_id or None,
@@ -312,6 +337,7 @@ class RunRecord:
                 },
             )
         with contextlib.suppress(OSError):  # the run's own outcome matters more than its record
+            fault_point("run.finish")
             write_json(self.path, self.data)
 
 
@@ -351,8 +377,10 @@ def run_pipeline(
     run_id: str | None = None,
     use_cache: bool | None = None,
     on_step: StepCallback | None = None,
+    resume: bool = False,
 ) -> PipelineRun:
     """Run ``pipeline`` with ``config`` on ``runner``: the Python API behind ``mlpipe run``."""
     return get_runner(runner).run(
-        pipeline, config, home=home, run_id=run_id, use_cache=use_cache, on_step=on_step
+        pipeline, config, home=home, run_id=run_id, use_cache=use_cache, on_step=on_step,
+        resume=resume,
     )

@@ -31,6 +31,7 @@ from mlpipe.core.errors import (
     error_from_record,
     error_record,
 )
+from mlpipe.core.files import sweep_temp
 from mlpipe.core.paths import resolve_home, step_dir
 from mlpipe.core.pipeline import Pipeline, StepContext, resolve_pipeline
 from mlpipe.core.refs import Ref, ref_from_json
@@ -98,8 +99,13 @@ def run_step(
     if missing:
         raise ConfigError(f"step '{step_name}' needs inputs: {', '.join(sorted(missing))}")
     out_dir = step_dir(home, pipeline.name, run_id, step.name)
+    finished = _finished_in_resumed_run(out_dir)
+    if finished is not None:
+        return finished  # ``--resume``: what this run already finished is reused as it is
     if out_dir.exists():
         shutil.rmtree(out_dir)  # a retry starts clean
+    for leftovers in (out_dir.parent, home / "cache"):  # temp files of killed writers
+        sweep_temp(leftovers)
     wall_started = time.time()
     started = time.perf_counter()
     cache_on = config.runtime.cache if use_cache is None else use_cache
@@ -146,6 +152,27 @@ def run_step(
     if not cached and key is not None and not ref.failed_blocking_checks():
         cache.put(key, ref, run_id=run_id)
     return result
+
+
+def _finished_in_resumed_run(out_dir: Path) -> StepRun | None:
+    """A step that finished earlier in a run being resumed, if its outputs are intact."""
+    from mlpipe.core.cache import still_valid
+
+    record, result = out_dir.parent / "run.json", out_dir / RESULT_FILE
+    if not result.is_file() or not record.is_file():
+        return None
+    try:
+        if not json.loads(record.read_text()).get("resuming"):
+            return None
+        done = StepRun.from_json(json.loads(result.read_text()))
+    except (OSError, ValueError, MlpipeError):
+        return None
+    if done.ref.failed_blocking_checks() or not still_valid(done.ref):
+        return None
+    reused = StepRun(step=done.step, ref=done.ref, seconds=0.0, cached=True,
+                     started=time.time(), ended=time.time(), pid=os.getpid())
+    write_json(result, reused.to_json())  # this run spent nothing on it: served as cached
+    return reused
 
 
 def _record_error(
