@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlpipe.core import TRAINING, TrainingConfig
+import pytest
+
+from mlpipe.core import TRAINING, TrainingConfig, plugins
 from mlpipe.core.execution import get_runner
 from tests.conftest import TINY_TRAINING, venv_env
 
@@ -61,3 +63,24 @@ def test_predict_from_the_cli_and_python(home: Path, tiny_training: TrainingConf
     assert row["label"] == pred["label"] and abs(row["score"] - pred["score"]) < 1e-6
     missing = _mlpipe("predict", "tiny-sentiment:v9", "x", home=home)
     assert missing.returncode == 2 and "no version 9" in missing.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", plugins.names("runner"))
+def test_one_console_for_every_runner(runner: str, home: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same step lines whatever the runner; the orchestrator's own chatter goes to a log."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    (tmp_path / "dagster").mkdir()
+    proc = _mlpipe("run", "training", "--runner", runner, "-c", str(TINY_TRAINING),
+                   "--set", "data.generated.n_samples=200", "--set", "training.epochs=1",
+                   home=home)
+    assert proc.returncode == 0, proc.stderr
+    for step in TRAINING.step_names:
+        assert f"▶ {step}" in proc.stderr and f"✓ {step}" in proc.stderr
+    assert "tiny-sentiment:v1 [latest, staging]" in proc.stdout  # text, never eaten as markup
+    for chatter in ("dagster - INFO", "Executing task", "executor_output", "airflow.task"):
+        assert chatter not in proc.stderr + proc.stdout
+    if runner != "local":
+        log = Path(proc.stderr.split("orchestrator log:")[1].split()[0])
+        assert log.is_file() and log.stat().st_size > 0

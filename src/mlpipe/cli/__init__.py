@@ -6,12 +6,19 @@ Thin: each command parses, calls the library and prints. Only the command's own 
 
 from __future__ import annotations
 
+import signal
 import sys
+from types import FrameType
 
-import typer
+try:  # Ctrl-C while the CLI's own modules import: a line, not a traceback
+    import typer
+    from rich.markup import escape
 
-from mlpipe.cli import bench, cluster, registry, run, runs
-from mlpipe.cli.common import err
+    from mlpipe.cli import bench, cluster, gc, registry, run, runs
+    from mlpipe.cli.common import describe_oserror, err
+except KeyboardInterrupt:  # pragma: no cover - timing-dependent
+    sys.stderr.write("error: interrupted (Ctrl-C)\n")
+    raise SystemExit(130) from None
 
 app = typer.Typer(
     name="mlpipe",
@@ -28,6 +35,7 @@ for command in (run.train, run.infer, run.run, run.step, run.demo, run.predict):
 app.command("compile")(cluster.compile_)
 app.command()(cluster.render)
 app.command()(bench.bench)
+app.command()(gc.gc)
 
 
 def _version(value: bool) -> None:
@@ -47,12 +55,41 @@ def _main(
     """Write ML pipelines once; run them locally or on Airflow, Kubeflow or Dagster."""
 
 
+_SIGNALS: dict[int, str] = {
+    signal.SIGINT: "interrupted (Ctrl-C)",
+    signal.SIGTERM: "terminated (SIGTERM)",
+}
+
+
 def main() -> None:
+    """Run the CLI: Ctrl-C exits 130 and SIGTERM 143, each with a one-line message (the step in
+    progress records the interruption and removes its outputs on the way out); an OSError (a
+    read-only or full disk, a home that is a file) is one line and exit 1, never a traceback."""
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt  # unwinds through every step's and run record's cleanup
+
+    for handled in _SIGNALS:
+        signal.signal(handled, on_signal)
     try:
         app()
     except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
+        received.append(received[-1] if received else signal.SIGINT)
+    except OSError as exc:
+        message = escape(describe_oserror(exc))
+        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except SystemExit as exc:
+        if not received:
+            raise
+        if exc.code not in (130, 1, None):  # an exit the command chose after the interrupt
+            raise
+    if received:
+        first = received[0]
+        err.print(f"[bold red]error:[/] {_SIGNALS.get(first, 'interrupted')}", highlight=False)
+        sys.exit(128 + first)
 
 
 if __name__ == "__main__":

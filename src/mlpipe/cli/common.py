@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,25 +47,73 @@ def plugin_names(kind: str) -> list[str]:
         return []
 
 
+_OS_HINTS = {
+    errno.ENOSPC: "free some space or point --home at another disk",
+    errno.EDQUOT: "free some space or point --home at another disk",
+    errno.EROFS: "the file system is read-only; point --home (or MLPIPE_HOME) at a writable "
+    "directory",
+    errno.EACCES: "check the permissions or point --home (or MLPIPE_HOME) at a writable directory",
+    errno.EPERM: "check the permissions or point --home (or MLPIPE_HOME) at a writable directory",
+    errno.ENOTDIR: "a file is in the way where a directory is needed; move it or pick another "
+    "--home",
+    errno.EEXIST: "a file is in the way where a directory is needed; move it or pick another "
+    "--home",
+    errno.ENOENT: "check the path",
+}
+
+
+def describe_oserror(exc: OSError) -> str:
+    """One line for an OSError: what failed, on which file, and what to do."""
+    what = exc.strerror or type(exc).__name__
+    where = f" {exc.filename}" if exc.filename else ""
+    if exc.filename2:
+        where += f" -> {exc.filename2}"
+    hint = _OS_HINTS.get(exc.errno or 0, "")
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST) and exc.filename:
+        blocker = next((p for p in Path(str(exc.filename)).parents if p.is_file()), None)
+        if blocker is not None:
+            hint = f"{blocker} is a file, not a directory; move it or pick another --home"
+    line = f"{what}:{where}" if where else what
+    return f"{line} ({hint})" if hint else line
+
+
 def fail(exc: BaseException) -> typer.Exit:
-    """Print a clear error and pick the exit code: 2 for bad input, 1 otherwise.
+    """Print a clear error and pick the exit code: 2 for bad input, 1 otherwise, 130 for Ctrl-C.
 
     The message is printed as text, never as markup: ``[...]`` in an error stays visible.
     """
+    if isinstance(exc, KeyboardInterrupt):
+        err.print("[bold red]error:[/] interrupted (Ctrl-C)", highlight=False)
+        return typer.Exit(130)
     code = getattr(exc, "exit_code", 1) if isinstance(exc, MlpipeError) else 1
-    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    text = describe_oserror(exc) if isinstance(exc, OSError) else str(exc)
+    err.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
-def on_step(step: str, state: str, result: Any) -> None:
-    """One line per step on stderr: started, done (seconds, cached) or failed."""
-    if state == "running":
-        err.print(f"[cyan]▶ {escape(step)}[/]", highlight=False)
-    elif state == "failed":
-        err.print(f"[red]✗ {escape(step)}[/]", highlight=False)
-    elif result is not None:
-        tag = " [dim](cached)[/]" if result.cached else ""
-        err.print(f"[green]✓ {escape(step)}[/] {result.seconds:.2f}s{tag}", highlight=False)
+def step_printer(console: Console) -> Any:
+    """``on_step`` for a runner: one line per step on ``console``: started, done, failed."""
+
+    def on_step(step: str, state: str, result: Any) -> None:
+        if state == "running":
+            console.print(f"[cyan]▶ {escape(step)}[/]", highlight=False)
+        elif state == "failed":
+            console.print(f"[red]✗ {escape(step)}[/]", highlight=False)
+        elif result is not None:
+            tag = " [dim](cached)[/]" if result.cached else ""
+            console.print(f"[green]✓ {escape(step)}[/] {result.seconds:.2f}s{tag}",
+                          highlight=False)
+
+    return on_step
+
+
+on_step = step_printer(err)
+
+
+def terminal_console() -> Console:
+    """A console on this process's real stderr, which keeps printing while a runner sends
+    the orchestrator's own output (fds 1 and 2) to its log file."""
+    return Console(file=os.fdopen(os.dup(2), "w", buffering=1, closefd=True), stderr=True)
 
 
 def print_run(run: Any, as_json: bool) -> None:

@@ -1,4 +1,5 @@
-"""``mlpipe registry``: list model versions and move aliases, on any registry backend."""
+"""``mlpipe registry``: list, show, diff and delete model versions and move aliases, on any
+registry backend."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from rich.table import Table
 from mlpipe.cli.common import ConfigOpt, HomeOpt, JsonOpt, fail, out
 from mlpipe.core.errors import ConfigError, MlpipeError
 
-app = typer.Typer(help="List model versions and move aliases.", no_args_is_help=True)
+app = typer.Typer(
+    help="List, show, diff and delete model versions; move aliases.", no_args_is_help=True
+)
 
 
 def open_from_cli(config: Path | None, home: Path | None) -> Any:
@@ -47,7 +50,7 @@ def registry_list(
         out.print_json(json.dumps([v.model_dump(mode="json") for v in versions]))
         return
     table = Table(title="model registry")
-    for col in ("model", "version", "aliases", "eval accuracy", "sha256"):
+    for col in ("model", "version", "aliases", "eval accuracy", "created (UTC)", "run", "sha256"):
         table.add_column(col, overflow="fold")
     for v in versions:
         table.add_row(
@@ -55,9 +58,125 @@ def registry_list(
             f"v{v.version}",
             ", ".join(v.aliases),
             f"{v.metrics.get('eval_accuracy', float('nan')):.4f}",
+            v.created_at or "-",
+            v.run_id or "-",
             v.sha256[:12],
         )
     out.print(table)
+
+
+def _version_number(version: str) -> int:
+    try:
+        return int(version.lstrip("vV"))
+    except ValueError:
+        raise ConfigError(f"version {version!r}: expected a number like 3 or v3") from None
+
+
+@app.command("show")
+def registry_show(
+    spec: Annotated[str, typer.Argument(help="NAME:alias or NAME:vN (bare NAME: latest)")],
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Show one version: its lineage (run, runner, data, config, base model, metrics) and the
+    history of the aliases of its model."""
+    from mlpipe.core import names
+    from mlpipe.core.registry import parse_spec
+
+    try:
+        name, _ = parse_spec(spec)
+        names.model_name(name)
+        registry = open_from_cli(config, home)
+        ref = registry.resolve(spec)
+        history = registry.history(name) if hasattr(registry, "history") else []
+    except MlpipeError as exc:
+        raise fail(exc) from exc
+    if json_:
+        out.print_json(json.dumps({**ref.model_dump(mode="json"), "alias_history": history}))
+        return
+    out.print(f"[bold]{ref.spec}[/bold]  aliases: {', '.join(ref.aliases) or '-'}")
+    rows: list[tuple[str, Any]] = [
+        ("backend", ref.backend),
+        ("files", ref.uri),
+        ("manifest sha256", ref.sha256),
+    ]
+    rows += [(k, v) for k, v in sorted(ref.lineage.items()) if k not in ("metrics",)]
+    rows += [(f"metric {k}", f"{v:.4f}") for k, v in sorted(ref.metrics.items())]
+    table = Table(show_header=False)
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    for key, value in rows:
+        table.add_row(key, str(value))
+    out.print(table)
+    if history:
+        moves = Table(title=f"alias history of {name}")
+        for col in ("when (UTC)", "alias", "from", "to", "run"):
+            moves.add_column(col, overflow="fold")
+        for e in history:
+            moves.add_row(
+                str(e.get("at", "")),
+                str(e.get("alias", "")),
+                "-" if e.get("from") is None else f"v{e['from']}",
+                "-" if e.get("to") is None else f"v{e['to']}",
+                str(e.get("run_id") or "-"),
+            )
+        out.print(moves)
+
+
+@app.command("diff")
+def registry_diff(
+    a: Annotated[str, typer.Argument(help="NAME:vN or NAME:alias")],
+    b: Annotated[str, typer.Argument(help="NAME:vN or NAME:alias")],
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Compare two versions: metrics, the config fields that differ, the data hash."""
+    from mlpipe.core.registry import diff_versions
+
+    try:
+        registry = open_from_cli(config, home)
+        diff = diff_versions(registry.resolve(a), registry.resolve(b))
+    except MlpipeError as exc:
+        raise fail(exc) from exc
+    if json_:
+        out.print_json(json.dumps(diff, default=str))
+        return
+    table = Table(title=f"{diff['a']} -> {diff['b']}")
+    for col in ("", diff["a"], diff["b"], "change"):
+        table.add_column(col, overflow="fold")
+    for key, m in diff["metrics"].items():
+        fmt = [("-" if x is None else f"{x:.4f}") for x in (m["a"], m["b"])]
+        delta = "-" if m["delta"] is None else f"{m['delta']:+.4f}"
+        table.add_row(f"metric {key}", *fmt, delta)
+    for key, c in diff["config"].items():
+        table.add_row(f"config {key}", str(c["a"]), str(c["b"]), "changed")
+    for key, c in diff["lineage"].items():
+        table.add_row(key, str(c["a"]), str(c["b"]), "changed")
+    out.print(table)
+    out.print("same data" if diff["same_data"] else "different data (data_sha256 differs)")
+    if not diff["config_compared"]:
+        out.print("config fields not compared: the files are not on this machine", style="dim")
+
+
+@app.command("delete")
+def registry_delete(
+    name: str,
+    version: Annotated[str, typer.Argument(help="Version number, e.g. 3 or v3")],
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Delete VERSION of model NAME (refused while an alias points at it)."""
+    from mlpipe.core import names
+
+    try:
+        names.model_name(name)
+        number = _version_number(version)
+        open_from_cli(config, home).delete(name, number)
+    except MlpipeError as exc:
+        raise fail(exc) from exc
+    out.print(f"deleted {name}:v{number}", highlight=False)
 
 
 @app.command("promote")
@@ -74,10 +193,7 @@ def registry_promote(
     try:
         names.model_name(name)
         names.alias(alias)
-        try:
-            number = int(version.lstrip("vV"))
-        except ValueError:
-            raise ConfigError(f"version {version!r}: expected a number like 3 or v3") from None
+        number = _version_number(version)
         ref = open_from_cli(config, home).promote(name, number, alias)
     except MlpipeError as exc:
         raise fail(exc) from exc

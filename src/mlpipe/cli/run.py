@@ -24,6 +24,8 @@ from mlpipe.cli.common import (
     out,
     plugin_names,
     print_run,
+    step_printer,
+    terminal_console,
 )
 from mlpipe.core.errors import MlpipeError
 
@@ -73,6 +75,7 @@ def run_command(
                 config, overrides or [], pipeline=pipeline.name, config_type=pipeline.config_type
             )
         chosen = get_runner(runner)
+        local = runner == "local"
         run = chosen.run(
             pipeline,
             cfg,
@@ -80,11 +83,19 @@ def run_command(
             run_id=resume,
             resume=resume is not None,
             use_cache=False if no_cache else None,
-            on_step=on_step if runner == "local" else None,
+            on_step=on_step if local else step_printer(terminal_console()),
+            quiet=not local,  # orchestrator chatter goes to a log file, printed below
         )
     except MlpipeError as exc:
+        for label in ("log", "run_record"):
+            if getattr(exc, label, None):
+                err.print(f"{label.replace('_', ' ')}:", highlight=False)
+                err.print(str(getattr(exc, label)), markup=False, highlight=False, soft_wrap=True)
         raise fail(exc) from exc
     print_run(run, as_json)
+    if run.extra.get("log") and not as_json:
+        err.print("orchestrator log:", highlight=False)
+        err.print(str(run.extra["log"]), markup=False, highlight=False, soft_wrap=True)
     return run
 
 

@@ -82,6 +82,7 @@ class KubeflowRunner(Runner):
     """
 
     name = "kubeflow"
+    reports_steps = True  # from kfp.local's own task events
 
     def launch(
         self,

@@ -15,6 +15,7 @@ class LocalRunner(Runner):
     """Calls ``run_step`` for each step, feeding each its upstream references directly."""
 
     name = "local"
+    reports_steps = True
 
     def launch(
         self,

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,6 +142,8 @@ class Runner(ABC):
     name: ClassVar[str]
     #: whether the steps run on this machine (then ``runtime.mode: kubernetes`` is refused)
     runs_locally: ClassVar[bool] = True
+    #: whether ``launch`` calls ``on_step`` itself; else the base watches the step records
+    reports_steps: ClassVar[bool] = False
 
     def run(
         self,
@@ -152,11 +155,16 @@ class Runner(ABC):
         use_cache: bool | None = None,
         on_step: StepCallback | None = None,
         resume: bool = False,
+        quiet: bool = False,
     ) -> PipelineRun:
         """Run every step of ``pipeline`` and return what each produced.
 
-        ``resume=True`` continues the existing run ``run_id`` (on this runner or another): the
-        steps it finished are reused, the failed step and those after it run again.
+        ``on_step`` hears each step start and end, whatever the runner (the base watches the
+        steps' records for runners that do not report them). ``quiet=True`` sends the
+        orchestrator's own output to ``<run dir>/<runner>.log`` (``run.json``'s ``log``) instead
+        of this process's stdout and stderr. ``resume=True`` continues the existing run
+        ``run_id`` (on this runner or another): the steps it finished are reused, the failed
+        step and those after it run again.
         Raises ``StepFailedError`` naming the first failed step (with its cause's exit code),
         or ``RunnerError`` when the orchestrator failed outside any step.
         """
@@ -173,10 +181,17 @@ class Runner(ABC):
             record.resume()
         record.start()
         started = time.perf_counter()
+        log = record.path.parent / f"{self.name}.log" if quiet else None
+        watcher = None
+        if on_step is not None and not self.reports_steps:
+            watcher = StepWatcher(pipe, root, run_id, on_step)
         try:
-            launch = self.launch(
-                pipe, config, home=root, run_id=run_id, use_cache=use_cache, on_step=on_step
-            )
+            with _output_to(log), watcher or contextlib.nullcontext():
+                launch = self.launch(
+                    pipe, config, home=root, run_id=run_id, use_cache=use_cache, on_step=on_step
+                )
+            if log is not None and launch.log is None:
+                launch.log = str(log)
         except MlpipeError as exc:  # the launcher failed, or (in-process runners) a step raised
             launch = Launch(error=exc)
         except BaseException as exc:  # Ctrl-C, SystemExit: record it, then let it through
@@ -187,9 +202,13 @@ class Runner(ABC):
         failure = _failure(pipe, steps, failure, launch)
         record.finish(steps, failure, launch, wall)
         if failure is not None:
+            failure.run_record = str(record.path)  # type: ignore[attr-defined]
+            failure.log = launch.log  # type: ignore[attr-defined]
             raise failure
         extra = {"orchestrator_run_id": launch.orchestrator_run_id or run_id, **launch.extra}
         extra["wall_seconds"] = wall
+        if launch.log:
+            extra.setdefault("log", launch.log)
         return PipelineRun(
             pipeline=pipe.name,
             run_id=run_id,
@@ -223,6 +242,88 @@ class Runner(ABC):
     ) -> list[Path]:
         """Write what cluster mode would submit (pod specs) for review; submits nothing."""
         raise ConfigError(f"runner {self.name!r} has no cluster mode to render")
+
+
+class StepWatcher:
+    """Calls ``on_step`` as step records appear, for runners whose steps run elsewhere.
+
+    Polls each step's directory (a folder appears: running; ``result.json``: done or cached;
+    ``error.json``: failed), so every runner gets the same step lines as the local runner.
+    """
+
+    def __init__(self, pipeline: Pipeline, home: Path, run_id: str, on_step: StepCallback,
+                 interval: float = 0.25) -> None:
+        import threading
+
+        self.pipeline, self.home, self.run_id = pipeline, home, run_id
+        self.on_step, self.interval = on_step, interval
+        self.seen: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="mlpipe-step-watcher",
+                                        daemon=True)
+
+    def __enter__(self) -> StepWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.poll()  # whatever finished after the last look
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.poll()
+
+    def poll(self) -> None:
+        for step in self.pipeline.steps:
+            directory = run_dir(self.home, self.pipeline.name, self.run_id) / step.name
+            if not directory.is_dir():
+                continue
+            outcome: StepRun | MlpipeError | None
+            try:
+                outcome = read_step(self.home, self.pipeline.name, self.run_id, step.name)
+            except (OSError, ValueError, MlpipeError):
+                continue  # being written right now: look again next time
+            if outcome is None:
+                state = "running"
+            elif isinstance(outcome, StepRun):
+                state = "cached" if outcome.cached else "done"
+            else:
+                state = "failed"
+            previous = self.seen.get(step.name)
+            if previous == state or (previous in ("done", "cached", "failed") and
+                                     state == "running"):
+                continue
+            if previous is None and state != "running":
+                self.on_step(step.name, "running", None)
+            self.seen[step.name] = state
+            self.on_step(step.name, state, outcome if isinstance(outcome, StepRun) else None)
+
+
+@contextlib.contextmanager
+def _output_to(log: Path | None) -> Iterator[None]:
+    """Send this process's stdout and stderr (file descriptors 1 and 2) to ``log``."""
+    if log is None:
+        yield
+        return
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with log.open("ab") as target:
+        os.dup2(target.fileno(), 1)
+        os.dup2(target.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def _failure(
@@ -378,9 +479,10 @@ def run_pipeline(
     use_cache: bool | None = None,
     on_step: StepCallback | None = None,
     resume: bool = False,
+    quiet: bool = False,
 ) -> PipelineRun:
     """Run ``pipeline`` with ``config`` on ``runner``: the Python API behind ``mlpipe run``."""
     return get_runner(runner).run(
         pipeline, config, home=home, run_id=run_id, use_cache=use_cache, on_step=on_step,
-        resume=resume,
+        resume=resume, quiet=quiet,
     )

@@ -9,6 +9,8 @@ happened: see :func:`read_step`.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import shutil
@@ -104,8 +106,8 @@ def run_step(
         return finished  # ``--resume``: what this run already finished is reused as it is
     if out_dir.exists():
         shutil.rmtree(out_dir)  # a retry starts clean
-    for leftovers in (out_dir.parent, home / "cache"):  # temp files of killed writers
-        sweep_temp(leftovers)
+    sweep_temp(home / "cache")  # temp files that killed writers left
+    _sweep_runs_once(home / "runs" / pipeline.name)
     wall_started = time.time()
     started = time.perf_counter()
     cache_on = config.runtime.cache if use_cache is None else use_cache
@@ -173,6 +175,22 @@ def _finished_in_resumed_run(out_dir: Path) -> StepRun | None:
                      started=time.time(), ended=time.time(), pid=os.getpid())
     write_json(result, reused.to_json())  # this run spent nothing on it: served as cached
     return reused
+
+
+@functools.cache
+def _sweep_runs_once(runs: Path) -> None:
+    """Once per process and pipeline: remove the temp files killed writers left in its run
+    folders and their step folders (a live writer's, on this host or another, are kept)."""
+    try:
+        run_dirs = [p for p in runs.iterdir() if p.is_dir()]
+    except OSError:
+        return
+    for run in run_dirs:
+        sweep_temp(run)
+        with contextlib.suppress(OSError):
+            for step in run.iterdir():
+                if step.is_dir():
+                    sweep_temp(step)
 
 
 def _record_error(
