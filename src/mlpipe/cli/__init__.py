@@ -40,7 +40,7 @@ app.command()(gc.gc)
 
 def _version(value: bool) -> None:
     if value:
-        from mlpipe import __version__
+        from mlpipe.version import __version__
 
         typer.echo(f"mlpipe {__version__}")
         raise typer.Exit()
