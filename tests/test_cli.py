@@ -145,3 +145,11 @@ def test_train_infer_registry_and_step_commands(tmp_path: Path) -> None:
         home=home,
     )
     assert early.returncode == 2 and "needs 'load_training_data' of run r2" in early.stderr
+
+
+def test_help_shows_flags_as_flags_and_version(tmp_path: Path) -> None:
+    helped = mlpipe("train", "-h", home=tmp_path / "home")
+    assert helped.returncode == 0 and "--no-cache" in helped.stdout
+    assert "<bool>" not in helped.stdout
+    version = mlpipe("--version", home=tmp_path / "home")
+    assert version.returncode == 0 and version.stdout.startswith("mlpipe ")

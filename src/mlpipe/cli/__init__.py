@@ -49,7 +49,12 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit"
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print the version and exit",
+        metavar="",
     ),
 ) -> None:
     """Write ML pipelines once; run them locally or on Airflow, Kubeflow or Dagster."""

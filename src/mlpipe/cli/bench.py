@@ -13,7 +13,10 @@ from mlpipe.core.errors import ConfigError, MlpipeError
 
 def bench(
     quick: Annotated[
-        bool, typer.Option("--quick", help="Tiny model, small data (minutes)", show_default=False)
+        bool,
+        typer.Option(
+            "--quick", help="Tiny model, small data (minutes)", show_default=False, metavar=""
+        ),
     ] = False,
     repetitions: Annotated[
         int, typer.Option("--repetitions", "-n", min=1, help="Interleaved rounds")

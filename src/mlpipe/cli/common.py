@@ -30,10 +30,13 @@ SetOpt = Annotated[
     typer.Option("--set", "-s", help="Override a field: dotted.key=value (repeatable)"),
 ]
 NoCacheOpt = Annotated[
-    bool, typer.Option("--no-cache", help="Run every step even if cached", show_default=False)
+    bool,
+    typer.Option(
+        "--no-cache", help="Run every step even if cached", show_default=False, metavar=""
+    ),
 ]
 JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print machine-readable JSON", show_default=False)
+    bool, typer.Option("--json", help="Print machine-readable JSON", show_default=False, metavar="")
 ]
 
 
@@ -101,8 +104,7 @@ def step_printer(console: Console) -> Any:
             console.print(f"[red]✗ {escape(step)}[/]", highlight=False)
         elif result is not None:
             tag = " [dim](cached)[/]" if result.cached else ""
-            console.print(f"[green]✓ {escape(step)}[/] {result.seconds:.2f}s{tag}",
-                          highlight=False)
+            console.print(f"[green]✓ {escape(step)}[/] {result.seconds:.2f}s{tag}", highlight=False)
 
     return on_step
 
