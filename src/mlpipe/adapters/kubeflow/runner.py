@@ -27,7 +27,6 @@ from kfp.local import config as local_config
 from mlpipe.adapters.kubeflow.compiler import build_pipeline, compile_pipeline, plan
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.runner import Launch, Runner, StepCallback
-from mlpipe.core.execution.step import StepRun, read_step
 from mlpipe.core.pipeline import Pipeline, portable_ref
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -40,25 +39,19 @@ class TaskEvents(logging.Filter):
 
     kfp.local swaps the root logger's handlers around each task but leaves its filters alone,
     so a filter on the root logger sees every record it emits (and lets all of them through).
-    ``on_event(task, state)`` is called as tasks start (``running``) and finish (kfp's status).
     """
 
-    def __init__(self, on_event: Any = None) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.started: dict[str, float] = {}
         self.finished: dict[str, tuple[float, str]] = {}
-        self.on_event = on_event
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = ANSI.sub("", record.getMessage())
         if m := STARTED.match(message):
             self.started.setdefault(m.group(1), record.created)  # first attempt, if retried
-            if self.on_event:
-                self.on_event(m.group(1), "running")
         elif m := FINISHED.match(message):
             self.finished[m.group(1)] = (record.created, m.group(2))
-            if self.on_event:
-                self.on_event(m.group(1), m.group(2))
         return True
 
     def seconds(self, task: str) -> float | None:
@@ -82,7 +75,6 @@ class KubeflowRunner(Runner):
     """
 
     name = "kubeflow"
-    reports_steps = True  # from kfp.local's own task events
 
     def launch(
         self,
@@ -102,19 +94,7 @@ class KubeflowRunner(Runner):
         pipeline_root.mkdir(parents=True, exist_ok=True)
         pipeline_func = build_pipeline(pipeline, config, home=str(home), run_id=run_id)
         plans = plan(pipeline)
-        steps = {p.task_name: p.step.name for p in plans}
-
-        def on_event(task: str, state: str) -> None:  # kfp.local's task events -> on_step
-            step = steps.get(task)
-            if on_step is None or step is None:
-                return
-            done = read_step(home, pipeline.name, run_id, step) if state == "SUCCESS" else None
-            if isinstance(done, StepRun):
-                on_step(step, "cached" if done.cached else "done", done)
-            else:
-                on_step(step, "running" if state == "running" else "failed", None)
-
-        events = TaskEvents(on_event)
+        events = TaskEvents()
         started = time.perf_counter()
         kfp_run_dir, failure = _run_local(pipeline_func, pipeline_root, events, _root_of(pipeline))
         seconds = time.perf_counter() - started
