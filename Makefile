@@ -41,3 +41,9 @@ test: lint
 
 clean:
 	rm -rf $(VENV) .mlpipe .pytest_cache .mypy_cache .ruff_cache
+
+# The step image for cluster mode, with docker or podman (docker/build-image.sh; BASE_IMAGE,
+# TORCH_INDEX, EXTRAS as build settings). Prints the image; reuses it if its inputs are unchanged.
+.PHONY: image
+image:
+	PYTHON=$(PYTHON) docker/build-image.sh

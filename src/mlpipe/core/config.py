@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -20,6 +21,8 @@ from pydantic import (
     PrivateAttr,
     SerializeAsAny,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -134,6 +137,15 @@ class TrainConfig(_Strict):
     min_eval_accuracy: Annotated[float | None, Field(ge=0, le=1)] = None
 
 
+class PromoteIf(_Strict):
+    """``registry.promote_if``: move the configured aliases to a new version only if it beats
+    the version holding them on ``metric`` (``max``: higher is better) by at least ``min_delta``."""
+
+    metric: Annotated[str, Field(min_length=1)]
+    mode: Literal["max", "min"] = "max"
+    min_delta: Annotated[float, Field(ge=0)] = 0.0
+
+
 class RegistryConfig(_Strict):
     """What every registry backend takes; a backend subclasses it with its own fields.
 
@@ -144,6 +156,9 @@ class RegistryConfig(_Strict):
     backend: str = "local"
     model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "sentiment"
     aliases: list[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]] = ["staging"]
+    promote_if: PromoteIf | None = Field(
+        None, description="aliases move only to a better version; default: always (with a warning)"
+    )
 
 
 class TrackingConfig(_Strict):
@@ -198,6 +213,32 @@ class RuntimeConfig(_Strict):
     )
 
 
+# Kubernetes' syntax for what ends up in pod specs, so a typo fails at load time (exit 2), not when
+# the API server rejects the pod: resource quantities (what both Kubernetes and kfp's
+# set_cpu/memory_* accept: kfp takes no fractional memory, no exponent, no decimal "k"), DNS-1123
+# labels (namespaces) and subdomains (object names), env var names and image references.
+_QUANTITIES = {
+    "cpu": (re.compile(r"^([0-9]*\.)?[0-9]+m?$"), "'500m', '0.5' or '2'"),
+    "memory": (re.compile(r"^[0-9]+([KMGTPE]i|[MGTPE])?$"), "'512Mi' or '2Gi'"),
+}
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IMAGE = re.compile(
+    r"^((?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+
+
+def _k8s_syntax(value: str, pattern: re.Pattern[str], what: str, example: str) -> str:
+    if not pattern.match(value):
+        raise ValueError(f"{value!r} is not {what}, e.g. {example}")
+    return value
+
+
 class ResourcesConfig(_Strict):
     """Kubernetes requests/limits for one step's pod."""
 
@@ -205,6 +246,14 @@ class ResourcesConfig(_Strict):
     memory: str | None = "2Gi"
     gpu: Annotated[int, Field(ge=0)] = 0
     gpu_resource: str = "nvidia.com/gpu"
+
+    @field_validator("cpu", "memory")
+    @classmethod
+    def _quantity(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        pattern, example = _QUANTITIES[str(info.field_name)]
+        return _k8s_syntax(value, pattern, f"a Kubernetes {info.field_name} quantity", example)
 
 
 class SecretEnvConfig(_Strict):
@@ -214,18 +263,55 @@ class SecretEnvConfig(_Strict):
     secret: str
     key: str
 
+    @field_validator("secret")
+    @classmethod
+    def _secret_name(cls, value: str) -> str:
+        return _k8s_syntax(value, _DNS_SUBDOMAIN, "a Secret name (DNS-1123)", "'wandb'")
 
-# Words that mark an env name as a credential (TOKENIZERS_PARALLELISM is not one).
+
+# Words that mark an env name as a credential (TOKENIZERS_PARALLELISM is not one): a name part
+# equal to one of these, or ending with one (APITOKEN, DBPASS), or starting with one of the
+# prefixes (PASSWD, AUTHORIZATION, CREDS).
 _SECRET_WORDS = {
     "KEY",
+    "KEYS",
     "APIKEY",
     "TOKEN",
+    "TOKENS",
     "SECRET",
+    "SECRETS",
+    "PASS",
     "PASSWORD",
     "PASSWD",
+    "PASSPHRASE",
+    "PWD",
+    "PIN",
+    "AUTH",
+    "CRED",
+    "CREDS",
     "CREDENTIAL",
     "CREDENTIALS",
+    "PRIVATE",
+    "SESSION",
+    "COOKIE",
+    "SIGNATURE",
+    "CERT",
+    "DSN",
 }
+_SECRET_SUFFIXES = ("KEY", "TOKEN", "SECRET", "PASS", "PASSWORD", "PASSWD", "PWD", "AUTH")
+_SECRET_PREFIXES = ("PASS", "AUTH", "CRED", "SECRET", "APIKEY", "PRIVATE")
+
+
+_URL_CREDENTIALS = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
+
+
+def looks_secret(env_name: str) -> bool:
+    """Whether an environment variable's name says it holds a credential."""
+    parts = [p for p in re.split(r"[^A-Z0-9]+", env_name.upper()) if p]
+    return any(
+        p in _SECRET_WORDS or p.endswith(_SECRET_SUFFIXES) or p.startswith(_SECRET_PREFIXES)
+        for p in parts
+    )
 
 
 class ClusterConfig(_Strict):
@@ -251,9 +337,39 @@ class ClusterConfig(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     node_selector: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return _k8s_syntax(value, _DNS_LABEL, "a namespace (DNS-1123 label)", "'ml-team'")
+
+    @field_validator("service_account", "volume_claim")
+    @classmethod
+    def _object_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _k8s_syntax(value, _DNS_SUBDOMAIN, "a Kubernetes name (DNS-1123)", "'mlpipe-data'")
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        return _k8s_syntax(value, _IMAGE, "an image reference", "'registry.example/ml/mlpipe:1.2'")
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            _k8s_syntax(name, _ENV_NAME, "an env var name", "'HF_HUB_OFFLINE'")
+        return value
+
     @model_validator(mode="after")
     def _no_secrets_in_env(self) -> ClusterConfig:
-        secretish = [k for k in self.env if _SECRET_WORDS & set(k.upper().split("_"))]
+        secretish = [k for k in self.env if looks_secret(k)]
+        # whatever its name, a plain value equal to a declared secret's value here is a leak
+        values = {os.environ.get(s.env) for s in self.secrets} - {None, ""}
+        secretish += [k for k, v in self.env.items() if v in values and k not in secretish]
+        secretish += [  # user:password@ in a URL (a proxy, a database DSN)
+            k for k, v in self.env.items() if _URL_CREDENTIALS.search(v) and k not in secretish
+        ]
         if secretish:
             raise ValueError(
                 f"cluster.env: {', '.join(secretish)} look like secrets; plain env values are "
