@@ -58,8 +58,9 @@ def test_backend_fields_live_with_the_backend() -> None:
     cfg = load_config(TINY_TRAINING, ["registry.backend=wandb", "registry.wandb_mode=offline"])
     assert type(cfg.registry).__name__ == "WandbRegistryConfig"
     assert cfg.model_dump()["registry"]["wandb_mode"] == "offline"  # serialized as the backend's
-    with pytest.raises(ConfigError, match=r"registry\.wandb_mode: unknown field"):
+    with pytest.raises(ConfigError, match=r"registry\.wandb_mode: unknown field") as info:
         load_config(TINY_TRAINING, ["registry.wandb_mode=offline"])  # not a local setting
+    assert "wandb_mode: setting(s) of backend 'wandb'; set backend: wandb" in str(info.value)
 
 
 def test_runtime_registration_runs_a_user_runner(home: Path, tiny_training: TrainingConfig) -> None:

@@ -189,7 +189,29 @@ def plugin_section(kind: plugins.Kind, value: Any, where: str) -> BaseModel:
     schema = getattr(plugins.load(kind, name), "config_type", None)
     if schema is None:
         raise ConfigError(f"{where}.backend: {kind} {name!r} declares no config_type")
-    return validate_section(schema, value, where)
+    try:
+        return validate_section(schema, value, where)
+    except ConfigError as exc:
+        hints = _other_backends(kind, name, set(value) - set(schema.model_fields))
+        raise ConfigError("\n".join([str(exc), *hints])) from None
+
+
+def _other_backends(kind: plugins.Kind, chosen: str, unknown: set[str]) -> list[str]:
+    """For settings the chosen backend lacks: which registered backend has them (what to do)."""
+    hints = []
+    for other in plugins.names(kind):
+        if other == chosen or not unknown:
+            continue
+        try:
+            fields = set(getattr(plugins.load(kind, other), "config_type").model_fields)
+        except (ConfigError, AttributeError):
+            continue  # a backend whose extra is not installed: nothing to suggest
+        mine = sorted(unknown & fields)
+        if mine:
+            hints.append(f"  ({', '.join(mine)}: setting(s) of backend {other!r}; set backend: "
+                         f"{other} to use them, or remove them)")
+            unknown -= set(mine)
+    return hints
 
 
 def validate_section(schema: type[BaseModel], value: Any, where: str) -> BaseModel:
