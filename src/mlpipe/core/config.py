@@ -203,7 +203,7 @@ def _other_backends(kind: plugins.Kind, chosen: str, unknown: set[str]) -> list[
         if other == chosen or not unknown:
             continue
         try:
-            fields = set(getattr(plugins.load(kind, other), "config_type").model_fields)
+            fields = set(plugins.load(kind, other).config_type.model_fields)
         except (ConfigError, AttributeError):
             continue  # a backend whose extra is not installed: nothing to suggest
         mine = sorted(unknown & fields)
