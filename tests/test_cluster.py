@@ -90,6 +90,34 @@ def test_cluster_settings_that_cannot_share_data_are_config_errors() -> None:
         step_container(TRAINING, "nope", _config("training"), "r")
 
 
+@pytest.mark.parametrize("name", ["DB_PASS", "HF_AUTH", "MY_APITOKEN", "PGPASSWORD", "AWS_CREDS"])
+def test_credential_like_env_names_are_refused_whatever_the_spelling(name: str) -> None:
+    with pytest.raises(ConfigError, match=f"{name} look like secrets"):
+        _config("training", [f"cluster.env={{{name}: hunter2}}"])
+
+
+def test_proxy_urls_with_passwords_are_refused() -> None:
+    with pytest.raises(ConfigError, match="HTTPS_PROXY look like secrets"):
+        _config("training", ["cluster.env={HTTPS_PROXY: 'http://bob:pw@proxy:3128'}"])
+
+
+def test_a_declared_secrets_value_never_reaches_a_pod_whatever_the_field_is_called(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    value = "s3cr3t-value-4242"
+    monkeypatch.setenv("MODEL_STORE", value)  # a declared secret with an innocent name
+    declared = "cluster.secrets=[{env: MODEL_STORE, secret: store, key: k}]"
+    with pytest.raises(ConfigError, match="OTHER look like secrets"):  # copied into plain env
+        _config("training", [declared, f"cluster.env={{OTHER: {value}}}"])
+    pasted = _config("training", [declared, f"registry.model_name=m-{value}"])
+    with pytest.raises(ConfigError) as info:  # pasted into a config field: --config-json
+        step_container(TRAINING, "train_model", pasted, "r")
+    assert "registry.model_name" in str(info.value) and "MODEL_STORE" in str(info.value)
+    assert value not in str(info.value)
+    spec = step_container(TRAINING, "train_model", _config("training", [declared]), "r")
+    assert value not in json.dumps(pod_manifest(spec))
+
+
 # -- render all three, both pipelines, through the CLI -------------------------------------------
 
 

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlpipe.core.runner import load_step_result
+from mlpipe.core.execution import load_step_result
 from tests.conftest import ROOT, TINY_INFERENCE, TINY_TRAINING, venv_env
 
 FAKE_KEY = "sk-planted-wandb-key-5e1f0c9a"

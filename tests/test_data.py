@@ -140,3 +140,66 @@ def test_reported_checks_are_the_declared_ones(tmp_path: Path) -> None:
     assert tuple(c.name for c in ref.checks) == task.checks["load_training_data"]
     ref = prepare_inference_data(cfg, tmp_path / "infer", chunk_rows=64)
     assert tuple(c.name for c in ref.checks) == task.checks["load_inference_data"]
+
+
+# -- readers do not guess: text stays text, long lines, encodings named, empty files -------------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_a_text_column_that_looks_numeric_is_read_as_text(tmp_path: Path, suffix: str) -> None:
+    rows = [{"text": f"{i:03d}", "label": i % 2} for i in range(20)]
+    if suffix == ".parquet":  # a typed numeric column becomes its text
+        rows = [{"text": i, "label": i % 2} for i in range(20)]
+    src = _write(tmp_path / f"codes{suffix}", rows)
+    ref = prepare_inference_data(DataConfig(source="files", path=src), tmp_path / "o", chunk_rows=7)
+    texts = pq.read_table(Path(ref.uri) / "data.parquet").column("text").to_pylist()
+    expected = [str(i) for i in range(20)] if suffix == ".parquet" else [r["text"] for r in rows]
+    assert texts == expected  # "007" keeps its zeros
+
+
+def test_a_jsonl_line_of_megabytes_is_read_in_bounded_chunks(tmp_path: Path) -> None:
+    big = "word " * 1_200_000  # one 6 MB line
+    rows = [{"text": "short", "label": 0}, {"text": big, "label": 1}, {"text": "end", "label": 0}]
+    src = _write(tmp_path / "long.jsonl", rows)
+    ref = prepare_inference_data(DataConfig(source="files", path=src), tmp_path / "o", chunk_rows=2)
+    texts = pq.read_table(Path(ref.uri) / "data.parquet").column("text").to_pylist()
+    assert texts == ["short", big, "end"]
+
+
+def test_a_bad_jsonl_line_is_named(tmp_path: Path) -> None:
+    src = tmp_path / "bad.jsonl"
+    src.write_text('{"text": "a", "label": 1}\n{"text": 5, "label": 0}\n')
+    with pytest.raises(DataError, match="line 2: 'text' holds int 5"):
+        prepare_inference_data(DataConfig(source="files", path=src), tmp_path / "o", chunk_rows=9)
+    src.write_text('{"text": "a", "label": 1}\n\n{"text": "b", "label": \n')
+    with pytest.raises(DataError, match="line 3 is not valid JSON"):
+        prepare_inference_data(DataConfig(source="files", path=src), tmp_path / "o", chunk_rows=9)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("text,label\ncafé crème,1\nok,0\n".encode("cp1252"), "byte 0xe9 at offset 14 (line 2)"),
+        ("text,label\nhé,1\n".encode("utf-16"), "the file is UTF-16-LE text"),
+    ],
+)
+def test_text_that_is_not_utf8_names_the_encoding_and_where(
+    tmp_path: Path, data: bytes, expected: str
+) -> None:
+    src = tmp_path / "enc.csv"
+    src.write_bytes(data)
+    with pytest.raises(DataError) as info:
+        prepare_inference_data(DataConfig(source="files", path=src), tmp_path / "o", chunk_rows=9)
+    assert expected in str(info.value) and "UTF-8" in str(info.value)
+    assert "binary" not in str(info.value)
+
+
+@pytest.mark.parametrize("content", ["text,label\n", ""])
+def test_a_file_with_no_rows_is_a_data_error_naming_it(tmp_path: Path, content: str) -> None:
+    src = tmp_path / "empty.csv"
+    src.write_text(content)
+    cfg = DataConfig(source="files", path=src)
+    with pytest.raises(DataError, match=r"empty\.csv"):
+        prepare_training_data(cfg, tmp_path / "o")
+    with pytest.raises(DataError, match=r"empty\.csv"):
+        prepare_inference_data(cfg, tmp_path / "o2", chunk_rows=9)

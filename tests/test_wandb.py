@@ -481,3 +481,24 @@ def test_every_orchestrator_links_its_run_id_to_the_wandb_run(
     assert linked["runner"] == runner
     assert linked["orchestrator_run_id"] == run.extra["orchestrator_run_id"]
     assert linked["mlpipe_run_id"] == run.run_id
+
+
+@pytest.mark.slow
+def test_wandb_writes_only_under_the_mlpipe_home(tmp_path: Path) -> None:
+    """Offline, with no W&B directory configured: runs, staging copies of the model, the
+    artifact cache and settings all land under ``<home>/wandb``, nothing under ``~``."""
+    user_home = tmp_path / "user"
+    user_home.mkdir()
+    env = {**venv_env(), "HOME": str(user_home), "WANDB_MODE": "offline",
+           "WANDB_API_KEY": "fk" + secrets.token_hex(19)}  # fmt: skip
+    for name in (*WANDB_DIRS, "WANDB_ARTIFACT_DIR", "XDG_DATA_HOME", "XDG_CACHE_HOME",
+                 "XDG_CONFIG_HOME", *CLEARED[1:]):  # fmt: skip
+        env.pop(name, None)
+    home = tmp_path / "home"
+    cmd = [sys.executable, "-m", "mlpipe", "train", "--config", str(TINY_TRAINING), *FAST,
+           *WANDB_ON, "--home", str(home)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    outside = [p for p in user_home.rglob("*") if p.is_file()]
+    assert outside == [], outside
+    assert list((home / "wandb").rglob("run-*.wandb"))

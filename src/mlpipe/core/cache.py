@@ -2,8 +2,10 @@
 
 The key covers the step name, the config sections the step reads, the sha256 of every input
 reference and a hash of the code that computes it: mlpipe's core, the step function's module and
-the task package the config names. A hit is only served when the cached outputs still
-exist and still match their checksums; anything else is a miss, never a failure.
+the task package the config names; a local ``model.base`` directory is keyed by its content,
+not its path. Each entry records the sha256 of every file of the output it points to, taken when
+it was stored: a hit is only served when that output still holds exactly those files with exactly
+those bytes (and its reference's own checksums agree); anything else is a miss, never a failure.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe.core import artifacts, plugins
-from mlpipe.core.hashing import sha256_file, sha256_json
+from mlpipe.core.errors import MlpipeError
+from mlpipe.core.faults import fault_point
+from mlpipe.core.files import sweep_temp
+from mlpipe.core.hashing import file_hashes, sha256_file, sha256_json
 from mlpipe.core.pipeline import Step
 from mlpipe.core.refs import (
     ArtifactsRef,
@@ -74,6 +79,14 @@ def step_key(pipeline: str, step: Step, config: Any, inputs: Mapping[str, Ref]) 
         if data.source == "files":  # the files' bytes, not just their names
             paths = {"path": data.path, "eval_path": data.eval_path}
             source = {k: sha256_file(p) for k, p in paths.items() if p is not None}
+    model = getattr(config, "model", None)
+    base = getattr(model, "base", None)
+    if "model" in step.config_sections and isinstance(base, str):
+        from mlpipe.core.modeling import base_content_key
+
+        content = base_content_key(base)  # a local directory: its bytes, not its path
+        if content is not None:
+            source["model.base"] = content
     return sha256_json(
         {
             "pipeline": pipeline,
@@ -94,6 +107,8 @@ def still_valid(ref: Ref) -> bool:
 
             return dataset_sha256(Path(ref.uri), ref.files, ref.label_names) == ref.sha256
         if isinstance(ref, ModelRef):
+            if (Path(ref.uri) / artifacts.MANIFEST).is_file():  # sealed by training
+                artifacts.verify(Path(ref.uri))
             return sha256_file(Path(ref.uri) / "model.safetensors") == ref.sha256
         if isinstance(ref, ArtifactsRef | ModelVersionRef):
             artifacts.verify(Path(ref.uri))
@@ -108,8 +123,25 @@ def still_valid(ref: Ref) -> bool:
         return False
 
 
+#: what a cache entry holds; entries of another format are misses
+ENTRY_FORMAT = 2
+
+
+def output_files(ref: Ref) -> tuple[Path, dict[str, str]]:
+    """Where ``ref``'s output lives and the sha256 of every file there (a directory's files, or
+    the one file a file reference names)."""
+    path = Path(ref.predictions_uri) if isinstance(ref, ResultsRef) else Path(ref.uri)
+    if path.is_dir():
+        return path, file_hashes(path)
+    return path, {path.name: sha256_file(path)}
+
+
 class StepCache:
-    """Cache entries are small JSON files under ``<home>/cache``; outputs stay in their run dirs."""
+    """Cache entries are small JSON files under ``<home>/cache``; outputs stay in their run dirs.
+
+    An entry is ``{"format", "run_id", "ref", "root", "files"}``: ``files`` lists every file of
+    the output as it was when the step produced it.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -119,13 +151,38 @@ class StepCache:
         if not path.is_file():
             return None
         try:
-            ref = ref_from_json(json.loads(path.read_text())["ref"])
-        except (ValueError, KeyError):
+            entry = json.loads(path.read_text())
+            if entry.get("format") != ENTRY_FORMAT:
+                return None
+            ref = ref_from_json(entry["ref"])
+            files = entry["files"]
+            root, current = output_files(ref)
+            if str(root) != entry["root"] or current != files:
+                return None  # a file added, removed or changed since it was produced
+        except (ValueError, KeyError, TypeError, AttributeError, OSError, MlpipeError):
             return None
         return ref if still_valid(ref) else None
 
     def put(self, key: str, ref: Ref, *, run_id: str) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        artifacts.write_json(
-            self.root / f"{key}.json", {"run_id": run_id, "ref": ref.model_dump(mode="json")}
-        )
+        """Record ``ref`` under ``key`` with the hash of every file of its output.
+
+        A cache that cannot be written (a full or read-only disk) only costs a rerun later: the
+        step that produced ``ref`` has succeeded, so that is not a failure.
+        """
+        try:
+            root, files = output_files(ref)
+            self.root.mkdir(parents=True, exist_ok=True)
+            sweep_temp(self.root)  # what writers killed mid-put left behind
+            fault_point("cache.put")
+            artifacts.write_json(
+                self.root / f"{key}.json",
+                {
+                    "format": ENTRY_FORMAT,
+                    "run_id": run_id,
+                    "ref": ref.model_dump(mode="json"),
+                    "root": str(root),
+                    "files": files,
+                },
+            )
+        except OSError:
+            return

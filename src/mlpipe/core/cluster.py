@@ -13,11 +13,13 @@ substitutes at run time (a Jinja template, a kfp placeholder...); ``mlpipe step`
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlpipe.core.config import PipelineSettings as PipelineConfig
+from mlpipe.core.config import looks_secret
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.pipeline import Pipeline, portable_ref
 
@@ -126,6 +128,67 @@ def step_args(pipeline: str, step: str, config: PipelineConfig, run_id: str) -> 
     )
 
 
+#: shorter values are too common to tell apart from ordinary text
+MIN_SECRET_LEN = 6
+
+
+def secret_values(config: PipelineConfig) -> dict[str, str]:
+    """env name -> value, from this process's environment, of every declared secret
+    (``cluster.secrets``) and every variable whose name says it is a credential."""
+    declared = {s.env for s in config.cluster.secrets}
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if (name in declared or looks_secret(name)) and len(value) >= MIN_SECRET_LEN
+    }
+
+
+def check_no_secret_values(
+    config: PipelineConfig, *, args: tuple[str, ...], env: dict[str, str]
+) -> None:
+    """Refuse to render a pod whose arguments or plain env contain a secret's value.
+
+    Secrets reach pods only as Secret references; a value pasted into any config field (it
+    travels in ``--config-json``) or into ``cluster.env`` would be written in plain text into
+    pod specs and compiled pipelines, whatever the field is called. The value is never printed.
+    """
+    values = secret_values(config)
+    if not values:
+        return
+    places = [("argument " + a.split("=", 1)[0][:40], a) for a in args]
+    places += [(f"cluster.env.{k}", v) for k, v in env.items()]
+    for where, text in places:
+        for name, value in values.items():
+            if value in text:
+                field = where
+                if text.startswith("{"):  # --config-json: name the config field
+                    field = _config_field_with(config, value) or "the config (--config-json)"
+                raise ConfigError(
+                    f"{field}: holds the value of the secret {name}; secrets reach pods only "
+                    "as Secret references (cluster.secrets: env/secret/key), never as values. "
+                    "Remove it from the config"
+                )
+
+
+def _config_field_with(config: PipelineConfig, value: str) -> str | None:
+    def walk(node: Any, path: str) -> str | None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                found = walk(v, f"{path}.{k}" if path else str(k))
+                if found:
+                    return found
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                found = walk(v, f"{path}[{i}]")
+                if found:
+                    return found
+        elif isinstance(node, str) and value in node:
+            return path
+        return None
+
+    return walk(config.model_dump(mode="json"), "")
+
+
 def step_container(
     pipeline: Pipeline, step_name: str, config: PipelineConfig, run_id: str
 ) -> ContainerSpec:
@@ -152,6 +215,8 @@ def step_container(
         raise ConfigError(
             f"cluster.env: {', '.join(sorted(clash))} also come from cluster.secrets; keep one"
         )
+    args = step_args(portable_ref(pipeline), step.name, config, run_id)
+    check_no_secret_values(config, args=args, env=env)
     if cluster.volume_claim is not None:
         volumes = (Volume(DATA_VOLUME, cluster.mount_path, cluster.volume_claim),)
     else:  # object storage carries the data; each pod's home is scratch space
@@ -163,7 +228,7 @@ def step_container(
         image=cluster.image,
         image_pull_policy=cluster.image_pull_policy,
         command=("mlpipe",),
-        args=step_args(portable_ref(pipeline), step.name, config, run_id),
+        args=args,
         env=env,
         secret_env=tuple(SecretRef(s.env, s.secret, s.key) for s in cluster.secrets),
         requests=requests,

@@ -43,14 +43,22 @@ Generate = Callable[[int], Iterator[pa.Table]]
 
 
 def iter_tables(
-    cfg: DataConfig, path: Path | None, *, chunk_rows: int, generate: Generate
+    cfg: DataConfig,
+    path: Path | None,
+    *,
+    chunk_rows: int,
+    generate: Generate,
+    text_columns: Sequence[str] = (),
 ) -> Iterator[pa.Table]:
-    """Raw tables from the configured source, ``chunk_rows`` rows at a time (files stream)."""
+    """Raw tables from the configured source, ``chunk_rows`` rows at a time (files stream).
+
+    ``text_columns`` are read as text from csv and jsonl files whatever they look like.
+    """
     if cfg.source == "generated":
         yield from generate(chunk_rows)
     elif cfg.source == "files":
         assert path is not None
-        yield from read_file(path, chunk_rows)
+        yield from read_file(path, chunk_rows, text_columns=text_columns)
     else:
         yield read_hub(cfg)
 
@@ -74,8 +82,19 @@ def _rows_table(rows: list[Sequence[Any]], names: Sequence[str]) -> pa.Table:
     return pa.table({name: list(values) for name, values in zip(names, columns, strict=True)})
 
 
-def read_file(path: Path, chunk_rows: int) -> Iterator[pa.Table]:
-    """A csv, jsonl or parquet file as tables (csv and parquet stream in chunks)."""
+#: a jsonl chunk is cut at ``chunk_rows`` lines or at this many bytes, whichever comes first
+JSONL_CHUNK_BYTES = 32 << 20
+
+
+def read_file(
+    path: Path, chunk_rows: int, *, text_columns: Sequence[str] = ()
+) -> Iterator[pa.Table]:
+    """A csv, jsonl or parquet file as tables, streamed in chunks (bounded memory).
+
+    ``text_columns`` are read as text whatever they look like (``007`` stays ``"007"``). Text
+    must be UTF-8: another encoding is named in the error with where it first shows. A file with
+    a header but no rows is an error naming the file.
+    """
     if not path.is_file():
         raise DataError(f"data file not found: {path} (set data.path to an existing file)")
     fmt = SUFFIXES.get(path.suffix.lower())
@@ -83,24 +102,179 @@ def read_file(path: Path, chunk_rows: int) -> Iterator[pa.Table]:
         raise DataError(
             f"{path}: unsupported file type '{path.suffix}'; use .csv, .jsonl or .parquet"
         )
+    rows = 0
     try:
         if fmt == "parquet":
             reader = pq.ParquetFile(path)
             for batch in reader.iter_batches(batch_size=chunk_rows):
+                rows += batch.num_rows
                 yield pa.Table.from_batches([batch])
         elif fmt == "csv":
             import pyarrow.csv as pacsv
 
+            if path.stat().st_size == 0:
+                raise DataError(f"{path}: the file is empty; it needs a header line and rows")
             opts = pacsv.ReadOptions(block_size=1 << 22)
-            with pacsv.open_csv(path, read_options=opts) as stream:
+            convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in text_columns})
+            with pacsv.open_csv(path, read_options=opts, convert_options=convert) as stream:
                 for batch in stream:
+                    rows += batch.num_rows
                     yield pa.Table.from_batches([batch])
         else:
-            import pyarrow.json as pajson
-
-            yield pajson.read_json(path)
-    except (pa.ArrowInvalid, OSError) as exc:
+            for table in _read_jsonl(path, chunk_rows, text_columns):
+                rows += len(table)
+                yield table
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+        encoding = encoding_problem(path) if fmt != "parquet" else None
+        if encoding is not None:
+            raise DataError(f"{path}: {encoding}") from None
         raise DataError(f"{path}: cannot parse as {fmt}: {exc}") from exc
+    if rows == 0:
+        raise DataError(f"{path}: has no data rows (a header or nothing at all); add rows")
+
+
+def _read_jsonl(path: Path, chunk_rows: int, text_columns: Sequence[str]) -> Iterator[pa.Table]:
+    """JSON lines in chunks of whole lines, so one long line (megabytes) needs no setting and
+    memory stays bounded by the chunk, not the file. Text columns are kept as text."""
+    import io
+    import json
+
+    import pyarrow.json as pajson
+
+    schema = pa.schema([(c, pa.string()) for c in text_columns])
+    parse = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
+    def parse_chunk(lines: list[bytes], numbers: list[int]) -> pa.Table:
+        data = b"".join(lines)
+        opts = pajson.ReadOptions(block_size=max(len(data) + 1, 1 << 16), use_threads=False)
+        try:
+            table = pajson.read_json(io.BytesIO(data), read_options=opts, parse_options=parse)
+            # the explicit schema adds its columns even where no row has them: drop those
+            absent = [
+                c
+                for c in text_columns
+                if c in table.column_names
+                and table.column(c).null_count == len(table)
+                and json.dumps(c).encode() not in data
+            ]
+            return table.drop_columns(absent) if absent else table
+        except pa.ArrowInvalid as exc:
+            why = _bad_json_line(lines, numbers, text_columns, exc)
+            raise DataError(f"{path}: {why}") from None
+
+    lines: list[bytes] = []
+    numbers: list[int] = []  # each kept line's number in the file (blank lines are skipped)
+    size = 0
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            numbers.append(number)
+            lines.append(line if line.endswith(b"\n") else line + b"\n")
+            size += len(line)
+            if len(lines) >= chunk_rows or size >= JSONL_CHUNK_BYTES:
+                yield parse_chunk(lines, numbers)
+                lines, numbers, size = [], [], 0
+    if lines:
+        yield parse_chunk(lines, numbers)
+
+
+def _bad_json_line(
+    lines: list[bytes], numbers: list[int], text_columns: Sequence[str], exc: Exception
+) -> str:
+    """Which line of a failed jsonl chunk is wrong, and why (the first one found)."""
+    import json
+
+    for number, raw in zip(numbers, lines, strict=True):
+        where = f"line {number}"
+        try:
+            row = json.loads(raw)
+        except UnicodeDecodeError:
+            return f"{where} is not UTF-8 text; re-save the file as UTF-8"
+        except ValueError as err:
+            return f"{where} is not valid JSON ({err}); each line must be one JSON object"
+        if not isinstance(row, dict):
+            return f"{where} is not a JSON object; each line must be one object"
+        for column in text_columns:
+            value = row.get(column)
+            if value is not None and not isinstance(value, str):
+                return (
+                    f"{where}: '{column}' holds {type(value).__name__} {json.dumps(value)[:40]}; "
+                    "it must be a JSON string (quote it)"
+                )
+    return f"cannot parse as jsonl: {exc}"
+
+
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32-LE"),
+    (b"\x00\x00\xfe\xff", "UTF-32-BE"),
+    (b"\xff\xfe", "UTF-16-LE"),
+    (b"\xfe\xff", "UTF-16-BE"),
+)
+
+
+def encoding_problem(path: Path) -> str | None:
+    """Why ``path`` is not UTF-8 text (its encoding when a BOM names it, else the first bad
+    byte and its line), or None when it is. Streams the file."""
+    import codecs
+
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+        for bom, name in _BOMS:
+            if head.startswith(bom):
+                return (
+                    f"the file is {name} text; mlpipe reads UTF-8: re-save it as UTF-8 "
+                    f"(e.g. iconv -f {name} -t UTF-8)"
+                )
+        fh.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        offset = line = 0
+        while chunk := fh.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                at = offset + exc.start
+                byte = chunk[exc.start]
+                line += chunk[: exc.start].count(b"\n") + 1
+                guess = "Latin-1/Windows-1252" if byte >= 0x80 else "not text"
+                return (
+                    f"not UTF-8 text: byte 0x{byte:02x} at offset {at} (line {line}) looks like "
+                    f"{guess}; re-save the file as UTF-8 (e.g. iconv -f CP1252 -t UTF-8)"
+                )
+            line += chunk.count(b"\n")
+            offset += len(chunk)
+    return None
+
+
+def as_text(column: pa.ChunkedArray | pa.Array, name: str, source: str) -> pa.ChunkedArray:
+    """A text column as strings, nulls as ``""``: numbers and booleans (a parquet file's typed
+    column, a hub dataset's) become their text; bytes must be UTF-8; lists and structs are
+    refused naming the column."""
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if pa.types.is_null(kind):
+        column = pa.array([None] * len(column), pa.string())
+    elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        try:
+            column = column.cast(pa.string())
+        except pa.ArrowInvalid:
+            raise DataError(
+                f"{source}: column '{name}' is not UTF-8 text; re-save the data as UTF-8"
+            ) from None
+    elif not any(
+        check(kind)
+        for check in (
+            pa.types.is_string,
+            pa.types.is_large_string,
+            pa.types.is_integer,
+            pa.types.is_floating,
+            pa.types.is_boolean,
+            pa.types.is_decimal,
+        )
+    ):
+        raise DataError(f"{source}: column '{name}' must hold text, found {kind}")
+    result = pc.fill_null(column.cast(pa.string()), "")
+    return result if isinstance(result, pa.ChunkedArray) else pa.chunked_array([result])
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

@@ -75,3 +75,7 @@ def error_from_record(record: dict[str, object]) -> MlpipeError:
         err.exit_code = exit_code
         return err
     return RemoteStepError(f"{name}: {message}" if name else message, exit_code)
+
+
+class DivergedError(MlpipeError):
+    """Training produced a non-finite loss, metric or weight: nothing is saved or published."""

@@ -56,6 +56,22 @@ def resolve_base(base: str) -> str:
     return base
 
 
+def base_content_key(base: str) -> str | None:
+    """What identifies a local ``model.base`` directory: the sha256 of every file in it.
+
+    The step cache keys on this, so a base model changed in place is never served stale. None
+    for the built-in names and hub ids (the package version or the hub id is the identity).
+    """
+    if base in ("minilm", "tiny"):
+        return None
+    path = Path(base).expanduser()
+    if not path.is_dir():
+        return None
+    from mlpipe.core.hashing import file_hashes, sha256_json
+
+    return sha256_json(file_hashes(path))
+
+
 def load_tokenizer(source: str | Path) -> PreTrainedTokenizerBase:
     quiet_transformers()
     from transformers import AutoTokenizer
@@ -105,8 +121,15 @@ _LOADER_KEYS = (
 
 
 def save_model(model: Any, tokenizer: Any, out_dir: Path) -> None:
-    """Save weights (safetensors only) and tokenizer so the bytes depend on the model alone."""
+    """Save weights (safetensors only) and tokenizer so the bytes depend on the model alone.
+
+    A model with a non-finite weight is refused (``DivergedError``) before anything is written.
+    """
     import json
+
+    from mlpipe.core.training import check_finite_weights
+
+    check_finite_weights(model)
 
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)

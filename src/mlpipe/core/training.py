@@ -7,6 +7,7 @@ tasks build their models and inputs and call :func:`fit`.
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 import time
@@ -15,6 +16,7 @@ from typing import Any
 
 from mlpipe.core.batching import shuffled_batches
 from mlpipe.core.config import TrainConfig
+from mlpipe.core.errors import DivergedError
 
 # Wall-clock figures vary run to run; they are reported but never written into artifacts, so the
 # same config and data give byte-identical model directories on every runner.
@@ -101,13 +103,20 @@ def fit(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            loss_sum += float(out.loss.detach())
+            loss = float(out.loss.detach())
+            if not math.isfinite(loss):
+                raise DivergedError(
+                    f"training diverged: the loss is {loss} at step {step + 1} of {total_steps}; "
+                    "nothing was saved (lower training.learning_rate, keep "
+                    "training.max_grad_norm small, or check the data)"
+                )
+            loss_sum += loss
             seen += len(batch)
             step += 1
             if on_log is not None and (step % log_every == 0 or step == total_steps):
                 on_log(
                     {
-                        "train/loss": float(out.loss.detach()),
+                        "train/loss": loss,
                         "train/learning_rate": float(scheduler.get_last_lr()[0]),
                     },
                     step,
@@ -138,3 +147,16 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
         leave=False,
         disable=not sys.stderr.isatty(),
     )
+
+
+def check_finite_weights(model: Any) -> None:
+    """Refuse a model with a NaN or infinite parameter (a diverged run is never saved)."""
+    import torch
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.is_floating_point() and not bool(torch.isfinite(param).all()):
+                raise DivergedError(
+                    f"training diverged: weight '{name}' holds NaN or infinite values; nothing "
+                    "was saved (lower training.learning_rate or check the data)"
+                )

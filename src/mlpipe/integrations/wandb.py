@@ -34,7 +34,7 @@ from mlpipe.core.config import RegistryConfig, TrackingConfig
 from mlpipe.core.errors import ChecksumError, ConfigError, MlpipeError, ModelNotFoundError
 from mlpipe.core.paths import resolve_home
 from mlpipe.core.refs import ModelVersionRef
-from mlpipe.core.registry import LATEST, VERSION, parse_spec
+from mlpipe.core.registry import LATEST, VERSION, alias_in_use, parse_spec
 from mlpipe.registries.local import LocalRegistry
 
 log = logging.getLogger(__name__)
@@ -125,15 +125,34 @@ def _project(configured: str | None) -> str:
     return os.environ.get("WANDB_PROJECT") or configured or DEFAULT_PROJECT
 
 
+#: W&B's own directories (staging copies, artifact cache, settings, runs), kept under the home
+_DIR_ENVS = {
+    "WANDB_DATA_DIR": "data",
+    "WANDB_CACHE_DIR": "cache",
+    "WANDB_CONFIG_DIR": "config",
+    "WANDB_ARTIFACT_DIR": "artifacts",
+}
+_SET_BY_US: dict[str, str] = {}
+
+
 def _wandb_dir(home: Path | None) -> Path:
-    """``WANDB_DIR`` if set, else ``<mlpipe home>/wandb`` so runs sit next to everything else."""
-    if os.environ.get("WANDB_DIR"):
-        return Path(os.environ["WANDB_DIR"])
+    """``WANDB_DIR`` if set, else ``<mlpipe home>/wandb`` so runs sit next to everything else.
+
+    W&B's other directories (offline staging copies of artifacts, the artifact cache, settings;
+    by default under ``~/.local/share``, ``~/.cache`` and ``~/.config``) go under
+    ``<home>/wandb/`` too, unless the user set their variables: mlpipe writes only in its home.
+    """
     if home is None:
         home = resolve_home()
-    path = home / "wandb"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    base = Path(home) / "wandb"
+    for env, sub in _DIR_ENVS.items():
+        current = os.environ.get(env)
+        if current is None or _SET_BY_US.get(env) == current:
+            _SET_BY_US[env] = os.environ[env] = str(base / sub)
+    if os.environ.get("WANDB_DIR"):
+        return Path(os.environ["WANDB_DIR"])
+    base.mkdir(parents=True, exist_ok=True)
+    return base
 
 
 def run_tags(tags: Mapping[str, str]) -> list[str]:
@@ -271,7 +290,7 @@ class WandbRegistry:
             )
         self.backend = "wandb" if self.mode == "online" else "wandb-offline"
         self.offline_root = self.home / "wandb-offline-registry" / self.project
-        self._offline = LocalRegistry(self.offline_root)
+        self._offline = LocalRegistry(self.offline_root, promote_if=cfg.promote_if)
         self._api_handle: Any = None
 
     # -- publishing ---------------------------------------------------------------------------
@@ -418,6 +437,29 @@ class WandbRegistry:
             raise classify_error(exc, f"promoting {name}:v{version} to {alias}") from exc
         return self._ref(art)
 
+    def delete(self, name: str, version: int) -> None:
+        """Delete a version; refused while an alias other than ``latest`` points at it."""
+        if self.mode == "offline":
+            return self._offline.delete(name, version + 1)
+        art = self._artifact(name, f"v{version}")
+        live = sorted(str(a) for a in art.aliases if str(a) != LATEST)
+        if live:
+            raise alias_in_use(name, version, live)
+        try:
+            art.delete(delete_aliases=True)
+        except Exception as exc:
+            raise classify_error(exc, f"deleting {name}:v{version}") from exc
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        """Alias moves recorded offline (W&B online keeps no alias history mlpipe can read)."""
+        if self.mode != "offline":
+            return []
+        shift = [("from", -1), ("to", -1)]
+        return [
+            {**e, **{k: (e[k] + d if isinstance(e.get(k), int) else e.get(k)) for k, d in shift}}
+            for e in self._offline.history(name)
+        ]
+
     # -- helpers ------------------------------------------------------------------------------
 
     def _prefix(self) -> str:
@@ -426,6 +468,7 @@ class WandbRegistry:
     def _api(self) -> Any:
         require_key(self.mode, "registry")
         if self._api_handle is None:
+            _wandb_dir(self.home)  # W&B's cache and settings under the home, not ~/.cache
             wandb = _import_wandb()
             try:
                 timeout = os.environ.get("WANDB_HTTP_TIMEOUT")  # wandb reads it only at import

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mlpipe.core import data, quality
 from mlpipe.core.config import DataConfig
@@ -31,7 +30,9 @@ def iter_tables(cfg: DataConfig, path: Path | None, *, chunk_rows: int) -> Itera
             generate_rows(gen.n_samples, gen.seed, gen.label_noise), (TEXT, LABEL), rows
         )
 
-    return data.iter_tables(cfg, path, chunk_rows=chunk_rows, generate=generate)
+    return data.iter_tables(
+        cfg, path, chunk_rows=chunk_rows, generate=generate, text_columns=(cfg.text_column,)
+    )
 
 
 def normalize(table: pa.Table, cfg: DataConfig, source: str, *, require_labels: bool) -> pa.Table:
@@ -48,15 +49,7 @@ def normalize(table: pa.Table, cfg: DataConfig, source: str, *, require_labels: 
             f"{source}: no label column '{cfg.label_column}' (columns: {', '.join(names)}); "
             "set data.label_column or add the column"
         )
-    texts = table.column(cfg.text_column)
-    if not pa.types.is_string(texts.type) and not pa.types.is_large_string(texts.type):
-        if pa.types.is_null(texts.type):
-            texts = pa.array([None] * len(table), pa.string())
-        else:
-            raise DataError(
-                f"{source}: column '{cfg.text_column}' must hold text, found {texts.type}"
-            )
-    texts = pc.fill_null(texts.cast(pa.string()), "")
+    texts = data.as_text(table.column(cfg.text_column), cfg.text_column, source)
     columns = {TEXT: texts}
     if has_labels:
         columns[LABEL] = label_ids(table.column(cfg.label_column), cfg, source)

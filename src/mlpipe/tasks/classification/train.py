@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlpipe.core.artifacts import check_finite, seal
 from mlpipe.core.batching import pad_batch, sorted_batches, tokenize
 from mlpipe.core.config import ModelConfig, TrainConfig
 from mlpipe.core.modeling import save_model, set_threads
@@ -65,9 +66,7 @@ def train_classifier(
         train_cfg.batch_size * 2,
         len(label_names),
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_model(model, tokenizer, out_dir)
-    return {
+    metrics = {
         **eval_metrics,
         "train_loss": loss_sum / max(step, 1),
         "train_steps": float(step),
@@ -75,6 +74,11 @@ def train_classifier(
         "train_runtime_s": train_runtime,
         "train_samples_per_second": seen / train_runtime if train_runtime else 0.0,
     }
+    check_finite(metrics, "train_model")  # a diverged model is never saved
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_model(model, tokenizer, out_dir)
+    seal(out_dir)  # the manifest save_artifacts checks before it publishes anything
+    return metrics
 
 
 def evaluate(

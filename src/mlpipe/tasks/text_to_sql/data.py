@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mlpipe.core import data, quality
 from mlpipe.core.config import DataConfig
@@ -27,8 +26,11 @@ QUESTION, CONTEXT, ANSWER, PREDICTION = "question", "context", "answer", "predic
 GOLD_CHECK_ROWS = 1000  # gold queries executed by the data check (a sample of large sets)
 
 
-def iter_sql_tables(cfg: DataConfig, path: Path | None, *, chunk_rows: int) -> Iterator[pa.Table]:
-    """Raw tables: the generated SQL set, or whatever the files or hub source hold."""
+def iter_sql_tables(
+    cfg: DataConfig, path: Path | None, *, chunk_rows: int, sql: SqlOptions | None = None
+) -> Iterator[pa.Table]:
+    """Raw tables: the generated SQL set, or whatever the files or hub source hold (the
+    question, context and answer columns read as text whatever they look like)."""
 
     def generate(rows: int) -> Iterator[pa.Table]:
         gen = cfg.generated
@@ -36,7 +38,10 @@ def iter_sql_tables(cfg: DataConfig, path: Path | None, *, chunk_rows: int) -> I
             generate_sql_rows(gen.n_samples, gen.seed), (QUESTION, CONTEXT, ANSWER), rows
         )
 
-    return data.iter_tables(cfg, path, chunk_rows=chunk_rows, generate=generate)
+    text = () if sql is None else (sql.question_column, sql.context_column, sql.answer_column)
+    return data.iter_tables(
+        cfg, path, chunk_rows=chunk_rows, generate=generate, text_columns=text
+    )
 
 
 def normalize_sql_table(
@@ -55,12 +60,7 @@ def normalize_sql_table(
                 f"{source}: no {canonical} column '{column}' (columns: {', '.join(names)}); "
                 f"set sql.{canonical}_column"
             )
-        values = table.column(column)
-        if pa.types.is_null(values.type):
-            values = pa.array([None] * len(table), pa.string())
-        elif not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-            raise DataError(f"{source}: column '{column}' must hold text, found {values.type}")
-        columns[canonical] = pc.fill_null(values.cast(pa.string()), "")
+        columns[canonical] = data.as_text(table.column(column), column, source)
     used = {column for _, column in wanted}
     for name in names:
         if name not in used and name not in columns:
@@ -72,7 +72,7 @@ def _load_all(cfg: DataConfig, sql: SqlOptions, path: Path | None) -> pa.Table:
     source = data.source_name(cfg, path)
     return data.concat(
         (normalize_sql_table(t, sql, source, require_answer=True)
-         for t in iter_sql_tables(cfg, path, chunk_rows=1 << 16)),
+         for t in iter_sql_tables(cfg, path, chunk_rows=1 << 16, sql=sql)),
         empty=pa.schema([(QUESTION, pa.string()), (CONTEXT, pa.string()), (ANSWER, pa.string())]),
         max_rows=cfg.max_rows,
     )  # fmt: skip
@@ -135,7 +135,7 @@ def prepare_inference_data(
     out_dir.mkdir(parents=True, exist_ok=True)
     stats = data.stream_to_parquet(
         (normalize_sql_table(raw, sql, source, require_answer=False)
-         for raw in iter_sql_tables(cfg, cfg.path, chunk_rows=chunk_rows)),
+         for raw in iter_sql_tables(cfg, cfg.path, chunk_rows=chunk_rows, sql=sql)),
         out_dir / "data.parquet",
         max_rows=cfg.max_rows,
         keys=row_keys,

@@ -31,6 +31,7 @@ def train_text_to_sql(
     """
     import torch
 
+    from mlpipe.core.artifacts import check_finite, seal
     from mlpipe.core.batching import sorted_batches
     from mlpipe.core.modeling import save_model, set_threads
     from mlpipe.core.training import fit, seed_everything
@@ -92,9 +93,6 @@ def train_text_to_sql(
     counter = SqlMatchCounter()
     counter.update(predictions, ea[:n_gen], ec[:n_gen])
     scores = counter.metrics()
-    model_dir.mkdir(parents=True, exist_ok=True)
-    save_model(model, tokenizer, model_dir)
-    (model_dir / TASK_FILE).write_text(json.dumps(info.to_json(), indent=2, sort_keys=True) + "\n")
     metrics = {
         "eval_loss": eval_loss / max(len(eval_enc), 1),
         "eval_exact_match": scores["exact_match"],
@@ -106,6 +104,11 @@ def train_text_to_sql(
         "train_runtime_s": runtime,
         "train_samples_per_second": seen / runtime if runtime else 0.0,
     }
+    check_finite(metrics, "train_model")  # a diverged model is never saved
+    model_dir.mkdir(parents=True, exist_ok=True)
+    save_model(model, tokenizer, model_dir)
+    (model_dir / TASK_FILE).write_text(json.dumps(info.to_json(), indent=2, sort_keys=True) + "\n")
+    seal(model_dir)  # the manifest save_artifacts checks before it publishes anything
     truncated = sum(e.truncated for e in train_enc)
     checks = (
         quality.check_min_accuracy(
