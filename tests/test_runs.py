@@ -84,3 +84,22 @@ def test_one_console_for_every_runner(runner: str, home: Path, tmp_path: Path,
     if runner != "local":
         log = Path(proc.stderr.split("orchestrator log:")[1].split()[0])
         assert log.is_file() and log.stat().st_size > 0
+
+
+def test_a_killed_run_is_listed_as_killed(home: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlpipe", "train", "-c", str(TINY_TRAINING), "--home", str(home)],
+        env=venv_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list((home / "runs" / "training").glob("*/train_model")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    (record,) = json.loads(_mlpipe("runs", "list", "--json", home=home).stdout)
+    assert record["status"] == "killed"
+    killed = json.loads(_mlpipe("runs", "list", "--status", "killed", "--json", home=home).stdout)
+    assert [r["run_id"] for r in killed] == [record["run_id"]]

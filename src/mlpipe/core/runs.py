@@ -10,7 +10,7 @@ from mlpipe.core import names
 from mlpipe.core.errors import ConfigError
 
 RUN_FILE = "run.json"
-STATUSES = ("running", "succeeded", "failed")
+STATUSES = ("running", "succeeded", "failed", "killed")
 
 
 def list_runs(
@@ -29,9 +29,28 @@ def list_runs(
             record = {"pipeline": path.parent.parent.name, "run_id": path.parent.name,
                       "status": "unreadable", "error": {"message": str(exc)}}
         record["path"] = str(path.parent)
+        if record.get("status") == "running" and _gone(record):
+            record["status"] = "killed"  # its process ended without recording an outcome
         if status is None or record.get("status") == status:
             records.append(record)
     return sorted(records, key=lambda r: (r.get("started_at") or "", r["run_id"]), reverse=True)
+
+
+def _gone(record: dict[str, Any]) -> bool:
+    """A ``running`` record whose process, on this host, no longer exists."""
+    import os
+    import socket
+
+    pid, host = record.get("pid"), record.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return False  # another machine's run (a pod, a worker): we cannot tell
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def find_run(home: Path, run_id: str) -> dict[str, Any]:

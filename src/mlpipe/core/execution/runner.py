@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -377,6 +378,8 @@ class RunRecord:
             "run_id": run_id,
             "runner": runner,
             "status": "running",
+            "host": socket.gethostname(),
+            "pid": os.getpid(),  # with host: a run whose process is gone shows as killed
             "started_at": _now(),
             "ended_at": None,
             "seconds": None,
