@@ -1,11 +1,19 @@
+import json
 import multiprocessing as mp
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from mlpipe.core import ChecksumError, ConfigError, ModelNotFoundError
+from mlpipe.core import ChecksumError, ConfigError, ModelNotFoundError, TrainingConfig, run_pipeline
+from mlpipe.core.artifacts import assemble
+from mlpipe.core.config import PromoteIf
+from mlpipe.core.hashing import sha256_file
+from mlpipe.core.pipelines import TRAINING
 from mlpipe.registries.local import LocalRegistry
-from tests.conftest import make_artifact
+from tests.conftest import TINY_TRAINING, make_artifact, venv_env
 
 
 def test_versions_are_numbered_and_aliases_move(tmp_path: Path) -> None:
@@ -90,3 +98,131 @@ def test_concurrent_publishers_get_distinct_versions(tmp_path: Path) -> None:
     assert reg.resolve("m:latest").version == 8
     for v in reg.versions("m"):
         reg.fetch(v.spec)  # every version complete and verified
+
+
+# -- lineage, one copy of the weights, promotion, show / diff / delete on the CLI ----------------
+
+
+def _cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "mlpipe", *args, "--home", str(home)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=venv_env(), timeout=300)
+
+
+def _artifact(tmp: Path, tag: str, accuracy: float) -> Path:
+    model = tmp / f"model-{tag}"
+    model.mkdir(parents=True)
+    (model / "model.safetensors").write_bytes(f"weights {tag}".encode())
+    (model / "config.json").write_text(json.dumps({"tag": tag}))
+    out = tmp / f"artifact-{tag}"
+    provenance = {"data_sha256": f"data-{tag}", "config": {"training": {"epochs": len(tag)}}}
+    assemble(model, out, metrics={"eval_accuracy": accuracy}, provenance=provenance)
+    return out
+
+
+def test_a_training_run_publishes_one_copy_of_the_weights_with_its_lineage(
+    home: Path, tiny_training: TrainingConfig
+) -> None:
+    result = run_pipeline(TRAINING, tiny_training, home=home)
+    version = result.outputs["upload_model"]
+    weights = [
+        result.run_dir / "train_model" / "model" / "model.safetensors",
+        result.run_dir / "save_artifacts" / "artifacts" / "model.safetensors",
+        Path(version.uri) / "model.safetensors",
+    ]
+    digests = {sha256_file(p) for p in weights}
+    assert len(digests) == 1 and version.metrics  # same bytes everywhere...
+    assert len({(p.stat().st_dev, p.stat().st_ino) for p in weights}) == 1  # ...stored once
+    assert weights[0].stat().st_nlink >= 3
+    lineage = LocalRegistry(home / "registry").resolve(version.spec).lineage
+    record = json.loads((result.run_dir / "run.json").read_text())
+    assert lineage["run_id"] == result.run_id == version.run_id
+    assert lineage["pipeline"] == "training" and lineage["runner"] == "local"
+    assert lineage["orchestrator_run_id"] == record.get("orchestrator_run_id", result.run_id)
+    provenance = json.loads((Path(version.uri) / "provenance.json").read_text())
+    for key in ("data_sha256", "config_sha256", "base_model", "mlpipe_version"):
+        assert lineage[key] == provenance[key], key
+    assert lineage["data_source"] == "generated:n_samples=300,seed=13"
+    assert lineage["metrics"] == version.metrics
+    assert lineage["created_at"].endswith("Z")
+    shown = _cli("registry", "show", f"{version.name}:staging", "--json", home=home)
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["lineage"]["run_id"] == result.run_id
+    moves = {(e["alias"], e["from"], e["to"], e["run_id"]) for e in data["alias_history"]}
+    assert moves == {("latest", None, 1, result.run_id), ("staging", None, 1, result.run_id)}
+    listed = _cli("registry", "list", "--json", home=home)
+    [row] = json.loads(listed.stdout)
+    assert row["run_id"] == result.run_id and row["created_at"] == lineage["created_at"]
+
+
+def test_promote_if_keeps_staging_on_the_better_model(tmp_path: Path) -> None:
+    policy = PromoteIf(metric="eval_accuracy", mode="max")
+    reg = LocalRegistry(tmp_path / "reg", promote_if=policy)
+    good = reg.publish(_artifact(tmp_path, "good", 1.0), "m", ["staging"], {"run_id": "r1"})
+    bad = reg.publish(_artifact(tmp_path, "bad", 0.4), "m", ["staging"], {"run_id": "r2"})
+    assert bad.aliases == ("latest",) and bad.aliases_withheld == ("staging",)
+    assert reg.resolve("m:staging").version == good.version
+    assert "does not beat v1's 1.0000" in bad.notes[0]
+    better = reg.publish(_artifact(tmp_path, "better", 1.0 + 1e-9), "m", ["staging"])
+    assert "staging" in better.aliases
+    minimise = LocalRegistry(tmp_path / "reg", promote_if=PromoteIf(metric="eval_accuracy",
+                                                                      mode="min"))
+    low = minimise.publish(_artifact(tmp_path, "low", 0.1), "m", ["staging"])
+    assert "staging" in low.aliases
+
+
+def test_the_default_policy_warns_on_a_worse_model(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    reg = LocalRegistry(tmp_path / "reg")
+    reg.publish(_artifact(tmp_path, "good", 1.0), "m", ["staging"])
+    with caplog.at_level("WARNING", logger="mlpipe.registry"):
+        worse = reg.publish(_artifact(tmp_path, "bad", 0.4), "m", ["staging"])
+    assert "staging" in worse.aliases  # today's behaviour...
+    assert "a worse model" in caplog.text and "v1" in caplog.text  # ...said plainly
+
+
+def test_promote_if_is_validated_with_the_field_named(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(TINY_TRAINING.read_text() + "  promote_if: {metric: acc, mode: best}\n")
+    result = _cli("train", "-c", str(cfg), home=tmp_path / "h")
+    assert result.returncode == 2
+    assert "registry.promote_if.mode" in result.stderr
+    assert not (tmp_path / "h" / "registry").exists()
+
+
+def test_show_diff_delete_on_the_cli(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    reg = LocalRegistry(home / "registry")
+    reg.publish(_artifact(tmp_path, "a", 0.8), "m", ["staging"], {"run_id": "r1"})
+    reg.publish(_artifact(tmp_path, "bb", 0.9), "m", [], {"run_id": "r2"})
+    diff = _cli("registry", "diff", "m:v1", "m:v2", "--json", home=home)
+    assert diff.returncode == 0, diff.stderr
+    data = json.loads(diff.stdout)
+    assert data["metrics"]["eval_accuracy"]["delta"] == pytest.approx(0.1)
+    assert data["config"] == {"training.epochs": {"a": 1, "b": 2}}
+    assert data["same_data"] is False and data["lineage"]["data_sha256"]["b"] == "data-bb"
+    text = _cli("registry", "diff", "m:staging", "m:latest", home=home)
+    assert "+0.1000" in text.stdout and "different data" in text.stdout
+    refused = _cli("registry", "delete", "m", "v1", home=home)
+    assert refused.returncode == 2 and "staging" in refused.stderr
+    assert (home / "registry" / "m" / "v1").is_dir()
+    assert _cli("registry", "promote", "m", "2", "staging", home=home).returncode == 0
+    gone = _cli("registry", "delete", "m", "v1", home=home)
+    assert gone.returncode == 0, gone.stderr
+    assert not (home / "registry" / "m" / "v1").exists()
+    missing = _cli("registry", "delete", "m", "v1", home=home)
+    assert missing.returncode == 2 and "no version 1" in missing.stderr
+    shown = _cli("registry", "show", "m:staging", home=home)
+    assert shown.returncode == 0 and "alias history" in shown.stdout
+    assert "r1" in shown.stdout or "r2" in shown.stdout
+
+
+def test_a_version_removed_by_hand_is_named_not_dangled(tmp_path: Path) -> None:
+    reg = LocalRegistry(tmp_path / "reg")
+    reg.publish(make_artifact(tmp_path, "a"), "m", ["production"])
+    reg.publish(make_artifact(tmp_path, "b"), "m", [])
+    shutil.rmtree(tmp_path / "reg" / "m" / "v1")
+    with pytest.raises(ModelNotFoundError, match=r"m:production points at v1, which is no longer"):
+        reg.resolve("m:production")
+    assert reg.dangling("m") == {"production": 1}

@@ -48,6 +48,8 @@ def gc(
         out.print(f"{verb} leftover {path}", highlight=False)
     for path in report.kept_for_aliases:
         out.print(f"kept run {path}: it published a version an alias points at", highlight=False)
+    for path in report.kept_for_runs:
+        out.print(f"kept run {path}: a newer run uses its cached outputs", highlight=False)
     mb = report.bytes_freed / 1e6
     out.print(
         f"{verb} {len(report.runs)} run(s), {len(report.cache_entries)} cache entr(ies), "

@@ -87,6 +87,15 @@ class ModelVersionRef(Ref):
     aliases: tuple[str, ...] = ()
     backend: str = "local"
     metrics: dict[str, float] = {}
+    #: when the version was created (UTC, ISO 8601) and the mlpipe run that published it
+    created_at: str = ""
+    run_id: str = ""
+    #: what produced it: run, pipeline, runner, orchestrator run id, data, config, base model...
+    lineage: dict[str, Any] = {}
+    #: aliases the publish asked for but the promotion policy (``registry.promote_if``) withheld
+    aliases_withheld: tuple[str, ...] = ()
+    #: what the registry said while publishing (a withheld alias, an alias moved to a worse model)
+    notes: tuple[str, ...] = ()
 
     @property
     def spec(self) -> str:

@@ -9,15 +9,21 @@ before any step runs.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Sequence
+import shutil
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlpipe.core import plugins
-from mlpipe.core.config import RegistryConfig, validate_section
-from mlpipe.core.errors import ConfigError
+from mlpipe.core import artifacts, plugins
+from mlpipe.core.config import PromoteIf, RegistryConfig, validate_section
+from mlpipe.core.errors import ChecksumError, ConfigError
 from mlpipe.core.refs import ModelVersionRef
+
+log = logging.getLogger("mlpipe.registry")
 
 VERSION = re.compile(r"^v?(\d+)$")
 LATEST = "latest"
@@ -46,6 +52,14 @@ class Registry(Protocol):
 
     def promote(self, name: str, version: int, alias: str) -> ModelVersionRef: ...
 
+    def delete(self, name: str, version: int) -> None:
+        """Remove a version; refused (``ConfigError``) while an alias points at it."""
+        ...
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        """Alias moves, oldest first: ``{alias, from, to, at, run_id}`` (``from`` None: new)."""
+        ...
+
 
 def open_registry(cfg: RegistryConfig, home: Path) -> Registry:
     """The registry backend ``cfg.backend`` names (imported only when chosen)."""
@@ -61,3 +75,221 @@ def preflight_registry(cfg: RegistryConfig) -> None:
     check = getattr(plugins.load("registry", cfg.backend), "preflight", None)
     if check is not None:
         check(cfg)
+
+
+# -- what every backend shares: lineage, promotion policy, verified installs -------------------
+
+#: the metric the default policy watches to warn when an alias moves to a worse model
+WATCHED_METRIC = "eval_accuracy"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def lineage_of(directory: Path, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What produced a version: the publisher's metadata, completed from the manifest and
+    ``provenance.json`` (data and config hashes, base model, mlpipe version) and stamped."""
+    import json
+
+    from mlpipe.version import __version__
+
+    manifest = artifacts.read_manifest(directory)
+    provenance: dict[str, Any] = {}
+    prov_path = directory / "provenance.json"
+    if prov_path.is_file():
+        try:
+            provenance = dict(json.loads(prov_path.read_text()))
+        except ValueError:
+            provenance = {}
+    out: dict[str, Any] = {
+        "created_at": utc_now(),
+        "mlpipe_version": provenance.get("mlpipe_version", __version__),
+        "metrics": manifest.get("metrics", {}),
+    }
+    for key in ("data_sha256", "config_sha256", "base_model", "task"):
+        if key in provenance or key in manifest:
+            out[key] = provenance.get(key, manifest.get(key))
+    out["manifest_sha256"] = artifacts.manifest_sha256(directory)
+    out.update({k: v for k, v in (metadata or {}).items() if v is not None})
+    return out
+
+
+def decide_aliases(
+    name: str,
+    version: int,
+    metrics: Mapping[str, float],
+    wanted: Sequence[str],
+    holders: Mapping[str, tuple[int, Mapping[str, float]]],
+    policy: PromoteIf | None,
+) -> tuple[list[str], list[str], list[str]]:
+    """Which of the ``wanted`` aliases move to ``version``: ``(granted, withheld, notes)``.
+
+    ``holders`` maps an alias to the version holding it now and that version's metrics. With a
+    ``policy`` an alias moves only if the new version beats its holder on ``policy.metric`` by at
+    least ``min_delta``; without one every alias moves (today's behaviour) and a note warns when
+    it moves to a version that is worse on ``eval_accuracy``.
+    """
+    granted: list[str] = []
+    withheld: list[str] = []
+    notes: list[str] = []
+    for alias in dict.fromkeys(a for a in wanted if a != LATEST):
+        held = holders.get(alias)
+        if held is None or held[0] == version:
+            granted.append(alias)
+            continue
+        old_version, old_metrics = held
+        if policy is None:
+            granted.append(alias)
+            old, new = old_metrics.get(WATCHED_METRIC), metrics.get(WATCHED_METRIC)
+            if old is not None and new is not None and new < old:
+                notes.append(
+                    f"alias '{alias}' of {name} moved from v{old_version} ({WATCHED_METRIC} "
+                    f"{old:.4f}) to v{version} ({new:.4f}), a worse model; set "
+                    "registry.promote_if to move aliases only to better versions"
+                )
+            continue
+        metric = policy.metric
+        new = metrics.get(metric)
+        old = old_metrics.get(metric)
+        if new is None:
+            withheld.append(alias)
+            notes.append(
+                f"{name}:v{version} has no metric '{metric}' (registry.promote_if.metric); "
+                f"'{alias}' stays on v{old_version}"
+            )
+            continue
+        if old is None:
+            granted.append(alias)
+            continue
+        gain = new - old if policy.mode == "max" else old - new
+        better = gain > 0 and gain >= policy.min_delta
+        if better:
+            granted.append(alias)
+        else:
+            withheld.append(alias)
+            need = "higher" if policy.mode == "max" else "lower"
+            notes.append(
+                f"{name}:v{version} was published without '{alias}': its {metric} {new:.4f} does "
+                f"not beat v{old_version}'s {old:.4f} (promote_if: {need}"
+                + (f" by at least {policy.min_delta:g}" if policy.min_delta else "")
+                + f"); '{alias}' stays on v{old_version}"
+            )
+    for note in notes:
+        log.warning("registry: %s", note)
+    return granted, withheld, notes
+
+
+def alias_in_use(name: str, version: int, aliases: Sequence[str]) -> ConfigError:
+    live = [a for a in aliases if a != LATEST]
+    return ConfigError(
+        f"{name}:v{version} is not deleted: alias(es) {', '.join(live)} point at it. Move them "
+        f"first (mlpipe registry promote {name} <version> <alias>)"
+    )
+
+
+def install_verified(dest: Path, fill: Callable[[Path], object], expected_sha256: str) -> None:
+    """Fill a temp sibling of ``dest``, verify it against its manifest (and the manifest against
+    the hash recorded at publish time), then swap it into place; nothing is left on failure."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
+    old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
+    try:
+        fill(tmp)
+        artifacts.verify(tmp)
+        got = artifacts.manifest_sha256(tmp)
+        if expected_sha256 and got != expected_sha256:
+            raise ChecksumError(
+                f"{dest}: the downloaded manifest.json has sha256 {got[:12]}, the registry "
+                f"recorded {expected_sha256[:12]} (the model was changed after publishing)"
+            )
+        if dest.exists():
+            dest.rename(old)
+        tmp.rename(dest)
+    finally:
+        for path in (tmp, old):
+            if path.exists():
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def link_or_copy_tree(source: Path, dest: Path) -> int:
+    """Copy ``source`` to a new ``dest``, hardlinking files where the filesystem allows (one copy
+    of the weights on disk); returns how many files were linked. Callers verify the result."""
+    linked = 0
+
+    def copy(src: str, dst: str) -> str:
+        nonlocal linked
+        import os
+
+        try:
+            os.link(src, dst)
+            linked += 1
+        except OSError:
+            shutil.copy2(src, dst)
+        return dst
+
+    shutil.copytree(source, dest, copy_function=copy)
+    return linked
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): data}
+
+
+def version_config(ref: ModelVersionRef) -> dict[str, Any] | None:
+    """The config sections that shaped a version, from its ``provenance.json`` when its files
+    are on this machine; None when they are not (a remote registry)."""
+    import json
+
+    path = Path(ref.uri) / "provenance.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    config = data.get("config") if isinstance(data, dict) else None
+    return config if isinstance(config, dict) else None
+
+
+def diff_versions(a: ModelVersionRef, b: ModelVersionRef) -> dict[str, Any]:
+    """What differs between two versions: metrics (a, b, b - a), config fields, data hash."""
+    metrics = {
+        key: {
+            "a": a.metrics.get(key),
+            "b": b.metrics.get(key),
+            "delta": (
+                b.metrics[key] - a.metrics[key]
+                if key in a.metrics and key in b.metrics
+                else None
+            ),
+        }
+        for key in sorted(set(a.metrics) | set(b.metrics))
+    }
+    config_a, config_b = version_config(a), version_config(b)
+    config: dict[str, Any] = {}
+    if config_a is not None and config_b is not None:
+        flat_a, flat_b = _flat(config_a), _flat(config_b)
+        config = {
+            key: {"a": flat_a.get(key), "b": flat_b.get(key)}
+            for key in sorted(set(flat_a) | set(flat_b))
+            if flat_a.get(key) != flat_b.get(key)
+        }
+    fields = ("data_sha256", "config_sha256", "data_source", "base_model", "run_id", "runner")
+    return {
+        "a": a.spec,
+        "b": b.spec,
+        "metrics": metrics,
+        "config": config,
+        "config_compared": config_a is not None and config_b is not None,
+        "lineage": {
+            key: {"a": a.lineage.get(key), "b": b.lineage.get(key)}
+            for key in fields
+            if a.lineage.get(key) != b.lineage.get(key)
+        },
+        "same_data": a.lineage.get("data_sha256") == b.lineage.get("data_sha256"),
+    }

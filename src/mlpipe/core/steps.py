@@ -65,7 +65,7 @@ def _tracker(config: TrainingConfig | InferenceConfig, ctx: StepContext, job_typ
 
 def training_provenance(config: TrainingConfig, dataset: DatasetRef) -> dict[str, object]:
     """What produced a model: the data hash and the config sections that shape the weights."""
-    from mlpipe import __version__
+    from mlpipe.version import __version__
 
     sections = {"data", "model", "training"}
     if config.task != "text-classification":  # classification provenance stays as it was
@@ -94,6 +94,7 @@ def save_artifacts(
     manifest = artifacts.assemble(
         Path(model.uri), out, metrics=metrics, provenance=training_provenance(config, dataset)
     )
+    share_files(Path(model.uri), out, manifest["files"])
     return ArtifactsRef(
         uri=str(out),
         sha256=artifacts.manifest_sha256(out),
@@ -102,16 +103,60 @@ def save_artifacts(
     )
 
 
+def share_files(source: Path, copy: Path, files: dict[str, str]) -> int:
+    """Replace each file of ``copy`` by a hardlink to the same file in ``source`` when both hold
+    exactly the bytes ``files`` records (checked by sha256): one copy of the weights on disk.
+    Where the filesystem cannot link, the copy stays; returns how many files were linked."""
+    import os
+    import uuid
+
+    linked = 0
+    for rel, digest in files.items():
+        src, dst = source / rel, copy / rel
+        if rel in ("metrics.json", "provenance.json") or not src.is_file() or not dst.is_file():
+            continue
+        if os.path.samefile(src, dst):
+            linked += 1
+            continue
+        if sha256_file(src) != digest or sha256_file(dst) != digest:
+            continue
+        tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.link")
+        try:
+            os.link(src, tmp)
+            tmp.replace(dst)
+            linked += 1
+        except OSError:
+            tmp.unlink(missing_ok=True)
+    return linked
+
+
+def data_source(config: TrainingConfig) -> str:
+    """Where the training rows came from, in words: ``files:/data/x.csv``, ``hub:glue/sst2``."""
+    data = config.data
+    if data.source == "files":
+        return f"files:{data.path}"
+    if data.source == "hub":
+        return f"hub:{data.hub.name}" + (f"/{data.hub.subset}" if data.hub.subset else "")
+    gen = data.generated
+    return f"generated:n_samples={gen.n_samples},seed={gen.seed}"
+
+
 def upload_model(
     config: TrainingConfig, ctx: StepContext, artifacts_ref: ArtifactsRef
 ) -> ModelVersionRef:
-    """Publish the artifact directory as a new registry version with the configured aliases."""
+    """Publish the artifact directory as a new registry version with the configured aliases
+    (moved only to a better version when ``registry.promote_if`` says so), with its lineage."""
     registry = open_registry(config.registry, ctx.home)
+    lineage = {
+        "run_id": ctx.run_id,
+        "pipeline": ctx.pipeline,
+        "runner": ctx.tags.get("runner", ""),
+        "orchestrator_run_id": ctx.tags.get("orchestrator_run_id") or ctx.run_id,
+        "data_source": data_source(config),
+        **ctx.tags,
+    }
     return registry.publish(
-        Path(artifacts_ref.uri),
-        config.registry.model_name,
-        config.registry.aliases,
-        {"run_id": ctx.run_id, **ctx.tags},
+        Path(artifacts_ref.uri), config.registry.model_name, config.registry.aliases, lineage
     )
 
 
