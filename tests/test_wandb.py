@@ -466,16 +466,14 @@ def test_every_orchestrator_links_its_run_id_to_the_wandb_run(
     runner: str, wandb_env: dict[str, str], tmp_path: Path
 ) -> None:
     """Each adapter tags the W&B training run with its runner and its own run id."""
-    import importlib
-
     from mlpipe.core import TRAINING, load_config
+    from mlpipe.core.execution import get_runner
 
     cfg = load_config(
         ROOT / "configs" / "tiny" / "training.yaml",
         ["data.generated.n_samples=120", "training.epochs=1", "tracking.backend=wandb"],
     )
-    adapter = importlib.import_module(f"mlpipe.adapters.{runner}.runner")
-    run = adapter.run_pipeline(TRAINING, cfg, home=tmp_path / "home", use_cache=False)
+    run = get_runner(runner).run(TRAINING, cfg, home=tmp_path / "home", use_cache=False)
     (tracked,) = offline_runs(Path(wandb_env["WANDB_DIR"])).values()
     linked = tracked["config"]["mlpipe"]
     assert linked["runner"] == runner
