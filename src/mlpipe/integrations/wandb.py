@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Literal
@@ -31,10 +31,10 @@ from pydantic import Field
 
 from mlpipe.core import artifacts
 from mlpipe.core.config import RegistryConfig, TrackingConfig
-from mlpipe.core.errors import ChecksumError, ConfigError, MlpipeError, ModelNotFoundError
+from mlpipe.core.errors import ConfigError, MlpipeError, ModelNotFoundError
 from mlpipe.core.paths import resolve_home
 from mlpipe.core.refs import ModelVersionRef
-from mlpipe.core.registry import LATEST, VERSION, alias_in_use, parse_spec
+from mlpipe.core.registry import LATEST, VERSION, alias_in_use, install_verified, parse_spec
 from mlpipe.registries.local import LocalRegistry
 
 log = logging.getLogger(__name__)
@@ -380,7 +380,7 @@ class WandbRegistry:
         if self.mode == "offline":
             ref = self._resolve_offline(*_normalize(spec))
             source = Path(ref.uri)
-            _install(dest, lambda tmp: shutil.copytree(source, tmp), ref.sha256)
+            install_verified(dest, lambda tmp: shutil.copytree(source, tmp), ref.sha256)
         else:
             art = self._artifact(*_normalize(spec))
             ref = self._ref(art)
@@ -391,7 +391,7 @@ class WandbRegistry:
                 except Exception as exc:
                     raise classify_error(exc, f"downloading {ref.spec}") from exc
 
-            _install(dest, download, ref.sha256)
+            install_verified(dest, download, ref.sha256)
         return ref.model_copy(update={"uri": str(dest)})
 
     def versions(self, name: str | None = None) -> list[ModelVersionRef]:
@@ -539,25 +539,3 @@ def _normalize(spec: str) -> tuple[str, str]:
     match = VERSION.match(which)
     return name, f"v{int(match.group(1))}" if match else which
 
-
-def _install(dest: Path, fill: Callable[[Path], object], expected_sha256: str) -> None:
-    """Fill a temp sibling of ``dest``, verify it, then swap it into place; clean up on failure."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
-    old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
-    try:
-        fill(tmp)
-        artifacts.verify(tmp)
-        got = artifacts.manifest_sha256(tmp)
-        if expected_sha256 and got != expected_sha256:
-            raise ChecksumError(
-                f"{dest}: the downloaded manifest.json has sha256 {got[:12]}, the registry "
-                f"recorded {expected_sha256[:12]} (the artifact was changed after publishing)"
-            )
-        if dest.exists():
-            dest.rename(old)
-        tmp.rename(dest)
-    finally:
-        for path in (tmp, old):
-            if path.exists():
-                shutil.rmtree(path, ignore_errors=True)
