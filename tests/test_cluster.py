@@ -395,7 +395,7 @@ def test_object_store_variant_each_pod_starts_with_an_empty_home(
             assert (step_dir / "result.json").is_file(), f"{step.name} was not pushed"
     assert _hashes(results) == local_reference
     registry = store / "registry" / "tiny-sentiment"
-    assert (registry / "aliases.json").is_file()
+    assert (registry / "state.json").is_file()
     assert (registry / "v1" / "manifest.json").is_file()
     # the store mirrors the home: a step's files are at the same relative paths
     weights = Path(results["train_model"]["ref"]["uri"]).relative_to(pod_home)

@@ -280,7 +280,7 @@ def test_each_step_in_its_own_container_with_a_file_object_store(
         for step in steps:
             assert (bucket / "mlpipe" / "runs" / name / run_ids[name] / step
                     / "result.json").is_file()
-    assert (bucket / "mlpipe" / "registry" / "tiny-sentiment" / "aliases.json").is_file()
+    assert (bucket / "mlpipe" / "registry" / "tiny-sentiment" / "state.json").is_file()
 
 
 # -- Kubeflow: the compiled cluster pipeline on kfp.local.DockerRunner ---------------------------

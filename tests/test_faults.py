@@ -308,6 +308,31 @@ def test_killed_at_each_point_the_next_run_and_inference_succeed(
 
 
 @pytest.mark.slow
+def test_a_training_killed_while_publishing_is_published_once_by_the_next(
+    trained: Path, tmp_path: Path
+) -> None:
+    """Killed with v2 renamed into place but not committed: no reader ever sees v2 half-made;
+    ``registry verify`` passes; the next run publishes it as v2, with its aliases, once."""
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    other = [*FAST, "--set", "training.seed=7"]  # other weights: a new version
+    killed = mlpipe("train", "-c", str(TINY_TRAINING), *other, home=home,
+                    fault="publish.after_rename")  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    listed = json.loads(mlpipe("registry", "list", "--json", home=home).stdout)
+    assert [(v["version"], v["aliases"]) for v in listed] == [(1, ["latest", "staging"])]
+    verified = mlpipe("registry", "verify", home=home)
+    assert verified.returncode == 0 and "interrupted write" in verified.stdout, verified.stdout
+    again = mlpipe("train", "-c", str(TINY_TRAINING), *other, "--json", home=home)
+    assert again.returncode == 0, again.stderr
+    published = json.loads(again.stdout)["steps"][-1]["ref"]
+    assert published["version"] == 2 and "staging" in published["aliases"]
+    assert mlpipe("registry", "verify", home=home).stdout.startswith("every version verifies")
+    inferred = mlpipe("infer", "-c", str(TINY_INFERENCE), *INFER_FAST, home=home)
+    assert inferred.returncode == 0, inferred.stderr
+
+
+@pytest.mark.slow
 def test_a_damaged_cached_model_is_retrained_not_published(trained: Path) -> None:
     home = trained
     warm = mlpipe("train", "-c", str(TINY_TRAINING), *FAST, home=home)  # the cache, this code

@@ -1,5 +1,5 @@
-"""``mlpipe registry``: list, show, diff and delete model versions and move aliases, on any
-registry backend."""
+"""``mlpipe registry``: list, show, diff and delete model versions, move aliases, verify and
+repair, on any registry backend."""
 
 from __future__ import annotations
 
@@ -43,9 +43,11 @@ def registry_list(
     try:
         if name is not None:
             names.model_name(name)
-        versions = open_from_cli(config, home).versions(name)
+        registry = open_from_cli(config, home)
+        versions = registry.versions(name)
     except MlpipeError as exc:
         raise fail(exc) from exc
+    _warn_damage(registry, name)
     if json_:
         out.print_json(json.dumps([v.model_dump(mode="json") for v in versions]))
         return
@@ -63,6 +65,23 @@ def registry_list(
             v.sha256[:12],
         )
     out.print(table)
+
+
+def _warn_damage(registry: Any, name: str | None) -> None:
+    """One stderr line per damaged thing a quick look finds (no hashing): list still works."""
+    from mlpipe.cli.common import err
+
+    check = getattr(registry, "verify", None)
+    if check is None:
+        return
+    try:
+        damaged = [f for f in check(name, deep=False) if f.damage]
+    except MlpipeError:
+        return
+    for f in damaged:
+        err.print(f"warning: {f.model}: {f.problem}", markup=False, highlight=False, soft_wrap=True)
+    if damaged:
+        err.print("run `mlpipe registry verify` for the details", markup=False, soft_wrap=True)
 
 
 def _version_number(version: str) -> int:
@@ -198,3 +217,69 @@ def registry_promote(
     except MlpipeError as exc:
         raise fail(exc) from exc
     out.print(f"{ref.spec} now has aliases: {', '.join(ref.aliases)}", highlight=False)
+
+
+def _checker(registry: Any, command: str) -> Any:
+    method = getattr(registry, command, None)
+    if method is None:
+        raise ConfigError(
+            f"registry backend '{registry.backend}' has no `{command}`: its server keeps its "
+            f"own integrity (the local backend has both)"
+        )
+    return method
+
+
+def _print_findings(findings: list[Any], json_: bool, empty: str) -> None:
+    if json_:
+        out.print_json(json.dumps([f.as_json() for f in findings]))
+        return
+    if not findings:
+        out.print(empty, highlight=False)
+    for f in findings:
+        label = "damaged" if f.damage else "note"
+        out.print(f"{label}: {f.model}: {f.problem}", markup=False, highlight=False, soft_wrap=True)
+        out.print(f"  {f.path}", markup=False, highlight=False, soft_wrap=True)
+        if f.fix:
+            out.print(f"  fix: {f.fix}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("verify")
+def registry_verify(
+    name: Annotated[str | None, typer.Argument(help="Model name (default: all)")] = None,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Check every file of every version against its manifest, and the aliases; exit 1 if
+    anything is damaged (leftovers of interrupted writes are listed but harmless)."""
+    from mlpipe.core import names
+
+    try:
+        if name is not None:
+            names.model_name(name)
+        findings = _checker(open_from_cli(config, home), "verify")(name)
+    except MlpipeError as exc:
+        raise fail(exc) from exc
+    _print_findings(findings, json_, "every version verifies; every alias points at one")
+    if any(f.damage for f in findings):
+        raise typer.Exit(1)
+
+
+@app.command("repair")
+def registry_repair(
+    name: Annotated[str | None, typer.Argument(help="Model name (default: all)")] = None,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Remove what interrupted writes left and rebuild a damaged state file; damaged versions
+    are reported (by `verify`), never deleted here."""
+    from mlpipe.core import names
+
+    try:
+        if name is not None:
+            names.model_name(name)
+        done = _checker(open_from_cli(config, home), "repair")(name)
+    except MlpipeError as exc:
+        raise fail(exc) from exc
+    _print_findings(done, json_, "nothing to repair")

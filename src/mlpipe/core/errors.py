@@ -31,6 +31,10 @@ class ChecksumError(MlpipeError):
     """A stored file no longer matches the sha256 its manifest recorded."""
 
 
+class RegistryDamagedError(MlpipeError):
+    """A registry file was damaged (by hand, a bad disk); the message names it and the repair."""
+
+
 class QualityGateError(MlpipeError):
     """A blocking data- or model-quality check failed, so downstream steps must not run."""
 

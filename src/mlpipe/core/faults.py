@@ -16,13 +16,20 @@ ENV = "MLPIPE_FAULT"
 
 #: the named points, for the suite to iterate over; ``replace:<file name>`` (every atomic write,
 #: after the temp file is complete and before it is renamed into place) matches any file name.
-#: The registry adds its own (``publish.*``, ``promote.*``) when it calls :func:`fault_point`.
 POINTS = (
     "cache.put",  # the step's outputs and result.json exist; its cache entry does not yet
     "run.start",  # before run.json is first written
     "run.finish",  # every step done; run.json still says "running"
     "replace:run.json",
     "replace:result.json",
+    # the embedded registry (registries/local.py): a change is one commit of state.json
+    "publish.before_rename",  # lineage written; the files still in the staging directory
+    "publish.after_rename",  # v<N>/ in place, not yet listed in state.json
+    "replace:state.json",  # the commit itself, its temp file complete
+    "publish.after_commit",
+    "promote.before_commit",
+    "promote.after_commit",
+    "delete.after_commit",  # the version is gone from state.json; its directory not yet
 )
 
 

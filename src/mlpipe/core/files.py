@@ -26,6 +26,15 @@ _TEMP = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[0-9a-f]{32}\
 STALE_AFTER_S = 24 * 3600.0
 
 
+def temp_name(stem: str) -> str:
+    """A unique hidden name that says which process made it: ``.<stem>.<host>-<pid>.<hex>.tmp``.
+
+    :func:`is_dead_temp` tells from the name alone whether its maker is gone (files or
+    directories, e.g. a registry's staging directory).
+    """
+    return f".{stem}.{_HOST}-{os.getpid()}.{uuid.uuid4().hex}.tmp"
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """A temp path beside ``target`` that replaces it when the block succeeds.
@@ -33,7 +42,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     The temp name is unique (never shared by two writers) and is removed if the block fails, so
     readers never see half a file and a failed write leaves nothing behind.
     """
-    tmp = target.with_name(f".{target.name}.{_HOST}-{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    tmp = target.with_name(temp_name(target.name))
     try:
         yield tmp
         fault_point(f"replace:{target.name}")

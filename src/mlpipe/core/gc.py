@@ -5,7 +5,7 @@ published a version an alias points at (its record is that version's lineage); e
 outputs a kept run took from the step cache; every registry version (a version holds its own
 files, hardlinks or copies: removing a run never touches them). Removed: older runs, cache
 entries whose outputs are gone or were in a removed run, and what crashed publishers and
-deleters left (``.staging-*``, ``.deleted-*``) once it is an hour old. A removed directory is
+deleters left (``.staging*``, ``.deleted*``) once it is an hour old. A removed directory is
 first renamed into ``<home>/.trash`` (gone for readers at once), then deleted. ``dry_run``
 reports the same without removing anything.
 """
@@ -53,23 +53,17 @@ class GcReport:
 
 def aliased_run_ids(home: Path) -> set[str]:
     """Runs that published a version of the embedded registry an alias points at."""
+    from mlpipe.core import plugins
+    from mlpipe.core.errors import MlpipeError
+
     root = home / "registry"
-    found: set[str] = set()
     if not root.is_dir():
-        return found
-    for model in root.iterdir():
-        try:
-            table = json.loads((model / "aliases.json").read_text())
-        except (OSError, ValueError):
-            continue
-        for version in set(table.values()):
-            try:
-                lineage = json.loads((model / "lineage" / f"v{int(version)}.json").read_text())
-            except (OSError, ValueError, TypeError):
-                continue
-            if lineage.get("run_id"):
-                found.add(str(lineage["run_id"]))
-    return found
+        return set()
+    try:
+        versions = plugins.load("registry", "local")(root).versions()
+    except MlpipeError:
+        return set()
+    return {v.run_id for v in versions if v.aliases and v.run_id}
 
 
 def _files(path: Path) -> list[os.stat_result]:
@@ -159,7 +153,7 @@ def collect(home: Path, *, keep_last: int = 5, dry_run: bool = False) -> GcRepor
             if not model.is_dir():
                 continue
             for leftover in model.iterdir():
-                if re.match(r"^\.(staging|deleted)-", leftover.name) and (
+                if re.match(r"^\.(staging|deleted)[-.]", leftover.name) and (
                     now - leftover.stat().st_mtime > STALE_S
                 ):
                     doomed.append(leftover)

@@ -11,7 +11,7 @@ runs, and pushes what it wrote afterwards. Paths map one to one:
 paths (``uri`` fields), so every pod must use the same home path (``cluster.home``): a ref written
 in one pod is valid in the next once pulled. ``result.json`` is pushed last, so a step counts as
 done in the store only when all its files are there. The store has no locks: one training run at
-a time should publish to a model name (publishing rewrites ``aliases.json``).
+a time should publish to a model name (publishing rewrites the registry's ``state.json``).
 
 fsspec is imported only when a store is used; ``s3://`` needs ``mlpipe[s3]`` (s3fs), ``gs://``
 needs ``mlpipe[gcs]`` (gcsfs). Credentials come from the pod's environment (a Secret), as those
@@ -168,7 +168,8 @@ def _pull_registry(store: ArtifactStore, config: PipelineConfig) -> int:
     copied = 0
     for name in _registry_names(config):
         model_dir = store.registry_root / name
-        copied += store.pull(model_dir / "aliases.json")
+        for index in ("state.json", "aliases.json"):  # aliases.json: registries before state.json
+            copied += store.pull(model_dir / index)
         remote = store.remote(model_dir)
         if remote is None or not store.fs.exists(remote):
             continue
@@ -203,7 +204,7 @@ def push_for_step(
     if ref.kind == "model_version" and getattr(ref, "backend", "local") == "local":
         version_dir = Path(ref.uri)
         copied += store.push(version_dir, last="manifest.json")
-        copied += store.push(version_dir.parent / "aliases.json")
+        copied += store.push(version_dir.parent / "state.json")
     copied += store.push(run_dir(home, pipeline.name, run_id) / step_name)
     log.info("pushed %d files to %s for %s", copied, store.uri, step_name)
     return {"store": store.uri, "pushed": copied}

@@ -1,21 +1,27 @@
-"""The embedded registry: a directory of versions, aliases in one JSON file, a file lock.
+"""The embedded registry: a directory of versions and one state file, changed under a file lock.
 
-Layout under ``<root>/<name>/``: ``v<N>/`` (model files + manifest.json), ``aliases.json``,
-``lineage/v<N>.json`` (what produced each version), ``history.json`` (every alias move: from,
-to, when, by which run) and ``last_version`` (numbers are never reused after a delete).
-Publishing links (or copies) into a hidden staging directory, verifies it, then under a file lock
-takes the next number and renames the staging directory into place: a crash or a concurrent
-publisher never leaves a partial or lost version. Files are hardlinked from the published
-directory where the filesystem allows, so a run's weights exist once on disk.
+Layout under ``<root>/<name>/``: ``v<N>/`` (model files + manifest.json), ``lineage/v<N>.json``
+(what produced each version) and ``state.json``: the versions that exist, the aliases, the last
+number handed out (numbers are never reused after a delete) and every alias move.
+
+``state.json`` is the one source of truth and every change is one atomic rename of it (the
+commit): publishing links the files into a hidden staging directory, verifies them, then under the
+lock renames them to ``v<N>/`` and commits a state that lists ``v<N>`` with its aliases. A crash
+before the commit leaves an orphan ``v<N>/`` that no reader sees (the state does not list it) and
+that the next change under the lock removes; a crash after it leaves a finished version. So a
+version and its aliases appear together or not at all, whatever is killed when. A copy of the
+state is kept as ``state.backup.json`` so ``mlpipe registry repair`` can rebuild a damaged one.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
-import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,8 +29,9 @@ from pydantic import Field
 
 from mlpipe.core import artifacts, names
 from mlpipe.core.config import PromoteIf, RegistryConfig
-from mlpipe.core.errors import ModelNotFoundError
+from mlpipe.core.errors import ChecksumError, ModelNotFoundError, RegistryDamagedError
 from mlpipe.core.faults import fault_point
+from mlpipe.core.files import exclusive, is_dead_temp, sweep_temp, temp_name, write_json
 from mlpipe.core.refs import ModelVersionRef
 from mlpipe.core.registry import (
     LATEST,
@@ -37,6 +44,13 @@ from mlpipe.core.registry import (
     utc_now,
 )
 
+log = logging.getLogger(__name__)
+
+STATE = "state.json"
+BACKUP = "state.backup.json"
+_LEGACY = ("aliases.json", "last_version", "history.json")  # the layout before state.json
+_VERSION_DIR = re.compile(r"^v(\d+)$")
+
 
 class LocalRegistryConfig(RegistryConfig):
     """``registry.backend: local`` (the default): versions in a directory under the mlpipe home."""
@@ -45,8 +59,62 @@ class LocalRegistryConfig(RegistryConfig):
     root: Path | None = Field(None, description="registry directory; default <home>/registry")
 
 
+@dataclass(frozen=True)
+class State:
+    """What ``state.json`` holds: the committed versions, aliases, numbering and alias history."""
+
+    versions: tuple[int, ...] = ()
+    aliases: dict[str, int] = field(default_factory=dict)
+    last_version: int = 0
+    history: tuple[dict[str, Any], ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "versions": list(self.versions),
+            "aliases": dict(sorted(self.aliases.items())),
+            "last_version": self.last_version,
+            "history": list(self.history),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> State:
+        """Parse and check the shape; ``ValueError`` says what is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        versions, aliases = data.get("versions"), data.get("aliases")
+        if not isinstance(versions, list) or not all(type(v) is int for v in versions):
+            raise ValueError("'versions' is not a list of numbers")
+        if not isinstance(aliases, dict) or not all(type(v) is int for v in aliases.values()):
+            raise ValueError("'aliases' is not a table of alias -> version number")
+        last, history = data.get("last_version", 0), data.get("history", [])
+        if type(last) is not int or not isinstance(history, list):
+            raise ValueError("'last_version' or 'history' has the wrong type")
+        return cls(tuple(sorted(set(versions))), dict(aliases), last, tuple(history))
+
+
+@dataclass
+class Finding:
+    """One thing ``verify`` or ``repair`` found: where, what, and what to do about it."""
+
+    model: str
+    path: str
+    problem: str
+    fix: str = ""
+    damage: bool = True  # False: a leftover that is harmless and removed on the next change
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "path": self.path,
+            "problem": self.problem,
+            "fix": self.fix,
+            "damage": self.damage,
+        }
+
+
 class LocalRegistry:
-    """The embedded default: a directory of versions, aliases in one JSON file, a file lock."""
+    """The embedded default: versions in directories, one state file, a file lock."""
 
     backend = "local"
     config_type: ClassVar[type[RegistryConfig]] = LocalRegistryConfig
@@ -66,30 +134,61 @@ class LocalRegistry:
         self.root = Path(root)
         self.promote_if = promote_if
 
+    # -- reading: no lock; state.json is replaced atomically, so a reader sees one commit ------
+
     def _model_dir(self, name: str) -> Path:
         return self.root / names.model_name(name)
 
-    def _lock(self, name: str) -> Any:
-        from filelock import FileLock
+    def _version_dir(self, name: str, version: int) -> Path:
+        return self._model_dir(name) / f"v{version}"
 
-        self._model_dir(name).mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self._model_dir(name) / ".lock"), timeout=300)
+    def _state(self, name: str) -> State:
+        """The committed state; ``RegistryDamagedError`` naming the file if it is unreadable."""
+        base = self._model_dir(name)
+        path = base / STATE
+        if not path.exists():
+            return self._legacy_state(name)
+        try:
+            return State.from_json(json.loads(path.read_text()))
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise RegistryDamagedError(
+                f"{path} is damaged ({reason}); the version directories are not affected: run "
+                f"`mlpipe registry repair {name}` to rebuild it from {BACKUP} and the "
+                f"versions on disk (or restore the file from a backup)"
+            ) from None
 
-    def _aliases(self, name: str) -> dict[str, int]:
-        path = self._model_dir(name) / "aliases.json"
-        return (
-            {k: int(v) for k, v in json.loads(path.read_text()).items()} if path.is_file() else {}
-        )
-
-    def _numbers(self, name: str) -> list[int]:
+    def _legacy_state(self, name: str) -> State:
+        """A registry written before state.json: versions are the directories with a manifest."""
         base = self._model_dir(name)
         if not base.is_dir():
-            return []
-        return sorted(
-            int(m.group(1))
-            for p in base.iterdir()
-            if p.is_dir() and (m := re.fullmatch(r"v(\d+)", p.name))
+            return State()
+        versions = tuple(
+            sorted(
+                int(m.group(1))
+                for p in base.iterdir()
+                if (m := _VERSION_DIR.match(p.name)) and (p / artifacts.MANIFEST).is_file()
+            )
         )
+        aliases: dict[str, int] = {}
+        path = base / "aliases.json"
+        if path.exists():
+            try:
+                aliases = {str(k): int(v) for k, v in json.loads(path.read_text()).items()}
+            except (OSError, ValueError, TypeError, AttributeError) as exc:
+                raise RegistryDamagedError(
+                    f"{path} is damaged ({type(exc).__name__}); run `mlpipe registry repair "
+                    f"{name}` to rebuild the aliases from the versions on disk"
+                ) from None
+        try:
+            last = int((base / "last_version").read_text().strip())
+        except (OSError, ValueError):
+            last = 0
+        try:
+            history = tuple(json.loads((base / "history.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            history = ()
+        return State(versions, aliases, max([last, *versions]), history)
 
     def _lineage(self, name: str, version: int) -> dict[str, Any]:
         path = self._model_dir(name) / "lineage" / f"v{version}.json"
@@ -100,7 +199,7 @@ class LocalRegistry:
         return data
 
     def _ref(self, name: str, version: int, aliases: dict[str, int]) -> ModelVersionRef:
-        vdir = self._model_dir(name) / f"v{version}"
+        vdir = self._version_dir(name, version)
         manifest = artifacts.read_manifest(vdir)
         lineage = self._lineage(name, version)
         return ModelVersionRef(
@@ -118,9 +217,180 @@ class LocalRegistry:
 
     def _metrics(self, name: str, version: int) -> dict[str, float]:
         try:
-            return dict(artifacts.read_manifest(self._model_dir(name) / f"v{version}")["metrics"])
+            return dict(artifacts.read_manifest(self._version_dir(name, version))["metrics"])
         except Exception:
             return {}
+
+    def _digest(self, name: str, version: int) -> str | None:
+        try:
+            return artifacts.manifest_sha256(self._version_dir(name, version))
+        except OSError:
+            return None
+
+    def _present(self, name: str, state: State) -> list[int]:
+        return [v for v in state.versions if self._version_dir(name, v).is_dir()]
+
+    def resolve(self, spec: str) -> ModelVersionRef:
+        name, which = parse_spec(spec)
+        match = VERSION.match(which)
+        try:
+            state = self._state(name)
+        except RegistryDamagedError:
+            # the aliases are unknown, but an explicit version is still its own verified files
+            if match and (self._version_dir(name, int(match.group(1))) / "manifest.json").is_file():
+                return self._checked_ref(name, int(match.group(1)), {})
+            raise
+        numbers = self._present(name, state)
+        if not state.versions:
+            known = ", ".join(self.names()) or "none"
+            raise ModelNotFoundError(
+                f"model '{name}' is not in the registry at {self.root} (models: {known})"
+            )
+        if match:
+            version = int(match.group(1))
+            if version not in numbers:
+                raise ModelNotFoundError(
+                    f"{name} has no version {version} "
+                    f"(versions: {', '.join(f'v{n}' for n in numbers) or 'none'})"
+                )
+        elif which in state.aliases:
+            version = state.aliases[which]
+            if version not in numbers:
+                raise ModelNotFoundError(
+                    f"{name}:{which} points at v{version}, which is no longer in the registry "
+                    f"at {self.root} (removed by hand?); point it at a version that exists: "
+                    f"mlpipe registry promote {name} <version> {which}"
+                )
+        else:
+            raise ModelNotFoundError(
+                f"{name} has no alias '{which}' "
+                f"(aliases: {', '.join(sorted(state.aliases)) or 'none'})"
+            )
+        return self._checked_ref(name, version, state.aliases)
+
+    def _checked_ref(self, name: str, version: int, aliases: dict[str, int]) -> ModelVersionRef:
+        try:
+            return self._ref(name, version, aliases)
+        except ChecksumError as exc:
+            raise ChecksumError(
+                f"{name}:v{version} is damaged: {exc}; the rest of the registry is fine. "
+                f"Check it with `mlpipe registry verify {name}`, then delete it "
+                f"(`mlpipe registry delete {name} {version}`) or publish the model again"
+            ) from None
+
+    def fetch(self, spec: str, dest: Path | None = None) -> ModelVersionRef:
+        """Resolve and verify checksums; local files are used in place (``dest`` is unused)."""
+        ref = self.resolve(spec)
+        try:
+            artifacts.verify(Path(ref.uri))
+        except ChecksumError as exc:
+            raise ChecksumError(
+                f"{exc}; run `mlpipe registry verify {ref.name}`, then delete "
+                f"{ref.name}:v{ref.version} or publish the model again"
+            ) from None
+        return ref
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
+
+    def versions(self, name: str | None = None) -> list[ModelVersionRef]:
+        """Every readable version; damaged ones are left out (``verify`` names them)."""
+        out: list[ModelVersionRef] = []
+        for model in [name] if name else self.names():
+            try:
+                state = self._state(model)
+            except RegistryDamagedError as exc:
+                if name:
+                    raise
+                log.warning("%s", exc)
+                continue
+            for version in self._present(model, state):
+                with suppress(ChecksumError):
+                    out.append(self._ref(model, version, state.aliases))
+        return out
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        try:
+            return list(self._state(name).history)
+        except RegistryDamagedError:
+            return []
+
+    def dangling(self, name: str) -> dict[str, int]:
+        """Aliases that point at a version no longer on disk."""
+        state = self._state(name)
+        present = set(self._present(name, state))
+        return {a: v for a, v in state.aliases.items() if v not in present}
+
+    # -- changing: under the lock, one commit each ---------------------------------------------
+
+    @contextmanager
+    def _locked(self, name: str, what: str) -> Iterator[State]:
+        """Hold the model's lock, clean what crashed writers left, and yield the state."""
+        base = self._model_dir(name)
+        base.mkdir(parents=True, exist_ok=True)
+        with exclusive(base / ".lock", what=f"registry {name}: {what}", on_wait=log.warning):
+            state = self._state(name)
+            self._clean(name, state)
+            yield state
+
+    def _commit(self, name: str, state: State) -> None:
+        """The one atomic step of every change: replace state.json, then its backup copy."""
+        base = self._model_dir(name)
+        write_json(base / STATE, state.as_json())
+        with suppress(OSError):  # a backup one commit behind is still a good start for repair
+            write_json(base / BACKUP, state.as_json())
+        for legacy in _LEGACY:  # the state now holds what these held
+            with suppress(OSError):
+                (base / legacy).unlink(missing_ok=True)
+
+    def _discard(self, name: str, version: int) -> None:
+        """Remove a version directory no state lists: gone for readers at once, files next."""
+        vdir = self._version_dir(name, version)
+        if vdir.exists():
+            trash = self._model_dir(name) / temp_name(f"deleted-v{version}")
+            vdir.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        (self._model_dir(name) / "lineage" / f"v{version}.json").unlink(missing_ok=True)
+
+    def _leftovers(self, name: str, state: State | None) -> list[Path]:
+        """What crashed writers left: orphan versions (only known when the state is readable),
+        their lineage, dead staging and trash directories, dead temp files."""
+        base = self._model_dir(name)
+        found: list[Path] = []
+        if not base.is_dir():
+            return found
+        for path in base.iterdir():
+            m = _VERSION_DIR.match(path.name)
+            orphan = m is not None and state is not None and int(m.group(1)) not in state.versions
+            dead = path.name.startswith((".staging", ".deleted")) and (
+                is_dead_temp(path) or not path.name.endswith(".tmp")  # or named before tagging
+            )
+            if orphan or dead:
+                found.append(path)
+        lineage = base / "lineage"
+        if state is not None and lineage.is_dir():
+            for path in lineage.glob("v*.json"):
+                m = re.fullmatch(r"v(\d+)\.json", path.name)
+                if m and int(m.group(1)) not in state.versions and not (base / path.stem).is_dir():
+                    found.append(path)
+        return found
+
+    def _clean(self, name: str, state: State) -> list[Path]:
+        removed = self._leftovers(name, state)
+        for path in removed:
+            m = _VERSION_DIR.match(path.name)
+            if m and path.parent == self._model_dir(name):
+                self._discard(name, int(m.group(1)))
+            elif path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        removed += sweep_temp(self._model_dir(name)) + sweep_temp(self._model_dir(name) / "lineage")
+        return removed
 
     def publish(
         self,
@@ -132,59 +402,71 @@ class LocalRegistry:
         """Publish ``directory`` as the next version; identical content reuses its version.
 
         The configured aliases move to it unless ``promote_if`` says it does not beat the version
-        holding them; ``latest`` always names the highest version.
+        holding them; ``latest`` always names the highest version. The version and its aliases
+        become visible together, in one commit, or not at all.
         """
+        for alias in aliases:
+            names.alias(alias)
         manifest = artifacts.verify(directory)
         digest = artifacts.manifest_sha256(directory)
         lineage = lineage_of(directory, metadata)
         base = self._model_dir(name)
         base.mkdir(parents=True, exist_ok=True)
-        staging = base / f".staging-{uuid.uuid4().hex}"
+        staging = base / temp_name("staging")
         try:
             link_or_copy_tree(directory, staging)
             artifacts.verify(staging)
-            with self._lock(name):
-                numbers = self._numbers(name)
-                existing = [
-                    v for v in numbers if artifacts.manifest_sha256(base / f"v{v}") == digest
-                ]
+            with self._locked(name, "publish") as state:
+                present = self._present(name, state)
+                existing = [v for v in present if self._digest(name, v) == digest]
+                created = not existing
                 if existing:
                     version = existing[-1]
                 else:
-                    version = max([*numbers, self._last_version(name)], default=0) + 1
-                    artifacts.write_json(base / "lineage" / f"v{version}.json", lineage)
+                    version = max([*state.versions, state.last_version], default=0) + 1
+                    write_json(base / "lineage" / f"v{version}.json", lineage)
                     fault_point("publish.before_rename")
-                    staging.rename(base / f"v{version}")
-                    (base / "last_version").write_text(f"{version}\n")
+                    staging.rename(self._version_dir(name, version))
                     fault_point("publish.after_rename")
-                table = self._aliases(name)
-                holders = {a: (v, self._metrics(name, v)) for a, v in table.items()}
-                granted, withheld, notes = decide_aliases(
-                    name, version, manifest.get("metrics", {}), aliases, holders, self.promote_if
-                )
-                events = []
-                if version >= table.get(LATEST, 0):
-                    granted = [LATEST, *granted]
-                for alias in granted:
-                    if table.get(alias) != version:
-                        events.append(self._event(alias, table.get(alias), version, metadata))
-                        table[alias] = version
-                self._write_aliases(name, table)
-                fault_point("publish.after_aliases")
-                self._append_history(name, events)
-                ref = self._ref(name, version, table)
+                try:
+                    holders = {a: (v, self._metrics(name, v)) for a, v in state.aliases.items()}
+                    granted, withheld, notes = decide_aliases(
+                        name,
+                        version,
+                        manifest.get("metrics", {}),
+                        aliases,
+                        holders,
+                        self.promote_if,
+                    )
+                    if version >= state.aliases.get(LATEST, 0):
+                        granted = [LATEST, *granted]
+                    table = dict(state.aliases)
+                    events = []
+                    for alias in dict.fromkeys(granted):
+                        if table.get(alias) != version:
+                            events.append(self._event(alias, table.get(alias), version, metadata))
+                            table[alias] = version
+                    ref = self._ref(name, version, table)
+                    self._commit(
+                        name,
+                        State(
+                            tuple(sorted({*state.versions, version})),
+                            table,
+                            max(state.last_version, version),
+                            (*state.history, *events),
+                        ),
+                    )
+                except BaseException:
+                    if created:  # never committed: the version goes with the failure
+                        self._discard(name, version)
+                    raise
+                fault_point("publish.after_commit")
                 return ref.model_copy(
                     update={"aliases_withheld": tuple(withheld), "notes": tuple(notes)}
                 )
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
-
-    def _last_version(self, name: str) -> int:
-        try:
-            return int((self._model_dir(name) / "last_version").read_text().strip())
-        except (OSError, ValueError):
-            return 0
 
     @staticmethod
     def _event(
@@ -198,118 +480,165 @@ class LocalRegistry:
             "run_id": str((metadata or {}).get("run_id", "")),
         }
 
-    def _write_aliases(self, name: str, table: dict[str, int]) -> None:
-        artifacts.write_json(self._model_dir(name) / "aliases.json", dict(sorted(table.items())))
+    def promote(self, name: str, version: int, alias: str) -> ModelVersionRef:
+        """Point ``alias`` at ``version`` (moving it from wherever it was).
 
-    def _append_history(self, name: str, events: list[dict[str, Any]]) -> None:
-        if events:
-            path = self._model_dir(name) / "history.json"
-            artifacts.write_json(path, [*self.history(name), *events])
-
-    def history(self, name: str) -> list[dict[str, Any]]:
-        path = self._model_dir(name) / "history.json"
-        try:
-            data: list[dict[str, Any]] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return []
-        return data
-
-    def resolve(self, spec: str) -> ModelVersionRef:
-        name, which = parse_spec(spec)
-        numbers = self._numbers(name)
-        if not numbers:
-            known = ", ".join(self.names()) or "none"
-            raise ModelNotFoundError(
-                f"model '{name}' is not in the registry at {self.root} (models: {known})"
-            )
-        aliases = self._aliases(name)
-        match = VERSION.match(which)
-        if match:
-            version = int(match.group(1))
-            if version not in numbers:
+        The target is checked first (it exists and every file matches its manifest); nothing
+        moves unless the whole change commits.
+        """
+        names.alias(alias)
+        with self._locked(name, "promote") as state:
+            present = self._present(name, state)
+            if version not in present:
                 raise ModelNotFoundError(
                     f"{name} has no version {version} "
-                    f"(versions: {', '.join(f'v{n}' for n in numbers)})"
+                    f"(versions: {', '.join(f'v{n}' for n in present) or 'none'})"
                 )
-        elif which in aliases:
-            version = aliases[which]
-            if version not in numbers:
-                raise ModelNotFoundError(
-                    f"{name}:{which} points at v{version}, which is no longer in the registry "
-                    f"at {self.root} (removed by hand?); point it at a version that exists: "
-                    f"mlpipe registry promote {name} <version> {which}"
-                )
-        else:
-            raise ModelNotFoundError(
-                f"{name} has no alias '{which}' (aliases: {', '.join(sorted(aliases)) or 'none'})"
-            )
-        return self._ref(name, version, aliases)
-
-    def fetch(self, spec: str, dest: Path | None = None) -> ModelVersionRef:
-        """Resolve and verify checksums; local files are used in place (``dest`` is unused)."""
-        ref = self.resolve(spec)
-        artifacts.verify(Path(ref.uri))
-        return ref
-
-    def names(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
-        )
-
-    def versions(self, name: str | None = None) -> list[ModelVersionRef]:
-        out: list[ModelVersionRef] = []
-        for model in [name] if name else self.names():
-            aliases = self._aliases(model)
-            out.extend(self._ref(model, v, aliases) for v in self._numbers(model))
-        return out
-
-    def dangling(self, name: str) -> dict[str, int]:
-        """Aliases that point at a version no longer on disk."""
-        numbers = set(self._numbers(name))
-        return {a: v for a, v in self._aliases(name).items() if v not in numbers}
-
-    def promote(self, name: str, version: int, alias: str) -> ModelVersionRef:
-        """Point ``alias`` at ``version`` (moving it from wherever it was)."""
-        names.alias(alias)
-        with self._lock(name):
-            if version not in self._numbers(name):
-                raise ModelNotFoundError(f"{name} has no version {version}")
-            table = self._aliases(name)
-            old = table.get(alias)
-            table[alias] = version
-            self._write_aliases(name, table)
-            fault_point("promote.after_aliases")
-            if old != version:
-                self._append_history(name, [self._event(alias, old, version, None)])
-            return self._ref(name, version, table)
+            try:
+                artifacts.verify(self._version_dir(name, version))
+            except ChecksumError as exc:
+                raise ChecksumError(
+                    f"not promoting {name}:v{version}: {exc}; promote another version, or "
+                    f"delete this one and publish again"
+                ) from None
+            table = {**state.aliases, alias: version}
+            old = state.aliases.get(alias)
+            events = [self._event(alias, old, version, None)] if old != version else []
+            ref = self._ref(name, version, table)
+            fault_point("promote.before_commit")
+            self._commit(name, replace(state, aliases=table, history=(*state.history, *events)))
+            fault_point("promote.after_commit")
+            return ref
 
     def delete(self, name: str, version: int) -> None:
         """Remove ``version``; refused while an alias other than ``latest`` points at it."""
-        with self._lock(name):
-            numbers = self._numbers(name)
-            if version not in numbers:
+        with self._locked(name, "delete") as state:
+            if version not in state.versions:
                 raise ModelNotFoundError(
                     f"{name} has no version {version} "
-                    f"(versions: {', '.join(f'v{n}' for n in numbers) or 'none'})"
+                    f"(versions: {', '.join(f'v{n}' for n in state.versions) or 'none'})"
                 )
-            table = self._aliases(name)
-            holding = sorted(a for a, v in table.items() if v == version and a != LATEST)
+            holding = sorted(a for a, v in state.aliases.items() if v == version and a != LATEST)
             if holding:
                 raise alias_in_use(name, version, holding)
-            vdir = self._model_dir(name) / f"v{version}"
-            trash = self._model_dir(name) / f".deleted-v{version}-{uuid.uuid4().hex[:8]}"
-            vdir.rename(trash)  # gone for readers at once; the files go next
+            rest = tuple(v for v in state.versions if v != version)
+            table = dict(state.aliases)
             events = []
             if table.get(LATEST) == version:
-                rest = [n for n in numbers if n != version]
                 if rest:
                     table[LATEST] = rest[-1]
                 else:
                     table.pop(LATEST)
                 events.append(self._event(LATEST, version, table.get(LATEST), None))
-                self._write_aliases(name, table)
-            self._append_history(name, events)
-            (self._model_dir(name) / "lineage" / f"v{version}.json").unlink(missing_ok=True)
-            shutil.rmtree(trash, ignore_errors=True)
+            self._commit(
+                name,
+                replace(state, versions=rest, aliases=table, history=(*state.history, *events)),
+            )
+            fault_point("delete.after_commit")
+            self._discard(name, version)
+
+    # -- checking and repairing ------------------------------------------------------------------
+
+    def verify(self, name: str | None = None, *, deep: bool = True) -> list[Finding]:
+        """Check every file of every version against its manifest, the state and the aliases.
+
+        Damage is named with what to do; leftovers of crashed writers are listed as harmless
+        (no reader sees them; the next change or ``repair`` removes them). ``deep=False`` only
+        reads the manifests (fast enough for every ``registry list``).
+        """
+        found: list[Finding] = []
+        for model in [name] if name else self.names():
+            base = self._model_dir(model)
+            repair = f"mlpipe registry repair {model}"
+            state: State | None = None
+            try:
+                state = self._state(model)
+            except RegistryDamagedError as exc:
+                found.append(Finding(model, str(base / STATE), str(exc), repair))
+            if state is not None:
+                found += self._check_versions(model, state, deep)
+            for path in self._leftovers(model, state):
+                problem = "left by an interrupted write; no reader sees it"
+                fix = f"{repair} (or the next publish) removes it"
+                found.append(Finding(model, str(path), problem, fix, damage=False))
+        return found
+
+    def _check_versions(self, model: str, state: State, deep: bool) -> list[Finding]:
+        found = []
+        for version in state.versions:
+            vdir = self._version_dir(model, version)
+            if not vdir.is_dir():
+                problem = f"v{version} is listed in {STATE} but its directory is gone"
+                found.append(Finding(model, str(vdir), problem, f"mlpipe registry repair {model}"))
+                continue
+            try:
+                artifacts.verify(vdir) if deep else artifacts.read_manifest(vdir)
+            except ChecksumError as exc:
+                fix = f"mlpipe registry delete {model} {version} (move its aliases first)"
+                found.append(Finding(model, str(vdir), str(exc), fix + ", then publish again"))
+        present = set(self._present(model, state))
+        for alias, version in sorted(state.aliases.items()):
+            if version not in present:
+                problem = f"alias '{alias}' points at v{version}, which is not in the registry"
+                fix = f"mlpipe registry promote {model} <version> {alias}"
+                found.append(Finding(model, str(self._model_dir(model) / STATE), problem, fix))
+        return found
+
+    def repair(self, name: str | None = None) -> list[Finding]:
+        """Remove leftovers; rebuild a damaged state from its backup copy and the versions on
+        disk; drop versions whose directory is gone (and aliases that pointed at them).
+
+        Damaged version directories are reported, not removed: deleting a model is the user's
+        call (``mlpipe registry delete``).
+        """
+        done: list[Finding] = []
+        for model in [name] if name else self.names():
+            base = self._model_dir(model)
+            with exclusive(base / ".lock", what=f"registry {model}: repair", on_wait=log.warning):
+                try:
+                    state = self._state(model)
+                except RegistryDamagedError:
+                    state = self._rebuild(model)
+                    self._commit(model, state)
+                    what = f"rebuilt from the versions on disk and {BACKUP}"
+                    done.append(Finding(model, str(base / STATE), what, damage=False))
+                present = self._present(model, state)
+                if len(present) != len(state.versions):
+                    state = self._drop_missing(state, present)
+                    self._commit(model, state)
+                    what = "dropped the versions whose directory is gone"
+                    done.append(Finding(model, str(base / STATE), what, damage=False))
+                for path in self._clean(model, state):
+                    done.append(Finding(model, str(path), "removed", damage=False))
+        return done
+
+    def _rebuild(self, name: str) -> State:
+        """A state from the versions on disk that verify, and the aliases of the backup copy
+        that still point at one of them (``latest`` is the highest)."""
+        base = self._model_dir(name)
+        versions = []
+        for path in sorted(base.iterdir()):
+            m = _VERSION_DIR.match(path.name)
+            if m:
+                try:
+                    artifacts.verify(path)
+                except ChecksumError:
+                    continue
+                versions.append(int(m.group(1)))
+        try:
+            backup = State.from_json(json.loads((base / BACKUP).read_text()))
+        except (OSError, ValueError, UnicodeDecodeError):
+            backup = State()
+        aliases = {a: v for a, v in backup.aliases.items() if v in versions}
+        if versions:
+            aliases[LATEST] = max(versions)
+        event = {"alias": "*", "from": None, "to": None, "at": utc_now(), "run_id": "repair"}
+        last = max([backup.last_version, *versions])
+        return State(tuple(sorted(versions)), aliases, last, (*backup.history, event))
+
+    @staticmethod
+    def _drop_missing(state: State, present: list[int]) -> State:
+        aliases = {a: v for a, v in state.aliases.items() if v in present}
+        if present:
+            aliases[LATEST] = max(present)
+        return replace(state, versions=tuple(present), aliases=aliases)
