@@ -53,6 +53,29 @@ def _gone(record: dict[str, Any]) -> bool:
     return False
 
 
+def sweep_killed(home: Path, pipeline: str) -> list[Path]:
+    """Remove what killed runs of ``pipeline`` left half-written: step folders with neither
+    ``result.json`` nor ``error.json``, and dead temp files. Their ``run.json`` stays (the
+    history says they were killed); only runs known dead on this host are touched."""
+    import shutil
+
+    from mlpipe.core.files import sweep_temp
+
+    removed: list[Path] = []
+    for record in list_runs(home, pipeline=pipeline, status="killed"):
+        run_path = Path(record["path"])
+        removed += sweep_temp(run_path)
+        for step in run_path.iterdir():
+            if not step.is_dir():
+                continue
+            if (step / "result.json").is_file() or (step / "error.json").is_file():
+                removed += sweep_temp(step)
+            else:
+                shutil.rmtree(step, ignore_errors=True)
+                removed.append(step)
+    return removed
+
+
 def find_run(home: Path, run_id: str) -> dict[str, Any]:
     """The record of one run, by id (any pipeline); exit 2 when there is none."""
     names.run_id(run_id)

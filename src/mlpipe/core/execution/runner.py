@@ -32,7 +32,7 @@ from mlpipe.core.hashing import sha256_json
 from mlpipe.core.paths import new_run_id, resolve_home, run_dir
 from mlpipe.core.pipeline import Pipeline, resolve_pipeline
 from mlpipe.core.refs import Ref
-from mlpipe.core.runs import RUN_FILE
+from mlpipe.core.runs import RUN_FILE, sweep_killed
 
 #: ``on_step(step, state, result)``: state is running, done, cached or failed
 StepCallback = Callable[[str, str, StepRun | None], None]
@@ -177,6 +177,7 @@ class Runner(ABC):
         if resume and not run_id:
             raise ConfigError("resume: name the run to resume (mlpipe runs list)")
         run_id = names.run_id(run_id) if run_id else new_run_id()
+        sweep_killed(root, pipe.name)  # what killed runs left half-written goes first
         record = RunRecord(root, pipe, run_id, self.name, config)
         if resume:
             record.resume()
