@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 # torch is pinned and installed first: a looser range lets pip pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
+# Test files run on this many processes (pytest-xdist); each file stays on one, so its fixtures
+# are built once. The suite mostly waits on orchestrator processes: 2 fit a 2-core machine.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint typecheck install install-core clean
 
@@ -37,7 +40,7 @@ typecheck: install
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/python -m pytest -q --timeout=900
+	$(BIN)/python -m pytest -q --timeout=900 -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 clean:
 	rm -rf $(VENV) .mlpipe .pytest_cache .mypy_cache .ruff_cache
