@@ -303,7 +303,7 @@ class MlflowRegistry:
             with nullcontext():
                 yield
             return
-        from filelock import FileLock
+        from mlpipe.core.files import exclusive
 
         # beside the store, so every home that shares it shares the lock
         local = _local_path(self.uri)
@@ -314,7 +314,7 @@ class MlflowRegistry:
         else:
             lock_dir = self.home / "mlflow"
         lock_dir.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(lock_dir / ".publish.lock"), timeout=300):
+        with exclusive(lock_dir / ".publish.lock", what=f"mlflow publish to {self.uri}"):
             yield
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -22,10 +22,11 @@ MARKER = ".mlpipe-db-migrated"
 def ensure_db(airflow_home: Path) -> float:
     """Create/migrate the metadata DB on first use (once per Airflow version); returns seconds."""
     import airflow
-    from filelock import FileLock
+
+    from mlpipe.core.files import exclusive
 
     marker = airflow_home / MARKER
-    with FileLock(str(airflow_home / ".mlpipe-db.lock")):
+    with exclusive(airflow_home / ".mlpipe-db.lock", what="airflow metadata DB migration"):
         if marker.is_file() and marker.read_text().strip() == airflow.__version__:
             return 0.0
         from airflow.utils import db
