@@ -219,14 +219,25 @@ def registry_promote(
     out.print(f"{ref.spec} now has aliases: {', '.join(ref.aliases)}", highlight=False)
 
 
-def _checker(registry: Any, command: str) -> Any:
-    method = getattr(registry, command, None)
-    if method is None:
-        raise ConfigError(
-            f"registry backend '{registry.backend}' has no `{command}`: its server keeps its "
-            f"own integrity (the local backend has both)"
-        )
-    return method
+def _check(command: str, name: str | None, config: Path | None, home: Path | None) -> list[Any]:
+    """Run the backend's ``verify`` or ``repair``; backends whose server keeps its own
+    integrity have neither, which is bad input here (exit 2)."""
+    from mlpipe.core import names
+
+    try:
+        if name is not None:
+            names.model_name(name)
+        registry = open_from_cli(config, home)
+        method = getattr(registry, command, None)
+        if method is None:
+            raise ConfigError(
+                f"registry backend '{registry.backend}' has no `{command}`: its server keeps "
+                f"its own integrity (the local backend has both)"
+            )
+        found: list[Any] = method(name)
+    except MlpipeError as exc:
+        raise fail(exc) from exc
+    return found
 
 
 def _print_findings(findings: list[Any], json_: bool, empty: str) -> None:
@@ -252,14 +263,7 @@ def registry_verify(
 ) -> None:
     """Check every file of every version against its manifest, and the aliases; exit 1 if
     anything is damaged (leftovers of interrupted writes are listed but harmless)."""
-    from mlpipe.core import names
-
-    try:
-        if name is not None:
-            names.model_name(name)
-        findings = _checker(open_from_cli(config, home), "verify")(name)
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    findings = _check("verify", name, config, home)
     _print_findings(findings, json_, "every version verifies; every alias points at one")
     if any(f.damage for f in findings):
         raise typer.Exit(1)
@@ -274,12 +278,4 @@ def registry_repair(
 ) -> None:
     """Remove what interrupted writes left and rebuild a damaged state file; damaged versions
     are reported (by `verify`), never deleted here."""
-    from mlpipe.core import names
-
-    try:
-        if name is not None:
-            names.model_name(name)
-        done = _checker(open_from_cli(config, home), "repair")(name)
-    except MlpipeError as exc:
-        raise fail(exc) from exc
-    _print_findings(done, json_, "nothing to repair")
+    _print_findings(_check("repair", name, config, home), json_, "nothing to repair")
