@@ -269,3 +269,23 @@ def test_a_held_registry_lock_names_its_holder_and_gives_up(
         holder.wait()
     assert [p for p in (home / "registry" / "m").iterdir() if p.name.startswith(".staging")] == []
     assert os.environ.get(ENV) is None
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["registry", "promote", "../..", "1", "prod"], "model name '../..'"),
+        (["registry", "list", "/etc"], "model name '/etc'"),
+        (["registry", "verify", "../x"], "model name '../x'"),
+        (["registry", "promote", "m", "1", "v2"], "alias 'v2': looks like a version number"),
+        (["step", "train_model", "--pipeline", "training", "--run-id", ".."], "--run-id '..'"),
+        (["runs", "show", "../x"], "run id '../x'"),
+    ],
+)
+def test_names_from_the_cli_are_checked_like_names_from_a_config(
+    tmp_path: Path, args: list[str], words: str
+) -> None:
+    home = tmp_path / "home"
+    done = cli(*args, home=home)
+    assert done.returncode == 2 and words in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing created, inside the home or outside it
