@@ -33,7 +33,7 @@ demo: install-core
 	$(BIN)/mlpipe demo
 
 lint: install
-	$(BIN)/ruff check src tests bench dags examples
+	$(BIN)/ruff check src tests bench dags examples scripts
 	$(BIN)/mypy
 
 typecheck: install

@@ -1,4 +1,5 @@
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -95,13 +96,79 @@ def test_unknown_suffix_and_missing_file(tmp_path: Path) -> None:
         )
 
 
-def test_quality_checks_flag_empty_texts_and_missing_class(tmp_path: Path) -> None:
-    rows = [{"text": "" if i == 3 else f"row {i}", "label": 1} for i in range(20)]
-    ref = prepare_training_data(
-        DataConfig(source="files", path=_write(tmp_path / "d.csv", rows)), tmp_path / "o"
-    )
-    failed = {c.name for c in ref.failed_blocking_checks()}
-    assert failed == {"no_empty_texts", "label_balance"}
+def test_a_label_missing_from_the_train_split_is_a_blocking_check(tmp_path: Path) -> None:
+    rows = [{"text": f"row {i}", "label": ("a", "b")[i % 2]} for i in range(20)]
+    cfg = DataConfig(source="files", path=_write(tmp_path / "d.csv", rows),
+                     label_names=["a", "b", "c"])  # fmt: skip
+    ref = prepare_training_data(cfg, tmp_path / "o")
+    assert {c.name for c in ref.failed_blocking_checks()} == {"label_balance"}
+
+
+# -- bad input through the CLI: exit 2, the file and the first rows named ----------------------
+
+
+def _cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    from conftest import venv_env
+
+    return subprocess.run(
+        [sys.executable, "-m", "mlpipe", *args, "--home", str(home)],
+        capture_output=True, text=True, env=venv_env(), timeout=600,
+    )  # fmt: skip
+
+
+def _files(path: Path) -> list[str]:
+    return ["--set", "data.source=files", "--set", f"data.path={path}"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_blank_texts_and_one_class_are_exit_2_naming_file_and_rows(
+    tmp_path: Path, suffix: str
+) -> None:
+    from conftest import TINY_TRAINING
+
+    home = tmp_path / "home"
+    blank = {2: "   ", 6: "\t", 9: ""}  # data rows 3, 7 and 10 (1 = the first data row)
+    rows = [{"text": blank.get(i, f"row {i}"), "label": i % 2, "id": i} for i in range(30)]
+    path = _write(tmp_path / f"blank{suffix}", rows)
+    proc = _cli("train", "-c", str(TINY_TRAINING), *_files(path), home=home)
+    assert proc.returncode == 2, proc.stderr
+    assert str(path) in proc.stderr and "3 row(s)" in proc.stderr, proc.stderr
+    assert "'text': rows 3, 7, 10 (row 1 is the first data row" in proc.stderr, proc.stderr
+    assert not (home / "registry").exists()
+    # inference data, streamed in chunks of 4 rows: the same rows, counted across chunks
+    cfg = DataConfig(source="files", path=path)
+    with pytest.raises(DataError, match=r"3 row\(s\) .* rows 3, 7, 10 \(row 1") as info:
+        prepare_inference_data(cfg, tmp_path / "infer", chunk_rows=4)
+    assert str(path) in str(info.value) and not (tmp_path / "infer" / "data.parquet").exists()
+
+    one = _write(tmp_path / f"one{suffix}", [{"text": f"row {i}", "label": 1} for i in range(30)])
+    proc = _cli("train", "-c", str(TINY_TRAINING), *_files(one), home=home)
+    assert proc.returncode == 2, proc.stderr
+    assert str(one) in proc.stderr and "all 30 rows have the label 'positive'" in proc.stderr
+
+
+def test_header_only_files_and_an_empty_config_are_exit_2(tmp_path: Path) -> None:
+    from conftest import TINY_TRAINING
+
+    home = tmp_path / "home"
+    header = tmp_path / "header.csv"
+    header.write_text("text,label\n")
+    empty_jsonl = tmp_path / "empty.jsonl"
+    empty_jsonl.write_text("")
+    no_rows = tmp_path / "none.parquet"
+    pq.write_table(pa.table({"text": pa.array([], pa.string()), "label": pa.array([], pa.int64())}),
+                   no_rows)  # fmt: skip
+    for path in (header, empty_jsonl, no_rows):
+        proc = _cli("train", "-c", str(TINY_TRAINING), *_files(path), home=home)
+        assert proc.returncode == 2 and str(path) in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    config = tmp_path / "empty.yaml"
+    config.write_text("")
+    proc = _cli("train", "-c", str(config), home=home)
+    assert proc.returncode == 2 and "empty.yaml" in proc.stderr, proc.stderr
+    assert not (home / "registry").exists()
 
 
 def test_overlap_and_duplicates_are_measured(tmp_path: Path) -> None:

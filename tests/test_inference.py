@@ -100,3 +100,39 @@ def test_predict_texts_labels_each_row_like_predict_file(model_dir: Path, tmp_pa
         assert set(o["scores"]) == {"negative", "positive"}
         assert sum(o["scores"].values()) == pytest.approx(1.0)
         assert o["scores"][o["label"]] == o["score"] == max(o["scores"].values())
+
+
+def test_inference_takes_label_names_from_the_model(tmp_path: Path) -> None:
+    """A model trained with its own label names (neg/pos) infers on string labels without the
+    inference config repeating them; a config that sets data.label_names still wins."""
+    import pyarrow.csv as pacsv
+
+    from mlpipe.core import INFERENCE, load_config
+    from mlpipe.core.errors import StepFailedError
+    from tests.conftest import TINY_INFERENCE, TINY_TRAINING
+
+    def write(path: Path, n: int, seed: int) -> Path:
+        rows = list(generate_rows(n, seed, 0.0))
+        pacsv.write_csv(pa.table({"review": [t for t, _ in rows],
+                                  "sentiment": [("neg", "pos")[y] for _, y in rows]}), path)
+        return path
+
+    home = tmp_path / "home"
+    columns = ["data.source=files", "data.text_column=review", "data.label_column=sentiment",
+               "registry.model_name=reviews"]
+    train = load_config(TINY_TRAINING, [*columns, f"data.path={write(tmp_path / 't.csv', 300, 1)}",
+                                        "data.label_names=[neg, pos]", "training.epochs=1"])
+    run_pipeline(TRAINING, train, home=home)
+    sets = [*columns, f"data.path={write(tmp_path / 'i.csv', 60, 2)}",
+            "inference.model=reviews:staging"]
+    run = run_pipeline(INFERENCE, load_config(TINY_INFERENCE, sets), home=home)
+    results = run.final
+    assert results.rows == 60 and "accuracy" in results.metrics  # type: ignore[attr-defined]
+    table = pq.read_table(results.predictions_uri)  # type: ignore[attr-defined]
+    assert set(table.column("pred_label").to_pylist()) <= {"neg", "pos"}
+    assert run.outputs["load_inference_data"].label_names == ("neg", "pos")  # type: ignore[attr-defined]
+
+    override = load_config(TINY_INFERENCE, [*sets, "data.label_names=[bad, good]"])
+    with pytest.raises(StepFailedError, match="outside the labels") as info:
+        run_pipeline(INFERENCE, override, home=home)
+    assert info.value.exit_code == 2

@@ -122,13 +122,10 @@ def test_failed_step_leaves_nothing_and_names_the_step(
 def test_quality_gate_stops_before_training(
     home: Path, tmp_path: Path, tiny_training: TrainingConfig
 ) -> None:
-    one_class = tmp_path / "one.csv"
-    one_class.write_text("text,label\n" + "".join(f"row {i},1\n" for i in range(30)))
-    cfg = tiny_training.model_copy(
-        update={
-            "data": tiny_training.data.model_copy(update={"source": "files", "path": one_class})
-        }
-    )
+    no_neutral = tmp_path / "no_neutral.csv"  # a label with no rows at all blocks training
+    no_neutral.write_text("text,label\n" + "".join(f"row {i},{i % 2}\n" for i in range(30)))
+    data = {"source": "files", "path": no_neutral, "label_names": ["neg", "pos", "neutral"]}
+    cfg = tiny_training.model_copy(update={"data": tiny_training.data.model_copy(update=data)})
     with pytest.raises(StepFailedError, match="label_balance"):
         run_pipeline(TRAINING, cfg, home=home)
     assert LocalRegistry(home / "registry").versions() == []

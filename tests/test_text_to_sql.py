@@ -289,8 +289,10 @@ def test_files_with_own_column_names_and_bad_rows(home: Path, tmp_path: Path) ->
 
     blank = tmp_path / "blank.jsonl"
     blank.write_text(path.read_text() + json.dumps({"q": "x", "schema": EMPLOYEES, "gold": " "}))
-    with pytest.raises(StepFailedError, match="empty question, context or answer"):
+    with pytest.raises(StepFailedError, match=r"1 row\(s\) with an empty or whitespace-only "
+                       r"'q' or 'schema' or 'gold': rows 81 ") as info:
         run_pipeline(TRAINING, _training([f"data.path={blank}", *sets[1:]]), home=home)
+    assert info.value.exit_code == 2 and str(blank) in str(info.value)
 
 
 def test_model_task_mismatch_is_refused(tmp_path: Path) -> None:

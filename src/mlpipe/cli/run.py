@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from mlpipe.cli.common import (
     ConfigOpt,
@@ -250,21 +251,55 @@ def demo(home: HomeOpt = None, no_cache: NoCacheOpt = False) -> None:
 def predict(
     model: Annotated[str, typer.Argument(help="Registry version: name:alias or name:vN")],
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify")] = None,
+    input_: Annotated[
+        Path | None,
+        typer.Option("--input", "-i", help="Predict every row of this csv/jsonl/parquet file"),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the rows and predictions here "
+                     "(csv/jsonl/parquet by extension; written atomically)"),
+    ] = None,
+    text_column: Annotated[
+        str | None,
+        typer.Option("--text-column", help="The input's text column (default: the one the "
+                     "model was trained on, else 'text')"),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per batch")] = 32,
     config: ConfigOpt = None,
     home: HomeOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Predict a few texts with a registry version (its own task decides what comes out)."""
+    """Predict texts, or a whole file, with a registry version (its own task decides what
+    comes out: label and score, or SQL)."""
     from mlpipe.core.config import load_config
     from mlpipe.core.errors import ConfigError
     from mlpipe.core.predict import load_model
 
     try:
-        if not texts:
-            raise ConfigError("give at least one text, e.g. mlpipe predict sentiment:latest 'good'")
+        if (input_ is None) != (output is None):
+            raise ConfigError("--input and --output go together: mlpipe predict M "
+                              "--input rows.csv --output predictions.csv")
+        if input_ is not None and texts:
+            raise ConfigError("give texts or --input FILE, not both")
+        if input_ is None and not texts:
+            raise ConfigError("give at least one text, e.g. mlpipe predict sentiment:latest "
+                              "'good', or --input FILE --output FILE")
         registry = load_config(config).registry if config else None
         loaded = load_model(model, home=home, registry=registry)
-        predictions = loaded.predict(texts)
+        if input_ is not None and output is not None:
+            rows = loaded.predict_file(input_, output, text_column=text_column,
+                                       batch_size=batch_size)
+            if json_:
+                out.print_json(json.dumps({"model": loaded.version.spec, "rows": rows,
+                                           "output": str(output.resolve())}))
+            else:
+                err.print(f"{rows} rows predicted with {loaded.version.spec}; written to:",
+                          highlight=False, markup=False)
+                out.print(str(output.resolve()), markup=False, highlight=False, soft_wrap=True)
+            return
+        assert texts is not None
+        predictions = loaded.predict(texts, batch_size=batch_size)
     except MlpipeError as exc:
         raise fail(exc) from exc
     if json_:
@@ -277,5 +312,5 @@ def predict(
     for text, prediction in zip(texts, predictions, strict=True):
         shown = prediction.get("label") or prediction.get("sql") or prediction
         score = f" ({prediction['score']:.3f})" if "score" in prediction else ""
-        table.add_row(text, f"{shown}{score}")
+        table.add_row(Text(text), Text(f"{shown}{score}"))  # text, not markup
     out.print(table)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pyarrow as pa
@@ -156,7 +156,8 @@ def _read_jsonl(path: Path, chunk_rows: int, text_columns: Sequence[str]) -> Ite
                 and table.column(c).null_count == len(table)
                 and json.dumps(c).encode() not in data
             ]
-            return table.drop_columns(absent) if absent else table
+            table = table.drop_columns(absent) if absent else table
+            return _in_file_order(table, lines[0])
         except pa.ArrowInvalid as exc:
             why = _bad_json_line(lines, numbers, text_columns, exc)
             raise DataError(f"{path}: {why}") from None
@@ -176,6 +177,22 @@ def _read_jsonl(path: Path, chunk_rows: int, text_columns: Sequence[str]) -> Ite
                 lines, numbers, size = [], [], 0
     if lines:
         yield parse_chunk(lines, numbers)
+
+
+def _in_file_order(table: pa.Table, first_line: bytes) -> pa.Table:
+    """The columns in the order the file's first object lists them (the explicit schema of the
+    text columns would put those first): the user's column order is kept."""
+    import json
+
+    try:
+        first = json.loads(first_line)
+    except ValueError:
+        return table
+    if not isinstance(first, dict):
+        return table
+    names = table.column_names
+    order = [c for c in first if c in names]
+    return table.select(order + [c for c in names if c not in order])
 
 
 def _bad_json_line(
@@ -275,6 +292,49 @@ def as_text(column: pa.ChunkedArray | pa.Array, name: str, source: str) -> pa.Ch
         raise DataError(f"{source}: column '{name}' must hold text, found {kind}")
     result = pc.fill_null(column.cast(pa.string()), "")
     return result if isinstance(result, pa.ChunkedArray) else pa.chunked_array([result])
+
+
+def blank_rows(texts: Sequence[str | None], *, offset: int = 0) -> list[int]:
+    """Row numbers of empty or whitespace-only texts: 1 is the first data row (a csv header is
+    not counted; in jsonl, the first object), ``offset`` rows came before ``texts``."""
+    return [offset + i + 1 for i, t in enumerate(texts) if t is None or not str(t).strip()]
+
+
+def refuse_blank_rows(source: str, what: str, count: int, first: Sequence[int]) -> NoReturn:
+    """Bad input, exit 2: name the file, the column(s) and the first rows with an empty text."""
+    shown = ", ".join(str(r) for r in first[:5]) + (", ..." if count > len(first[:5]) else "")
+    raise DataError(
+        f"{source}: {count} row(s) with an empty or whitespace-only {what}: rows {shown} "
+        "(row 1 is the first data row after the header); fill or remove them"
+    )
+
+
+def refusing_blanks(
+    tables: Iterable[pa.Table],
+    source: str,
+    columns: dict[str, str],
+    *,
+    max_rows: int | None = None,
+) -> Iterator[pa.Table]:
+    """Pass normalized tables through; once they are read, refuse (exit 2) if any row within
+    ``max_rows`` has an empty text in ``columns`` (normalized name -> the user's column name),
+    naming the file and the first rows. Bounded memory: only the first five row numbers kept."""
+    rows = count = 0
+    first: list[int] = []
+    for table in tables:
+        found: set[int] = set()
+        for name in columns:
+            found.update(blank_rows(table.column(name).to_pylist(), offset=rows))
+        kept = sorted(r for r in found if max_rows is None or r <= max_rows)
+        count += len(kept)
+        first.extend(kept[: 5 - len(first)])
+        rows += len(table)
+        yield table
+    if count:
+        names = list(columns.values())
+        what = (f"'{names[0]}'" if len(names) == 1
+                else " or ".join(f"'{n}'" for n in names))  # fmt: skip
+        refuse_blank_rows(source, what, count, first)
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -459,14 +519,23 @@ def write_predictions(
     Reads ``columns`` in chunks of ``chunk_rows``, writes ``out_path`` atomically with
     ``schema`` (its first field is ``row_id``); returns (rows, seconds).
     """
+    from mlpipe.core.progress import Progress
+
     rows = 0
     started = time.perf_counter()
-    with atomic_path(out_path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+    total = pq.ParquetFile(data_path).metadata.num_rows
+    with (
+        atomic_path(out_path) as tmp,
+        pq.ParquetWriter(tmp, schema) as writer,
+        Progress(total, what="rows", rate_unit="rows") as progress,
+    ):
         for chunk in iter_chunks(data_path, chunk_rows, columns=columns):
-            predicted = predict(chunk)
+            predicted = predict(chunk)  # ticks ``progress.advance`` per batch, if it likes
             ids = pa.array(range(rows, rows + len(chunk)), pa.int64())
             writer.write_table(pa.table({"row_id": ids, **predicted}, schema=schema))
             rows += len(chunk)
+            if progress.done < rows:  # whatever the batches did not report
+                progress.update(rows - progress.done, samples=rows - progress.samples)
     return rows, time.perf_counter() - started
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlpipe.core import artifacts
+from mlpipe.core import artifacts, progress
 from mlpipe.core.config import InferenceConfig, TrainingConfig
 from mlpipe.core.errors import DataError
 from mlpipe.core.hashing import sha256_file, sha256_json
@@ -39,7 +39,8 @@ def train_model(config: TrainingConfig, ctx: StepContext, dataset: DatasetRef) -
     model_dir = ctx.out_dir / "model"
     with _tracker(config, ctx, job_type="train") as tracker:
         tracker.summary({"data_sha256": dataset.sha256, "rows": dataset.rows})
-        metrics, checks = task.train(config, dataset, model_dir, on_log=tracker.log)
+        with progress.step(ctx.step):
+            metrics, checks = task.train(config, dataset, model_dir, on_log=tracker.log)
         tracker.log({f"final/{k}": v for k, v in metrics.items()})
         tracker.summary(metrics)
     return ModelRef(
@@ -165,7 +166,45 @@ def upload_model(
 
 def load_inference_data(config: InferenceConfig, ctx: StepContext) -> DatasetRef:
     """Stream the input rows into parquet (labels optional), chunk by chunk."""
+    config = with_model_labels(config, ctx.home)
     return get_task(config.task).load_inference_data(config, ctx.out_dir)
+
+
+def model_label_names(model_dir: Path) -> list[str]:
+    """The label names a saved model was trained with (``provenance.json``, else the model
+    config's ``id2label``); [] when it has none (text-to-sql) or they cannot be read."""
+    import json
+
+    try:
+        names = json.loads((model_dir / "provenance.json").read_text()).get("label_names")
+        if isinstance(names, list) and len(names) >= 2:
+            return [str(n) for n in names]
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        id2label = json.loads((model_dir / "config.json").read_text()).get("id2label") or {}
+        return [str(id2label[k]) for k in sorted(id2label, key=int)] if len(id2label) >= 2 else []
+    except (OSError, ValueError, AttributeError, KeyError):
+        return []
+
+
+def with_model_labels(config: InferenceConfig, home: Path) -> InferenceConfig:
+    """``data.label_names`` from the model when the config leaves them at their default, so an
+    inference config need not repeat what the model knows; a config that sets them wins."""
+    from mlpipe.core.config import DataConfig
+
+    default = DataConfig.model_fields["label_names"].default
+    if list(config.data.label_names) != list(default):
+        return config
+    try:
+        model_dir = Path(open_registry(config.registry, home).resolve(config.inference.model).uri)
+    except Exception:  # best effort: the load_model step reports a bad reference, by name
+        return config
+    names = model_label_names(model_dir)
+    if not names or names == list(default):
+        return config
+    data = config.data.model_copy(update={"label_names": names})
+    return config.model_copy(update={"data": data})
 
 
 def load_model(config: InferenceConfig, ctx: StepContext) -> ModelVersionRef:
@@ -180,7 +219,8 @@ def run_inference(
     """Predict every row in batches, in bounded memory, in input order (the task decides how)."""
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     out = ctx.out_dir / "predictions.parquet"
-    rows, seconds = get_task(config.task).predict_file(config, Path(model.uri), dataset, out)
+    with progress.step(ctx.step):
+        rows, seconds = get_task(config.task).predict_file(config, Path(model.uri), dataset, out)
     return PredictionsRef(
         uri=str(out),
         sha256=sha256_file(out),

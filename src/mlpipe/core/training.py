@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
+from mlpipe.core import progress as progress_
 from mlpipe.core.batching import shuffled_batches
 from mlpipe.core.config import TrainConfig
 from mlpipe.core.errors import DivergedError
@@ -87,66 +87,55 @@ def fit(
     seen = 0
     loss_sum = 0.0
     started = time.perf_counter()
-    bar = _progress(total_steps, "train", progress)
+    bar = progress_.Progress(total_steps, what="step") if progress else None
     epoch = 0
-    while step < total_steps:
-        for batch in shuffled_batches(
-            lengths,
-            train_cfg.batch_size,
-            train_cfg.seed + epoch,
-            group_by_length=train_cfg.group_by_length,
-        ):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                out = model(**make_inputs(batch))
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss = float(out.loss.detach())
-            if not math.isfinite(loss):
-                raise DivergedError(
-                    f"training diverged: the loss is {loss} at step {step + 1} of {total_steps}; "
-                    "nothing was saved (lower training.learning_rate, keep "
-                    "training.max_grad_norm small, or check the data)"
-                )
-            loss_sum += loss
-            seen += len(batch)
-            step += 1
-            if on_log is not None and (step % log_every == 0 or step == total_steps):
-                on_log(
-                    {
-                        "train/loss": loss,
-                        "train/learning_rate": float(scheduler.get_last_lr()[0]),
-                    },
-                    step,
-                )
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / step:.4f}")
-            if step >= total_steps:
-                break
-        epoch += 1
+    try:
+        while step < total_steps:
+            for batch in shuffled_batches(
+                lengths,
+                train_cfg.batch_size,
+                train_cfg.seed + epoch,
+                group_by_length=train_cfg.group_by_length,
+            ):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    out = model(**make_inputs(batch))
+                out.loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                loss = float(out.loss.detach())
+                if not math.isfinite(loss):
+                    raise DivergedError(
+                        f"training diverged: the loss is {loss} at step {step + 1} of "
+                        f"{total_steps}; nothing was saved (lower training.learning_rate, keep "
+                        "training.max_grad_norm small, or check the data)"
+                    )
+                loss_sum += loss
+                seen += len(batch)
+                step += 1
+                if on_log is not None and (step % log_every == 0 or step == total_steps):
+                    on_log(
+                        {
+                            "train/loss": loss,
+                            "train/learning_rate": float(scheduler.get_last_lr()[0]),
+                        },
+                        step,
+                    )
+                if bar is not None:
+                    bar.update(1, samples=len(batch), loss=loss_sum / step)
+                if step >= total_steps:
+                    break
+            epoch += 1
+    except BaseException:
+        if bar is not None:
+            bar.close(finished=False)
+        raise
     train_runtime = time.perf_counter() - started
     if bar is not None:
         bar.close()
     model.eval()
     return step, seen, loss_sum, train_runtime
-
-
-def _progress(total: int, desc: str, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="step",
-        file=sys.stderr,
-        leave=False,
-        disable=not sys.stderr.isatty(),
-    )
 
 
 def check_finite_weights(model: Any) -> None:

@@ -21,6 +21,7 @@ from mlpipe.core.errors import ConfigError, StepFailedError
 from mlpipe.core.execution import execute_step
 from mlpipe.core.paths import resolve_home, safe_run_id
 from mlpipe.core.pipeline import Pipeline, Step
+from mlpipe.core.progress import forward_to
 from mlpipe.core.refs import CheckResult, Ref, ref_from_json
 
 RESOURCE_KEY = "mlpipe"
@@ -177,13 +178,14 @@ def step_asset(
         res: MlpipeResource = getattr(context.resources, RESOURCE_KEY)
         run_id = mlpipe_run_id(context)
         try:
-            result = execute_step(
-                res.refs.get(pipeline.name) or pipeline, step.name,
-                res.config_json(pipeline.name), inputs, home=res.home_path(), run_id=run_id,
-                use_cache=res.use_cache, enforce_checks=False,  # the asset checks gate instead
-                tags={"runner": "dagster", "orchestrator_run_id": context.run.run_id,
-                      "dagster_job": context.job_name},
-            )
+            with forward_to(context.log.info):  # progress lines into Dagster's event log
+                result = execute_step(
+                    res.refs.get(pipeline.name) or pipeline, step.name,
+                    res.config_json(pipeline.name), inputs, home=res.home_path(), run_id=run_id,
+                    use_cache=res.use_cache, enforce_checks=False,  # the asset checks gate instead
+                    tags={"runner": "dagster", "orchestrator_run_id": context.run.run_id,
+                          "dagster_job": context.job_name},
+                )
         except StepFailedError as exc:  # error.json says what; Dagster only needs to stop
             raise dg.Failure(description=str(exc), allow_retries=exc.exit_code != 2) from exc
         ref = ref_from_json(result["ref"])

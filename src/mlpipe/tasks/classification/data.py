@@ -86,12 +86,28 @@ def label_ids(column: pa.ChunkedArray, cfg: DataConfig, source: str) -> pa.Array
 
 def _load_all(cfg: DataConfig, path: Path | None) -> pa.Table:
     source = data.source_name(cfg, path)
-    return data.concat(
-        (normalize(t, cfg, source, require_labels=True)
-         for t in iter_tables(cfg, path, chunk_rows=1 << 16)),
+    tables = (normalize(t, cfg, source, require_labels=True)
+              for t in iter_tables(cfg, path, chunk_rows=1 << 16))  # fmt: skip
+    table = data.concat(
+        data.refusing_blanks(tables, source, {TEXT: cfg.text_column}, max_rows=cfg.max_rows),
         empty=pa.schema([(TEXT, pa.string())]),
         max_rows=cfg.max_rows,
-    )  # fmt: skip
+    )
+    if path == cfg.path and len(table):
+        _refuse_one_class(table.column(LABEL).to_pylist(), cfg, source)
+    return table
+
+
+def _refuse_one_class(labels: list[int], cfg: DataConfig, source: str) -> None:
+    """Training rows that all carry one label teach nothing: bad input (exit 2), named."""
+    present = sorted(set(labels))
+    if len(present) < 2:
+        only = cfg.label_names[present[0]] if present else "none"
+        raise DataError(
+            f"{source}: all {len(labels)} rows have the label '{only}' (column "
+            f"'{cfg.label_column}'); training needs rows of at least two of "
+            f"{', '.join(cfg.label_names)} (data.label_names): add rows of the others"
+        )
 
 
 def _empty_count(texts: list[str]) -> int:
@@ -123,9 +139,10 @@ def prepare_inference_data(cfg: DataConfig, out_dir: Path, *, chunk_rows: int) -
     """Stream rows into ``data.parquet`` chunk by chunk (bounded memory), labels optional."""
     source = data.source_name(cfg, cfg.path)
     out_dir.mkdir(parents=True, exist_ok=True)
+    tables = (normalize(raw, cfg, source, require_labels=False)
+              for raw in iter_tables(cfg, cfg.path, chunk_rows=chunk_rows))  # fmt: skip
     stats = data.stream_to_parquet(
-        (normalize(raw, cfg, source, require_labels=False)
-         for raw in iter_tables(cfg, cfg.path, chunk_rows=chunk_rows)),
+        data.refusing_blanks(tables, source, {TEXT: cfg.text_column}, max_rows=cfg.max_rows),
         out_dir / "data.parquet",
         max_rows=cfg.max_rows,
         keys=lambda t: t.column(TEXT).to_pylist(),

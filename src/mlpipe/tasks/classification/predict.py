@@ -59,7 +59,7 @@ class Predictor:
     def predict(self, texts: list[str]) -> tuple[list[int], list[float]]:
         """Predicted label ids and their softmax probabilities, in input order."""
         ids = tokenize(self.tokenizer, texts, self.max_length)
-        labels, scores, gaps = self._score(self.model, ids)
+        labels, scores, gaps = self._score(self.model, ids, report=True)
         if self.fallback is not None:
             redo = [i for i, gap in enumerate(gaps) if gap < self.fallback_gap]
             if redo:
@@ -84,10 +84,13 @@ class Predictor:
         return probs
 
     def _score(
-        self, model: Any, ids: list[list[int]]
+        self, model: Any, ids: list[list[int]], *, report: bool = False
     ) -> tuple[list[int], list[float], list[float]]:
-        """Labels, their probabilities and the top-two probability gaps, in input order."""
+        """Labels, their probabilities and the top-two probability gaps, in input order;
+        ``report`` ticks the running progress per batch."""
         import torch
+
+        from mlpipe.core.progress import advance
 
         labels = [0] * len(ids)
         scores = [0.0] * len(ids)
@@ -102,6 +105,8 @@ class Predictor:
                            (best - second).tolist(), strict=True)  # fmt: skip
                 for i, label, score, gap in rows:
                     labels[i], scores[i], gaps[i] = label, score, gap
+                if report:
+                    advance(len(batch), samples=len(batch))
         return labels, scores, gaps
 
 

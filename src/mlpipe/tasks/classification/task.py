@@ -44,6 +44,15 @@ class ClassificationTask:
     config_section: ClassVar[str | None] = None  # uses data.label_names etc., no section
     training_options: ClassVar[type[TaskOptions] | None] = None
     inference_options: ClassVar[type[TaskOptions] | None] = None
+    #: what ``mlpipe predict --output`` adds to the user's columns (keys of ``predict_texts``)
+    file_outputs: ClassVar[tuple[str, ...]] = ("label", "score")
+
+    def file_inputs(
+        self, training_config: Mapping[str, Any], text_column: str | None
+    ) -> dict[str, str]:
+        """The user's text column in ``mlpipe predict --input``: the one the model trained on."""
+        data_cfg = training_config.get("data") or {}
+        return {"text": text_column or data_cfg.get("text_column") or "text"}
 
     def load_training_data(self, config: TrainingConfig, out_dir: Path) -> DatasetRef:
         return data.prepare_training_data(config.data, out_dir)

@@ -70,9 +70,12 @@ def normalize_sql_table(
 
 def _load_all(cfg: DataConfig, sql: SqlOptions, path: Path | None) -> pa.Table:
     source = data.source_name(cfg, path)
+    tables = (normalize_sql_table(t, sql, source, require_answer=True)
+              for t in iter_sql_tables(cfg, path, chunk_rows=1 << 16, sql=sql))  # fmt: skip
+    columns = {QUESTION: sql.question_column, CONTEXT: sql.context_column,
+               ANSWER: sql.answer_column}  # fmt: skip
     return data.concat(
-        (normalize_sql_table(t, sql, source, require_answer=True)
-         for t in iter_sql_tables(cfg, path, chunk_rows=1 << 16, sql=sql)),
+        data.refusing_blanks(tables, source, columns, max_rows=cfg.max_rows),
         empty=pa.schema([(QUESTION, pa.string()), (CONTEXT, pa.string()), (ANSWER, pa.string())]),
         max_rows=cfg.max_rows,
     )  # fmt: skip
@@ -133,9 +136,11 @@ def prepare_inference_data(
     """Stream rows into ``data.parquet`` chunk by chunk (bounded memory), answers optional."""
     source = data.source_name(cfg, cfg.path)
     out_dir.mkdir(parents=True, exist_ok=True)
+    tables = (normalize_sql_table(raw, sql, source, require_answer=False)
+              for raw in iter_sql_tables(cfg, cfg.path, chunk_rows=chunk_rows, sql=sql))
+    columns = {QUESTION: sql.question_column, CONTEXT: sql.context_column}
     stats = data.stream_to_parquet(
-        (normalize_sql_table(raw, sql, source, require_answer=False)
-         for raw in iter_sql_tables(cfg, cfg.path, chunk_rows=chunk_rows, sql=sql)),
+        data.refusing_blanks(tables, source, columns, max_rows=cfg.max_rows),
         out_dir / "data.parquet",
         max_rows=cfg.max_rows,
         keys=row_keys,

@@ -253,6 +253,8 @@ class SqlGenerator:
         """Greedy SQL for each (question, context), in input order; length-sorted batches."""
         import torch
 
+        from mlpipe.core.progress import advance
+
         prompts = [self.info.format(q, c) for q, c in zip(questions, contexts, strict=True)]
         seq2seq = self.info.architecture == "seq2seq"
         ids = self.tokenizer(prompts, add_special_tokens=seq2seq)["input_ids"]
@@ -281,6 +283,7 @@ class SqlGenerator:
                 texts = self.tokenizer.batch_decode(new.tolist(), skip_special_tokens=True)
                 for i, text in zip(batch, texts, strict=True):
                     out[i] = text.strip()
+                advance(len(batch), samples=len(batch))  # no-op outside a progress loop
         return out
 
 

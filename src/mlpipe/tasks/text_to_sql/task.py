@@ -51,6 +51,19 @@ class TextToSqlTask:
     config_section: ClassVar[str | None] = "sql"
     training_options: ClassVar[type[TaskOptions] | None] = SqlTrainOptions
     inference_options: ClassVar[type[TaskOptions] | None] = SqlOptions
+    #: what ``mlpipe predict --output`` adds to the user's columns (keys of ``predict_texts``)
+    file_outputs: ClassVar[tuple[str, ...]] = ("sql",)
+
+    def file_inputs(
+        self, training_config: Mapping[str, Any], text_column: str | None
+    ) -> dict[str, str]:
+        """The question and context columns of ``mlpipe predict --input`` (``text_column``
+        renames the question): the training config's names unless told otherwise."""
+        opts = training_config.get("task_options") or training_config.get("sql") or {}
+        return {
+            QUESTION: text_column or opts.get("question_column") or QUESTION,
+            CONTEXT: opts.get("context_column") or CONTEXT,
+        }
 
     def load_training_data(self, config: TrainingConfig, out_dir: Path) -> DatasetRef:
         return data.prepare_training_data(config.data, sql_options(config), out_dir)
