@@ -12,6 +12,7 @@ import pytest
 
 from mlpipe.core import TRAINING, StepFailedError, TrainingConfig, plugins
 from mlpipe.core.execution import get_runner
+from mlpipe.core.runs import find_run, list_runs, step_logs
 from tests.conftest import TINY_TRAINING, venv_env
 
 
@@ -38,6 +39,13 @@ def test_resume_reruns_only_the_failed_step_and_after(
     assert info.value.step == "upload_model"
     (run_dir,) = (home / "runs" / "training").iterdir()
     trained = json.loads((run_dir / "train_model" / "result.json").read_text())
+    # the failed run is in the history, whatever ran it: what `mlpipe runs list/show/logs` read
+    (failed,) = list_runs(home, status="failed")
+    assert failed["run_id"] == run_dir.name and failed["runner"] == runner
+    assert failed["failed_step"] == "upload_model" and "Not a directory" in str(failed["error"])
+    assert find_run(home, run_dir.name)["status"] == "failed"
+    logs = dict(step_logs(failed, "upload_model"))
+    assert "Traceback" in logs["upload_model: failed"]
 
     blocker.unlink()  # the cause is fixed
     resumed = chosen.run(TRAINING, cfg, home=home, run_id=run_dir.name, resume=True,
