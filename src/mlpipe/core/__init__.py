@@ -46,6 +46,7 @@ from mlpipe.core.refs import (
     PredictionsRef,
     Ref,
     ResultsRef,
+    ShardsRef,
     ref_from_json,
 )
 from mlpipe.core.registry import Registry, open_registry
@@ -74,6 +75,7 @@ __all__ = [
     "Registry",
     "ResultsRef",
     "Runner",
+    "ShardsRef",
     "Step",
     "StepContext",
     "StepFailedError",
