@@ -82,6 +82,13 @@ def test_sharded_inference_equals_one_shard(
     shards = sorted((run.run_dir / "run_inference").glob("shard-*"))
     assert [p.name for p in shards] == ["shard-0000", "shard-0001", "shard-0002"]
     assert all((p / "result.json").is_file() for p in shards)
+    pids = {json.loads((p / "result.json").read_text())["pid"] for p in shards}
+    if runner == "airflow":  # dynamic task mapping: a mapped task instance per shard
+        assert run.extra["task_states"]["run_inference__shard"] == "success"
+    if runner == "dagster":  # dynamic outputs: a mapped op per shard, in the run's process
+        assert pids == {os.getpid()}
+    if runner == "local":  # a process per shard
+        assert len(pids) == 3 and os.getpid() not in pids
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""mlpipe's core: configs, references, the eight steps, the pipelines, plugins and runners.
+"""mlpipe's core: configs, references, the nine steps, the pipelines, plugins and runners.
 
 No orchestrator, integration or plugin is imported here. Notebooks and scripts use this package
 directly::

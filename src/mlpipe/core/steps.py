@@ -1,4 +1,4 @@
-"""The eight steps as plain functions: ``step(config, ctx, **input_refs) -> Ref``.
+"""The nine steps as plain functions: ``step(config, ctx, **input_refs) -> Ref``.
 
 Each step reads only its config and the artifacts its input references point to, and writes only
 under ``ctx.out_dir``; heavy libraries are imported inside the steps that need them.

@@ -390,9 +390,6 @@ def _run_shards(
     from concurrent.futures import ThreadPoolExecutor
 
     count = shard_count(step, inputs)
-    directory = step_dir(home, pipeline.name, run_id, step.name)
-    for name in (RESULT_FILE, ERROR_FILE):
-        (directory / name).unlink(missing_ok=True)  # the gather of an earlier try
     workers = min(count, os.cpu_count() or 1)
     try:
         ref = portable_ref(pipeline)
@@ -446,6 +443,8 @@ def gather_shards(
     never finished, as its ``error.json`` naming that shard. Nothing partial is ever gathered:
     a shard counts only once its ``result.json`` exists, and a failed shard leaves no outputs."""
     directory = step_dir(home, pipeline.name, run_id, step_name)
+    for name in (RESULT_FILE, ERROR_FILE):
+        (directory / name).unlink(missing_ok=True)  # an earlier try's gather
     runs: list[StepRun] = []
     for shard in range(count):
         where = directory / shard_name(shard)
