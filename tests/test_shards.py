@@ -87,6 +87,8 @@ def test_sharded_inference_equals_one_shard(
         assert run.extra["task_states"]["run_inference__shard"] == "success"
     if runner == "dagster":  # dynamic outputs: a mapped op per shard, in the run's process
         assert pids == {os.getpid()}
+    if runner == "kubeflow":  # dsl.ParallelFor: one iteration (its own task) per shard
+        assert len(list((trained / "kfp").glob("*/for-loop-*-iteration-*"))) == 3
     if runner == "local":  # a process per shard
         assert len(pids) == 3 and os.getpid() not in pids
 

@@ -35,7 +35,9 @@ class StepContext:
 
     @property
     def run_dir(self) -> Path:
-        return self.out_dir.parent
+        parent = self.out_dir.parent  # a map step's shard writes under <run>/<step>/shard-NNNN
+        return parent.parent if parent.name == self.step and self.out_dir.name.startswith(
+            "shard-") else parent
 
 
 @dataclass(frozen=True)
