@@ -36,8 +36,17 @@ TINY = ROOT / "configs" / "tiny"
 OVERRIDES = {"training": ["data.generated.n_samples=300", "training.epochs=1"],
              "inference": ["data.generated.n_samples=100"]}
 AIRFLOW_DAGS = ("mlpipe_training", "mlpipe_inference")
-TRAINING_ASSETS = ("training_data", "trained_model", "model_artifacts", "registered_model")
-INFERENCE_ASSETS = ("inference_data", "loaded_model", "predictions", "inference_report")
+
+
+def _assets(pipeline: str) -> tuple[str, ...]:
+    """The asset names a pipeline's steps declare: the one description every runner reads."""
+    from mlpipe.core.pipeline import resolve_pipeline
+
+    return tuple(step.asset for step in resolve_pipeline(pipeline).steps)
+
+
+TRAINING_ASSETS = _assets("training")
+INFERENCE_ASSETS = _assets("inference")
 DAGSTER_LOCATION = "mlpipe.adapters.dagster.definitions"
 WIDTH, HEIGHT = 1400, 900
 

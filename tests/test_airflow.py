@@ -383,8 +383,10 @@ def test_dags_file_without_config_uses_builtin_defaults(tmp_path: Path) -> None:
                          cwd=tmp_path, timeout=120, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     dags = json.loads(out.stdout.strip().splitlines()[-1])
+    mapped = ["run_inference__shards", "run_inference__shard"]  # dynamic task mapping
     assert dags == {"mlpipe_training": list(TRAINING.step_names),
-                    "mlpipe_inference": list(INFERENCE.step_names)}
+                    "mlpipe_inference": [*INFERENCE.step_names[:3], *mapped,
+                                         *INFERENCE.step_names[3:]]}
     assert "built-in default config" in out.stderr + out.stdout
 
     env.update(MLPIPE_PIPELINES=f"inference, {_user_module(tmp_path)}:PIPELINE",
@@ -393,5 +395,6 @@ def test_dags_file_without_config_uses_builtin_defaults(tmp_path: Path) -> None:
                          cwd=tmp_path, timeout=120, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     dags = json.loads(out.stdout.strip().splitlines()[-1])
-    assert dags == {"mlpipe_inference": list(INFERENCE.step_names),
+    assert dags == {"mlpipe_inference": [*INFERENCE.step_names[:3], *mapped,
+                                         *INFERENCE.step_names[3:]],
                     "mlpipe_counting": ["make", "add"]}

@@ -39,7 +39,8 @@ from tests.conftest import ROOT, TINY_INFERENCE, TINY_TRAINING, venv_env
 FAKE_KEY = "sk-planted-wandb-key-5e1f0c9a"
 AIRFLOW_RUN_ID = "{{ (dag_run.conf or {}).get('mlpipe_run_id') or run_id }}"
 PIPELINES = {"training": ["load_training_data", "train_model", "save_artifacts", "upload_model"],
-             "inference": ["load_inference_data", "load_model", "run_inference", "save_results"]}
+             "inference": ["load_inference_data", "split_inference_data", "load_model",
+                           "run_inference", "save_results"]}
 SETS = {"training": ["data.generated.n_samples=300", "training.epochs=1"],
         "inference": ["data.generated.n_samples=100"]}
 CONFIGS = {"training": TINY_TRAINING, "inference": TINY_INFERENCE}

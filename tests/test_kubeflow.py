@@ -107,8 +107,16 @@ def test_compiled_yaml_has_one_component_per_step_and_config_parameters(
 
     spec, platform = _load_yaml(out)
     tasks = {p.task_name: p for p in plan(pipeline)}
-    assert set(spec["components"]) == {f"comp-{t}" for t in tasks}
-    assert set(spec["root"]["dag"]["tasks"]) == set(tasks)
+    # a map step: <step>-shards lists the shards, a ParallelFor runs <step>-shard, <step> gathers
+    mapped = [t for t, p in tasks.items() if p.step.map_over]
+    loops = {f"{t}-shards" for t in mapped} | {f"for-loop-{i + 1}" for i in range(len(mapped))}
+    assert set(spec["components"]) == {f"comp-{t}" for t in (*tasks, *loops)} | {
+        f"comp-{t}-shard" for t in mapped}
+    assert set(spec["root"]["dag"]["tasks"]) == set(tasks) | loops
+    for i, name in enumerate(mapped):
+        loop = spec["root"]["dag"]["tasks"][f"for-loop-{i + 1}"]
+        items = loop["parameterIterator"]["items"]["inputParameter"]
+        assert items.endswith(f"{name}-shards-Output")
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert set(params) == {"config_json", "mlpipe_home", "run_id"}
     assert config_from_json(params["config_json"]["defaultValue"]) == cfg
@@ -116,11 +124,15 @@ def test_compiled_yaml_has_one_component_per_step_and_config_parameters(
         task = spec["root"]["dag"]["tasks"][name]
         # upstream steps arrive as typed artifacts, in the order core declares them
         arts = task["inputs"].get("artifacts", {})
-        assert {a: arts[a]["taskOutputArtifact"]["producerTask"] for a in arts} == {
-            a: s.replace("_", "-") for a, s in item.step.inputs.items()}
+        producers = {a: arts[a]["taskOutputArtifact"]["producerTask"] for a in arts}
+        if name in mapped:  # the gather takes the loop's collected outputs, and is never cached
+            assert producers == {"shard_results": f"for-loop-{mapped.index(name) + 1}"}
+        else:
+            assert producers == {a: s.replace("_", "-") for a, s in item.step.inputs.items()}
         assert task["inputs"]["parameters"]["job_name"]["runtimeValue"]["constant"] == (
             "{{$.pipeline_job_name}}")
-        assert task["cachingOptions"].get("enableCache", False) is item.step.cacheable
+        assert task["cachingOptions"].get("enableCache", False) is (
+            item.step.cacheable and name not in mapped)
         # the body is a call into the adapter's run_component -> execute_step, nothing else
         source = _executor_source(spec, name)
         assert f"run_component({pipeline.name!r}, {item.step.name!r}" in source

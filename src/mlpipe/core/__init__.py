@@ -1,4 +1,4 @@
-"""mlpipe's core: configs, references, the eight steps, the pipelines, plugins and runners.
+"""mlpipe's core: configs, references, the nine steps, the pipelines, plugins and runners.
 
 No orchestrator, integration or plugin is imported here. Notebooks and scripts use this package
 directly::
@@ -46,6 +46,7 @@ from mlpipe.core.refs import (
     PredictionsRef,
     Ref,
     ResultsRef,
+    ShardsRef,
     ref_from_json,
 )
 from mlpipe.core.registry import Registry, open_registry
@@ -74,6 +75,7 @@ __all__ = [
     "Registry",
     "ResultsRef",
     "Runner",
+    "ShardsRef",
     "Step",
     "StepContext",
     "StepFailedError",

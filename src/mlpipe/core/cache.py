@@ -31,6 +31,7 @@ from mlpipe.core.refs import (
     PredictionsRef,
     Ref,
     ResultsRef,
+    ShardsRef,
     ref_from_json,
 )
 
@@ -102,6 +103,8 @@ def step_key(pipeline: str, step: Step, config: Any, inputs: Mapping[str, Ref]) 
 def still_valid(ref: Ref) -> bool:
     """True when every file the reference points to exists and matches its recorded hash."""
     try:
+        if isinstance(ref, ShardsRef):
+            return all(still_valid(shard) for shard in ref.refs)
         if isinstance(ref, DatasetRef):
             from mlpipe.core.data import dataset_sha256
 
@@ -129,7 +132,13 @@ ENTRY_FORMAT = 2
 
 def output_files(ref: Ref) -> tuple[Path, dict[str, str]]:
     """Where ``ref``'s output lives and the sha256 of every file there (a directory's files, or
-    the one file a file reference names)."""
+    the one file a file reference names; for shards, every shard's files as ``<i>/<file>``)."""
+    if isinstance(ref, ShardsRef):
+        files: dict[str, str] = {}
+        for i, shard in enumerate(ref.refs):
+            root, shard_files = output_files(shard)
+            files.update({f"{i}/{root.name}/{name}": h for name, h in shard_files.items()})
+        return Path(ref.uri), files
     path = Path(ref.predictions_uri) if isinstance(ref, ResultsRef) else Path(ref.uri)
     if path.is_dir():
         return path, file_hashes(path)

@@ -419,6 +419,13 @@ class InferenceSettings(_Strict):
     )
     chunk_rows: Annotated[int, Field(ge=1)] = 10_000  # rows in memory at once; peak RSS follows
     num_threads: Annotated[int | None, Field(ge=1)] = None
+    shards: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        1,
+        description="run_inference runs once per shard, in parallel; 'auto': rows_per_shard "
+        "rows each. Shards are cut at multiples of chunk_rows (so the batches, and the "
+        "predictions, are those of one shard), so there are never more shards than chunks",
+    )
+    rows_per_shard: Annotated[int, Field(ge=1)] = 100_000
 
 
 def _default_section(kind: plugins.Kind) -> Any:

@@ -539,6 +539,63 @@ def write_predictions(
     return rows, time.perf_counter() - started
 
 
+# -- shards -------------------------------------------------------------------------------------
+
+
+def plan_shards(rows: int, shards: int | str, *, chunk_rows: int, rows_per_shard: int) -> int:
+    """How many chunks of ``chunk_rows`` rows each shard takes (all but the last the same).
+
+    Shards are cut only between chunks, so each shard reads exactly the chunks (and forms exactly
+    the batches) one unsharded pass would: predictions stay byte-identical. ``shards="auto"``
+    asks for ``rows_per_shard`` rows each; never more shards than chunks, never fewer than one.
+    """
+    chunks = max(1, -(-rows // chunk_rows))
+    wanted = -(-rows // rows_per_shard) if shards == "auto" else int(shards)
+    wanted = max(1, min(wanted, chunks))
+    return -(-chunks // wanted)
+
+
+def split_dataset(
+    dataset: DatasetRef, out_dir: Path, *, chunks_per_shard: int, chunk_rows: int
+) -> list[DatasetRef]:
+    """``dataset``'s rows as consecutive shards of ``chunks_per_shard`` chunks, in input order,
+    each a dataset of its own under ``out_dir/shard-NNNN``. One shard is ``dataset`` itself (no
+    copy). Each shard file is written atomically; a failure leaves no complete-looking shard."""
+    source = Path(dataset.uri) / dataset.files["data"]
+    rows = dataset.rows.get("data", 0)
+    shard_rows = chunks_per_shard * chunk_rows
+    if rows <= shard_rows:
+        return [dataset]
+    schema = pq.ParquetFile(source).schema_arrow
+    shards: list[DatasetRef] = []
+    chunks = iter_chunks(source, chunk_rows)
+    for start in range(0, rows, shard_rows):
+        directory = out_dir / f"shard-{len(shards):04d}"
+        directory.mkdir(parents=True, exist_ok=True)
+        written = 0
+        with atomic_path(directory / "data.parquet") as tmp, pq.ParquetWriter(tmp, schema) as out:
+            for _ in range(chunks_per_shard):
+                chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                out.write_table(chunk)
+                written += len(chunk)
+        if written != min(shard_rows, rows - start):
+            raise DataError(f"{source}: {written} rows read for shard {len(shards)}")
+        shards.append(
+            dataset_ref(
+                directory,
+                {"data": "data.parquet"},
+                {"data": written},
+                dataset.columns,
+                has_labels=dataset.has_labels,
+                checks=(),
+                label_names=dataset.label_names,
+            )
+        )
+    return shards
+
+
 # -- references ---------------------------------------------------------------------------------
 
 

@@ -4,6 +4,8 @@
 ``MLPIPE_FAULT`` equals that name, so the fault-injection suite (tests/test_faults.py) can check
 that whatever a killed process leaves behind is never served, never misreported and is cleaned
 up. Unset (always, outside tests) it costs one dict lookup. Every point is listed in ``POINTS``.
+``raise:<name>`` makes :func:`fault_raise` points raise instead (a step that fails cleanly, e.g.
+one shard of a map step: ``MLPIPE_FAULT=raise:shard:run_inference:1``).
 """
 
 from __future__ import annotations
@@ -39,3 +41,14 @@ def fault_point(name: str) -> None:
     wanted = os.environ.get(ENV)
     if wanted and (wanted == name or fnmatch.fnmatchcase(name, wanted)):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class InjectedFault(RuntimeError):
+    """What a ``raise:`` fault raises: an ordinary step failure, recorded like any other."""
+
+
+def fault_raise(name: str) -> None:
+    """Raise ``InjectedFault`` if ``$MLPIPE_FAULT`` is ``raise:<name>`` (or a glob matching it)."""
+    wanted = os.environ.get(ENV)
+    if wanted and wanted.startswith("raise:") and fnmatch.fnmatchcase(name, wanted[6:]):
+        raise InjectedFault(f"injected fault at {name} ({ENV})")

@@ -80,9 +80,12 @@ def load_tokenizer(source: str | Path) -> PreTrainedTokenizerBase:
 
 
 def set_threads(n: int | None) -> None:
+    """``n`` threads for torch; unset, the shard's budget (``$MLPIPE_THREADS``) or every core."""
     import torch
 
-    torch.set_num_threads(n or max(os.cpu_count() or 1, 1))
+    budget = os.environ.get("MLPIPE_THREADS", "")
+    torch.set_num_threads(n or (int(budget) if budget.isdigit() else 0) or
+                          max(os.cpu_count() or 1, 1))
 
 
 def quantize_int8(model: Any) -> Any:

@@ -35,7 +35,9 @@ class StepContext:
 
     @property
     def run_dir(self) -> Path:
-        return self.out_dir.parent
+        parent = self.out_dir.parent  # a map step's shard writes under <run>/<step>/shard-NNNN
+        return parent.parent if parent.name == self.step and self.out_dir.name.startswith(
+            "shard-") else parent
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,12 @@ class Step:
     the output as a thing (for asset-based orchestrators); ``config_sections`` are the parts of the
     config the step reads, which is what its cache key covers; ``checks`` names the quality checks
     its reference carries, for orchestrators that declare checks before a run.
+
+    ``map_over`` makes it a map step: it names the upstream step whose output is a ``ShardsRef``,
+    and the step runs once per shard (each input from that step gets one shard; every other input
+    stays whole), each in its own ``<step>/shard-NNNN/`` directory, cached and resumed per shard.
+    Steps after a map step take its output as a ``ShardsRef`` of the shards' outputs, in shard
+    order (the gather). The shard count is whatever the upstream produced at run time.
     """
 
     name: str
@@ -56,10 +64,16 @@ class Step:
     config_sections: tuple[str, ...] = ()
     cacheable: bool = True
     checks: tuple[str, ...] = ()  # quality checks its reference carries (declared up front)
+    map_over: str | None = None  # upstream step whose shards this step runs over, one by one
 
     @property
     def upstream(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.inputs.values()))
+
+    @property
+    def mapped_inputs(self) -> tuple[str, ...]:
+        """The input names that take one shard each (those fed by ``map_over``)."""
+        return tuple(arg for arg, src in self.inputs.items() if src == self.map_over)
 
 
 def _caller_module() -> str:
@@ -98,6 +112,11 @@ class Pipeline:
                         f"pipeline {self.name}: step '{step.name}' input '{arg}' comes from "
                         f"'{source}', which is not an earlier step"
                     )
+            if step.map_over is not None and step.map_over not in step.upstream:
+                raise ValueError(
+                    f"pipeline {self.name}: step '{step.name}' maps over '{step.map_over}', "
+                    "which is not one of its inputs"
+                )
             seen.add(step.name)
 
     @property

@@ -7,11 +7,13 @@ the artifact. That is what lets one step run in a different process, task or pod
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlpipe.core.errors import ConfigError
+from mlpipe.core.hashing import sha256_json
 
 
 class CheckResult(BaseModel):
@@ -119,6 +121,30 @@ class ResultsRef(Ref):
     rows: int
     model: str
     metrics: dict[str, float] = {}
+
+
+class ShardsRef(Ref):
+    """One output cut into shards, in input order: what a map step runs over (one execution per
+    shard) and what a map step's output is to the steps after it (its shards, gathered in order).
+
+    ``shards`` holds each shard's own reference as JSON (any kind); read them with ``refs``.
+    """
+
+    kind: Literal["shards"] = "shards"
+    shards: tuple[dict[str, Any], ...]
+
+    @property
+    def refs(self) -> list[Ref]:
+        return [ref_from_json(shard) for shard in self.shards]
+
+    @classmethod
+    def of(cls, refs: Sequence[Ref], uri: str) -> ShardsRef:
+        """The shards ``refs`` (in order) as one reference; its hash covers theirs, in order."""
+        return cls(
+            uri=uri,
+            sha256=sha256_json([r.sha256 for r in refs]),
+            shards=tuple(r.model_dump(mode="json") for r in refs),
+        )
 
 
 def ref_from_json(data: str | dict[str, Any]) -> Ref:

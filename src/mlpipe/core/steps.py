@@ -1,4 +1,4 @@
-"""The eight steps as plain functions: ``step(config, ctx, **input_refs) -> Ref``.
+"""The nine steps as plain functions: ``step(config, ctx, **input_refs) -> Ref``.
 
 Each step reads only its config and the artifacts its input references point to, and writes only
 under ``ctx.out_dir``; heavy libraries are imported inside the steps that need them.
@@ -6,7 +6,9 @@ under ``ctx.out_dir``; heavy libraries are imported inside the steps that need t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlpipe.core import artifacts, progress
 from mlpipe.core.config import InferenceConfig, TrainingConfig
@@ -20,10 +22,14 @@ from mlpipe.core.refs import (
     ModelVersionRef,
     PredictionsRef,
     ResultsRef,
+    ShardsRef,
 )
 from mlpipe.core.registry import open_registry
 from mlpipe.core.task import get_task
 from mlpipe.core.tracking import Tracker, open_tracker
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # -- training -----------------------------------------------------------------------------------
 
@@ -207,6 +213,25 @@ def with_model_labels(config: InferenceConfig, home: Path) -> InferenceConfig:
     return config.model_copy(update={"data": data})
 
 
+def split_inference_data(
+    config: InferenceConfig, ctx: StepContext, dataset: DatasetRef
+) -> ShardsRef:
+    """Cut the rows into ``inference.shards`` shards, in order, at chunk boundaries."""
+    from mlpipe.core.data import plan_shards, split_dataset
+
+    settings = config.inference
+    per_shard = plan_shards(
+        dataset.rows.get("data", 0),
+        settings.shards,
+        chunk_rows=settings.chunk_rows,
+        rows_per_shard=settings.rows_per_shard,
+    )
+    shards = split_dataset(
+        dataset, ctx.out_dir, chunks_per_shard=per_shard, chunk_rows=settings.chunk_rows
+    )
+    return ShardsRef.of(shards, uri=str(ctx.out_dir))
+
+
 def load_model(config: InferenceConfig, ctx: StepContext) -> ModelVersionRef:
     """Resolve ``name:alias`` or ``name:vN`` in the registry and verify every file's checksum."""
     registry = open_registry(config.registry, ctx.home)
@@ -230,15 +255,49 @@ def run_inference(
     )
 
 
+def _gathered(predictions: PredictionsRef | ShardsRef) -> list[PredictionsRef]:
+    parts = predictions.refs if isinstance(predictions, ShardsRef) else [predictions]
+    if not parts or not all(isinstance(p, PredictionsRef) for p in parts):
+        raise DataError(f"{predictions.uri}: expected predictions, got {predictions.kind}")
+    return [p for p in parts if isinstance(p, PredictionsRef)]
+
+
+def _rows_of(paths: list[Path], chunk_rows: int) -> Iterator[pa.Table]:
+    """The rows of several parquet files, in order, as tables of ``chunk_rows`` rows (the last
+    may be shorter): the shards' predictions read as one file."""
+    import pyarrow as pa
+
+    from mlpipe.core.data import iter_chunks
+
+    pending: list[pa.Table] = []
+    held = 0
+    for path in paths:
+        for table in iter_chunks(path, chunk_rows):
+            pending.append(table)
+            held += len(table)
+            while held >= chunk_rows:
+                whole = pa.concat_tables(pending)
+                yield whole.slice(0, chunk_rows).combine_chunks()
+                rest = whole.slice(chunk_rows)
+                pending, held = [rest], len(rest)
+    if held:
+        yield pa.concat_tables(pending).combine_chunks()
+
+
 def save_results(
-    config: InferenceConfig, ctx: StepContext, dataset: DatasetRef, predictions: PredictionsRef
+    config: InferenceConfig,
+    ctx: StepContext,
+    dataset: DatasetRef,
+    predictions: PredictionsRef | ShardsRef,
 ) -> ResultsRef:
-    """Join predictions to the input rows (order kept), compute metrics if labels exist, write."""
+    """Join predictions (one file, or the shards' gathered in order) to the input rows (order
+    kept), compute metrics if labels exist, write."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from mlpipe.core.data import iter_chunks
 
+    parts = _gathered(predictions)
     task = get_task(config.task)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     out = ctx.out_dir / "predictions.parquet"
@@ -246,7 +305,7 @@ def save_results(
     accumulator = task.results(config, dataset)
     rows = 0
     chunk = config.inference.chunk_rows
-    pred_chunks = iter_chunks(Path(predictions.uri), chunk)
+    pred_chunks = _rows_of([Path(p.uri) for p in parts], chunk)
     writer: pq.ParquetWriter | None = None
     try:
         for inputs in iter_chunks(Path(dataset.uri) / dataset.files["data"], chunk):
@@ -265,23 +324,28 @@ def save_results(
             pq.write_table(pa.table({"text": pa.array([], pa.string())}), tmp)
         else:
             writer.close()
-        if rows != predictions.rows:
-            raise DataError(f"{predictions.uri}: {predictions.rows} predictions for {rows} rows")
+        predicted = sum(p.rows for p in parts)
+        if rows != predicted or next(pred_chunks, None) is not None:
+            raise DataError(f"{predictions.uri}: {predicted} predictions for {rows} rows")
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
-    metrics: dict[str, float] = {"rows": float(rows), "throughput": predictions.throughput}
+    # rows per second of predicting; shards ran side by side, so the slowest one's time counts
+    slowest = max((p.rows / p.throughput for p in parts if p.throughput), default=0.0)
+    throughput = rows / slowest if slowest else 0.0
+    model = parts[0].model
+    metrics: dict[str, float] = {"rows": float(rows), "throughput": throughput}
     if dataset.has_labels:
         metrics.update(accumulator.metrics())
-    artifacts.write_json(ctx.out_dir / "metrics.json", {"model": predictions.model, **metrics})
+    artifacts.write_json(ctx.out_dir / "metrics.json", {"model": model, **metrics})
     with _tracker(config, ctx, job_type="inference") as tracker:
         tracker.log({f"inference/{k}": v for k, v in metrics.items()})
-        tracker.summary({"model": predictions.model, **metrics})
+        tracker.summary({"model": model, **metrics})
     return ResultsRef(
         uri=str(ctx.out_dir),
         sha256=sha256_file(out),
         predictions_uri=str(out),
         rows=rows,
-        model=predictions.model,
+        model=model,
         metrics=metrics,
     )

@@ -26,9 +26,10 @@ import pendulum
 from airflow.sdk import DAG, Variable, task
 
 from mlpipe.core.config import PipelineSettings, load_config
-from mlpipe.core.execution import execute_step
+from mlpipe.core.execution import execute_gather, execute_step
 from mlpipe.core.paths import resolve_home
 from mlpipe.core.pipeline import Pipeline, portable_ref, resolve_pipeline
+from mlpipe.core.refs import ref_from_json
 
 from .spec import CONF_USE_CACHE, StepTaskSpec, TaskFactory, dag_conf, mlpipe_run_id
 
@@ -39,7 +40,8 @@ START_DATE = pendulum.datetime(2025, 1, 1, tz="UTC")
 
 
 def run_step_task(
-    spec: StepTaskSpec, inputs: Mapping[str, Any], context: Mapping[str, Any]
+    spec: StepTaskSpec, inputs: Mapping[str, Any], context: Mapping[str, Any],
+    shard: int | None = None,
 ) -> dict[str, Any]:
     """What an in-process task does: hand the step and upstream refs to ``execute_step``."""
     use_cache = dag_conf(context).get(CONF_USE_CACHE)
@@ -50,7 +52,7 @@ def run_step_task(
         spec.pipeline, spec.step.name, spec.config_json,
         {arg: upstream["ref"] for arg, upstream in inputs.items()},
         home=resolve_home(spec.home), run_id=mlpipe_run_id(context),
-        use_cache=None if use_cache is None else bool(use_cache), tags=tags,
+        use_cache=None if use_cache is None else bool(use_cache), tags=tags, shard=shard,
     )
 
 
@@ -62,6 +64,32 @@ def python_task_factory(spec: StepTaskSpec) -> Any:
         return run_step_task(spec, inputs, context)
 
     return step_task(inputs=dict(spec.inputs))
+
+
+def mapped_python_tasks(spec: StepTaskSpec) -> Any:
+    """A map step as Airflow dynamic task mapping: ``<step>__shards`` lists the shards the
+    upstream made (known only at run time), ``<step>__shard`` is expanded over them (one mapped
+    task instance per shard, each retried on its own), and ``<step>`` gathers them in order."""
+    step = spec.step
+
+    @task(task_id=f"{step.name}__shards", doc_md=f"The shards {step.name} runs over")
+    def list_shards(inputs: dict[str, Any]) -> list[int]:
+        shards = ref_from_json(inputs[step.mapped_inputs[0]]["ref"])
+        return list(range(len(getattr(shards, "shards", ()))))
+
+    @task(task_id=f"{step.name}__shard", doc_md=step.description,
+          map_index_template="shard {{ task.op_kwargs['shard'] }}")
+    def shard_task(inputs: dict[str, Any], shard: int, **context: Any) -> dict[str, Any]:
+        return run_step_task(spec, inputs, context, shard=shard)
+
+    @task(task_id=step.name, doc_md=f"{step.name}: its shards gathered in order")
+    def gather(shard_results: Any, **context: Any) -> dict[str, Any]:
+        return execute_gather(spec.pipeline, step.name, home=resolve_home(spec.home),
+                              run_id=mlpipe_run_id(context), count=len(shard_results))
+
+    inputs = dict(spec.inputs)
+    shards = shard_task.partial(inputs=inputs).expand(shard=list_shards(inputs=inputs))
+    return gather(shard_results=shards)
 
 
 def log_task_failure(context: Mapping[str, Any]) -> None:
@@ -127,7 +155,8 @@ def build_dag(
         for step in pipeline.steps:
             inputs = {arg: outputs[src] for arg, src in step.inputs.items()}
             spec = StepTaskSpec(dag_id, ref, step, config_json, home_str, inputs)
-            outputs[step.name] = task_factory(spec)
+            mapped = step.map_over is not None and task_factory is python_task_factory
+            outputs[step.name] = mapped_python_tasks(spec) if mapped else task_factory(spec)
             for upstream in step.upstream:  # explicit, for factories that template their inputs
                 dag.task_dict[upstream] >> dag.task_dict[step.name]
     if fileloc:

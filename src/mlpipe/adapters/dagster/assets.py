@@ -6,6 +6,7 @@ checks (``Pipeline.checks_for``) become Dagster asset checks on the asset they d
 blocking check stops downstream assets the Dagster way (blocking checks), not by an exception.
 """
 
+import inspect
 import json
 import os
 import re
@@ -18,13 +19,14 @@ from pydantic import Field
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError, StepFailedError
-from mlpipe.core.execution import execute_step
+from mlpipe.core.execution import execute_gather, execute_step
 from mlpipe.core.paths import resolve_home, safe_run_id
 from mlpipe.core.pipeline import Pipeline, Step
 from mlpipe.core.progress import forward_to
 from mlpipe.core.refs import CheckResult, Ref, ref_from_json
 
 RESOURCE_KEY = "mlpipe"
+SHARD_IO_KEY = "mlpipe_shard_io"  # what a map step's ops pass each other (shard jobs, results)
 RUN_ID_TAG = "mlpipe/run_id"  # set it on a run to choose the mlpipe run id; else Dagster's run id
 BUILT_IN = ("training", "inference")  # what the shipped code location serves unasked
 
@@ -103,7 +105,7 @@ class RefIOManager(dg.ConfigurableIOManager):
                           "materialize it first")
 
 
-def mlpipe_run_id(context: dg.AssetExecutionContext) -> str:
+def mlpipe_run_id(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str:
     """The run id the steps write under: the ``mlpipe/run_id`` tag, else Dagster's run id."""
     run = context.run
     return safe_run_id(run.tags.get(RUN_ID_TAG) or run.run_id)
@@ -212,3 +214,65 @@ def step_asset(
 
 def asset_to_step(pipeline: Pipeline) -> Mapping[str, str]:
     return {dagster_name(step.asset): step.name for step in pipeline.steps}
+
+
+def mapped_step_asset(
+    pipeline: Pipeline, step: Step, config: PipelineSettings
+) -> dg.AssetsDefinition:
+    """A map step as a graph-backed asset with Dagster dynamic outputs: ``<step>__shards``
+    yields one ``DynamicOutput`` per shard the upstream made (known only at run time),
+    ``<step>__shard`` is mapped over them (each its own op, retried on its own) and ``<step>``
+    collects them and gathers the shards in order into the asset's value."""
+    name = dagster_name(step.name)
+    ins = {arg: dg.AssetIn(key=dagster_name(pipeline.step(source).asset))
+           for arg, source in step.inputs.items()}
+    tags = {"mlpipe/step": step.name}
+
+    @dg.op(name=f"{name}__shards", ins={arg: dg.In() for arg in step.inputs},
+           out=dg.DynamicOut(io_manager_key=SHARD_IO_KEY), tags=tags)
+    def list_shards(**inputs: Any) -> Iterator[dg.DynamicOutput[dict[str, Any]]]:
+        shards = ref_from_json(inputs[step.mapped_inputs[0]])
+        for shard in range(len(getattr(shards, "shards", ()))):
+            yield dg.DynamicOutput({"shard": shard, "inputs": inputs},
+                                   mapping_key=f"shard_{shard:04d}")
+
+    @dg.op(name=f"{name}__shard", out=dg.Out(io_manager_key=SHARD_IO_KEY),
+           required_resource_keys={RESOURCE_KEY}, retry_policy=retry_policy(config), tags=tags)
+    def run_shard(context: dg.OpExecutionContext, job: dict[str, Any]) -> dict[str, Any]:
+        res: MlpipeResource = getattr(context.resources, RESOURCE_KEY)
+        try:
+            return execute_step(
+                res.refs.get(pipeline.name) or pipeline, step.name,
+                res.config_json(pipeline.name), job["inputs"], home=res.home_path(),
+                run_id=mlpipe_run_id(context), use_cache=res.use_cache,
+                tags={"runner": "dagster", "orchestrator_run_id": context.run.run_id,
+                      "dagster_job": context.job_name}, shard=int(job["shard"]),
+            )
+        except StepFailedError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=exc.exit_code != 2) from exc
+
+    @dg.op(name=name, required_resource_keys={RESOURCE_KEY}, tags=tags)
+    def gather(context: dg.OpExecutionContext, results: list[dict[str, Any]]) -> Iterator[Any]:
+        res: MlpipeResource = getattr(context.resources, RESOURCE_KEY)
+        run_id = mlpipe_run_id(context)
+        try:
+            result = execute_gather(res.refs.get(pipeline.name) or pipeline, step.name,
+                                    home=res.home_path(), run_id=run_id, count=len(results))
+        except StepFailedError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        meta = ref_metadata(ref_from_json(result["ref"]))
+        meta.update({"mlpipe/run_id": run_id, "mlpipe/seconds": result["seconds"],
+                     "mlpipe/cached": result["cached"], "mlpipe/shards": len(results)})
+        yield dg.Output(result["ref"], metadata=meta)
+
+    def compose(**inputs: Any) -> Any:
+        return gather(list_shards(**inputs).map(run_shard).collect())
+
+    compose.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(arg, inspect.Parameter.POSITIONAL_OR_KEYWORD) for arg in step.inputs])
+    return dg.graph_asset(
+        name=dagster_name(step.asset), group_name=dagster_name(pipeline.name),
+        description=step.description, ins=ins, kinds={"python"},
+        tags={"mlpipe/pipeline": dagster_name(pipeline.name)},
+        metadata={"mlpipe/step": step.name},
+    )(compose)

@@ -13,7 +13,16 @@ from mlpipe.core.errors import ConfigError
 from mlpipe.core.paths import resolve_home
 from mlpipe.core.pipeline import Pipeline, portable_ref
 
-from .assets import RESOURCE_KEY, MlpipeResource, RefIOManager, dagster_name, job_name, step_asset
+from .assets import (
+    RESOURCE_KEY,
+    SHARD_IO_KEY,
+    MlpipeResource,
+    RefIOManager,
+    dagster_name,
+    job_name,
+    mapped_step_asset,
+    step_asset,
+)
 from .cluster import PIPES_KEY, build_cluster_assets, pipes_client
 
 # Used when a built-in pipeline's config sets no runtime.schedule: retrain weekly, score daily
@@ -52,7 +61,8 @@ def build_assets(pipeline: Pipeline, config: PipelineSettings) -> list[dg.Assets
     """A pipeline's assets in step order: in-process steps, or one pod each (cluster mode)."""
     if config.runtime.mode == "kubernetes":
         return build_cluster_assets(pipeline, config)
-    return [step_asset(pipeline, step, config) for step in pipeline.steps]
+    return [mapped_step_asset(pipeline, step, config) if step.map_over else
+            step_asset(pipeline, step, config) for step in pipeline.steps]
 
 
 def _ref(pipeline: Pipeline) -> str:
@@ -100,7 +110,8 @@ def build_definitions(
         use_cache=use_cache,
     )
     resources: dict[str, object] = {
-        RESOURCE_KEY: resource, "io_manager": RefIOManager(home=str(home))}
+        RESOURCE_KEY: resource, "io_manager": RefIOManager(home=str(home)),
+        SHARD_IO_KEY: dg.FilesystemIOManager(base_dir=str(home / "dagster" / "shards"))}
     if any(c.runtime.mode == "kubernetes" for _, c in pairs):
         resources[PIPES_KEY] = pipes_client()  # cluster mode: assets launch pods through it
     return dg.Definitions(

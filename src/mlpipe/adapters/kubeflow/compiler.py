@@ -116,15 +116,24 @@ def plan(pipeline: Pipeline) -> list[ComponentPlan]:
     return plans
 
 
-def component_source(ref: str, item: ComponentPlan, plans: dict[str, ComponentPlan]) -> str:
+def component_source(
+    ref: str, item: ComponentPlan, plans: dict[str, ComponentPlan], role: str = "step"
+) -> str:
     """The Python source of one step's component, as it will appear in the pipeline YAML.
 
     ``ref`` is the pipeline's portable ref (a registered name or ``module:ATTR``), which the
-    component's process resolves again.
+    component's process resolves again. A map step has two: ``role="shard"`` (one shard, inside
+    the ``ParallelFor``) and ``role="gather"`` (after it, taking the shards' collected outputs).
     """
     step = item.step
     args = [f"{p}: str" for p in (*PARAMS, JOB_NAME_ARG)]
-    args += [f"{arg}: Input[{plans[src].artifact.__name__}]" for arg, src in step.inputs.items()]
+    if role == "gather":
+        args.append(f"shard_results: Input[List[{item.artifact.__name__}]]")
+    else:
+        args += [f"{arg}: Input[{plans[src].artifact.__name__}]"
+                 for arg, src in step.inputs.items()]
+    if role == "shard":
+        args.append("shard: int")
     outputs = {"ref": item.output}
     args.append(f"{item.output}: Output[{item.artifact.__name__}]")
     if item.metrics:
@@ -133,23 +142,36 @@ def component_source(ref: str, item: ComponentPlan, plans: dict[str, ComponentPl
     if item.confusion:
         args.append("confusion_matrix: Output[ClassificationMetrics]")
         outputs["confusion_matrix"] = "confusion_matrix"
-    inputs = ", ".join(f"{a!r}: {a}" for a in step.inputs)
+    inputs = "" if role == "gather" else ", ".join(f"{a!r}: {a}" for a in step.inputs)
     outs = ", ".join(f"{k!r}: {v}" for k, v in outputs.items())
+    extra = {"shard": ", shard=shard", "gather": ", gather=shard_results"}.get(role, "")
     signature = ",\n    ".join(args)
+    name = item.function_name + ("_shard" if role == "shard" else "")
     return (
-        f"def {item.function_name}(\n    {signature},\n):\n"
+        f"def {name}(\n    {signature},\n):\n"
         f"    {json.dumps(step.description)}\n"
         "    from mlpipe.adapters.kubeflow.task import run_component\n"
         f"    run_component({ref!r}, {step.name!r}, config_json, mlpipe_home,\n"
         f"                  run_id or {JOB_NAME_ARG}, {{{inputs}}}, {{{outs}}},\n"
-        f"                  orchestrator_run_id={JOB_NAME_ARG})\n"
+        f"                  orchestrator_run_id={JOB_NAME_ARG}{extra})\n"
+    )
+
+
+def lister_source(item: ComponentPlan, plans: dict[str, ComponentPlan]) -> str:
+    """A map step's first component: the shard numbers of what it maps over, for ParallelFor."""
+    mapped = plans[item.step.map_over or ""].artifact.__name__
+    return (
+        f"def {item.function_name}_shards(shards: Input[{mapped}]) -> List[int]:\n"
+        "    import json\n"
+        "    with open(shards.path) as f:\n"
+        "        return list(range(len(json.load(f)['shards'])))\n"
     )
 
 
 def _function_from_source(source: str, name: str, filename: str) -> Callable[..., None]:
     """Define a function from source so that ``inspect.getsource`` returns exactly ``source``."""
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict[str, Any] = {"Input": Input, "Output": Output, **_NAMESPACE}
+    namespace: dict[str, Any] = {"Input": Input, "Output": Output, "List": list, **_NAMESPACE}
     exec(compile(source, filename, "exec"), namespace)
     fn: Callable[..., None] = namespace[name]
     return fn
@@ -161,11 +183,21 @@ def build_components(pipeline: Pipeline, base_image: str = DEFAULT_BASE_IMAGE) -
     plans = {p.step.name: p for p in plan(pipeline)}
     components = {}
     for item in plans.values():
-        source = component_source(ref, item, plans)
-        filename = f"<mlpipe-kfp {pipeline.name}.{item.step.name}>"
-        fn = _function_from_source(source, item.function_name, filename)
-        components[item.step.name] = dsl.component(
-            fn, base_image=base_image, packages_to_install=[], install_kfp_package=False)
+        sources = {item.step.name: (component_source(ref, item, plans), item.function_name)}
+        if item.step.map_over:  # <step>_shards, <step>_shard (in a ParallelFor), <step> gathers
+            sources = {
+                f"{item.step.name}.shards": (lister_source(item, plans),
+                                             f"{item.function_name}_shards"),
+                f"{item.step.name}.shard": (component_source(ref, item, plans, "shard"),
+                                            f"{item.function_name}_shard"),
+                item.step.name: (component_source(ref, item, plans, "gather"),
+                                 item.function_name),
+            }
+        for key, (source, name) in sources.items():
+            filename = f"<mlpipe-kfp {pipeline.name}.{key}>"
+            fn = _function_from_source(source, name, filename)
+            components[key] = dsl.component(
+                fn, base_image=base_image, packages_to_install=[], install_kfp_package=False)
     return components
 
 
@@ -198,15 +230,23 @@ def build_pipeline(
         for step in pipeline.steps:
             upstream = {arg: tasks[src].outputs[plans[src].output]
                         for arg, src in step.inputs.items()}
-            task = components[step.name](config_json=config_json, mlpipe_home=mlpipe_home,
-                                         run_id=run_id, job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                                         **upstream)
-            task.set_display_name(step.name)
-            task.set_caching_options(enable_caching=runtime.cache and step.cacheable)
-            if runtime.retries:
-                task.set_retry(num_retries=runtime.retries,
-                               backoff_duration=f"{int(runtime.retry_delay_s)}s")
-            _set_timeout(task, runtime.timeout_s)
+            params = {"config_json": config_json, "mlpipe_home": mlpipe_home, "run_id": run_id,
+                      "job_name": dsl.PIPELINE_JOB_NAME_PLACEHOLDER}
+            if step.map_over:  # the shards (known at run time) in a ParallelFor, then gathered
+                mapped = tasks[step.map_over].outputs[plans[step.map_over].output]
+                listed = components[f"{step.name}.shards"](shards=mapped)
+                listed.set_display_name(f"{step.name} shards")
+                listed.set_caching_options(enable_caching=False)
+                with dsl.ParallelFor(listed.output) as shard:
+                    one = components[f"{step.name}.shard"](**params, **upstream, shard=shard)
+                    _step_options(one, f"{step.name} shard", step.cacheable, runtime)
+                task = components[step.name](
+                    **params, shard_results=dsl.Collected(one.outputs[plans[step.name].output]))
+                task.set_caching_options(enable_caching=False)
+                task.set_display_name(step.name)
+            else:
+                task = components[step.name](**params, **upstream)
+                _step_options(task, step.name, step.cacheable, runtime)
             tasks[step.name] = task
         last = pipeline.steps[-1]
         return tasks[last.name].outputs[plans[last.name].output]
@@ -220,6 +260,16 @@ def build_pipeline(
     pipeline_fn.__name__ = f"mlpipe_{pipeline.name}"
     return dsl.pipeline(name=f"mlpipe-{pipeline.name}",
                         description=pipeline.description or None)(pipeline_fn)
+
+
+def _step_options(task: Any, name: str, cacheable: bool, runtime: Any) -> None:
+    """Display name, caching, retries and timeout from ``runtime`` (one task, or one shard's)."""
+    task.set_display_name(name)
+    task.set_caching_options(enable_caching=runtime.cache and cacheable)
+    if runtime.retries:
+        task.set_retry(num_retries=runtime.retries,
+                       backoff_duration=f"{int(runtime.retry_delay_s)}s")
+    _set_timeout(task, runtime.timeout_s)
 
 
 def _set_timeout(task: Any, seconds: float) -> None:

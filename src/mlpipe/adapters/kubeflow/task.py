@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ def run_component(
     inputs: Mapping[str, Any],
     outputs: Mapping[str, Any],
     orchestrator_run_id: str = "",
+    shard: int | None = None,
+    gather: Sequence[Any] | None = None,
 ) -> None:
     """Run one mlpipe step as a kfp component.
 
@@ -34,10 +36,12 @@ def run_component(
     upstream reference JSON; ``outputs`` has ``ref`` (the step's reference) and optionally
     ``metrics`` (kfp ``Metrics``) and ``confusion_matrix`` (kfp ``ClassificationMetrics``).
     On failure ``execute_step`` has recorded the cause in the step's ``error.json``; the process
-    exits with the cause's exit code (2 for bad input), as ``mlpipe step`` does.
+    exits with the cause's exit code (2 for bad input), as ``mlpipe step`` does. A map step runs
+    as one component per shard (``shard``) inside a ``ParallelFor``, then once more with
+    ``gather`` (the shards' collected outputs) to gather them.
     """
     from mlpipe.core.errors import MlpipeError
-    from mlpipe.core.execution.step import execute_step
+    from mlpipe.core.execution.step import execute_gather, execute_step
     from mlpipe.core.paths import safe_run_id
 
     started = time.perf_counter()
@@ -45,15 +49,19 @@ def run_component(
     refs = {name: Path(art.path).read_text() for name, art in inputs.items()}
     ref_out = outputs["ref"]
     try:
-        result = execute_step(
-            pipeline,
-            step,
-            config_json,
-            refs,
-            home=home,
-            run_id=run_id,
-            tags={"runner": "kubeflow", "orchestrator_run_id": orchestrator_run_id or run_id},
-        )
+        if gather is not None:
+            result = execute_gather(pipeline, step, home=home, run_id=run_id, count=len(gather))
+        else:
+            result = execute_step(
+                pipeline,
+                step,
+                config_json,
+                refs,
+                home=home,
+                run_id=run_id,
+                tags={"runner": "kubeflow", "orchestrator_run_id": orchestrator_run_id or run_id},
+                shard=shard,
+            )
     except MlpipeError as exc:  # also a bad config or missing input, raised before the step ran
         print(f"mlpipe: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(exc.exit_code) from exc
@@ -85,6 +93,12 @@ def run_component(
 def ref_metrics(ref: Mapping[str, Any]) -> dict[str, float]:
     """The numbers a reference carries that belong on a dashboard (accuracy, F1, loss, speed)."""
     metrics = {k: float(v) for k, v in (ref.get("metrics") or {}).items()}
+    shards = [s for s in ref.get("shards") or () if s.get("kind") == "predictions"]
+    if shards:  # gathered predictions: all rows, at the pace of the slowest shard
+        rows = sum(float(s["rows"]) for s in shards)
+        slowest = max((s["rows"] / s["throughput"] for s in shards if s["throughput"]),
+                      default=0.0)
+        metrics.update(rows=rows, throughput=rows / slowest if slowest else 0.0)
     if ref.get("kind") == "predictions":
         metrics.update(rows=float(ref["rows"]), throughput=float(ref["throughput"]))
     return metrics

@@ -11,6 +11,7 @@ from mlpipe.core.execution.runner import (
 )
 from mlpipe.core.execution.step import (
     StepRun,
+    execute_gather,
     execute_step,
     load_step_result,
     read_step,
@@ -23,6 +24,7 @@ __all__ = [
     "Runner",
     "RunnerError",
     "StepRun",
+    "execute_gather",
     "execute_step",
     "get_runner",
     "load_step_result",

@@ -5,6 +5,13 @@ step's directory ``<home>/runs/<pipeline>/<run_id>/<step>/``: ``result.json`` wh
 (next to its outputs), or ``error.json`` when it failed (its outputs removed). That pair is the
 one channel through which every runner, in whatever process or pod the step ran, learns what
 happened: see :func:`read_step`.
+
+A map step (``Step.map_over``) runs once per shard, each shard exactly like a step of its own in
+``<step>/shard-NNNN/`` (its own cache entry, resume and record); :func:`gather_shards` then writes
+the step's own ``result.json``, a ``ShardsRef`` of the shards' outputs in order, or the failed
+shard's ``error.json``. Runners without a fan-out of their own get all shards from ``run_step``
+(a process pool); orchestrators with one run ``execute_step(..., shard=i)`` per task and
+``execute_gather`` after them.
 """
 
 from __future__ import annotations
@@ -29,17 +36,21 @@ from mlpipe.core.errors import (
     ConfigError,
     MlpipeError,
     QualityGateError,
+    RemoteStepError,
     StepFailedError,
     error_from_record,
     error_record,
 )
+from mlpipe.core.faults import fault_raise
 from mlpipe.core.files import sweep_temp
-from mlpipe.core.paths import resolve_home, step_dir
-from mlpipe.core.pipeline import Pipeline, StepContext, resolve_pipeline
-from mlpipe.core.refs import Ref, ref_from_json
+from mlpipe.core.paths import resolve_home, run_dir, step_dir
+from mlpipe.core.pipeline import Pipeline, Step, StepContext, portable_ref, resolve_pipeline
+from mlpipe.core.refs import Ref, ShardsRef, ref_from_json
 
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
+#: threads a shard's models may use when the config sets none (``modeling.set_threads`` reads it)
+THREADS_ENV = "MLPIPE_THREADS"
 
 
 @dataclass(frozen=True)
@@ -89,19 +100,28 @@ def run_step(
     use_cache: bool | None = None,
     enforce_checks: bool = True,
     tags: Mapping[str, str] | None = None,
+    shard: int | None = None,
 ) -> StepRun:
     """Run one step of ``pipeline``: serve it from cache or call it, record the outcome.
 
     ``inputs`` maps each of the step's input names to the upstream reference. On failure the
     step's outputs are removed, ``error.json`` records the cause (type, message, exit code,
-    traceback) and ``StepFailedError`` names the step.
+    traceback) and ``StepFailedError`` names the step. For a map step, ``shard=i`` runs shard
+    ``i`` only; without it every shard runs (in a process pool) and is gathered.
     """
     step = pipeline.step(step_name)
     missing = set(step.inputs) - set(inputs)
     if missing:
         raise ConfigError(f"step '{step_name}' needs inputs: {', '.join(sorted(missing))}")
+    if step.map_over is not None and shard is None:
+        return _run_shards(pipeline, step, config, inputs, home=home, run_id=run_id,
+                           use_cache=use_cache, enforce_checks=enforce_checks, tags=tags)
     out_dir = step_dir(home, pipeline.name, run_id, step.name)
-    finished = _finished_in_resumed_run(out_dir)
+    count = 0
+    if shard is not None:
+        inputs, count = _shard_inputs(step, inputs, shard)
+        out_dir = out_dir / shard_name(shard)
+    finished = _finished_in_resumed_run(out_dir, run_dir(home, pipeline.name, run_id))
     if finished is not None:
         return finished  # ``--resume``: what this run already finished is reused as it is
     if out_dir.exists():
@@ -127,7 +147,10 @@ def run_step(
                 out_dir=out_dir,
                 tags=dict(tags or {}),
             )
-            ref = step.fn(config, ctx, **{k: inputs[k] for k in step.inputs})
+            with _shard_threads(count):
+                if shard is not None:
+                    fault_raise(f"shard:{step.name}:{shard}")
+                ref = step.fn(config, ctx, **{k: inputs[k] for k in step.inputs})
         failed = ref.failed_blocking_checks()
         if enforce_checks and failed:
             raise QualityGateError("; ".join(f"check {c.name} failed: {c.message}" for c in failed))
@@ -135,7 +158,12 @@ def run_step(
         shutil.rmtree(out_dir, ignore_errors=True)
         failure = exc
         if isinstance(exc, Exception) and not isinstance(exc, StepFailedError):
-            failure = StepFailedError(step.name, exc)  # every failure names its step
+            cause: BaseException = exc
+            if shard is not None:  # and its shard
+                record = error_record(exc)
+                record["message"] = f"shard {shard} of {count} ({shard_name(shard)}): {exc}"
+                cause = error_from_record(record)
+            failure = StepFailedError(step.name, cause)  # every failure names its step
         _record_error(out_dir, step.name, run_id, failure, exc, tags)
         if failure is not exc:
             raise failure from exc
@@ -156,11 +184,12 @@ def run_step(
     return result
 
 
-def _finished_in_resumed_run(out_dir: Path) -> StepRun | None:
-    """A step that finished earlier in a run being resumed, if its outputs are intact."""
+def _finished_in_resumed_run(out_dir: Path, run: Path) -> StepRun | None:
+    """A step (or shard) that finished earlier in a run being resumed, if its outputs are
+    intact."""
     from mlpipe.core.cache import still_valid
 
-    record, result = out_dir.parent / "run.json", out_dir / RESULT_FILE
+    record, result = run / "run.json", out_dir / RESULT_FILE
     if not result.is_file() or not record.is_file():
         return None
     try:
@@ -230,10 +259,12 @@ def execute_step(
     use_cache: bool | None = None,
     enforce_checks: bool = True,
     tags: Mapping[str, str] | None = None,
+    shard: int | None = None,
 ) -> dict[str, Any]:
     """JSON in, JSON out: the form orchestrator tasks, components and pods call.
 
-    ``pipeline`` is a registered pipeline name or ``module:ATTRIBUTE`` (``Pipeline.ref``).
+    ``pipeline`` is a registered pipeline name or ``module:ATTRIBUTE`` (``Pipeline.ref``);
+    ``shard`` runs one shard of a map step (then ``execute_gather`` once all have run).
     """
     pipe = resolve_pipeline(pipeline)
     raw = dict(config) if isinstance(config, Mapping) else config
@@ -249,6 +280,7 @@ def execute_step(
         use_cache=use_cache,
         enforce_checks=enforce_checks,
         tags=tags,
+        shard=shard,
     )
     return result.to_json()
 
@@ -266,15 +298,186 @@ def read_step(home: Path, pipeline: str, run_id: str, step: str) -> StepRun | Ml
     checks itself, like Dagster's asset checks, let the step record it).
     """
     directory = step_dir(home, pipeline, run_id, step)
+    outcome = _read_record(directory, step)
+    if outcome is None:  # a map step not gathered: the first failed shard says why
+        shards = sorted(directory.glob(f"shard-*/{ERROR_FILE}")) if directory.is_dir() else []
+        return _read_record(shards[0].parent, step) if shards else None
+    return outcome
+
+
+def _read_record(directory: Path, step: str) -> StepRun | MlpipeError | None:
     error = directory / ERROR_FILE
     if error.is_file():
         record = json.loads(error.read_text())
         return StepFailedError(step, error_from_record(record))
     if not (directory / RESULT_FILE).is_file():
         return None
-    result = load_step_result(home, pipeline, run_id, step)
+    result = StepRun.from_json(json.loads((directory / RESULT_FILE).read_text()))
     failed = result.ref.failed_blocking_checks()
     if failed:
         message = "; ".join(f"check {c.name} failed: {c.message}" for c in failed)
         return StepFailedError(step, QualityGateError(message))
     return result
+
+
+# -- map steps: one execution per shard, then the gather ---------------------------------------
+
+
+def shard_name(shard: int) -> str:
+    """A shard's directory under its step's: ``shard-0003``."""
+    return f"shard-{shard:04d}"
+
+
+def shard_count(step: Step, inputs: Mapping[str, Ref]) -> int:
+    """How many shards a map step runs: those of the output it maps over (known at run time)."""
+    mapped = inputs[step.mapped_inputs[0]]
+    if not isinstance(mapped, ShardsRef):
+        raise ConfigError(
+            f"step '{step.name}' maps over '{step.map_over}', whose output is a {mapped.kind} "
+            "reference, not shards (return ShardsRef.of(...) from that step)"
+        )
+    return len(mapped.shards)
+
+
+def _shard_inputs(step: Step, inputs: Mapping[str, Ref], shard: int) -> tuple[dict[str, Ref], int]:
+    """The inputs of shard ``shard``: its own shard of each mapped input, the others whole."""
+    count = shard_count(step, inputs)
+    if not 0 <= shard < count:
+        raise ConfigError(f"step '{step.name}': no shard {shard} (it has {count})")
+    picked = dict(inputs)
+    for arg in step.mapped_inputs:
+        mapped = inputs[arg]
+        assert isinstance(mapped, ShardsRef)
+        picked[arg] = mapped.refs[shard]
+    return picked, count
+
+
+@contextlib.contextmanager
+def _shard_threads(count: int) -> Any:
+    """A shard's thread budget: this machine's cores split between the shards (at least one),
+    unless the config or the environment already fixes it."""
+    if count < 1 or THREADS_ENV in os.environ:
+        yield
+        return
+    os.environ[THREADS_ENV] = str(max(1, (os.cpu_count() or 1) // count))
+    try:
+        yield
+    finally:
+        os.environ.pop(THREADS_ENV, None)
+
+
+def _run_shards(
+    pipeline: Pipeline,
+    step: Step,
+    config: PipelineSettings,
+    inputs: Mapping[str, Ref],
+    *,
+    home: Path,
+    run_id: str,
+    use_cache: bool | None,
+    enforce_checks: bool,
+    tags: Mapping[str, str] | None,
+) -> StepRun:
+    """Every shard of a map step, each in a process of its own (one per core at a time), then
+    gathered. A failed shard does not stop the others, so a retry or ``--resume`` reruns only it.
+
+    Shard processes are fresh interpreters (``python -c``), not forks or ``multiprocessing``
+    spawns: nothing of this process (torch threads, an orchestrator's state, a script's
+    ``__main__``) leaks into them, and they work inside daemonic orchestrator workers too.
+    """
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    count = shard_count(step, inputs)
+    workers = min(count, os.cpu_count() or 1)
+    try:
+        ref = portable_ref(pipeline)
+    except ConfigError:
+        workers = 1  # defined where another process cannot import it: shards run here
+    if workers <= 1:
+        for shard in range(count):
+            with contextlib.suppress(StepFailedError):
+                run_step(pipeline, step.name, config, inputs, home=home, run_id=run_id,
+                         use_cache=use_cache, enforce_checks=enforce_checks, tags=tags,
+                         shard=shard)
+        return gather_shards(pipeline, step.name, home=home, run_id=run_id, count=count)
+    job = {
+        "pipeline": ref,
+        "step": step.name,
+        "config": config.model_dump(mode="json"),
+        "inputs": {k: v.model_dump(mode="json") for k, v in inputs.items()},
+        "home": str(home),
+        "run_id": run_id,
+        "use_cache": use_cache,
+        "enforce_checks": enforce_checks,
+        "tags": dict(tags or {}),
+    }
+
+    def one(shard: int) -> None:
+        payload = json.dumps({**job, "shard": shard})
+        subprocess.run([sys.executable, "-c", _SHARD_MAIN], input=payload, text=True,
+                       check=False)  # its record says how it went
+
+    with ThreadPoolExecutor(workers, thread_name_prefix=f"mlpipe-{step.name}") as pool:
+        list(pool.map(one, range(count)))
+    return gather_shards(pipeline, step.name, home=home, run_id=run_id, count=count)
+
+
+#: what a shard's process runs: its job (``execute_step``'s arguments) comes as JSON on stdin
+_SHARD_MAIN = (
+    "import json, sys\n"
+    "from mlpipe.core.execution.step import execute_step\n"
+    "try:\n"
+    "    execute_step(**json.load(sys.stdin))\n"
+    "except Exception:\n"
+    "    sys.exit(1)  # recorded in the shard's error.json\n"
+)
+
+
+def gather_shards(
+    pipeline: Pipeline, step_name: str, *, home: Path, run_id: str, count: int
+) -> StepRun:
+    """The map step's own outcome from its ``count`` shards' records, written as its
+    ``result.json`` (a ``ShardsRef`` of their outputs, in shard order) or, when a shard failed or
+    never finished, as its ``error.json`` naming that shard. Nothing partial is ever gathered:
+    a shard counts only once its ``result.json`` exists, and a failed shard leaves no outputs."""
+    directory = step_dir(home, pipeline.name, run_id, step_name)
+    for name in (RESULT_FILE, ERROR_FILE):
+        (directory / name).unlink(missing_ok=True)  # an earlier try's gather
+    runs: list[StepRun] = []
+    for shard in range(count):
+        where = directory / shard_name(shard)
+        outcome = _read_record(where, step_name)
+        if isinstance(outcome, StepRun):
+            runs.append(outcome)
+            continue
+        if outcome is None:
+            lost = RemoteStepError(
+                f"shard {shard} of {count} ({shard_name(shard)}) did not finish: its process "
+                "ended without a record", 1)
+            _record_error(directory, step_name, run_id, StepFailedError(step_name, lost), lost,
+                          None)
+            raise StepFailedError(step_name, lost)
+        shutil.copyfile(where / ERROR_FILE, directory / ERROR_FILE)
+        raise outcome
+    result = StepRun(
+        step=step_name,
+        ref=ShardsRef.of([r.ref for r in runs], uri=str(directory)),
+        seconds=max(r.ended for r in runs) - min(r.started for r in runs) if runs else 0.0,
+        cached=all(r.cached for r in runs),
+        started=min((r.started for r in runs), default=time.time()),
+        ended=max((r.ended for r in runs), default=time.time()),
+        pid=os.getpid(),
+    )
+    write_json(directory / RESULT_FILE, result.to_json())
+    return result
+
+
+def execute_gather(
+    pipeline: str | Pipeline, step: str, *, home: str | Path, run_id: str, count: int
+) -> dict[str, Any]:
+    """JSON form of :func:`gather_shards`, for the orchestrator task after a map step's shards."""
+    result = gather_shards(resolve_pipeline(pipeline), step, home=resolve_home(home),
+                           run_id=run_id, count=count)
+    return result.to_json()

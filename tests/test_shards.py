@@ -1,0 +1,131 @@
+"""Map steps (#18): sharded inference writes the bytes one shard writes, on every runner; a failed
+shard fails the run naming it and ``--resume`` reruns only it; an unchanged rerun is served from
+the cache shard by shard."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlpipe.core import INFERENCE, TRAINING, Pipeline, Step, StepFailedError, load_config, plugins
+from mlpipe.core.config import InferenceConfig
+from mlpipe.core.data import plan_shards
+from mlpipe.core.execution import PipelineRun, get_runner
+from mlpipe.core.hashing import sha256_file
+from tests.conftest import TINY_INFERENCE, TINY_TRAINING
+
+#: 100 rows in chunks of 16: 7 chunks, so 2 or 3 shards of whole chunks
+ROWS = ["data.generated.n_samples=100", "inference.chunk_rows=16"]
+
+
+def _config(shards: int) -> InferenceConfig:
+    cfg = load_config(TINY_INFERENCE, [*ROWS, f"inference.shards={shards}"])
+    assert isinstance(cfg, InferenceConfig)
+    return cfg
+
+
+def _outputs(run: PipelineRun) -> dict[str, Any]:
+    """What must not depend on the shard count: the predictions' bytes and the metrics."""
+    report = Path(run.outputs["save_results"].uri)
+    metrics = json.loads((report / "metrics.json").read_text())
+    metrics.pop("throughput")  # a timing
+    return {"predictions": sha256_file(report / "predictions.parquet"), "metrics": metrics}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("shards") / "home"
+    cfg = load_config(TINY_TRAINING, ["data.generated.n_samples=300", "training.epochs=1"])
+    get_runner("local").run(TRAINING, cfg, home=home)
+    return home
+
+
+@pytest.fixture(scope="module")
+def one_shard(trained: Path) -> dict[str, Any]:
+    run = get_runner("local").run(INFERENCE, _config(1), home=trained, use_cache=False)
+    assert len(run.outputs["run_inference"].shards) == 1  # type: ignore[attr-defined]
+    return _outputs(run)
+
+
+def test_shards_are_cut_at_whole_chunks() -> None:
+    assert plan_shards(100, 2, chunk_rows=16, rows_per_shard=1) == 4  # 7 chunks: 4 + 3
+    assert plan_shards(100, 3, chunk_rows=16, rows_per_shard=1) == 3  # 3 + 3 + 1
+    assert plan_shards(100, 50, chunk_rows=16, rows_per_shard=1) == 1  # never more than chunks
+    assert plan_shards(100, "auto", chunk_rows=10, rows_per_shard=40) == 4  # 3 shards
+    assert plan_shards(0, 4, chunk_rows=10, rows_per_shard=40) == 1
+
+
+def test_a_map_step_maps_over_one_of_its_inputs() -> None:
+    first = Step("a", lambda cfg, ctx: None, asset="a", description="")
+    with pytest.raises(ValueError, match="maps over 'x'"):
+        Pipeline("p", InferenceConfig, steps=(
+            first, Step("b", lambda cfg, ctx, a: None, asset="b", description="",
+                        inputs={"a": "a"}, map_over="x")))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", plugins.names("runner"))
+def test_sharded_inference_equals_one_shard(
+    runner: str, trained: Path, one_shard: dict[str, Any], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    os.makedirs(tmp_path / "dagster", exist_ok=True)
+    run = get_runner(runner).run(INFERENCE, _config(3), home=trained, use_cache=False)
+    assert _outputs(run) == one_shard
+    gathered = run.outputs["run_inference"]
+    assert [ref["rows"] for ref in gathered.shards] == [48, 48, 4]  # type: ignore[attr-defined]
+    shards = sorted((run.run_dir / "run_inference").glob("shard-*"))
+    assert [p.name for p in shards] == ["shard-0000", "shard-0001", "shard-0002"]
+    assert all((p / "result.json").is_file() for p in shards)
+    pids = {json.loads((p / "result.json").read_text())["pid"] for p in shards}
+    if runner == "airflow":  # dynamic task mapping: a mapped task instance per shard
+        assert run.extra["task_states"]["run_inference__shard"] == "success"
+    if runner == "dagster":  # dynamic outputs: a mapped op per shard, in the run's process
+        assert pids == {os.getpid()}
+    if runner == "kubeflow":  # dsl.ParallelFor: one iteration (its own task) per shard
+        assert len(list((trained / "kfp").glob("*/for-loop-*-iteration-*"))) == 3
+    if runner == "local":  # a process per shard
+        assert len(pids) == 3 and os.getpid() not in pids
+
+
+@pytest.mark.slow
+def test_a_failed_shard_fails_the_run_and_resume_reruns_only_it(
+    trained: Path, one_shard: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = get_runner("local")
+    monkeypatch.setenv("MLPIPE_FAULT", "raise:shard:run_inference:1")
+    with pytest.raises(StepFailedError, match=r"shard 1 of 2 \(shard-0001\)") as info:
+        local.run(INFERENCE, _config(2), home=trained, run_id="shard-fault", use_cache=False)
+    assert info.value.step == "run_inference"
+    step = trained / "runs" / "inference" / "shard-fault" / "run_inference"
+    assert (step / "shard-0000" / "result.json").is_file()  # the other shard finished
+    assert (step / "shard-0001" / "error.json").is_file()
+    assert not (step / "shard-0001" / "predictions.parquet").exists()  # nothing partial left
+    assert not (step / "result.json").exists()  # and nothing gathered
+    assert not (step.parent / "save_results").exists()
+    record = json.loads((step.parent / "run.json").read_text())
+    assert record["failed_step"] == "run_inference" and "shard-0001" in record["error"]["message"]
+
+    monkeypatch.delenv("MLPIPE_FAULT")
+    resumed = local.run(INFERENCE, _config(2), home=trained, run_id="shard-fault", resume=True,
+                        use_cache=False)
+    cached = [json.loads((step / f"shard-000{i}" / "result.json").read_text())["cached"]
+              for i in (0, 1)]
+    assert cached == [True, False]  # shard 0 reused as it was, shard 1 ran again
+    assert _outputs(resumed) == one_shard
+
+
+@pytest.mark.slow
+def test_an_unchanged_rerun_serves_every_shard_from_the_cache(trained: Path) -> None:
+    local = get_runner("local")
+    local.run(INFERENCE, _config(2), home=trained)
+    again = local.run(INFERENCE, _config(2), home=trained)
+    shards = sorted((again.run_dir / "run_inference").glob("shard-*/result.json"))
+    assert len(shards) == 2
+    assert all(json.loads(p.read_text())["cached"] for p in shards)
+    assert again.steps[-2].cached  # the gathered step: every shard was cached
