@@ -381,6 +381,7 @@ class RunRecord:
             "host": socket.gethostname(),
             "pid": os.getpid(),  # with host: a run whose process is gone shows as killed
             "started_at": _now(),
+            "started_ts": time.time(),  # epoch: the first step's wait is measured from it
             "ended_at": None,
             "seconds": None,
             "orchestrator_run_id": None,
