@@ -10,10 +10,19 @@ import dagster as dg
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError
+from mlpipe.core.execution.group import task_groups
 from mlpipe.core.paths import resolve_home
 from mlpipe.core.pipeline import Pipeline, portable_ref
 
-from .assets import RESOURCE_KEY, MlpipeResource, RefIOManager, dagster_name, job_name, step_asset
+from .assets import (
+    RESOURCE_KEY,
+    MlpipeResource,
+    RefIOManager,
+    dagster_name,
+    group_asset,
+    job_name,
+    step_asset,
+)
 from .cluster import PIPES_KEY, build_cluster_assets, pipes_client
 
 # Used when a built-in pipeline's config sets no runtime.schedule: retrain weekly, score daily
@@ -52,7 +61,8 @@ def build_assets(pipeline: Pipeline, config: PipelineSettings) -> list[dg.Assets
     """A pipeline's assets in step order: in-process steps, or one pod each (cluster mode)."""
     if config.runtime.mode == "kubernetes":
         return build_cluster_assets(pipeline, config)
-    return [step_asset(pipeline, step, config) for step in pipeline.steps]
+    return [step_asset(pipeline, pipeline.step(group[0]), config) if len(group) == 1
+            else group_asset(pipeline, group, config) for group in task_groups(pipeline, config)]
 
 
 def _ref(pipeline: Pipeline) -> str:

@@ -22,6 +22,7 @@ from kfp.dsl.utils import maybe_rename_for_k8s
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError
+from mlpipe.core.execution.group import group_inputs, group_name, task_groups
 from mlpipe.core.pipeline import Pipeline, Step, portable_ref
 from mlpipe.core.refs import (
     ArtifactsRef,
@@ -146,6 +147,44 @@ def component_source(ref: str, item: ComponentPlan, plans: dict[str, ComponentPl
     )
 
 
+def group_function_name(group: tuple[str, ...], plans: dict[str, ComponentPlan]) -> str:
+    """A fused group's component function: its steps' function names joined."""
+    return "__".join(plans[name].function_name for name in group)
+
+
+def group_source(ref: str, group: tuple[str, ...], pipeline: Pipeline,
+                 plans: dict[str, ComponentPlan]) -> str:
+    """The source of a fused group's component (``runtime.fuse``): one output artifact per step,
+    named by the step's asset, and one input per upstream step outside the group."""
+    upstream = group_inputs(pipeline, group)
+    args = [f"{p}: str" for p in (*PARAMS, JOB_NAME_ARG)]
+    args += [f"{plans[src].output}: Input[{plans[src].artifact.__name__}]" for src in upstream]
+    args += [f"{plans[s].output}: Output[{plans[s].artifact.__name__}]" for s in group]
+    ins = ", ".join(f"{src!r}: {plans[src].output}" for src in upstream)
+    outs = ", ".join(f"{s!r}: {plans[s].output}" for s in group)
+    doc = "mlpipe steps run as one task: " + ", ".join(group)
+    signature = ",\n    ".join(args)
+    return (
+        f"def {group_function_name(group, plans)}(\n    {signature},\n):\n"
+        f"    {json.dumps(doc)}\n"
+        "    from mlpipe.adapters.kubeflow.task import run_group_component\n"
+        f"    run_group_component({ref!r}, {group!r}, config_json, mlpipe_home,\n"
+        f"                        run_id or {JOB_NAME_ARG}, {{{ins}}}, {{{outs}}},\n"
+        f"                        orchestrator_run_id={JOB_NAME_ARG})\n"
+    )
+
+
+def task_names(pipeline: Pipeline, config: PipelineSettings) -> dict[str, str]:
+    """step name -> the kfp task that runs it (its own, or its fused group's)."""
+    plans = {p.step.name: p for p in plan(pipeline)}
+    names: dict[str, str] = {}
+    for group in task_groups(pipeline, config):
+        task = (plans[group[0]].task_name if len(group) == 1
+                else maybe_rename_for_k8s(group_function_name(group, plans)))
+        names.update(dict.fromkeys(group, task))
+    return names
+
+
 def _function_from_source(source: str, name: str, filename: str) -> Callable[..., None]:
     """Define a function from source so that ``inspect.getsource`` returns exactly ``source``."""
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
@@ -155,16 +194,23 @@ def _function_from_source(source: str, name: str, filename: str) -> Callable[...
     return fn
 
 
-def build_components(pipeline: Pipeline, base_image: str = DEFAULT_BASE_IMAGE) -> dict[str, Any]:
-    """step name -> kfp component. No pip installs at run time: the image (or venv) has mlpipe."""
+def build_components(pipeline: Pipeline, base_image: str = DEFAULT_BASE_IMAGE,
+                     groups: list[tuple[str, ...]] | None = None) -> dict[tuple[str, ...], Any]:
+    """task (its steps) -> kfp component: one per step, or per fused group (``groups``).
+    No pip installs at run time: the image (or venv) has mlpipe."""
     ref = portable_ref(pipeline)
     plans = {p.step.name: p for p in plan(pipeline)}
     components = {}
-    for item in plans.values():
-        source = component_source(ref, item, plans)
-        filename = f"<mlpipe-kfp {pipeline.name}.{item.step.name}>"
-        fn = _function_from_source(source, item.function_name, filename)
-        components[item.step.name] = dsl.component(
+    for group in groups or [(name,) for name in plans]:
+        if len(group) == 1:
+            item = plans[group[0]]
+            source, name = component_source(ref, item, plans), item.function_name
+        else:
+            source = group_source(ref, group, pipeline, plans)
+            name = group_function_name(group, plans)
+        filename = f"<mlpipe-kfp {pipeline.name}.{name}>"
+        fn = _function_from_source(source, name, filename)
+        components[group] = dsl.component(
             fn, base_image=base_image, packages_to_install=[], install_kfp_package=False)
     return components
 
@@ -188,26 +234,33 @@ def build_pipeline(
         from mlpipe.adapters.kubeflow.cluster import build_cluster_pipeline
 
         return build_cluster_pipeline(pipeline, config)
-    components = build_components(pipeline, base_image)
+    groups = task_groups(pipeline, config)
+    components = build_components(pipeline, base_image, groups)
     plans = {p.step.name: p for p in plan(pipeline)}
     runtime = config.runtime
     config_default = config.model_dump_json()
 
     def body(config_json: str, mlpipe_home: str, run_id: str) -> Any:
         tasks: dict[str, Any] = {}
-        for step in pipeline.steps:
-            upstream = {arg: tasks[src].outputs[plans[src].output]
-                        for arg, src in step.inputs.items()}
-            task = components[step.name](config_json=config_json, mlpipe_home=mlpipe_home,
-                                         run_id=run_id, job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                                         **upstream)
-            task.set_display_name(step.name)
-            task.set_caching_options(enable_caching=runtime.cache and step.cacheable)
+        for group in groups:
+            if len(group) == 1:
+                step = pipeline.step(group[0])
+                upstream = {arg: tasks[src].outputs[plans[src].output]
+                            for arg, src in step.inputs.items()}
+            else:  # a fused group takes each outside upstream step's output by its asset name
+                upstream = {plans[src].output: tasks[src].outputs[plans[src].output]
+                            for src in group_inputs(pipeline, group)}
+            task = components[group](config_json=config_json, mlpipe_home=mlpipe_home,
+                                     run_id=run_id, job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                                     **upstream)
+            task.set_display_name(group_name(group))
+            cacheable = all(pipeline.step(name).cacheable for name in group)
+            task.set_caching_options(enable_caching=runtime.cache and cacheable)
             if runtime.retries:
                 task.set_retry(num_retries=runtime.retries,
                                backoff_duration=f"{int(runtime.retry_delay_s)}s")
             _set_timeout(task, runtime.timeout_s)
-            tasks[step.name] = task
+            tasks.update(dict.fromkeys(group, task))
         last = pipeline.steps[-1]
         return tasks[last.name].outputs[plans[last.name].output]
 
