@@ -36,8 +36,8 @@ def test_quick_bench_runs_every_runner_and_outputs_are_identical(tmp_path: Path)
             figures = entry[pipe]
             assert figures["floor_s"] > 0 and "adapter_overhead_s" in figures, runner
             assert set(figures["breakdown"]) == set(figures["step_s"]), runner
-            assert set(figures["phase_s"]) == {
-                "wait_s", "start_s", "inputs_s", "imports_s", "work_s", "outputs_s"}
+            assert set(figures["phase_s"]) == {"scheduled_s", "wait_s", "start_s", "inputs_s",
+                                               "imports_s", "work_s", "outputs_s"}
         assert entry["training"]["rerun_s"] > 0 and entry["training"]["rerun_pct"] > 0
     for raw in report["raw"]:  # the unchanged rerun was served from the cache
         assert raw["training"]["rerun_cached"] == [True, True, True, False], raw["runner"]

@@ -124,7 +124,6 @@ def child_main(argv: Sequence[str]) -> None:
     from mlpipe.benchmark_floor import floor_seconds, shape_of
     from mlpipe.core.config import config_from_json
     from mlpipe.core.execution import get_runner
-    from mlpipe.core.execution.step import PHASES
     from mlpipe.core.pipeline import resolve_pipeline
 
     chosen = get_runner(runner)  # imports the orchestrator (its start-up is measured apart)
@@ -138,7 +137,7 @@ def child_main(argv: Sequence[str]) -> None:
             "steps": {s.step: s.seconds for s in run.steps},
             "step_sum": sum(s.seconds for s in run.steps),
             "sha256": {s.step: s.ref.sha256 for s in run.steps},
-            "breakdown": {s.step: {p: s.timings.get(p, 0.0) for p in PHASES} for s in run.steps},
+            "breakdown": {s.step: _breakdown(s, run.extra) for s in run.steps},
         }
     # an unchanged rerun, served from the step cache (the first runs filled it)
     rerun = chosen.run("training", config_from_json(train_json), home=Path(home), use_cache=True)
@@ -151,6 +150,23 @@ def child_main(argv: Sequence[str]) -> None:
     out["predictions_sha256"] = out["inference"]["sha256"]["save_results"]
     out["child_s"] = time.perf_counter() - started
     print("BENCH_RESULT " + json.dumps(out), flush=True)
+
+
+def _breakdown(step: Any, extra: dict[str, Any]) -> dict[str, float]:
+    """A step's phases (``result.json``), with its wait split where the orchestrator's metadata
+    says when it started the step's task: ``scheduled_s`` (upstream end -> the orchestrator
+    started the task) and the rest of ``wait_s`` (task start -> the step's process or entry)."""
+    from mlpipe.core.execution.step import PHASES
+
+    phases = {p: float(step.timings.get(p, 0.0)) for p in PHASES}
+    started = (extra.get("task_started") or {}).get(step.step)
+    upstream = step.timings.get("upstream_ended")
+    scheduled = 0.0
+    if started is not None and upstream is not None:
+        scheduled = min(max(float(started) - upstream, 0.0), phases["wait_s"])
+    phases["scheduled_s"] = scheduled
+    phases["wait_s"] -= scheduled
+    return {"scheduled_s": phases.pop("scheduled_s"), **phases}
 
 
 @dataclass(frozen=True)
@@ -489,8 +505,9 @@ def render_chart(report: dict[str, Any], path: Path) -> Path:
     return path
 
 
-PHASE_COLORS = {"wait_s": "#BBBBBB", "start_s": "#DD8452", "inputs_s": "#937860",
-                "imports_s": "#C44E52", "work_s": "#4C72B0", "outputs_s": "#55A868"}
+PHASE_COLORS = {"scheduled_s": "#8172B3", "wait_s": "#BBBBBB", "start_s": "#DD8452",
+                "inputs_s": "#937860", "imports_s": "#C44E52", "work_s": "#4C72B0",
+                "outputs_s": "#55A868"}
 
 
 def render_breakdown_chart(report: dict[str, Any], path: Path) -> Path | None:

@@ -112,6 +112,7 @@ class DagsterRunner(Runner):
             seconds=seconds,
             extra={
                 "task_seconds": {s: st.seconds for s, st in by_step.items()},
+                "task_started": {s: st.started for s, st in by_step.items() if st.started},
                 "asset_states": {a: st.state for a, st in states.items()},
                 "asset_checks": {a: st.checks for a, st in states.items() if st.checks},
                 "dagster_job": job.name,

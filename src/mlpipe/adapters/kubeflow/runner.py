@@ -115,7 +115,10 @@ class KubeflowRunner(Runner):
             tasks[item.step.name] = {"state": events.state(name), "artifacts": artifacts,
                                      "task": name}
         extra: dict[str, Any] = {"task_seconds": task_seconds, "tasks": tasks,
-                                 "pipeline_root": str(pipeline_root)}
+                                 "pipeline_root": str(pipeline_root),
+                                 "task_started": {step: events.started[name]
+                                                  for step, name in kfp_tasks.items()
+                                                  if name in events.started}}
         if kfp_run_dir is not None:
             extra["kfp_run_dir"] = str(kfp_run_dir)
         return Launch(orchestrator_run_id=kfp_run_dir.name if kfp_run_dir else "",

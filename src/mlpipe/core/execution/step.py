@@ -150,8 +150,6 @@ def run_step(
         if failure is not exc:
             raise failure from exc
         raise
-    if not cached and key is not None and not ref.failed_blocking_checks():
-        cache.put(key, ref, run_id=run_id)  # hashes the outputs: part of writing them
     ended = time.time()
     marks = {"entered": entered, "fn_started": fn_started or ended, "fn_ended": fn_ended or ended,
              "ended": ended, "imports_s": imports.seconds}
@@ -167,6 +165,8 @@ def run_step(
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / RESULT_FILE, result.to_json())
+    if not cached and key is not None and not ref.failed_blocking_checks():
+        cache.put(key, ref, run_id=run_id)  # after result.json: the entry lists the step's files
     return result
 
 
@@ -194,8 +194,8 @@ def step_timings(marks: Mapping[str, float], upstream_ended: float | None) -> di
     every import before mlpipe's step code (the orchestrator's and mlpipe's). ``inputs_s``: config
     and input references parsed, cache looked up. ``imports_s``: imports while the step ran
     (torch, transformers...). ``work_s``: the step function's own time less those imports (its
-    reading of input artifacts included). ``outputs_s``: the outputs hashed into the cache and
-    the record written.
+    reading of input artifacts included). ``outputs_s``: from the function's return to the
+    record (the cache entry, which hashes the outputs, is written after it).
     """
     created = process_started()
     entered = marks["entered"]
