@@ -14,7 +14,7 @@ import pytest
 from examples.champion_challenger import PIPELINE as CHAMPION_CHALLENGER
 from mlpipe.core import INFERENCE, TRAINING, InferenceConfig, TrainingConfig, load_config, plugins
 from mlpipe.core.execution import PipelineRun, get_runner
-from mlpipe.core.execution.step import PHASES
+from mlpipe.core.execution.timings import PHASES
 from mlpipe.core.registry import open_registry
 from tests.conftest import ROOT
 

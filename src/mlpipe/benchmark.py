@@ -156,7 +156,7 @@ def _breakdown(step: Any, extra: dict[str, Any]) -> dict[str, float]:
     """A step's phases (``result.json``), with its wait split where the orchestrator's metadata
     says when it started the step's task: ``scheduled_s`` (upstream end -> the orchestrator
     started the task) and the rest of ``wait_s`` (task start -> the step's process or entry)."""
-    from mlpipe.core.execution.step import PHASES
+    from mlpipe.core.execution.timings import PHASES
 
     phases = {p: float(step.timings.get(p, 0.0)) for p in PHASES}
     started = (extra.get("task_started") or {}).get(step.step)
