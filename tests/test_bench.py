@@ -32,10 +32,22 @@ def test_quick_bench_runs_every_runner_and_outputs_are_identical(tmp_path: Path)
             assert figures["step_sum_s"] > 0 and figures["ratio_to_local"] > 0
             assert set(figures["step_s"]) and figures["overhead_s"] >= -0.5
         assert entry["peak_rss_mib"] > 50 and entry["startup_s"] >= 0
+        for pipe in ("training", "inference"):  # the native no-op pipeline ran: a floor
+            figures = entry[pipe]
+            assert figures["floor_s"] > 0 and "adapter_overhead_s" in figures, runner
+            assert set(figures["breakdown"]) == set(figures["step_s"]), runner
+            assert set(figures["phase_s"]) == {"scheduled_s", "wait_s", "start_s", "inputs_s",
+                                               "imports_s", "work_s", "outputs_s"}
+        assert entry["training"]["rerun_s"] > 0 and entry["training"]["rerun_pct"] > 0
+    for raw in report["raw"]:  # the unchanged rerun was served from the cache
+        assert raw["training"]["rerun_cached"] == [True, True, True, False], raw["runner"]
     assert report["summary"]["local"]["training"]["ratio_to_local"] == pytest.approx(1.0)
     table = (out / "bench.md").read_text()
     assert "| airflow |" in table and "same predictions" in table
-    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "adapter overhead" in table and "| kubeflow | inference |" in table
+    assert "Unchanged training rerun" in table
+    for chart in ("bench.png", "bench-breakdown.png"):
+        assert (out / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_unknown_runner_is_a_clear_error(tmp_path: Path) -> None:

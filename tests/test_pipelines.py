@@ -33,6 +33,32 @@ def test_pipeline_description_is_validated() -> None:
     assert INFERENCE.downstream("load_model") == ("run_inference",)
 
 
+def test_fuse_groups_are_validated_before_anything_is_written(
+    home: Path, tiny_training: TrainingConfig
+) -> None:
+    from mlpipe.core.config import ConfigError
+    from mlpipe.core.execution.group import group_inputs, task_groups
+
+    fused = tiny_training.model_copy(update={"runtime": tiny_training.runtime.model_copy(
+        update={"fuse": [["save_artifacts", "upload_model"]]})})
+    assert task_groups(TRAINING, fused) == [
+        ("load_training_data",), ("train_model",), ("save_artifacts", "upload_model")]
+    assert group_inputs(TRAINING, ("save_artifacts", "upload_model")) == (
+        "load_training_data", "train_model")
+    for groups, message in (
+        ([["train_model", "nope"]], "no step nope"),
+        ([["load_training_data", "save_artifacts"]], "consecutive"),
+        ([["train_model"]], "at least two"),
+        ([["load_training_data", "train_model"], ["train_model", "save_artifacts"]], "twice"),
+    ):
+        bad = tiny_training.model_copy(update={"runtime": tiny_training.runtime.model_copy(
+            update={"fuse": groups})})
+        with pytest.raises(ConfigError, match=message) as err:
+            run_pipeline(TRAINING, bad, home=home)
+        assert "runtime.fuse" in str(err.value) and err.value.exit_code == 2
+    assert not (home / "runs").exists()
+
+
 @pytest.mark.slow
 def test_training_then_inference_end_to_end(
     home: Path, tiny_training: TrainingConfig, tiny_inference: InferenceConfig

@@ -4,6 +4,7 @@ identical weights, predictions and decisions. Parametrised from the plugin regis
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from examples.champion_challenger import PIPELINE as CHAMPION_CHALLENGER
 from mlpipe.core import INFERENCE, TRAINING, InferenceConfig, TrainingConfig, load_config, plugins
 from mlpipe.core.execution import PipelineRun, get_runner
+from mlpipe.core.execution.timings import PHASES
 from mlpipe.core.registry import open_registry
 from tests.conftest import ROOT
 
@@ -40,6 +42,29 @@ def _hashes(run: PipelineRun) -> dict[str, str]:
     return {s.step: s.ref.sha256 for s in run.steps}
 
 
+#: ``runtime.fuse`` for the inference run: the light steps before the map step, as one task.
+FUSED = "[[load_inference_data, split_inference_data, load_model]]"
+
+
+def _timings(run: PipelineRun) -> dict[str, dict[str, float]]:
+    """Each step's phases as its result.json records them (the breakdown the benchmark shows)."""
+    out = {}
+    for step in run.steps:
+        folder = run.run_dir / step.step
+        shards = sorted(folder.glob("shard-*/result.json"))  # a map step: each shard's own
+        for result in shards or [folder / "result.json"]:
+            recorded = json.loads(result.read_text())["timings"]
+            out[f"{step.step}/{result.parent.name}"] = {p: recorded[p] for p in PHASES}
+    return out
+
+
+def _assert_breakdown(timings: list[dict[str, dict[str, float]]]) -> None:
+    for run in timings:
+        for step, phases in run.items():
+            assert all(v >= 0 for v in phases.values()), (step, phases)
+            assert sum(phases.values()) > 0, (step, phases)
+
+
 @pytest.fixture(scope="module")
 def reference(seeded_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     return _run_all("local", seeded_home, tmp_path_factory.mktemp("local"))
@@ -56,13 +81,17 @@ def _run_all(runner_name: str, seeded: Path, where: Path) -> dict[str, dict]:
     assert isinstance(train_cfg, TrainingConfig)
     training = runner.run(TRAINING, train_cfg, home=home)
     infer_cfg = load_config(ROOT / "configs" / "tiny" / "inference.yaml",
-                            ["data.generated.n_samples=100", "inference.model=tiny-sentiment:v3"])
+                            ["data.generated.n_samples=100", "inference.model=tiny-sentiment:v3",
+                             f"runtime.fuse={FUSED}"])  # fused on every runner: same outputs
     assert isinstance(infer_cfg, InferenceConfig)
     inference = runner.run(INFERENCE, infer_cfg, home=home)
     example_cfg = load_config(EXAMPLE_CONFIG, config_type=CHAMPION_CHALLENGER.config_type)
     example = runner.run(CHAMPION_CHALLENGER, example_cfg, home=home)
     production = open_registry(train_cfg.registry, home).resolve("tiny-sentiment:production")
     return {
+        "timings": [_timings(run) for run in (training, inference, example)],
+        "fused_named": "load_inference_data__split_inference_data__load_model"
+        in json.dumps(inference.extra),
         "training": _hashes(training),
         "inference": _hashes(inference),
         "example": _hashes(example),
@@ -88,10 +117,13 @@ def test_runner_matches_local_on_every_pipeline(
     assert got["runner"] == {"training": runner, "example": runner}
     for pipeline in ("training", "inference", "example"):
         assert got[pipeline] == reference[pipeline], pipeline  # every step's output hash
+    _assert_breakdown(got["timings"])
+    assert got["fused_named"], "the orchestrator's run metadata names each fused task"
     assert got["decision"] == reference["decision"]
     assert got["production"] == reference["production"]
 
 
 def test_local_reference_runs_the_user_pipeline(reference: dict[str, dict]) -> None:
     assert set(reference["example"]) == set(CHAMPION_CHALLENGER.step_names)
+    _assert_breakdown(reference["timings"])
     assert reference["decision"]["winner"].startswith("tiny-sentiment:v")

@@ -121,8 +121,10 @@ def child_main(argv: Sequence[str]) -> None:
     """``python -m mlpipe.benchmark RUNNER HOME TRAIN_JSON INFER_JSON`` -> one JSON line."""
     started = time.perf_counter()
     runner, home, train_json, infer_json = argv
+    from mlpipe.benchmark_floor import floor_seconds, shape_of
     from mlpipe.core.config import config_from_json
     from mlpipe.core.execution import get_runner
+    from mlpipe.core.pipeline import resolve_pipeline
 
     chosen = get_runner(runner)  # imports the orchestrator (its start-up is measured apart)
     import_s = time.perf_counter() - started
@@ -131,14 +133,40 @@ def child_main(argv: Sequence[str]) -> None:
         run = chosen.run(name, config_from_json(raw), home=Path(home), use_cache=False)
         out[name] = {
             "seconds": run.seconds,
+            "wall_s": run.extra.get("wall_seconds", run.seconds),
             "steps": {s.step: s.seconds for s in run.steps},
             "step_sum": sum(s.seconds for s in run.steps),
             "sha256": {s.step: s.ref.sha256 for s in run.steps},
+            "breakdown": {s.step: _breakdown(s, run.extra) for s in run.steps},
         }
+    # an unchanged rerun, served from the step cache (the first runs filled it)
+    rerun = chosen.run("training", config_from_json(train_json), home=Path(home), use_cache=True)
+    out["training"]["rerun_s"] = rerun.seconds
+    out["training"]["rerun_cached"] = [s.cached for s in rerun.steps]
+    for name in ("training", "inference"):  # the orchestrator's own floor, same shape
+        shape = shape_of(resolve_pipeline(name))
+        out[name]["floor_s"] = floor_seconds(runner, shape, name, Path(home) / "floor")
     out["weights_sha256"] = out["training"]["sha256"]["train_model"]
     out["predictions_sha256"] = out["inference"]["sha256"]["save_results"]
     out["child_s"] = time.perf_counter() - started
     print("BENCH_RESULT " + json.dumps(out), flush=True)
+
+
+def _breakdown(step: Any, extra: dict[str, Any]) -> dict[str, float]:
+    """A step's phases (``result.json``), with its wait split where the orchestrator's metadata
+    says when it started the step's task: ``scheduled_s`` (upstream end -> the orchestrator
+    started the task) and the rest of ``wait_s`` (task start -> the step's process or entry)."""
+    from mlpipe.core.execution.timings import PHASES
+
+    phases = {p: float(step.timings.get(p, 0.0)) for p in PHASES}
+    started = (extra.get("task_started") or {}).get(step.step)
+    upstream = step.timings.get("upstream_ended")
+    scheduled = 0.0
+    if started is not None and upstream is not None:
+        scheduled = min(max(float(started) - upstream, 0.0), phases["wait_s"])
+    phases["scheduled_s"] = scheduled
+    phases["wait_s"] -= scheduled
+    return {"scheduled_s": phases.pop("scheduled_s"), **phases}
 
 
 @dataclass(frozen=True)
@@ -281,7 +309,13 @@ def summarize(raw: list[dict[str, Any]], runners: Sequence[str]) -> dict[str, An
                     "step_s": steps,
                     "step_sum_s": sum(steps.values()),
                     "overhead_s": statistics.median(overhead),
+                    **_floor_figures(ok, pipe),
                 }
+            rerun = [r["training"]["rerun_s"] for r in ok if "rerun_s" in r["training"]]
+            if rerun:
+                first = entry["training"]["median_s"]
+                entry["training"]["rerun_s"] = statistics.median(rerun)
+                entry["training"]["rerun_pct"] = 100 * statistics.median(rerun) / first
             entry["startup_s"] = statistics.median(r["startup_s"] for r in ok)
             entry["import_s"] = statistics.median(r["import_s"] for r in ok)
             entry["peak_rss_mib"] = max(r["peak_rss_mib"] for r in ok)
@@ -299,6 +333,29 @@ def summarize(raw: list[dict[str, Any]], runners: Sequence[str]) -> dict[str, An
             entry["predictions_sha256"] = ok[0]["predictions_sha256"]
         summary[runner] = entry
     return summary
+
+
+def _floor_figures(ok: list[dict[str, Any]], pipe: str) -> dict[str, Any]:
+    """The floor, mlpipe's adapter overhead above it, and the per-step phase breakdown."""
+    runs = [r[pipe] for r in ok if "floor_s" in r[pipe]]
+    if not runs:
+        return {}
+    floor = statistics.median(r["floor_s"] for r in runs)
+    adapter = statistics.median(r["seconds"] - r["step_sum"] - r["floor_s"] for r in runs)
+    steps = list(runs[0]["breakdown"])
+    breakdown = {
+        step: {p: statistics.median(r["breakdown"][step][p] for r in runs)
+               for p in runs[0]["breakdown"][step]}
+        for step in steps
+    }
+    phases = {p: sum(b[p] for b in breakdown.values()) for p in next(iter(breakdown.values()))}
+    return {
+        "floor_s": floor,
+        "adapter_overhead_s": adapter,
+        "adapter_pct_of_floor": 100 * adapter / floor if floor > 0.05 else None,
+        "breakdown": breakdown,
+        "phase_s": phases,
+    }
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -346,7 +403,61 @@ def render_markdown(report: dict[str, Any]) -> str:
                     + " | ".join(f"{s[r][pipe]['step_s'][step]:.2f}" for r in ok)
                     + " |"
                 )
+        lines += _render_floor(s, ok)
     return "\n".join(lines)
+
+
+def _render_floor(s: dict[str, Any], ok: list[str]) -> list[str]:
+    """The floor table, the phase breakdown and the cached rerun, for runners that have them."""
+    have = [r for r in ok if "floor_s" in s[r]["training"]]
+    if not have:
+        return []
+    lines = [
+        "",
+        "Orchestrator floor (a native no-op pipeline of the same shape) and mlpipe's adapter "
+        "overhead = run time - step time - floor, median seconds:",
+        "",
+        "| runner | pipeline | run s | step time s | floor s | adapter overhead s "
+        "| overhead / floor |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in have:
+        for pipe in ("training", "inference"):
+            e = s[r][pipe]
+            pct = e.get("adapter_pct_of_floor")
+            lines.append(
+                f"| {r} | {pipe} | {e['median_s']:.2f} | {e['step_sum_s']:.2f} | "
+                f"{e['floor_s']:.2f} | {e['adapter_overhead_s']:.2f} | "
+                f"{'-' if pct is None else f'{pct:.0f}%'} |"
+            )
+    phases = list(s[have[0]]["training"]["phase_s"])
+    lines += [
+        "",
+        "Where the steps' time went, summed over each pipeline's steps (median seconds; "
+        "from the timestamps each step records in result.json):",
+        "",
+        "| runner | pipeline | " + " | ".join(p.removesuffix("_s") for p in phases) + " |",
+        "|---|---|" + "---|" * len(phases),
+    ]
+    for r in have:
+        for pipe in ("training", "inference"):
+            ph = s[r][pipe]["phase_s"]
+            lines.append(f"| {r} | {pipe} | " + " | ".join(f"{ph[p]:.2f}" for p in phases) + " |")
+    rerun = [r for r in have if "rerun_s" in s[r]["training"]]
+    if rerun:
+        lines += [
+            "",
+            "Unchanged training rerun, served from the step cache:",
+            "",
+            "| runner | first run s | rerun s | rerun / first run | floor s | rerun / floor |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in rerun:
+            t = s[r]["training"]
+            over = f"{t['rerun_s'] / t['floor_s']:.2f}x" if t["floor_s"] > 0.05 else "-"
+            lines.append(f"| {r} | {t['median_s']:.2f} | {t['rerun_s']:.2f} | "
+                         f"{t['rerun_pct']:.1f}% | {t['floor_s']:.2f} | {over} |")
+    return lines
 
 
 def _ratio(x: float | None) -> str:
@@ -394,6 +505,42 @@ def render_chart(report: dict[str, Any], path: Path) -> Path:
     return path
 
 
+PHASE_COLORS = {"scheduled_s": "#8172B3", "wait_s": "#BBBBBB", "start_s": "#DD8452",
+                "inputs_s": "#937860", "imports_s": "#C44E52", "work_s": "#4C72B0",
+                "outputs_s": "#55A868"}
+
+
+def render_breakdown_chart(report: dict[str, Any], path: Path) -> Path | None:
+    """Stacked bars per runner: each phase summed over the steps, with the floor as a tick."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = {r: e for r, e in report["summary"].items() if e["ok"] and "phase_s" in e["training"]}
+    if not s:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, pipe in zip(axes, ("training", "inference"), strict=True):
+        names = list(s)
+        bottom = [0.0] * len(names)
+        for phase, color in PHASE_COLORS.items():
+            values = [s[r][pipe]["phase_s"].get(phase, 0.0) for r in names]
+            ax.bar(names, values, bottom=bottom, color=color, label=phase.removesuffix("_s"))
+            bottom = [a + b for a, b in zip(bottom, values, strict=True)]
+        ax.scatter(names, [s[r][pipe]["floor_s"] for r in names], marker="_", s=600,
+                   color="black", label="orchestrator floor", zorder=3)
+        ax.set_title(f"{pipe}: where the steps' time went")
+        ax.set_ylabel("seconds (median, summed over steps)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"mlpipe step breakdown · {report['mode']} · {report['date'][:10]}", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_report(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -404,6 +551,9 @@ def write_report(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     paths["json"].write_text(json.dumps(report, indent=2))
     paths["markdown"].write_text(render_markdown(report) + "\n")
     render_chart(report, paths["chart"])
+    breakdown = render_breakdown_chart(report, out_dir / "bench-breakdown.png")
+    if breakdown is not None:
+        paths["breakdown_chart"] = breakdown
     return paths
 
 

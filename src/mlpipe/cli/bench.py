@@ -82,7 +82,8 @@ def bench(
     paths = write_report(report, out_dir)
     out.print(Markdown(render_markdown(report)))
     out.print(
-        f"raw figures: {paths['json']}\ntable: {paths['markdown']}\nchart: {paths['chart']}",
+        f"raw figures: {paths['json']}\ntable: {paths['markdown']}\nchart: {paths['chart']}"
+        + (f"\nbreakdown: {paths['breakdown_chart']}" if "breakdown_chart" in paths else ""),
         highlight=False,
         soft_wrap=True,
     )

@@ -233,6 +233,10 @@ class RuntimeConfig(_Strict):
     mode: Literal["local", "kubernetes"] = Field(
         "local", description="kubernetes: each step is a pod running the image (see cluster)"
     )
+    fuse: list[list[str]] = Field(
+        default_factory=list,
+        description="groups of consecutive steps each run as one orchestrator task",
+    )
 
 
 # Kubernetes' syntax for what ends up in pod specs, so a typo fails at load time (exit 2), not when

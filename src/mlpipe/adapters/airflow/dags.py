@@ -27,6 +27,7 @@ from airflow.sdk import DAG, Variable, task
 
 from mlpipe.core.config import PipelineSettings, load_config
 from mlpipe.core.execution import execute_gather, execute_step
+from mlpipe.core.execution.group import execute_group, group_inputs, group_name, task_groups
 from mlpipe.core.paths import resolve_home
 from mlpipe.core.pipeline import Pipeline, portable_ref, resolve_pipeline
 from mlpipe.core.refs import ref_from_json
@@ -92,6 +93,28 @@ def mapped_python_tasks(spec: StepTaskSpec) -> Any:
     return gather(shard_results=shards)
 
 
+def fused_task(dag_id: str, ref: str, pipeline: Pipeline, group: tuple[str, ...],
+               config_json: str, home: str | None, upstream: Mapping[str, Any]) -> Any:
+    """One TaskFlow task running a fused group (``runtime.fuse``); its XCom holds each step's
+    result under the step's name, so downstream tasks and the UI see every step by name."""
+    doc = "\n".join(f"- `{name}`: {pipeline.step(name).description}" for name in group)
+
+    @task(task_id=group_name(group), doc_md=f"mlpipe steps run as one task:\n\n{doc}",
+          multiple_outputs=True)
+    def group_task(upstream: dict[str, Any], **context: Any) -> dict[str, Any]:
+        use_cache = dag_conf(context).get(CONF_USE_CACHE)
+        tags = {"runner": "airflow", "airflow_dag_id": dag_id,
+                "orchestrator_run_id": str(context.get("run_id", "")),
+                "airflow_try_number": str(getattr(context.get("ti"), "try_number", ""))}
+        return execute_group(
+            ref, group, config_json, {src: out["ref"] for src, out in upstream.items()},
+            home=resolve_home(home), run_id=mlpipe_run_id(context),
+            use_cache=None if use_cache is None else bool(use_cache), tags=tags,
+        )
+
+    return group_task(upstream=dict(upstream))
+
+
 def log_task_failure(context: Mapping[str, Any]) -> None:
     """One clear line per failed try: which step, which try, and the error (with its exit code)."""
     ti, exc = context.get("ti"), context.get("exception")
@@ -152,13 +175,23 @@ def build_dag(
         description=pipeline.description[:200] or None,
     ) as dag:
         outputs: dict[str, Any] = {}
-        for step in pipeline.steps:
+        task_of: dict[str, str] = {}  # step -> the task that runs it (its own, or its group's)
+        for group in task_groups(pipeline, config):
+            if len(group) > 1:  # runtime.fuse: one task runs the group's steps, in order
+                fused = fused_task(dag_id, ref, pipeline, group, config_json, home_str,
+                                   {src: outputs[src] for src in group_inputs(pipeline, group)})
+                outputs.update({name: fused[name] for name in group})
+                task_of.update(dict.fromkeys(group, group_name(group)))
+                continue
+            step = pipeline.step(group[0])
             inputs = {arg: outputs[src] for arg, src in step.inputs.items()}
             spec = StepTaskSpec(dag_id, ref, step, config_json, home_str, inputs)
             mapped = step.map_over is not None and task_factory is python_task_factory
             outputs[step.name] = mapped_python_tasks(spec) if mapped else task_factory(spec)
+            task_of[step.name] = step.name
             for upstream in step.upstream:  # explicit, for factories that template their inputs
-                dag.task_dict[upstream] >> dag.task_dict[step.name]
+                if task_of[upstream] != step.name:
+                    dag.task_dict[task_of[upstream]] >> dag.task_dict[step.name]
     if fileloc:
         dag.fileloc = fileloc
     return dag

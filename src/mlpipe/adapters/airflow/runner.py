@@ -111,6 +111,7 @@ class AirflowRunner(Runner):
             "task_seconds": {n: t["duration"] for n, t in tasks.items()},
             "task_states": {n: t["state"] for n, t in tasks.items()},
             "try_numbers": {n: t["try_number"] for n, t in tasks.items()},
+            "task_started": _task_started(tasks, pipeline),
             "process_seconds": time.perf_counter() - started,
             "setup_seconds": report["setup_seconds"],
             "migrate_seconds": report["migrate_seconds"],
@@ -152,6 +153,19 @@ class AirflowRunner(Runner):
         from mlpipe.adapters.airflow.render import render_cluster
 
         return render_cluster(pipeline, config, out_dir)
+
+
+def _task_started(tasks: dict[str, Any], pipeline: Pipeline) -> dict[str, float]:
+    """step -> epoch seconds Airflow started its task (a fused group's steps share theirs)."""
+    from datetime import datetime
+
+    started: dict[str, float] = {}
+    for task_id, task in tasks.items():
+        if task.get("start"):
+            at = datetime.fromisoformat(task["start"]).timestamp()
+            steps = [s for s in task_id.split("__") if s in pipeline.step_names]
+            started.update(dict.fromkeys(steps, at))
+    return started
 
 
 def _tail(path: Path, lines: int = 30) -> str:

@@ -20,6 +20,7 @@ from pydantic import Field
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError, StepFailedError
 from mlpipe.core.execution import execute_gather, execute_step
+from mlpipe.core.execution.group import execute_group, group_inputs, group_name
 from mlpipe.core.paths import resolve_home, safe_run_id
 from mlpipe.core.pipeline import Pipeline, Step
 from mlpipe.core.progress import forward_to
@@ -210,6 +211,62 @@ def step_asset(
                                                    for c in failed), allow_retries=False)
 
     return _asset
+
+
+def group_asset(
+    pipeline: Pipeline, group: tuple[str, ...], config: PipelineSettings
+) -> dg.AssetsDefinition:
+    """A fused group (``runtime.fuse``) as one op materializing each step's own asset, with its
+    checks and metadata: every step stays an asset by name, in one Dagster step."""
+    steps = [pipeline.step(name) for name in group]
+    upstream = group_inputs(pipeline, group)
+    ins = {dagster_name(pipeline.step(src).asset): dg.AssetIn(
+        key=dagster_name(pipeline.step(src).asset)) for src in upstream}
+    outs = {dagster_name(step.asset): dg.AssetOut(
+        description=step.description, metadata={"mlpipe/step": step.name},
+        tags={"mlpipe/pipeline": dagster_name(pipeline.name)}, kinds={"python"},
+    ) for step in steps}
+    declared = {step.name: pipeline.checks_for(step.name, config) for step in steps}
+    specs = [dg.AssetCheckSpec(name, asset=dagster_name(step.asset), blocking=True,
+                               description=f"mlpipe quality check '{name}' from step {step.name}")
+             for step in steps for name in declared[step.name]]
+    task = group_name(group)
+
+    @dg.multi_asset(
+        name=dagster_name(task), outs=outs, ins=ins, check_specs=specs,
+        group_name=dagster_name(pipeline.name), required_resource_keys={RESOURCE_KEY},
+        retry_policy=retry_policy(config), op_tags={"mlpipe/steps": ",".join(group)},
+        description=f"mlpipe steps run as one task: {', '.join(group)}",
+    )
+    def _group(context: dg.AssetExecutionContext, **inputs: Any) -> Iterator[Any]:
+        res: MlpipeResource = getattr(context.resources, RESOURCE_KEY)
+        run_id = mlpipe_run_id(context)
+        try:
+            results = execute_group(
+                res.refs.get(pipeline.name) or pipeline, group, res.config_json(pipeline.name),
+                {src: inputs[dagster_name(pipeline.step(src).asset)] for src in upstream},
+                home=res.home_path(), run_id=run_id, use_cache=res.use_cache,
+                enforce_checks=False,
+                tags={"runner": "dagster", "orchestrator_run_id": context.run.run_id,
+                      "dagster_job": context.job_name},
+            )
+        except StepFailedError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=exc.exit_code != 2) from exc
+        for step in steps:
+            result = results[step.name]
+            ref = ref_from_json(result["ref"])
+            meta = ref_metadata(ref)
+            meta.update({"mlpipe/run_id": run_id, "mlpipe/seconds": result["seconds"],
+                         "mlpipe/cached": result["cached"], "mlpipe/step": step.name,
+                         "mlpipe/fused_task": task})
+            context.log.info(f"{step.name} (fused in {task}): {result['seconds']:.2f}s -> "
+                             f"{ref.uri}")
+            yield dg.Output(result["ref"], output_name=dagster_name(step.asset), metadata=meta)
+            for check in ref.checks:
+                if check.name in declared[step.name]:
+                    yield check_result(dagster_name(step.asset), check)
+
+    return _group
 
 
 def asset_to_step(pipeline: Pipeline) -> Mapping[str, str]:

@@ -10,6 +10,7 @@ import dagster as dg
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError
+from mlpipe.core.execution.group import task_groups
 from mlpipe.core.paths import resolve_home
 from mlpipe.core.pipeline import Pipeline, portable_ref
 
@@ -19,6 +20,7 @@ from .assets import (
     MlpipeResource,
     RefIOManager,
     dagster_name,
+    group_asset,
     job_name,
     mapped_step_asset,
     step_asset,
@@ -61,8 +63,16 @@ def build_assets(pipeline: Pipeline, config: PipelineSettings) -> list[dg.Assets
     """A pipeline's assets in step order: in-process steps, or one pod each (cluster mode)."""
     if config.runtime.mode == "kubernetes":
         return build_cluster_assets(pipeline, config)
-    return [mapped_step_asset(pipeline, step, config) if step.map_over else
-            step_asset(pipeline, step, config) for step in pipeline.steps]
+    assets = []
+    for group in task_groups(pipeline, config):
+        step = pipeline.step(group[0])
+        if len(group) > 1:
+            assets.append(group_asset(pipeline, group, config))
+        elif step.map_over:
+            assets.append(mapped_step_asset(pipeline, step, config))
+        else:
+            assets.append(step_asset(pipeline, step, config))
+    return assets
 
 
 def _ref(pipeline: Pipeline) -> str:

@@ -19,10 +19,11 @@ import dagster as dg
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner
+from mlpipe.core.execution.group import group_name, task_groups
 from mlpipe.core.execution.runner import StepCallback
 from mlpipe.core.pipeline import Pipeline
 
-from .assets import RUN_ID_TAG, asset_to_step, job_name
+from .assets import RUN_ID_TAG, asset_to_step, dagster_name, job_name
 from .build import build_definitions
 
 LOG_LEVEL_ENV = "MLPIPE_DAGSTER_LOG_LEVEL"
@@ -103,11 +104,15 @@ class DagsterRunner(Runner):
             seconds = time.perf_counter() - started
             states = asset_states(instance, result.run_id)
         by_step = {step: states[a] for a, step in asset_to_step(pipeline).items() if a in states}
+        for group in task_groups(pipeline, config):  # a fused group is one op: its steps share it
+            op = dagster_name(group_name(group))
+            by_step.update({s: states[op] for s in group if len(group) > 1 and op in states})
         return Launch(
             orchestrator_run_id=result.run_id,
             seconds=seconds,
             extra={
                 "task_seconds": {s: st.seconds for s, st in by_step.items()},
+                "task_started": {s: st.started for s, st in by_step.items() if st.started},
                 "asset_states": {a: st.state for a, st in states.items()},
                 "asset_checks": {a: st.checks for a, st in states.items() if st.checks},
                 "dagster_job": job.name,

@@ -22,6 +22,7 @@ from kfp.dsl.utils import maybe_rename_for_k8s
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError
+from mlpipe.core.execution.group import group_inputs, group_name, task_groups
 from mlpipe.core.pipeline import Pipeline, Step, portable_ref
 from mlpipe.core.refs import (
     ArtifactsRef,
@@ -168,6 +169,44 @@ def lister_source(item: ComponentPlan, plans: dict[str, ComponentPlan]) -> str:
     )
 
 
+def group_function_name(group: tuple[str, ...], plans: dict[str, ComponentPlan]) -> str:
+    """A fused group's component function: its steps' function names joined."""
+    return "__".join(plans[name].function_name for name in group)
+
+
+def group_source(ref: str, group: tuple[str, ...], pipeline: Pipeline,
+                 plans: dict[str, ComponentPlan]) -> str:
+    """The source of a fused group's component (``runtime.fuse``): one output artifact per step,
+    named by the step's asset, and one input per upstream step outside the group."""
+    upstream = group_inputs(pipeline, group)
+    args = [f"{p}: str" for p in (*PARAMS, JOB_NAME_ARG)]
+    args += [f"{plans[src].output}: Input[{plans[src].artifact.__name__}]" for src in upstream]
+    args += [f"{plans[s].output}: Output[{plans[s].artifact.__name__}]" for s in group]
+    ins = ", ".join(f"{src!r}: {plans[src].output}" for src in upstream)
+    outs = ", ".join(f"{s!r}: {plans[s].output}" for s in group)
+    doc = "mlpipe steps run as one task: " + ", ".join(group)
+    signature = ",\n    ".join(args)
+    return (
+        f"def {group_function_name(group, plans)}(\n    {signature},\n):\n"
+        f"    {json.dumps(doc)}\n"
+        "    from mlpipe.adapters.kubeflow.task import run_group_component\n"
+        f"    run_group_component({ref!r}, {group!r}, config_json, mlpipe_home,\n"
+        f"                        run_id or {JOB_NAME_ARG}, {{{ins}}}, {{{outs}}},\n"
+        f"                        orchestrator_run_id={JOB_NAME_ARG})\n"
+    )
+
+
+def task_names(pipeline: Pipeline, config: PipelineSettings) -> dict[str, str]:
+    """step name -> the kfp task that runs it (its own, or its fused group's)."""
+    plans = {p.step.name: p for p in plan(pipeline)}
+    names: dict[str, str] = {}
+    for group in task_groups(pipeline, config):
+        task = (plans[group[0]].task_name if len(group) == 1
+                else maybe_rename_for_k8s(group_function_name(group, plans)))
+        names.update(dict.fromkeys(group, task))
+    return names
+
+
 def _function_from_source(source: str, name: str, filename: str) -> Callable[..., None]:
     """Define a function from source so that ``inspect.getsource`` returns exactly ``source``."""
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
@@ -177,22 +216,29 @@ def _function_from_source(source: str, name: str, filename: str) -> Callable[...
     return fn
 
 
-def build_components(pipeline: Pipeline, base_image: str = DEFAULT_BASE_IMAGE) -> dict[str, Any]:
-    """step name -> kfp component. No pip installs at run time: the image (or venv) has mlpipe."""
+def build_components(pipeline: Pipeline, base_image: str = DEFAULT_BASE_IMAGE,
+                     groups: list[tuple[str, ...]] | None = None) -> dict[str, Any]:
+    """task (its steps) -> kfp component: one per step, or per fused group (``groups``).
+    No pip installs at run time: the image (or venv) has mlpipe."""
     ref = portable_ref(pipeline)
     plans = {p.step.name: p for p in plan(pipeline)}
     components = {}
-    for item in plans.values():
-        sources = {item.step.name: (component_source(ref, item, plans), item.function_name)}
-        if item.step.map_over:  # <step>_shards, <step>_shard (in a ParallelFor), <step> gathers
-            sources = {
-                f"{item.step.name}.shards": (lister_source(item, plans),
-                                             f"{item.function_name}_shards"),
-                f"{item.step.name}.shard": (component_source(ref, item, plans, "shard"),
-                                            f"{item.function_name}_shard"),
-                item.step.name: (component_source(ref, item, plans, "gather"),
-                                 item.function_name),
-            }
+    for group in groups or [(name,) for name in plans]:
+        if len(group) > 1:  # runtime.fuse: one component runs the group's steps
+            sources = {group_name(group): (group_source(ref, group, pipeline, plans),
+                                           group_function_name(group, plans))}
+        else:
+            item = plans[group[0]]
+            sources = {item.step.name: (component_source(ref, item, plans), item.function_name)}
+            if item.step.map_over:  # <step>_shards, <step>_shard (in a ParallelFor), <step>
+                sources = {
+                    f"{item.step.name}.shards": (lister_source(item, plans),
+                                                 f"{item.function_name}_shards"),
+                    f"{item.step.name}.shard": (component_source(ref, item, plans, "shard"),
+                                                f"{item.function_name}_shard"),
+                    item.step.name: (component_source(ref, item, plans, "gather"),
+                                     item.function_name),
+                }
         for key, (source, name) in sources.items():
             filename = f"<mlpipe-kfp {pipeline.name}.{key}>"
             fn = _function_from_source(source, name, filename)
@@ -220,18 +266,28 @@ def build_pipeline(
         from mlpipe.adapters.kubeflow.cluster import build_cluster_pipeline
 
         return build_cluster_pipeline(pipeline, config)
-    components = build_components(pipeline, base_image)
+    groups = task_groups(pipeline, config)
+    components = build_components(pipeline, base_image, groups)
     plans = {p.step.name: p for p in plan(pipeline)}
     runtime = config.runtime
     config_default = config.model_dump_json()
 
     def body(config_json: str, mlpipe_home: str, run_id: str) -> Any:
         tasks: dict[str, Any] = {}
-        for step in pipeline.steps:
-            upstream = {arg: tasks[src].outputs[plans[src].output]
-                        for arg, src in step.inputs.items()}
+        for group in groups:
             params = {"config_json": config_json, "mlpipe_home": mlpipe_home, "run_id": run_id,
                       "job_name": dsl.PIPELINE_JOB_NAME_PLACEHOLDER}
+            if len(group) > 1:  # a fused group takes each outside upstream by its asset name
+                upstream = {plans[src].output: tasks[src].outputs[plans[src].output]
+                            for src in group_inputs(pipeline, group)}
+                task = components[group_name(group)](**params, **upstream)
+                cacheable = all(pipeline.step(name).cacheable for name in group)
+                _step_options(task, group_name(group), cacheable, runtime)
+                tasks.update(dict.fromkeys(group, task))
+                continue
+            step = pipeline.step(group[0])
+            upstream = {arg: tasks[src].outputs[plans[src].output]
+                        for arg, src in step.inputs.items()}
             if step.map_over:  # the shards (known at run time) in a ParallelFor, then gathered
                 mapped = tasks[step.map_over].outputs[plans[step.map_over].output]
                 listed = components[f"{step.name}.shards"](shards=mapped)

@@ -24,7 +24,12 @@ from typing import Any
 from kfp import local
 from kfp.local import config as local_config
 
-from mlpipe.adapters.kubeflow.compiler import build_pipeline, compile_pipeline, plan
+from mlpipe.adapters.kubeflow.compiler import (
+    build_pipeline,
+    compile_pipeline,
+    plan,
+    task_names,
+)
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.runner import Launch, Runner, StepCallback
 from mlpipe.core.pipeline import Pipeline, portable_ref
@@ -94,6 +99,7 @@ class KubeflowRunner(Runner):
         pipeline_root.mkdir(parents=True, exist_ok=True)
         pipeline_func = build_pipeline(pipeline, config, home=str(home), run_id=run_id)
         plans = plan(pipeline)
+        kfp_tasks = task_names(pipeline, config)  # step -> its task (a fused group's, perhaps)
         events = TaskEvents()
         started = time.perf_counter()
         kfp_run_dir, failure = _run_local(pipeline_func, pipeline_root, events, _root_of(pipeline))
@@ -101,13 +107,18 @@ class KubeflowRunner(Runner):
         task_seconds: dict[str, float] = {}
         tasks: dict[str, dict[str, Any]] = {}
         for item in plans:
-            artifacts = _executor_artifacts(kfp_run_dir / item.task_name) if kfp_run_dir else {}
-            measured = events.seconds(item.task_name)
+            name = kfp_tasks[item.step.name]
+            artifacts = _executor_artifacts(kfp_run_dir / name) if kfp_run_dir else {}
+            measured = events.seconds(name)
             if measured is not None:
                 task_seconds[item.step.name] = measured
-            tasks[item.step.name] = {"state": events.state(item.task_name), "artifacts": artifacts}
+            tasks[item.step.name] = {"state": events.state(name), "artifacts": artifacts,
+                                     "task": name}
         extra: dict[str, Any] = {"task_seconds": task_seconds, "tasks": tasks,
-                                 "pipeline_root": str(pipeline_root)}
+                                 "pipeline_root": str(pipeline_root),
+                                 "task_started": {step: events.started[name]
+                                                  for step, name in kfp_tasks.items()
+                                                  if name in events.started}}
         if kfp_run_dir is not None:
             extra["kfp_run_dir"] = str(kfp_run_dir)
         return Launch(orchestrator_run_id=kfp_run_dir.name if kfp_run_dir else "",

@@ -90,6 +90,42 @@ def run_component(
             outputs["confusion_matrix"].log_confusion_matrix(*matrix)
 
 
+def run_group_component(
+    pipeline: str,
+    steps: tuple[str, ...],
+    config_json: str,
+    home: str,
+    run_id: str,
+    inputs: Mapping[str, Any],
+    outputs: Mapping[str, Any],
+    orchestrator_run_id: str = "",
+) -> None:
+    """Run a fused group (``runtime.fuse``) as one kfp component: ``inputs`` maps each upstream
+    step outside the group to its artifact, ``outputs`` each of the group's steps to its own
+    output artifact, which holds the step's reference and names the step in its metadata."""
+    from mlpipe.core.errors import MlpipeError
+    from mlpipe.core.execution.group import execute_group
+    from mlpipe.core.paths import safe_run_id
+
+    run_id = safe_run_id(run_id)
+    upstream = {name: Path(art.path).read_text() for name, art in inputs.items()}
+    try:
+        results = execute_group(
+            pipeline, steps, config_json, upstream, home=home, run_id=run_id,
+            tags={"runner": "kubeflow", "orchestrator_run_id": orchestrator_run_id or run_id},
+        )
+    except MlpipeError as exc:
+        print(f"mlpipe: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_code) from exc
+    for step, result in results.items():
+        out = outputs[step]
+        Path(out.path).parent.mkdir(parents=True, exist_ok=True)
+        Path(out.path).write_text(json.dumps(result["ref"], indent=2))
+        out.metadata.update(_ref_metadata(result["ref"]))
+        out.metadata.update({"step": step, "fused_task": "__".join(steps), "run_id": run_id,
+                             "seconds": result["seconds"], "cached": result["cached"]})
+
+
 def ref_metrics(ref: Mapping[str, Any]) -> dict[str, float]:
     """The numbers a reference carries that belong on a dashboard (accuracy, F1, loss, speed)."""
     metrics = {k: float(v) for k, v in (ref.get("metrics") or {}).items()}

@@ -96,6 +96,7 @@ def preflight(pipeline: Pipeline, config: PipelineSettings, home: Path) -> None:
         raise ConfigError(
             f"pipeline: a '{config.pipeline}' config cannot drive the '{pipeline.name}' pipeline"
         )
+    check_fuse(pipeline, config)
     data = getattr(config, "data", None)
     if isinstance(data, DataConfig) and data.source == "files":
         for label, path in (("data.path", data.path), ("data.eval_path", data.eval_path)):
@@ -109,6 +110,16 @@ def preflight(pipeline: Pipeline, config: PipelineSettings, home: Path) -> None:
     model = getattr(inference, "model", None)
     if registry is not None and registry.backend == "local" and isinstance(model, str):
         open_registry(registry, home).resolve(model)
+
+
+def check_fuse(pipeline: Pipeline, config: PipelineSettings) -> None:
+    """``runtime.fuse`` names consecutive steps of this pipeline; cluster mode runs one pod each."""
+    from mlpipe.core.execution.group import task_groups
+
+    task_groups(pipeline, config)
+    if config.runtime.fuse and config.runtime.mode == "kubernetes":
+        raise ConfigError("runtime.fuse: cluster mode runs one pod per step; fuse steps with "
+                          "runtime.mode=local")
 
 
 def refuse_kubernetes(config: PipelineSettings, runner: str) -> None:
@@ -382,6 +393,7 @@ class RunRecord:
             "host": socket.gethostname(),
             "pid": os.getpid(),  # with host: a run whose process is gone shows as killed
             "started_at": _now(),
+            "started_ts": time.time(),  # epoch: the first step's wait is measured from it
             "ended_at": None,
             "seconds": None,
             "orchestrator_run_id": None,

@@ -24,7 +24,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from mlpipe.core.errors import (
     error_from_record,
     error_record,
 )
+from mlpipe.core.execution.timings import ImportClock, step_timings, upstream_ended
 from mlpipe.core.faults import fault_raise
 from mlpipe.core.files import sweep_temp
 from mlpipe.core.paths import resolve_home, run_dir, step_dir
@@ -64,6 +65,8 @@ class StepRun:
     started: float = 0.0
     ended: float = 0.0
     pid: int = 0
+    #: where the step's time went: epoch marks and phase seconds (see :mod:`.timings`)
+    timings: Mapping[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +76,7 @@ class StepRun:
             "started": self.started,
             "ended": self.ended,
             "pid": self.pid,
+            "timings": dict(self.timings),
             "ref": self.ref.model_dump(mode="json"),
         }
 
@@ -86,6 +90,7 @@ class StepRun:
             started=float(data.get("started", 0.0)),
             ended=float(data.get("ended", 0.0)),
             pid=int(data.get("pid", 0)),
+            timings={k: float(v) for k, v in (data.get("timings") or {}).items()},
         )
 
 
@@ -109,6 +114,7 @@ def run_step(
     traceback) and ``StepFailedError`` names the step. For a map step, ``shard=i`` runs shard
     ``i`` only; without it every shard runs (in a process pool) and is gathered.
     """
+    entered = time.time()
     step = pipeline.step(step_name)
     missing = set(step.inputs) - set(inputs)
     if missing:
@@ -133,6 +139,8 @@ def run_step(
     cache_on = config.runtime.cache if use_cache is None else use_cache
     cache = StepCache(home / "cache")
     key: str | None = None
+    imports = ImportClock()
+    fn_started = fn_ended = 0.0
     try:
         if step.cacheable:
             key = step_key(pipeline.name, step, config, {k: inputs[k] for k in step.inputs})
@@ -147,10 +155,12 @@ def run_step(
                 out_dir=out_dir,
                 tags=dict(tags or {}),
             )
-            with _shard_threads(count):
+            fn_started = time.time()
+            with _shard_threads(count), imports:
                 if shard is not None:
                     fault_raise(f"shard:{step.name}:{shard}")
                 ref = step.fn(config, ctx, **{k: inputs[k] for k in step.inputs})
+            fn_ended = time.time()
         failed = ref.failed_blocking_checks()
         if enforce_checks and failed:
             raise QualityGateError("; ".join(f"check {c.name} failed: {c.message}" for c in failed))
@@ -168,19 +178,23 @@ def run_step(
         if failure is not exc:
             raise failure from exc
         raise
+    ended = time.time()
+    marks = {"entered": entered, "fn_started": fn_started or ended, "fn_ended": fn_ended or ended,
+             "ended": ended, "imports_s": imports.seconds}
     result = StepRun(
         step=step.name,
         ref=ref,
         seconds=time.perf_counter() - started,
         cached=cached,
         started=wall_started,
-        ended=time.time(),
+        ended=ended,
         pid=os.getpid(),
+        timings=step_timings(marks, upstream_ended(pipeline.name, step.upstream, home, run_id)),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / RESULT_FILE, result.to_json())
     if not cached and key is not None and not ref.failed_blocking_checks():
-        cache.put(key, ref, run_id=run_id)
+        cache.put(key, ref, run_id=run_id)  # after result.json: the entry lists the step's files
     return result
 
 
