@@ -280,9 +280,11 @@ def test_compiled_kfp_yaml(rendered: dict[str, Any], pipeline: Pipeline) -> None
 def test_no_secret_value_in_any_rendered_file(rendered: dict[str, Any]) -> None:
     files = sorted(p for p in rendered["root"].rglob("*") if p.is_file())
     per_orch = {o: [p for p in files if p.parent.name == o] for o in ORCHESTRATORS}
-    # airflow: 4 pods + the DAG per pipeline; kubeflow: YAML + run settings; dagster: 4 + job
-    assert {o: len(v) for o, v in per_orch.items()} == {"airflow": 10, "kubeflow": 4,
-                                                        "dagster": 10}
+    # airflow: a pod per step + the DAG per pipeline; kubeflow: YAML + run settings; dagster:
+    # a pod per step + the job per pipeline
+    per_pipeline = len(TRAINING.steps) + len(INFERENCE.steps) + 2
+    assert {o: len(v) for o, v in per_orch.items()} == {"airflow": per_pipeline, "kubeflow": 4,
+                                                        "dagster": per_pipeline}
     for path in files:
         assert FAKE_KEY not in path.read_text(errors="replace"), path
 
@@ -477,8 +479,9 @@ def test_dagster_cluster_job_launches_one_pod_per_step(
         assert run.success
         for step in pipeline.steps:
             results[step.name] = load_step_result(shared, name, "d-1", step.name).to_json()
-    assert [p["meta"]["labels"]["mlpipe/step"] for p in pods.pods] == [
-        s.replace("_", "-") for p in PIPELINES.values() for s in p.step_names]
+    launched = [p["meta"]["labels"]["mlpipe/step"] for p in pods.pods]  # steps with no order
+    assert sorted(launched) == sorted(  # between them (after the same upstream) run in any order
+        s.replace("_", "-") for p in PIPELINES.values() for s in p.step_names)
     assert {p["namespace"] for p in pods.pods} == {"ml-team"}
     gpu = [p for p in pods.pods if "nvidia.com/gpu" in p["spec"]["containers"][0]["resources"]
            ["limits"]]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlpipe.core import ConfigError, load_config
+from mlpipe.core import INFERENCE, TRAINING, ConfigError, load_config
 from tests.conftest import ROOT, TINY_TRAINING, venv_env
 
 kv = pytest.importorskip("kubernetes_validate", reason="pip install -e '.[dev]'")
@@ -127,13 +127,14 @@ def test_rendered_pods_validate_against_the_kubernetes_schema(
 ) -> None:
     root = rendered[variant]
     pods = {p: yaml.safe_load(p.read_text()) for p in sorted(root.glob("*/*.pod.yaml"))}
-    assert len([p for p in pods if p.parent.name == "airflow"]) == 8
-    assert len([p for p in pods if p.parent.name == "dagster"]) == 8
+    steps = len(TRAINING.steps) + len(INFERENCE.steps)  # one pod per step of both pipelines
+    assert len([p for p in pods if p.parent.name == "airflow"]) == steps
+    assert len([p for p in pods if p.parent.name == "dagster"]) == steps
     for path, pod in pods.items():
         assert pod["kind"] == "Pod", path
         validate(pod)
     kfp = [pod for p in sorted(root.glob("kubeflow/*.kfp.yaml")) for pod in kfp_pods(p)]
-    assert len(kfp) == 8
+    assert len(kfp) == steps
     for pod in kfp:
         validate(pod)
     gpu = [pod for pod in [*pods.values(), *kfp]

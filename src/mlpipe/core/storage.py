@@ -115,13 +115,22 @@ def open_store(config: PipelineConfig, home: Path) -> ArtifactStore | None:
 
 
 def _ref_paths(ref: Ref) -> list[Path]:
-    """The local paths a reference points to (its files live there)."""
-    data = ref.model_dump(mode="json")
-    return [
+    """The local paths a reference points to (its files live there), with those of the refs it
+    holds (a map step's shards, which may live in an earlier step's folder)."""
+    return _paths_in(ref.model_dump(mode="json"))
+
+
+def _paths_in(data: Any) -> list[Path]:
+    if isinstance(data, list):
+        return [p for item in data for p in _paths_in(item)]
+    if not isinstance(data, dict):
+        return []
+    found = [
         Path(v)
         for k, v in data.items()
         if k in ("uri", "predictions_uri") and isinstance(v, str) and v.startswith("/")
     ]
+    return found + [p for k, v in data.items() if isinstance(v, list | dict) for p in _paths_in(v)]
 
 
 def _registry_names(config: PipelineConfig) -> list[str]:
