@@ -53,7 +53,9 @@ def venv_env() -> dict[str, str]:
     return env
 
 
-def make_artifact(tmp: Path, tag: str) -> Path:
+def make_artifact(
+    tmp: Path, tag: str, accuracy: float = 0.5, provenance: dict[str, object] | None = None
+) -> Path:
     """A small, valid artifact directory (fake weights, config, manifest) for registry tests."""
     import json
 
@@ -64,7 +66,8 @@ def make_artifact(tmp: Path, tag: str) -> Path:
     (model / "model.safetensors").write_bytes(f"weights {tag}".encode())
     (model / "config.json").write_text(json.dumps({"tag": tag}))
     out = tmp / f"artifact-{tag}"
-    assemble(model, out, metrics={"eval_accuracy": 0.5}, provenance={"data_sha256": tag})
+    assemble(model, out, metrics={"eval_accuracy": accuracy},
+             provenance=provenance or {"data_sha256": tag})  # fmt: skip
     return out
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from mlpipe.core import ChecksumError, ConfigError, ModelNotFoundError, TrainingConfig, run_pipeline
-from mlpipe.core.artifacts import assemble
 from mlpipe.core.config import PromoteIf
 from mlpipe.core.hashing import sha256_file
 from mlpipe.core.pipelines import TRAINING
@@ -109,14 +108,8 @@ def _cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _artifact(tmp: Path, tag: str, accuracy: float) -> Path:
-    model = tmp / f"model-{tag}"
-    model.mkdir(parents=True)
-    (model / "model.safetensors").write_bytes(f"weights {tag}".encode())
-    (model / "config.json").write_text(json.dumps({"tag": tag}))
-    out = tmp / f"artifact-{tag}"
     provenance = {"data_sha256": f"data-{tag}", "config": {"training": {"epochs": len(tag)}}}
-    assemble(model, out, metrics={"eval_accuracy": accuracy}, provenance=provenance)
-    return out
+    return make_artifact(tmp, tag, accuracy, provenance)
 
 
 def test_a_training_run_publishes_one_copy_of_the_weights_with_its_lineage(

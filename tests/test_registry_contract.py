@@ -10,7 +10,6 @@ server-less sqlite store.
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import shutil
 import uuid
@@ -20,7 +19,6 @@ from typing import Any
 import pytest
 
 from mlpipe.core import ChecksumError, ConfigError, ModelNotFoundError, plugins
-from mlpipe.core.artifacts import assemble
 from mlpipe.core.config import plugin_section
 from mlpipe.core.registry import open_registry
 from tests.conftest import make_artifact
@@ -130,14 +128,6 @@ def section(
     return {"backend": "mlflow"}  # server-less default: sqlite under <home>/mlflow
 
 
-def artifact(tmp: Path, tag: str, accuracy: float) -> Path:
-    model = tmp / f"model-{tag}"
-    model.mkdir(parents=True)
-    (model / "model.safetensors").write_bytes(f"weights {tag}".encode())
-    (model / "config.json").write_text(json.dumps({"tag": tag}))
-    out = tmp / f"artifact-{tag}"
-    assemble(model, out, metrics={"eval_accuracy": accuracy}, provenance={"data_sha256": tag})
-    return out
 
 
 def test_publish_then_fetch_by_version_and_alias(section: dict[str, Any], tmp_path: Path) -> None:
@@ -216,18 +206,18 @@ def test_promote_if_keeps_aliases_on_the_better_version(
 ) -> None:
     policy = {"promote_if": {"metric": "eval_accuracy", "mode": "max", "min_delta": 0.01}}
     reg = _open({**section, **policy}, tmp_path / "home")
-    good = reg.publish(artifact(tmp_path, "good", 1.0), "m", ["staging"])
+    good = reg.publish(make_artifact(tmp_path, "good", 1.0), "m", ["staging"])
     assert "staging" in good.aliases and good.aliases_withheld == ()
-    worse = reg.publish(artifact(tmp_path, "worse", 0.4), "m", ["staging"])
+    worse = reg.publish(make_artifact(tmp_path, "worse", 0.4), "m", ["staging"])
     assert worse.aliases_withheld == ("staging",) and "staging" not in worse.aliases
     assert "latest" in worse.aliases  # published all the same
     assert any("without 'staging'" in n for n in worse.notes)
     assert reg.resolve("m:staging").version == good.version
-    tie = reg.publish(artifact(tmp_path, "tie", 1.005), "m", ["staging"])  # below min_delta
+    tie = reg.publish(make_artifact(tmp_path, "tie", 1.005), "m", ["staging"])  # below min_delta
     assert tie.aliases_withheld == ("staging",)
     # the default policy moves aliases as before, but says so when the model is worse
     plain = _open(section, tmp_path / "home")
-    moved = plain.publish(artifact(tmp_path, "plain", 0.3), "m", ["staging"])
+    moved = plain.publish(make_artifact(tmp_path, "plain", 0.3), "m", ["staging"])
     assert "staging" in moved.aliases and any("a worse model" in n for n in moved.notes)
 
 

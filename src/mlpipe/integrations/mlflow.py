@@ -232,6 +232,16 @@ def _scoped(method: Any) -> Any:
     return wrapper
 
 
+def _preflight(tracking_uri: str | None) -> None:
+    """Before any step: mlflow importable, and the configured (or ``$MLFLOW_TRACKING_URI``)
+    store well-formed and, for a server, answering."""
+    _import_mlflow()
+    uri = tracking_uri or os.environ.get(URI_ENV, "").strip()
+    if uri:
+        _check_uri(uri, URI_ENV)
+        check_server(uri)
+
+
 class MlflowRegistry:
     """Model versions as MLflow model versions of a registered model; aliases are MLflow's."""
 
@@ -241,11 +251,7 @@ class MlflowRegistry:
     @classmethod
     def preflight(cls, cfg: RegistryConfig) -> None:
         assert isinstance(cfg, MlflowRegistryConfig)
-        _import_mlflow()
-        uri = cfg.tracking_uri or os.environ.get(URI_ENV, "").strip()
-        if uri:
-            _check_uri(uri, URI_ENV)
-            check_server(uri)
+        _preflight(cfg.tracking_uri)
 
     def __init__(self, cfg: RegistryConfig, home: Path | None = None) -> None:
         assert isinstance(cfg, MlflowRegistryConfig)
@@ -655,11 +661,7 @@ class MlflowTracker:
     @classmethod
     def preflight(cls, cfg: TrackingConfig) -> None:
         assert isinstance(cfg, MlflowTrackingConfig)
-        _import_mlflow()
-        uri = cfg.tracking_uri or os.environ.get(URI_ENV, "").strip()
-        if uri:
-            _check_uri(uri, URI_ENV)
-            check_server(uri)
+        _preflight(cfg.tracking_uri)
 
     def __init__(
         self,
