@@ -38,6 +38,19 @@ def bench(
     task: Annotated[
         str, typer.Option(help=f"Which ML task to run: {', '.join(plugin_names('task'))}")
     ] = "text-classification",
+    scale: Annotated[
+        bool,
+        typer.Option(
+            "--scale",
+            help="Sharded inference at growing row counts instead (10k/100k/1M rows; "
+            "--quick: 1k/4k), 1 shard against 2",
+            show_default=False,
+            metavar="",
+        ),
+    ] = False,
+    rows: Annotated[
+        str | None, typer.Option(help="With --scale: comma-separated row counts")
+    ] = None,
 ) -> None:
     """Compare the runners on the same pipelines: time, overhead, memory, identical outputs."""
     from rich.markdown import Markdown
@@ -65,6 +78,9 @@ def bench(
     if "local" not in chosen:
         chosen.insert(0, "local")  # every ratio and identity check is against local
     out_dir = out_dir or resolve_home() / "bench"
+    if scale:
+        _bench_scale(chosen, out_dir, quick=quick, rows=rows, overrides=set_infer or [])
+        return
     settings = BenchSettings(
         quick=quick,
         repetitions=repetitions,
@@ -90,4 +106,34 @@ def bench(
     failed = [r for r, e in report["summary"].items() if e["failed"]]
     if failed:
         err.print(f"[yellow]failed runners: {', '.join(failed)}[/]")
+        raise typer.Exit(1)
+
+
+def _bench_scale(
+    runners: list[str], out_dir: Path, *, quick: bool, rows: str | None, overrides: list[str]
+) -> None:
+    """``mlpipe bench --scale``: the sharded-inference table, growth, memory and chart."""
+    from rich.markdown import Markdown
+
+    from mlpipe.benchmark_scale import ScaleSettings, render_markdown, run_scale, write_report
+
+    try:
+        counts = [int(x.replace("_", "")) for x in rows.split(",") if x.strip()] if rows else []
+    except ValueError:
+        raise fail(ConfigError(f"--rows {rows!r}: use whole numbers, e.g. 10000,100000")) from None
+    if any(n < 1 for n in counts):
+        raise fail(ConfigError(f"--rows {rows!r}: every row count must be at least 1"))
+    settings = ScaleSettings(runners=runners, out_dir=out_dir, quick=quick, rows=counts,
+                             inference_overrides=overrides)
+    try:
+        with err.status("scale benchmark starting") as status:
+            report = run_scale(settings, on_progress=lambda msg: status.update(msg))
+    except MlpipeError as exc:
+        raise fail(exc) from exc
+    paths = write_report(report, out_dir)
+    out.print(Markdown(render_markdown(report)))
+    out.print(f"raw figures: {paths['json']}\ntable: {paths['markdown']}\nchart: {paths['chart']}",
+              highlight=False, soft_wrap=True)
+    if report["summary"]["failed"]:
+        err.print("[yellow]failed: " + "; ".join(report["summary"]["failed"]) + "[/]")
         raise typer.Exit(1)

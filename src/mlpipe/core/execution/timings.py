@@ -30,6 +30,16 @@ def process_started() -> float:
         return 0.0
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far (MiB): a shard's own peak when it ran in a
+    process of its own; the whole process's when several steps shared one."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes there, KiB here
+
+
 def step_timings(marks: Mapping[str, float], upstream_ended: float | None) -> dict[str, float]:
     """Where a step's time went, from the marks ``run_step`` takes and the process start.
 
@@ -41,7 +51,8 @@ def step_timings(marks: Mapping[str, float], upstream_ended: float | None) -> di
     and input references parsed, cache looked up. ``imports_s``: imports while the step ran
     (torch, transformers...). ``work_s``: the step function's own time less those imports (its
     reading of input artifacts included). ``outputs_s``: from the function's return to the
-    record (the cache entry, which hashes the outputs, is written after it).
+    record (the cache entry, which hashes the outputs, is written after it). ``peak_rss_mib``:
+    the process's peak memory when the step ended (:func:`peak_rss_mib`).
     """
     created = process_started()
     entered = marks["entered"]
@@ -58,6 +69,7 @@ def step_timings(marks: Mapping[str, float], upstream_ended: float | None) -> di
         "imports_s": imports_s,
         "work_s": fn_s - imports_s,
         "outputs_s": marks["ended"] - marks["fn_ended"],
+        "peak_rss_mib": peak_rss_mib(),
     }
     if upstream_ended is not None:
         timings["upstream_ended"] = upstream_ended
