@@ -1,5 +1,6 @@
 """Fast paths of inference: int8 with fp32 fallback, bounded chunks, shape-rounded padding."""
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,22 @@ def test_inference_takes_label_names_from_the_model(tmp_path: Path) -> None:
     with pytest.raises(StepFailedError, match="outside the labels") as info:
         run_pipeline(INFERENCE, override, home=home)
     assert info.value.exit_code == 2
+
+
+def test_steps_run_with_passive_openmp_waits_unless_the_user_chose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spinning OpenMP threads steal a shared machine's cores; a step's process sleeps them, and
+    a user's own OMP_WAIT_POLICY is kept (checked in a fresh process, as a step's starts)."""
+    import subprocess
+    import sys
+
+    probe = ("import os, mlpipe.core.execution.step as s; from mlpipe.core.modeling import "
+             "passive_thread_waits as p; p(); print(os.environ['OMP_WAIT_POLICY'])")
+    for given, expected in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        if given:
+            env["OMP_WAIT_POLICY"] = given
+        out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        assert out == expected

@@ -44,6 +44,7 @@ from mlpipe.core.errors import (
 from mlpipe.core.execution.timings import ImportClock, step_timings, upstream_ended
 from mlpipe.core.faults import fault_raise
 from mlpipe.core.files import sweep_temp
+from mlpipe.core.modeling import passive_thread_waits
 from mlpipe.core.paths import resolve_home, run_dir, step_dir
 from mlpipe.core.pipeline import Pipeline, Step, StepContext, portable_ref, resolve_pipeline
 from mlpipe.core.refs import Ref, ShardsRef, ref_from_json
@@ -115,6 +116,7 @@ def run_step(
     ``i`` only; without it every shard runs (in a process pool) and is gathered.
     """
     entered = time.time()
+    passive_thread_waits()  # before a step imports torch
     step = pipeline.step(step_name)
     missing = set(step.inputs) - set(inputs)
     if missing:
