@@ -2,8 +2,9 @@
 held-out set, compare them on a metric, and promote the winner to ``production``.
 
 A pipeline written the way you would write your own: a pydantic config, five plain functions and a
-``Pipeline`` that lists them. It reuses mlpipe's built-in steps as building blocks and runs on
-every runner::
+``Pipeline`` that lists them. ``score`` is a map step: it runs once per candidate version, side by
+side, in each orchestrator's own fan-out. It reuses mlpipe's built-in steps as building blocks and
+runs on every runner::
 
     mlpipe run examples.champion_challenger:PIPELINE --runner dagster \\
         --config examples/champion_challenger.yaml
@@ -30,7 +31,7 @@ from mlpipe.core.config import (
 from mlpipe.core.errors import ModelNotFoundError
 from mlpipe.core.hashing import sha256_file
 from mlpipe.core.pipeline import Pipeline, Step, StepContext
-from mlpipe.core.refs import DatasetRef, ModelVersionRef, Ref
+from mlpipe.core.refs import DatasetRef, ModelVersionRef, Ref, ShardsRef
 from mlpipe.core.registry import open_registry
 
 
@@ -59,6 +60,14 @@ class ScoreRef(Ref):
     metrics: dict[str, float] = Field(default_factory=dict)
 
 
+class CandidateRef(Ref):
+    """A version to score: its role and its registry reference (alias or vN)."""
+
+    kind: Literal["candidate"] = "candidate"
+    role: str
+    model: str
+
+
 class DecisionRef(Ref):
     """Which version won, by how much, and whether it should be promoted."""
 
@@ -81,16 +90,29 @@ def load_eval_set(config: ChampionChallengerConfig, ctx: StepContext) -> Dataset
     return steps.load_inference_data(_inference_config(config, f"{config.model_name}:latest"), ctx)
 
 
-def _score(config: ChampionChallengerConfig, ctx: StepContext, dataset: DatasetRef,
-           which: str) -> ScoreRef:
-    spec = f"{config.model_name}:{which}"
-    cfg = _inference_config(config, spec)
+def candidates(config: ChampionChallengerConfig, ctx: StepContext) -> ShardsRef:
+    """The versions to score, challenger first, as shards: ``score`` runs once per candidate,
+    side by side (a map step: each runner's own fan-out)."""
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    refs = []
+    for role, which in (("challenger", config.challenger), ("champion", config.champion)):
+        path = ctx.out_dir / f"{role}.json"
+        path.write_text(json.dumps({"role": role, "model": f"{config.model_name}:{which}"}))
+        refs.append(CandidateRef(uri=str(path), sha256=sha256_file(path), role=role,
+                                 model=f"{config.model_name}:{which}"))
+    return ShardsRef.of(refs, uri=str(ctx.out_dir))
+
+
+def score(config: ChampionChallengerConfig, ctx: StepContext, dataset: DatasetRef,
+          candidate: CandidateRef) -> ScoreRef:
+    """Predict the eval set with one candidate version (absent: a first run has no champion)."""
+    cfg = _inference_config(config, candidate.model)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     try:
         model = steps.load_model(cfg, _sub(ctx, "model"))
     except ModelNotFoundError:  # no champion yet: the challenger wins by default
         empty = ctx.out_dir / "absent.json"
-        empty.write_text(json.dumps({"model": spec, "absent": True}))
+        empty.write_text(json.dumps({"model": candidate.model, "absent": True}))
         return ScoreRef(uri=str(empty), sha256=sha256_file(empty), model=None)
     predictions = steps.run_inference(cfg, _sub(ctx, "predictions"), dataset, model)
     results = steps.save_results(cfg, _sub(ctx, "results"), dataset, predictions)
@@ -98,21 +120,9 @@ def _score(config: ChampionChallengerConfig, ctx: StepContext, dataset: DatasetR
                     metrics=results.metrics)
 
 
-def score_challenger(config: ChampionChallengerConfig, ctx: StepContext,
-                     dataset: DatasetRef) -> ScoreRef:
-    """Predict the eval set with the challenger version."""
-    return _score(config, ctx, dataset, config.challenger)
-
-
-def score_champion(config: ChampionChallengerConfig, ctx: StepContext,
-                   dataset: DatasetRef) -> ScoreRef:
-    """Predict the eval set with the champion version (absent on a first run)."""
-    return _score(config, ctx, dataset, config.champion)
-
-
-def decide(config: ChampionChallengerConfig, ctx: StepContext, challenger: ScoreRef,
-           champion: ScoreRef) -> DecisionRef:
+def decide(config: ChampionChallengerConfig, ctx: StepContext, scores: ShardsRef) -> DecisionRef:
     """The challenger wins if there is no champion, or it beats it by more than ``min_delta``."""
+    challenger, champion = (s for s in scores.refs if isinstance(s, ScoreRef))
     new = challenger.metrics.get(config.metric)
     if challenger.model is None or new is None:
         raise ModelNotFoundError(f"{config.model_name}:{config.challenger} has no "
@@ -128,9 +138,9 @@ def decide(config: ChampionChallengerConfig, ctx: StepContext, challenger: Score
         winner, promote, reason = champion.model, False, f"{config.metric} {new:.4f} <= {old:.4f}"
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     path = ctx.out_dir / "decision.json"
-    scores = {"challenger": new, "champion": old}  # the metric only: timings vary run to run
+    compared = {"challenger": new, "champion": old}  # the metric only: timings vary run to run
     path.write_text(json.dumps({"winner": winner, "promote": promote, "reason": reason,
-                                "metric": config.metric, **scores}, sort_keys=True, indent=2))
+                                "metric": config.metric, **compared}, sort_keys=True, indent=2))
     return DecisionRef(uri=str(path), sha256=sha256_file(path), winner=winner, promote=promote,
                        reason=reason)
 
@@ -157,15 +167,14 @@ PIPELINE = Pipeline(
     steps=(
         Step("load_eval_set", load_eval_set, asset="eval_set",
              description="Held-out rows as parquet", config_sections=("data",)),
-        Step("score_challenger", score_challenger, asset="challenger_score",
-             description="The challenger's predictions and metrics",
-             inputs={"dataset": "load_eval_set"}, cacheable=False),
-        Step("score_champion", score_champion, asset="champion_score",
-             description="The champion's predictions and metrics",
-             inputs={"dataset": "load_eval_set"}, cacheable=False),
+        Step("candidates", candidates, asset="candidates",
+             description="The versions to score, challenger first",
+             config_sections=("model_name", "challenger", "champion")),
+        Step("score", score, asset="scores", description="Each candidate's predictions and metrics",
+             inputs={"dataset": "load_eval_set", "candidate": "candidates"},
+             map_over="candidates", cacheable=False),
         Step("decide", decide, asset="decision", description="Which version wins, and why",
-             inputs={"challenger": "score_challenger", "champion": "score_champion"},
-             config_sections=("metric", "min_delta")),
+             inputs={"scores": "score"}, config_sections=("metric", "min_delta")),
         Step("promote", promote, asset="production_model",
              description="The version the promote_to alias points at",
              inputs={"decision": "decide"}, cacheable=False),
