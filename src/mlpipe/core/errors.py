@@ -78,7 +78,9 @@ def error_from_record(record: dict[str, object]) -> MlpipeError:
         err = cls(message)
         err.exit_code = exit_code
         return err
-    return RemoteStepError(f"{name}: {message}" if name else message, exit_code)
+    if cls in wrappers or not name:  # a record of a record: its message names the type already
+        return RemoteStepError(message, exit_code)
+    return RemoteStepError(f"{name}: {message}", exit_code)
 
 
 class DivergedError(MlpipeError):

@@ -4,7 +4,8 @@ Run as ``python -m mlpipe.adapters.airflow._dagtest REQUEST.json RESULT.json`` w
 already set: Airflow reads its home and database at import time, so each run gets a fresh process
 (and the caller's process never imports Airflow). The request names the pipeline by its portable
 reference; the steps record their own outcomes (``result.json`` / ``error.json``), so the report is
-only Airflow's view: the DAG run's id and state and, per task, its state, try, duration, max tries.
+only Airflow's view: the DAG run's id and state and, per task instance (a mapped task has one per
+map index), its state, try, duration, max tries.
 """
 
 from __future__ import annotations
@@ -79,11 +80,13 @@ def main(request_path: str, result_path: str) -> int:
 
     order = {name: i for i, name in enumerate(pipeline.step_names)}
     tasks = [{
-        "task_id": ti.task_id, "state": str(ti.state) if ti.state else None,
+        "task_id": ti.task_id, "map_index": ti.map_index,
+        "state": str(ti.state) if ti.state else None,
         "try_number": ti.try_number, "max_tries": ti.max_tries, "duration": ti.duration,
         "start": ti.start_date.isoformat() if ti.start_date else None,
         "end": ti.end_date.isoformat() if ti.end_date else None,
-    } for ti in sorted(dag_run.get_task_instances(), key=lambda t: order.get(t.task_id, 99))]
+    } for ti in sorted(dag_run.get_task_instances(),
+                       key=lambda t: (order.get(t.task_id, 99), t.map_index))]
     report = {
         "dag_id": dag.dag_id, "dag_run_id": dag_run.run_id, "state": str(dag_run.state),
         "dag_test_seconds": test_s, "setup_seconds": setup_s, "migrate_seconds": migrate_s,

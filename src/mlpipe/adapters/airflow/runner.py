@@ -59,7 +59,8 @@ class AirflowRunner(Runner):
     """Runs the pipeline as one Airflow DAG run, under the mlpipe run id (conf ``mlpipe_run_id``).
 
     ``Launch.seconds`` is the wall time of ``dag.test()``; ``extra`` holds the DAG id, each task's
-    state, try number and Airflow-measured seconds, and the Airflow home; the log of the child
+    state, try number and Airflow-measured seconds, a mapped task's states per map index
+    (``map_states``: one per shard of a map step), and the Airflow home; the log of the child
     (Airflow's and the tasks' output) is ``<airflow home>/logs/mlpipe/<pipeline>-<time>.log``.
     """
 
@@ -111,6 +112,7 @@ class AirflowRunner(Runner):
             "task_seconds": {n: t["duration"] for n, t in tasks.items()},
             "task_states": {n: t["state"] for n, t in tasks.items()},
             "try_numbers": {n: t["try_number"] for n, t in tasks.items()},
+            "map_states": _map_states(report["tasks"]),
             "task_started": _task_started(tasks, pipeline),
             "process_seconds": time.perf_counter() - started,
             "setup_seconds": report["setup_seconds"],
@@ -140,7 +142,9 @@ class AirflowRunner(Runner):
         if not failed:
             return ""
         task = failed[0]
-        note = (f"airflow task {report['dag_id']}.{task['task_id']} failed on try "
+        index = task.get("map_index", -1)
+        mapped = f"[{index}]" if index >= 0 else ""
+        note = (f"airflow task {report['dag_id']}.{task['task_id']}{mapped} failed on try "
                 f"{task['try_number']} of {task['max_tries'] + 1}, run {report['dag_run_id']}; "
                 f"log {log_path}")
         recorded = read_step(home, pipeline.name, run_id, task["task_id"])
@@ -153,6 +157,16 @@ class AirflowRunner(Runner):
         from mlpipe.adapters.airflow.render import render_cluster
 
         return render_cluster(pipeline, config, out_dir)
+
+
+def _map_states(tasks: list[dict[str, Any]]) -> dict[str, list[str | None]]:
+    """A mapped task's instances' states in map index order (one per shard of a map step):
+    ``task_states`` holds one state per task id, which says nothing about a single shard."""
+    mapped: dict[str, list[str | None]] = {}
+    for task in tasks:  # sorted by map index
+        if task.get("map_index", -1) >= 0:
+            mapped.setdefault(task["task_id"], []).append(task["state"])
+    return mapped
 
 
 def _task_started(tasks: dict[str, Any], pipeline: Pipeline) -> dict[str, float]:
