@@ -491,30 +491,44 @@ def test_object_store_variant_each_pod_starts_with_an_empty_home(
 
 @pytest.mark.slow
 def test_airflow_renders_the_run_id_template_per_run(tmp_path: Path) -> None:
-    """Airflow fills the args template from the DAG run (conf's mlpipe_run_id, else run_id)."""
+    """Airflow fills the args template from the DAG run (conf's mlpipe_run_id, else run_id); a
+    shard pod (expanded arguments are never templated) gets it through its env var, which
+    Kubernetes puts in ``$(MLPIPE_RUN_ID)``. The sharded DAG survives Airflow's serialization."""
     code = """
-import json, sys
+import copy, json, sys
 from types import SimpleNamespace
-from mlpipe.core import TRAINING, load_config
+from airflow.serialization.serialized_objects import DagSerialization
+from mlpipe.core import INFERENCE, TRAINING, load_config
 from mlpipe.adapters.airflow.dags import build_dag
 cfg = load_config(sys.argv[1])
 op = build_dag(TRAINING, cfg).get_task("train_model")
+dag = build_dag(INFERENCE, load_config(sys.argv[2]))
+DagSerialization.from_dict(DagSerialization.to_dict(dag))  # what the DAG processor stores
+mapped = dag.get_task("run_inference__shard")
+(to_args,) = mapped.expand_input.value["arguments"].callables  # applied to each XCom item
 out = []
 for conf in ({}, {"mlpipe_run_id": "chosen-1"}):
+    shard = mapped.unmap({"arguments": to_args(1)})  # as a mapped task instance runs it
+    shard.env_vars = copy.deepcopy(shard.env_vars)  # a task instance's own (rendered in place)
     ctx = {"dag_run": SimpleNamespace(conf=conf), "run_id": "manual__2026-01-01T00:00:00+00:00"}
-    out.append(op.render_template(op.arguments, ctx))
+    env = {e.name: e.value for e in shard.render_template(shard.env_vars, ctx)}
+    out.append([op.render_template(op.arguments, ctx), shard.arguments, env["MLPIPE_RUN_ID"]])
 print(json.dumps(out))
 """
     configs = _write_configs(tmp_path)
     env = venv_env()
     env.update(AIRFLOW_HOME=str(tmp_path / "airflow"), AIRFLOW__CORE__LOAD_EXAMPLES="False")
-    proc = subprocess.run([sys.executable, "-c", code, str(configs["training"])],
+    proc = subprocess.run([sys.executable, "-c", code, str(configs["training"]),
+                           str(configs["inference"])],
                           capture_output=True, text=True, env=env, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    plain, chosen = json.loads(proc.stdout.strip().splitlines()[-1])
+    (plain, shard, plain_env), (chosen, _, chosen_env) = json.loads(
+        proc.stdout.strip().splitlines()[-1])
     assert plain[5] == "manual__2026-01-01T00:00:00+00:00"  # `mlpipe step` makes it safe
     assert chosen[5] == "chosen-1"
     assert json.loads(plain[7]) == json.loads(_config("training").model_dump_json())
+    assert shard[5] == AIRFLOW_SHARD_RUN_ID and shard[-2:] == ["--shard", "1"]
+    assert (plain_env, chosen_env) == ("manual__2026-01-01T00:00:00+00:00", "chosen-1")
 
 
 class LocalPods:

@@ -24,7 +24,6 @@ Airflow does not render templates in expanded values, so a shard pod's ``--run-i
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from kubernetes.client import models as k8s
@@ -94,16 +93,17 @@ def operator_kwargs(spec: ContainerSpec) -> dict[str, Any]:
     }
 
 
-def shard_arguments(args: list[str], shard: int) -> list[str]:
-    """One shard pod's arguments: ``args`` with shard ``shard`` in its slot (run by Airflow on
-    each item of the plan's XCom when it expands the mapped operator)."""
-    return [str(int(shard)) if a == _SHARD else a for a in args]
-
-
 def shard_mapper(pipeline: Pipeline, step: str, config: Any) -> Callable[[int], list[str]]:
-    """The function ``.expand(arguments=plan.output.map(...))`` applies to each shard number."""
+    """The function ``.expand(arguments=plan.output.map(...))`` applies to each shard number of
+    the plan's XCom: the shard pod's arguments with that shard in its slot (plain values, never
+    templated). A function, not a partial: Airflow serializes a map callable by its source."""
     container = step_container(pipeline, step, config, RUN_ID_REF, part="shard", shard=_SHARD)
-    return partial(shard_arguments, list(container.args))  # plain values: never templated
+    args = list(container.args)
+
+    def shard_arguments(shard: int) -> list[str]:
+        return [str(int(shard)) if a == _SHARD else a for a in args]
+
+    return shard_arguments
 
 
 def mapped_pod_tasks(spec: StepTaskSpec, pipeline: Pipeline, config: Any) -> Any:
