@@ -352,6 +352,21 @@ def test_render_bad_input_exits_2(tmp_path: Path) -> None:
     assert "cluster.volume_claim" in proc.stderr
 
 
+@pytest.mark.parametrize(("flags", "named"), [
+    (["load_model", "--shard", "0"], "--shard: step 'load_model' of pipeline inference is not a"),
+    (["run_inference", "--plan", "--gather"], "--plan and --gather: choose one"),
+])
+def test_step_shard_flags_refuse_bad_input_with_exit_2(
+    tmp_path: Path, flags: list[str], named: str,
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlpipe", "step", *flags, "--pipeline", "inference",
+         "--run-id", "r1", "-c", str(TINY_INFERENCE), "--home", str(tmp_path / "home")],
+        capture_output=True, text=True, env=venv_env(), timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert named in proc.stderr and not (tmp_path / "home" / "runs").exists()
+
+
 @pytest.mark.parametrize("runner", ["airflow", "kubeflow", "dagster"])
 def test_running_a_cluster_config_here_is_refused_with_exit_2(tmp_path: Path, runner: str) -> None:
     """Runners that run steps on this machine refuse `runtime.mode: kubernetes` before any work."""
