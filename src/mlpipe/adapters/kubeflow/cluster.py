@@ -36,6 +36,8 @@ RUN_ID_ARG = "{{$.inputs.parameters['run_id']}}"
 #: Stand for a shard pod's shard and the plan pod's output file; replaced by the component's
 #: ``shard`` input and ``shards`` output parameter.
 _SHARD = "<<mlpipe-shard>>"
+#: The plan component's output parameter: the shard list.
+PLAN_OUTPUT = "shards"
 _PLAN_OUT = "<<mlpipe-plan-out>>"
 
 
@@ -53,7 +55,11 @@ def _component(spec: ContainerSpec, description: str) -> Callable[..., Any]:
 
 
 def _plan_component(spec: ContainerSpec) -> Callable[..., Any]:
-    """A map step's plan pod: its output parameter ``shards`` is the list ParallelFor runs."""
+    """A map step's plan pod: its output parameter ``shards`` is the list ParallelFor runs over.
+
+    KFP backends iterate over any list output; kfp.local 2.17 only over a Python component's
+    return value (``Output``, a name container components may not use), so kfp.local cannot run
+    this loop."""
 
     def component(run_id: str, shards: dsl.OutputPath(list)) -> dsl.ContainerSpec:  # type: ignore[valid-type]
         args = [{_RUN_ID: run_id, _PLAN_OUT: shards}.get(a, a) for a in spec.args]
@@ -139,7 +145,7 @@ def build_cluster_pipeline(pipeline: Pipeline, config: PipelineSettings) -> Any:
                 for task in after:
                     plan.after(task)
                 apply_container_spec(plan, plan_spec)
-                with dsl.ParallelFor(plan.outputs["shards"]) as shard:
+                with dsl.ParallelFor(plan.outputs[PLAN_OUTPUT]) as shard:
                     one = parts[spec.step][1](run_id=run_id, shard=shard)
                     one.set_display_name(f"{spec.step} shard")
                     apply_container_spec(one, shard_spec)
