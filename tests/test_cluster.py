@@ -1,6 +1,9 @@
 """Cluster mode without a cluster: render what each orchestrator would submit, check it, and run
 the ``mlpipe step`` commands those specs contain, in pipeline order, against a shared directory
-(the PVC) or a ``file://`` store, to prove they chain into the same outputs as a local run."""
+(the PVC) or a ``file://`` store, to prove they chain into the same outputs as a local run.
+
+Inference runs with two shards: its map step is a plan pod, one pod per shard (the step's
+resources, ``--shard I``) and a gather pod, and its predictions equal a one-shard local run's."""
 
 from __future__ import annotations
 
@@ -39,11 +42,17 @@ CLUSTER = [
     "cluster.namespace=ml-team",
     "cluster.service_account=mlpipe-runner",
     "cluster.node_selector={pool: ml}",
-    "cluster.step_resources={train_model: {cpu: '4', memory: 8Gi, gpu: 1}}",
+    "cluster.step_resources={train_model: {cpu: '4', memory: 8Gi, gpu: 1},"
+    " run_inference: {cpu: '2', memory: 3Gi}}",
     "cluster.env={TOKENIZERS_PARALLELISM: 'false'}",
 ]
 TRAIN_SET = ["data.generated.n_samples=300", "training.epochs=1", *CLUSTER]
-INFER_SET = ["data.generated.n_samples=100", *CLUSTER]
+#: 100 rows in chunks of 50: two shards
+INFER_SET = ["data.generated.n_samples=100", "inference.chunk_rows=50", "inference.shards=2",
+             *CLUSTER]
+SHARDS = 2
+#: An Airflow shard pod's run id: Kubernetes fills it from the env var Airflow rendered.
+AIRFLOW_SHARD_RUN_ID = "$(MLPIPE_RUN_ID)"
 
 
 def _config(pipeline: str, extra: list[str] = ()) -> PipelineConfig:  # type: ignore[assignment]
@@ -163,21 +172,36 @@ def _kfp(root: Path, pipeline: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return docs[0], docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
 
 
-def step_commands(root: Path, orch: str, pipeline: Pipeline) -> list[list[str]]:
-    """The container args of every step, in pipeline order, as the rendered files hold them."""
+KFP_SHARD = "{{$.inputs.parameters['shard']}}"
+
+
+def step_commands(root: Path, orch: str, pipeline: Pipeline) -> list[tuple[str, list[str]]]:
+    """(step, container args) of every pod, in pipeline order, as the rendered files hold them;
+    a map step's are its plan pod, one pod per shard and its gather pod."""
     out = []
     for step in pipeline.steps:
-        if orch == "kubeflow":
-            spec, _ = _kfp(root, pipeline.name)
-            task = step.name.replace("_", "-")
-            container = spec["deploymentSpec"]["executors"][f"exec-{task}"]["container"]
-            assert container["command"] == ["mlpipe"]
-            out.append(list(container["args"]))
-        else:
-            path = root / orch / f"{pipeline.name}-{step.name}.pod.yaml"
-            pod = yaml.safe_load(path.read_text())
-            assert pod["spec"]["containers"][0]["command"] == ["mlpipe"]
-            out.append(_pod_args(pod))
+        names = [step.name]
+        if step.map_over:
+            names = [f"{step.name}__shards",
+                     *[f"{step.name}__shard-{i:04d}" for i in range(SHARDS)], step.name]
+        for name in names:
+            if orch == "kubeflow":
+                spec, _ = _kfp(root, pipeline.name)
+                task = name.split("__shard-")[0].replace("__", "-").replace("_", "-")
+                task += "-shard" if "__shard-" in name else ""
+                container = spec["deploymentSpec"]["executors"][f"exec-{task}"]["container"]
+                assert container["command"] == ["mlpipe"]
+                args = list(container["args"])
+                if "__shard-" in name:  # the ParallelFor item
+                    args = [str(int(name[-4:])) if a == KFP_SHARD else a for a in args]
+            else:
+                pod = yaml.safe_load((root / orch / f"{pipeline.name}-{name}.pod.yaml")
+                                     .read_text())
+                container = pod["spec"]["containers"][0]
+                assert container["command"] in (["mlpipe"], [  # Dagster's plan pod: via Pipes
+                    "python", "-m", "mlpipe.adapters.dagster.pipes_plan"])
+                args = _pod_args(pod)
+            out.append((step.name, args))
     return out
 
 
@@ -198,7 +222,8 @@ def test_rendered_pod_specs(rendered: dict[str, Any], orch: str, pipeline: Pipel
         args = container["args"]
         assert args[:5] == ["step", step.name, "--pipeline", pipeline.name, "--run-id"]
         assert args[5] == PLACEHOLDERS[orch]
-        assert args[6] == "--config-json" and args[8:] == ["--home", "/data/mlpipe"]
+        assert args[6] == "--config-json" and args[8:10] == ["--home", "/data/mlpipe"]
+        assert args[10:] == (["--gather"] if step.map_over else [])  # a map step's: the gather
         assert json.loads(args[7]) == json.loads(cfg.model_dump_json())
         env = {e["name"]: e for e in container["env"]}
         assert env["WANDB_API_KEY"] == {
@@ -221,12 +246,29 @@ def test_rendered_pod_specs(rendered: dict[str, Any], orch: str, pipeline: Pipel
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["securityContext"]["runAsUser"] == 10001
         assert spec["activeDeadlineSeconds"] == int(cfg.runtime.timeout_s)
+    for step in [s for s in pipeline.steps if s.map_over]:  # a pod per shard, the step's size
+        shards = sorted((root / orch).glob(f"{pipeline.name}-{step.name}__shard-*.pod.yaml"))
+        assert len(shards) == SHARDS
+        for i, path in enumerate(shards):
+            (container,) = yaml.safe_load(path.read_text())["spec"]["containers"]
+            assert container["args"][-2:] == ["--shard", str(i)]
+            assert container["args"][5] == (AIRFLOW_SHARD_RUN_ID if orch == "airflow"
+                                            else PLACEHOLDERS[orch])
+            assert container["resources"]["limits"] == {"cpu": "2", "memory": "3Gi"}
     if orch == "airflow":
         shape = yaml.safe_load((root / orch / f"{pipeline.name}.dag.yaml").read_text())
-        assert [t["task_id"] for t in shape["tasks"]] == list(pipeline.step_names)
+        mapped = [s.name for s in pipeline.steps if s.map_over]
+        assert [t["task_id"] for t in shape["tasks"]] == [
+            t for s in pipeline.step_names
+            for t in ([f"{s}__shards", f"{s}__shard", s] if s in mapped else [s])]
         assert {t["operator"] for t in shape["tasks"]} == {"KubernetesPodOperator"}
         for task in shape["tasks"]:
-            assert task["upstream"] == sorted(pipeline.step(task["task_id"]).upstream)
+            step_name, _, part = task["task_id"].partition("__")
+            upstream = sorted(pipeline.step(step_name).upstream)
+            if step_name in mapped:
+                upstream = {"shards": upstream, "shard": [f"{step_name}__shards"],
+                            "": sorted([*upstream, f"{step_name}__shard"])}[part]
+            assert task["upstream"] == upstream
     else:
         job = yaml.safe_load((root / orch / f"{pipeline.name}.dagster.yaml").read_text())
         assert [a["step"] for a in job["assets"]] == list(pipeline.step_names)
@@ -253,8 +295,19 @@ def test_compiled_kfp_yaml(rendered: dict[str, Any], pipeline: Pipeline) -> None
         assert json.loads(container["args"][7]) == json.loads(cfg.model_dump_json())
         assert tasks[name]["inputs"]["parameters"]["run_id"]["runtimeValue"]["constant"] == (
             "{{$.pipeline_job_name}}")
-        assert set(tasks[name].get("dependentTasks", [])) == {
-            s.replace("_", "-") for s in step.upstream}
+        upstream = {s.replace("_", "-") for s in step.upstream}
+        if step.map_over:  # plan after the upstream, a ParallelFor of shards, then the gather
+            assert set(tasks[f"{name}-shards"]["dependentTasks"]) == upstream
+            (loop,) = [t for t in tasks.values() if "parameterIterator" in t]
+            assert loop["dependentTasks"] == [f"{name}-shards"]
+            assert loop["inputs"]["parameters"][loop["parameterIterator"]["items"][
+                "inputParameter"]]["taskOutputParameter"] == {
+                "outputParameterKey": "shards", "producerTask": f"{name}-shards"}
+            shard = spec["deploymentSpec"]["executors"][f"exec-{name}-shard"]["container"]
+            assert shard["args"][-2:] == ["--shard", KFP_SHARD]
+            assert shard["resources"]["resourceCpuLimit"] == "2"
+            upstream = {loop["taskInfo"]["name"]}
+        assert set(tasks[name].get("dependentTasks", [])) == upstream
         res = container["resources"]
         gpu = step.name == "train_model"
         assert res["resourceCpuLimit"] == ("4" if gpu else "1")
@@ -280,9 +333,9 @@ def test_compiled_kfp_yaml(rendered: dict[str, Any], pipeline: Pipeline) -> None
 def test_no_secret_value_in_any_rendered_file(rendered: dict[str, Any]) -> None:
     files = sorted(p for p in rendered["root"].rglob("*") if p.is_file())
     per_orch = {o: [p for p in files if p.parent.name == o] for o in ORCHESTRATORS}
-    # airflow: a pod per step + the DAG per pipeline; kubeflow: YAML + run settings; dagster:
-    # a pod per step + the job per pipeline
-    per_pipeline = len(TRAINING.steps) + len(INFERENCE.steps) + 2
+    # airflow: a pod per step (a map step: plan, a pod per shard, gather) + the DAG per
+    # pipeline; kubeflow: YAML + run settings; dagster: the same pods + the job per pipeline
+    per_pipeline = len(TRAINING.steps) + len(INFERENCE.steps) + 2 + 1 + SHARDS
     assert {o: len(v) for o, v in per_orch.items()} == {"airflow": per_pipeline, "kubeflow": 4,
                                                         "dagster": per_pipeline}
     for path in files:
@@ -297,6 +350,21 @@ def test_render_bad_input_exits_2(tmp_path: Path) -> None:
         capture_output=True, text=True, env=venv_env(), timeout=120)
     assert proc.returncode == 2
     assert "cluster.volume_claim" in proc.stderr
+
+
+@pytest.mark.parametrize(("flags", "named"), [
+    (["load_model", "--shard", "0"], "--shard: step 'load_model' of pipeline inference is not a"),
+    (["run_inference", "--plan", "--gather"], "--plan and --gather: choose one"),
+])
+def test_step_shard_flags_refuse_bad_input_with_exit_2(
+    tmp_path: Path, flags: list[str], named: str,
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlpipe", "step", *flags, "--pipeline", "inference",
+         "--run-id", "r1", "-c", str(TINY_INFERENCE), "--home", str(tmp_path / "home")],
+        capture_output=True, text=True, env=venv_env(), timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert named in proc.stderr and not (tmp_path / "home" / "runs").exists()
 
 
 @pytest.mark.parametrize("runner", ["airflow", "kubeflow", "dagster"])
@@ -314,22 +382,50 @@ def test_running_a_cluster_config_here_is_refused_with_exit_2(tmp_path: Path, ru
 # -- run the rendered commands: they chain into the same outputs as a local run -------------------
 
 
-def _run_step(args: list[str], run_id: str, placeholder: str, home: Path) -> dict[str, Any]:
-    """Run one rendered command here: placeholder -> run id, the pod's home -> ``home``."""
-    args = [run_id if a == placeholder else a for a in args]
+def _run_step(args: list[str], run_id: str, placeholder: str, home: Path) -> Any:
+    """Run one rendered command here: placeholder -> run id, the pod's home -> ``home``; a plan
+    pod's file for the orchestrator (``--plan-out``) goes next to ``home``."""
+    args = [run_id if a in (placeholder, AIRFLOW_SHARD_RUN_ID) else a for a in args]
     args[args.index("--home") + 1] = str(home)
+    if "--plan-out" in args:
+        args[args.index("--plan-out") + 1] = str(home.parent / "plan.json")
     proc = subprocess.run([sys.executable, "-m", "mlpipe", *args], capture_output=True,
                           text=True, env=venv_env(), timeout=300)
     assert proc.returncode == 0, f"{args[1]}: {proc.stderr[-3000:]}"
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _hashes(results: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """What must match a local run: weights, artifacts manifest, predictions, results."""
-    keys = {"train_model": "weights", "save_artifacts": "artifacts",
-            "run_inference": "predictions", "save_results": "results"}
+    """What must match a local run: weights, artifacts manifest, results (the predictions
+    joined to the inputs: the sha256 of predictions.parquet)."""
+    keys = {"train_model": "weights", "save_artifacts": "artifacts", "save_results": "results"}
     return {keys[s]: r["ref"]["sha256"] for s, r in results.items() if s in keys}
+
+
+def _run_pods(commands: list[tuple[str, list[str]]], run_id: str, placeholder: str,
+              home: Path, *, fresh: bool = False) -> dict[str, Any]:
+    """Each pod's command in order, as its own process (``fresh``: each with an empty home);
+    step -> its (last) pod's output. A map step's plan must list exactly the shard pods
+    rendered, and its gather their outputs."""
+    results: dict[str, Any] = {}
+    plan: Any = None
+    for step, args in commands:
+        if fresh:
+            shutil.rmtree(home.parent, ignore_errors=True)
+        out = _run_step(args, run_id, placeholder, home)
+        if "--plan" in args:
+            plan = out
+            assert plan == list(range(SHARDS))
+            if "--plan-out" in args:  # Airflow's XCom file, kfp's output parameter
+                assert json.loads((home.parent / "plan.json").read_text()) == plan
+        elif "--shard" in args:
+            assert out["step"] == step and out["ref"]["kind"] == "predictions"
+        else:
+            results[step] = out
+            assert out["step"] == step
+            if "--gather" in args:
+                assert len(out["ref"]["shards"]) == len(plan)
+    return results
 
 
 @pytest.fixture(scope="module")
@@ -340,7 +436,8 @@ def local_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
         for name, pipeline in PIPELINES.items():
-            cfg = _config(name)  # the same steps, run here: the local runner refuses pod mode
+            # the same steps, run here (the local runner refuses pod mode), inference unsharded
+            cfg = _config(name, ["inference.shards=1"] if name == "inference" else [])
             local_mode = cfg.runtime.model_copy(update={"mode": "local"})
             cfg = cfg.model_copy(update={"runtime": local_mode})
             run = run_local(pipeline, cfg, home=home, use_cache=False)
@@ -357,12 +454,12 @@ def test_rendered_commands_chain_like_a_local_run(
     results: dict[str, dict[str, Any]] = {}
     for name, pipeline in PIPELINES.items():
         run_id = f"{orch}-{name}-1"
-        for step, args in zip(pipeline.steps, step_commands(rendered["root"], orch, pipeline),
-                              strict=True):
-            results[step.name] = _run_step(args, run_id, PLACEHOLDERS[orch], shared)
-            assert results[step.name]["step"] == step.name
-            # each pod's output is on the shared volume under the same run id
+        commands = step_commands(rendered["root"], orch, pipeline)
+        results.update(_run_pods(commands, run_id, PLACEHOLDERS[orch], shared))
+        for step in pipeline.steps:  # each pod's output is on the shared volume, same run id
             assert load_step_result(shared, name, run_id, step.name).step == step.name
+        shard_dirs = sorted((shared / "runs" / name / run_id).glob("*/shard-*/result.json"))
+        assert len(shard_dirs) == (SHARDS if name == "inference" else 0)
     assert results["upload_model"]["ref"]["name"] == "tiny-sentiment"
     assert results["load_model"]["ref"]["version"] == results["upload_model"]["ref"]["version"]
     assert _hashes(results) == local_reference
@@ -382,19 +479,19 @@ def test_object_store_variant_each_pod_starts_with_an_empty_home(
     results: dict[str, dict[str, Any]] = {}
     for name, pipeline in PIPELINES.items():
         cfg = _config(name, extra)
-        paths = render_cluster(pipeline, cfg, tmp_path / "render")
+        paths = render_cluster(pipeline, cfg, tmp_path / "kubeflow")
         docs = list(yaml.safe_load_all(paths[0].read_text()))
-        spec, platform = docs[0], docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        platform = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        for executor in platform.values():
+            assert executor["emptyDirMounts"][0]["mountPath"] == "/data"
+            assert "pvcMount" not in executor
+        results.update(_run_pods(step_commands(tmp_path, "kubeflow", pipeline), f"store-{name}",
+                                 PLACEHOLDERS["kubeflow"], pod_home, fresh=True))
         for step in pipeline.steps:
-            task = step.name.replace("_", "-")
-            assert platform[f"exec-{task}"]["emptyDirMounts"][0]["mountPath"] == "/data"
-            assert "pvcMount" not in platform[f"exec-{task}"]
-            args = spec["deploymentSpec"]["executors"][f"exec-{task}"]["container"]["args"]
-            shutil.rmtree(pod_home.parent, ignore_errors=True)  # a fresh pod
-            results[step.name] = _run_step(args, f"store-{name}", PLACEHOLDERS["kubeflow"],
-                                           pod_home)
             step_dir = store / "runs" / name / f"store-{name}" / step.name
             assert (step_dir / "result.json").is_file(), f"{step.name} was not pushed"
+        pushed = sorted(store.glob(f"runs/{name}/store-{name}/*/shard-*/result.json"))
+        assert len(pushed) == (SHARDS if name == "inference" else 0)  # each shard pod's own
     assert _hashes(results) == local_reference
     registry = store / "registry" / "tiny-sentiment"
     assert (registry / "state.json").is_file()
@@ -409,30 +506,44 @@ def test_object_store_variant_each_pod_starts_with_an_empty_home(
 
 @pytest.mark.slow
 def test_airflow_renders_the_run_id_template_per_run(tmp_path: Path) -> None:
-    """Airflow fills the args template from the DAG run (conf's mlpipe_run_id, else run_id)."""
+    """Airflow fills the args template from the DAG run (conf's mlpipe_run_id, else run_id); a
+    shard pod (expanded arguments are never templated) gets it through its env var, which
+    Kubernetes puts in ``$(MLPIPE_RUN_ID)``. The sharded DAG survives Airflow's serialization."""
     code = """
-import json, sys
+import copy, json, sys
 from types import SimpleNamespace
-from mlpipe.core import TRAINING, load_config
+from airflow.serialization.serialized_objects import DagSerialization
+from mlpipe.core import INFERENCE, TRAINING, load_config
 from mlpipe.adapters.airflow.dags import build_dag
 cfg = load_config(sys.argv[1])
 op = build_dag(TRAINING, cfg).get_task("train_model")
+dag = build_dag(INFERENCE, load_config(sys.argv[2]))
+DagSerialization.from_dict(DagSerialization.to_dict(dag))  # what the DAG processor stores
+mapped = dag.get_task("run_inference__shard")
+(to_args,) = mapped.expand_input.value["arguments"].callables  # applied to each XCom item
 out = []
 for conf in ({}, {"mlpipe_run_id": "chosen-1"}):
+    shard = mapped.unmap({"arguments": to_args(1)})  # as a mapped task instance runs it
+    shard.env_vars = copy.deepcopy(shard.env_vars)  # a task instance's own (rendered in place)
     ctx = {"dag_run": SimpleNamespace(conf=conf), "run_id": "manual__2026-01-01T00:00:00+00:00"}
-    out.append(op.render_template(op.arguments, ctx))
+    env = {e.name: e.value for e in shard.render_template(shard.env_vars, ctx)}
+    out.append([op.render_template(op.arguments, ctx), shard.arguments, env["MLPIPE_RUN_ID"]])
 print(json.dumps(out))
 """
     configs = _write_configs(tmp_path)
     env = venv_env()
     env.update(AIRFLOW_HOME=str(tmp_path / "airflow"), AIRFLOW__CORE__LOAD_EXAMPLES="False")
-    proc = subprocess.run([sys.executable, "-c", code, str(configs["training"])],
+    proc = subprocess.run([sys.executable, "-c", code, str(configs["training"]),
+                           str(configs["inference"])],
                           capture_output=True, text=True, env=env, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    plain, chosen = json.loads(proc.stdout.strip().splitlines()[-1])
+    (plain, shard, plain_env), (chosen, _, chosen_env) = json.loads(
+        proc.stdout.strip().splitlines()[-1])
     assert plain[5] == "manual__2026-01-01T00:00:00+00:00"  # `mlpipe step` makes it safe
     assert chosen[5] == "chosen-1"
     assert json.loads(plain[7]) == json.loads(_config("training").model_dump_json())
+    assert shard[5] == AIRFLOW_SHARD_RUN_ID and shard[-2:] == ["--shard", "1"]
+    assert (plain_env, chosen_env) == ("manual__2026-01-01T00:00:00+00:00", "chosen-1")
 
 
 class LocalPods:
@@ -454,9 +565,11 @@ class LocalPods:
         args[args.index("--home") + 1] = str(self.shared)
         plain = {e["name"]: e["value"] for e in container["env"] if "value" in e}
         plain["MLPIPE_HOME"] = str(self.shared)
+        command = list(container["command"])  # the image's `mlpipe` and `python`, here
+        command = ([sys.executable, "-m", "mlpipe"] if command == ["mlpipe"]
+                   else [sys.executable, *command[1:]])
         return dg.PipesSubprocessClient().run(
-            context=context, command=[sys.executable, "-m", "mlpipe", *args],
-            env={**venv_env(), **plain})
+            context=context, command=[*command, *args], env={**venv_env(), **plain})
 
 
 @pytest.mark.slow
@@ -481,7 +594,14 @@ def test_dagster_cluster_job_launches_one_pod_per_step(
             results[step.name] = load_step_result(shared, name, "d-1", step.name).to_json()
     launched = [p["meta"]["labels"]["mlpipe/step"] for p in pods.pods]  # steps with no order
     assert sorted(launched) == sorted(  # between them (after the same upstream) run in any order
-        s.replace("_", "-") for p in PIPELINES.values() for s in p.step_names)
+        [s.replace("_", "-") for p in PIPELINES.values() for s in p.step_names]
+        + ["run-inference"] * (1 + SHARDS))  # the map step: plan, a pod per shard, gather
+    shard_pods = [p for p in pods.pods if p["meta"]["labels"].get("mlpipe/part") == "shard"]
+    assert sorted(p["meta"]["labels"]["mlpipe/shard"] for p in shard_pods) == ["0", "1"]
+    for pod in shard_pods:  # each its own pod, with the step's resources and its shard
+        (container,) = pod["spec"]["containers"]
+        assert container["args"][-2:] == ["--shard", pod["meta"]["labels"]["mlpipe/shard"]]
+        assert container["resources"]["limits"] == {"cpu": "2", "memory": "3Gi"}
     assert {p["namespace"] for p in pods.pods} == {"ml-team"}
     gpu = [p for p in pods.pods if "nvidia.com/gpu" in p["spec"]["containers"][0]["resources"]
            ["limits"]]

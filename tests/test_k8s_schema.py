@@ -21,18 +21,24 @@ kv = pytest.importorskip("kubernetes_validate", reason="pip install -e '.[dev]'"
 #: The Kubernetes version whose OpenAPI schema the manifests must satisfy.
 K8S_VERSION = "1.33"
 KIND_DIR = ROOT / "docker" / "kind"
-#: More than the kind configs use: a GPU step, node selector, a second Secret, and an object
-#: store instead of the PVC (emptyDir volumes).
+#: More than the kind configs use: GPU steps (training, and each shard of a two-shard
+#: inference), node selector, a second Secret, and an object store instead of the PVC
+#: (emptyDir volumes).
 EXTRA = [
     "cluster.image=registry.example:5000/ml/mlpipe:1.2",
     "cluster.namespace=ml-team",
     "cluster.node_selector={pool: ml}",
-    "cluster.step_resources={train_model: {cpu: 500m, memory: 1536Mi, gpu: 1}}",
+    "cluster.step_resources={train_model: {cpu: 500m, memory: 1536Mi, gpu: 1},"
+    " run_inference: {cpu: '2', memory: 3Gi, gpu: 1}}",
     "cluster.secrets=[{env: WANDB_API_KEY, secret: wandb, key: api-key},"
     " {env: AWS_SECRET_ACCESS_KEY, secret: s3.creds, key: secret}]",
     "cluster.env={TOKENIZERS_PARALLELISM: 'false'}",
 ]
 STORE = ["cluster.volume_claim=null", "cluster.storage_uri=s3://bucket/mlpipe"]
+#: Inference shards per variant (kind: the config's one shard); a map step's pods are a plan
+#: pod, one pod per shard and a gather pod.
+SHARDS = {"kind": 1, "extra": 2}
+KFP_SHARD = "{{$.inputs.parameters['shard']}}"
 
 
 def validate(resource: dict[str, Any]) -> None:
@@ -45,9 +51,10 @@ def validate(resource: dict[str, Any]) -> None:
                              f"{exc.message}") from None
 
 
-def kfp_pods(path: Path) -> list[dict[str, Any]]:
+def kfp_pods(path: Path, shards: int) -> list[dict[str, Any]]:
     """The pods a KFP backend makes from a compiled cluster pipeline: each executor's container
-    (image, command, args, env, resources) plus its ``platforms.kubernetes`` settings."""
+    (image, command, args, env, resources) plus its ``platforms.kubernetes`` settings; the
+    executor inside a ParallelFor once per shard (its ``shard`` input filled)."""
     docs = list(yaml.safe_load_all(path.read_text()))
     executors = docs[0]["deploymentSpec"]["executors"]
     platform = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
@@ -89,9 +96,19 @@ def kfp_pods(path: Path) -> list[dict[str, Any]]:
         }
         if "nodeSelector" in k8s:
             spec["nodeSelector"] = k8s["nodeSelector"]["labels"]
-        pods.append({"apiVersion": "v1", "kind": "Pod",
-                     "metadata": {"name": name, "labels": k8s.get("podMetadata", {})
-                                  .get("labels", {})}, "spec": spec})
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "labels": k8s.get("podMetadata", {})
+                            .get("labels", {})}, "spec": spec}
+        if KFP_SHARD not in c["args"]:
+            pods.append(pod)
+            continue
+        for shard in range(shards):  # one iteration, one pod, per shard
+            one = yaml.safe_load(yaml.safe_dump(pod))
+            args = one["spec"]["containers"][0]["args"]
+            one["spec"]["containers"][0]["args"] = [str(shard) if a == KFP_SHARD else a
+                                                    for a in args]
+            one["metadata"]["name"] = f"{name}-{shard}"
+            pods.append(one)
     return pods
 
 
@@ -110,7 +127,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 cmd = [sys.executable, "-m", "mlpipe", "render", orch, "--pipeline", pipeline,
                        "--config", str(KIND_DIR / f"{pipeline}.yaml"),
                        "-o", str(root / variant / orch)]
-                for item in sets:
+                shards = [f"inference.shards={SHARDS[variant]}"] if pipeline == "inference" else []
+                for item in [*sets, *shards]:
                     cmd += ["--set", item]
                 procs[variant, orch, pipeline] = subprocess.Popen(
                     cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -125,21 +143,34 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_rendered_pods_validate_against_the_kubernetes_schema(
     rendered: dict[str, Path], variant: str,
 ) -> None:
-    root = rendered[variant]
+    root, shards = rendered[variant], SHARDS[variant]
     pods = {p: yaml.safe_load(p.read_text()) for p in sorted(root.glob("*/*.pod.yaml"))}
-    steps = len(TRAINING.steps) + len(INFERENCE.steps)  # one pod per step of both pipelines
+    # one pod per step of both pipelines; run_inference: plan, one per shard, gather
+    steps = len(TRAINING.steps) + len(INFERENCE.steps) + 1 + shards
     assert len([p for p in pods if p.parent.name == "airflow"]) == steps
     assert len([p for p in pods if p.parent.name == "dagster"]) == steps
     for path, pod in pods.items():
         assert pod["kind"] == "Pod", path
         validate(pod)
-    kfp = [pod for p in sorted(root.glob("kubeflow/*.kfp.yaml")) for pod in kfp_pods(p)]
+    kfp = [pod for p in sorted(root.glob("kubeflow/*.kfp.yaml")) for pod in kfp_pods(p, shards)]
     assert len(kfp) == steps
     for pod in kfp:
         validate(pod)
+    by_orch = {"airflow": [pod for p, pod in pods.items() if p.parent.name == "airflow"],
+               "dagster": [pod for p, pod in pods.items() if p.parent.name == "dagster"],
+               "kubeflow": kfp}
+    for orch, orch_pods in by_orch.items():  # each shard its own pod, `--shard I`, step's size
+        shard_pods = [pod for pod in orch_pods if "--shard" in pod["spec"]["containers"][0]["args"]]
+        assert [pod["spec"]["containers"][0]["args"][-2:] for pod in shard_pods] == [
+            ["--shard", str(i)] for i in range(shards)], orch
+        size = ({"cpu": "1", "memory": "2Gi"} if variant == "kind"
+                else {"cpu": "2", "memory": "3Gi", "nvidia.com/gpu": "1"})
+        assert all(pod["spec"]["containers"][0]["resources"]["limits"] == size
+                   for pod in shard_pods), orch
     gpu = [pod for pod in [*pods.values(), *kfp]
            if "nvidia.com/gpu" in pod["spec"]["containers"][0]["resources"]["limits"]]
-    assert len(gpu) == (0 if variant == "kind" else 3)  # train_model in each orchestrator
+    # train_model and each inference shard, in each orchestrator (not the plan or gather pods)
+    assert len(gpu) == (0 if variant == "kind" else 3 * (1 + shards))
 
 
 def test_shipped_kind_manifests_validate_against_the_kubernetes_schema() -> None:

@@ -188,27 +188,58 @@ def step(
     set_: SetOpt = None,
     home: HomeOpt = None,
     no_cache: NoCacheOpt = False,
+    shard: Annotated[
+        int | None,
+        typer.Option(help="A map step: run only this shard (0-based), e.g. in its own pod"),
+    ] = None,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="A map step: print the shards it runs over, as JSON")
+    ] = False,
+    plan_out: Annotated[
+        Path | None, typer.Option(help="With --plan: also write that JSON list to this file")
+    ] = None,
+    gather: Annotated[
+        bool, typer.Option("--gather", help="A map step: gather its shards once all have run")
+    ] = False,
 ) -> None:
-    """Run one step; its inputs are read from the same run's earlier steps. For pods and tasks."""
+    """Run one step; its inputs are read from the same run's earlier steps. For pods and tasks.
+
+    A map step can run as one pod per shard: ``--plan`` lists the shards, ``--shard I`` runs one,
+    ``--gather`` records the step from them.
+    """
     from mlpipe.core.config import config_from_json, load_config
-    from mlpipe.core.execution.pod import run_pod_step
+    from mlpipe.core.errors import ConfigError
+    from mlpipe.core.execution.pod import gather_pod_step, plan_pod_step, run_pod_step
     from mlpipe.core.paths import resolve_home
 
     try:
+        chosen = [o for o, on in (("--shard", shard is not None), ("--plan", plan),
+                                  ("--gather", gather)) if on]
+        if len(chosen) > 1:
+            raise ConfigError(f"{' and '.join(chosen)}: choose one")
+        if plan_out is not None and not plan:
+            raise ConfigError("--plan-out: only with --plan")
+        if shard is not None and shard < 0:
+            raise ConfigError(f"--shard: {shard} is not a shard number (0, 1, ...)")
         pipe = pipeline_from_cli(pipeline)
         cfg = (
             config_from_json(config_json, pipe.config_type)
             if config_json
             else load_config(config, set_ or [], pipeline=pipe.name, config_type=pipe.config_type)
         )
-        result = run_pod_step(
-            pipe,
-            name,
-            cfg,
-            home=resolve_home(home),
-            run_id=_step_run_id(run_id),
-            use_cache=False if no_cache else None,
-        )
+        where, rid = resolve_home(home), _step_run_id(run_id)
+        if plan:
+            shards = plan_pod_step(pipe, name, cfg, home=where, run_id=rid)
+            if plan_out is not None:
+                plan_out.parent.mkdir(parents=True, exist_ok=True)
+                plan_out.write_text(json.dumps(shards))
+            sys.stdout.write(json.dumps(shards) + "\n")
+            return
+        if gather:
+            result = gather_pod_step(pipe, name, cfg, home=where, run_id=rid)
+        else:
+            result = run_pod_step(pipe, name, cfg, home=where, run_id=rid,
+                                  use_cache=False if no_cache else None, shard=shard)
     except MlpipeError as exc:
         raise fail(exc) from exc
     sys.stdout.write(json.dumps(result.to_json()) + "\n")

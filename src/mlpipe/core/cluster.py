@@ -7,6 +7,12 @@ never values), resources, volumes, node selector, service account and namespace.
 Kubeflow and Dagster adapters only translate it (to a V1Pod for KubernetesPodOperator, a kfp
 container component plus kfp-kubernetes calls, a pod body for dagster-k8s Pipes).
 
+A map step (``Step.map_over``) is three kinds of pod (``part``): ``plan`` lists the shards the
+upstream made (``mlpipe step NAME --plan``), ``shard`` runs one shard with the step's resources
+(``--shard I``; one pod per shard, fanned out by the orchestrator over the plan at run time) and
+``gather`` records the step from its shards (``--gather``); plan and gather are light and get
+``cluster.resources``.
+
 Pure data: no kubernetes or orchestrator import. The run id is whatever string the orchestrator
 substitutes at run time (a Jinja template, a kfp placeholder...); ``mlpipe step`` makes it safe.
 """
@@ -28,6 +34,11 @@ IMAGE_UID = 10001
 #: Name of the volume that holds the mlpipe home in every step pod.
 DATA_VOLUME = "mlpipe-data"
 CONTAINER_NAME = "mlpipe"
+#: The pods of a map step, in order; ``step`` is the one pod of any other step.
+MAP_PARTS = ("plan", "shard", "gather")
+#: How many shard pods ``mlpipe render`` shows for a map step whose config fixes no count
+#: (the real count is the plan's, at run time).
+RENDER_SHARDS = 2
 
 
 @dataclass(frozen=True)
@@ -189,10 +200,45 @@ def _config_field_with(config: PipelineConfig, value: str) -> str | None:
     return walk(config.model_dump(mode="json"), "")
 
 
+def part_args(part: str, shard: int | str | None = None, plan_out: str | None = None
+              ) -> tuple[str, ...]:
+    """What ``mlpipe step`` takes after the step's own arguments for one part of a map step;
+    ``shard`` may be an orchestrator's placeholder, ``plan_out`` the file the plan goes to."""
+    if part == "plan":
+        return ("--plan", "--plan-out", plan_out) if plan_out else ("--plan",)
+    if part == "shard":
+        if shard is None:
+            raise ValueError("a shard pod needs its shard (a number or a placeholder)")
+        return ("--shard", str(shard))
+    if part == "gather":
+        return ("--gather",)
+    if part == "step":
+        return ()
+    raise ValueError(f"part {part!r}: one of step, {', '.join(MAP_PARTS)}")
+
+
+def rendered_shards(pipeline: Pipeline, step_name: str, config: PipelineConfig) -> int:
+    """How many shard pods to render for a map step: a fixed ``shards`` count in one of the
+    step's config sections (``inference.shards``), else :data:`RENDER_SHARDS`."""
+    for section in pipeline.step(step_name).config_sections:
+        shards = getattr(getattr(config, section, None), "shards", None)
+        if isinstance(shards, int) and not isinstance(shards, bool):
+            return shards
+    return RENDER_SHARDS
+
+
 def step_container(
-    pipeline: Pipeline, step_name: str, config: PipelineConfig, run_id: str
+    pipeline: Pipeline,
+    step_name: str,
+    config: PipelineConfig,
+    run_id: str,
+    *,
+    part: str = "step",
+    shard: int | str | None = None,
+    plan_out: str | None = None,
 ) -> ContainerSpec:
-    """The pod that runs ``step_name`` of ``pipeline`` with ``config`` in the cluster image."""
+    """The pod that runs ``step_name`` of ``pipeline`` with ``config`` in the cluster image, or
+    one ``part`` of a map step (:data:`MAP_PARTS`; see :func:`part_args`)."""
     if config.pipeline != pipeline.name:
         raise ConfigError(
             f"pipeline: a '{config.pipeline}' config cannot drive the '{pipeline.name}' pipeline"
@@ -202,8 +248,11 @@ def step_container(
         step = pipeline.step(step_name)
     except KeyError as exc:
         raise ConfigError(str(exc.args[0])) from None
+    if part != "step" and step.map_over is None:
+        raise ConfigError(f"step '{step.name}' is not a map step: no {part!r} pod for it")
     cluster = config.cluster
-    res = cluster.resources_for(step.name)
+    # the work (a step, or one shard of it) gets the step's resources; plan and gather the default
+    res = cluster.resources_for(step.name) if part in ("step", "shard") else cluster.resources
     requests = {k: v for k, v in (("cpu", res.cpu), ("memory", res.memory)) if v}
     limits = dict(requests)
     if res.gpu:
@@ -216,15 +265,28 @@ def step_container(
             f"cluster.env: {', '.join(sorted(clash))} also come from cluster.secrets; keep one"
         )
     args = step_args(portable_ref(pipeline), step.name, config, run_id)
+    args += part_args(part, shard, plan_out)
     check_no_secret_values(config, args=args, env=env)
     if cluster.volume_claim is not None:
         volumes = (Volume(DATA_VOLUME, cluster.mount_path, cluster.volume_claim),)
     else:  # object storage carries the data; each pod's home is scratch space
         volumes = (Volume(DATA_VOLUME, cluster.mount_path, None),)
+    labels = {
+        "app.kubernetes.io/name": "mlpipe",
+        "mlpipe/pipeline": pipeline.name,
+        "mlpipe/step": k8s_name(step.name),
+    }
+    name = k8s_name(step.name)
+    if part != "step":
+        labels["mlpipe/part"] = part
+        name += {"plan": "-shards", "shard": "-shard", "gather": ""}[part]
+    if part == "shard" and isinstance(shard, int):
+        labels["mlpipe/shard"] = str(shard)
+        name += f"-{shard:04d}"
     return ContainerSpec(
         pipeline=pipeline.name,
         step=step.name,
-        name=k8s_name(step.name),
+        name=name,
         image=cluster.image,
         image_pull_policy=cluster.image_pull_policy,
         command=("mlpipe",),
@@ -239,11 +301,7 @@ def step_container(
         node_selector=dict(cluster.node_selector),
         service_account=cluster.service_account,
         namespace=cluster.namespace,
-        labels={
-            "app.kubernetes.io/name": "mlpipe",
-            "mlpipe/pipeline": pipeline.name,
-            "mlpipe/step": k8s_name(step.name),
-        },
+        labels=labels,
         timeout_s=int(config.runtime.timeout_s),
         retries=config.runtime.retries,
         retry_delay_s=config.runtime.retry_delay_s,
@@ -253,8 +311,9 @@ def step_container(
 def pipeline_containers(
     pipeline: Pipeline, config: PipelineConfig, run_id: str
 ) -> list[ContainerSpec]:
-    """One ContainerSpec per step, in pipeline order."""
-    return [step_container(pipeline, s.name, config, run_id) for s in pipeline.steps]
+    """One ContainerSpec per step, in pipeline order; a map step's is its gather pod."""
+    return [step_container(pipeline, s.name, config, run_id,
+                           part="gather" if s.map_over else "step") for s in pipeline.steps]
 
 
 def pod_manifest(spec: ContainerSpec, pod_name: str | None = None) -> dict[str, Any]:

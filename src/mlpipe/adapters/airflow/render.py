@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from kubernetes.client import ApiClient
 
-from mlpipe.core.cluster import pipeline_containers
+from mlpipe.core.cluster import pipeline_containers, rendered_shards
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.pipeline import Pipeline
 
@@ -29,9 +29,29 @@ DUMMY_KUBECONFIG = {
 }
 
 
+def _task_pods(dag: Any, pipeline: Pipeline, config: PipelineSettings) -> dict[str, Any]:
+    """file stem -> the operator that makes that pod: one per step; for a map step its plan,
+    each shard (the mapped operator unmapped as Airflow does it, for ``rendered_shards``
+    shards, the arguments made by the expand's own map function) and its gather."""
+    ops: dict[str, Any] = {}
+    for step in pipeline.steps:
+        if step.map_over is not None:
+            ops[f"{step.name}__shards"] = dag.get_task(f"{step.name}__shards")
+            mapped = dag.get_task(f"{step.name}__shard")
+            expanded = mapped.expand_input.value["arguments"]  # plan.output.map(...)
+            for shard in range(rendered_shards(pipeline, step.name, config)):
+                args: Any = shard
+                for fn in expanded.callables:
+                    args = fn(args)
+                ops[f"{step.name}__shard-{shard:04d}"] = mapped.unmap({"arguments": args})
+        ops[step.name] = dag.get_task(step.name)
+    return ops
+
+
 def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) -> list[Path]:
     """Write each task's pod (``<pipeline>-<step>.pod.yaml``, as KubernetesPodOperator would
-    create it, templates not yet rendered) and the DAG's shape (``<pipeline>.dag.yaml``)."""
+    create it, templates not yet rendered; for a map step also ``<step>__shards`` and one
+    ``<step>__shard-NNNN`` per shard) and the DAG's shape (``<pipeline>.dag.yaml``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.runtime.mode != "kubernetes":
@@ -43,28 +63,41 @@ def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) 
     with tempfile.TemporaryDirectory(prefix="mlpipe-kubeconfig-") as tmp:
         kubeconfig = Path(tmp) / "config"
         kubeconfig.write_text(yaml.safe_dump(DUMMY_KUBECONFIG))
-        for step in pipeline.steps:
-            op: Any = dag.get_task(step.name)
+        for stem, op in _task_pods(dag, pipeline, config).items():
             op.config_file = str(kubeconfig)
             body = ApiClient().sanitize_for_serialization(op.build_pod_request_obj(context=None))
-            path = out_dir / f"{pipeline.name}-{step.name}.pod.yaml"
+            path = out_dir / f"{pipeline.name}-{stem}.pod.yaml"
             path.write_text(yaml.safe_dump(body, sort_keys=False, width=120))
             paths.append(path)
     shape = {
         "dag_id": dag.dag_id,
         "schedule": config.runtime.schedule,
         "run_id": f"{RUN_ID_TEMPLATE} (made safe by `mlpipe step`)",
-        "tasks": [
-            {
-                "task_id": step.name,
-                "operator": type(dag.get_task(step.name)).__name__,
-                "upstream": sorted(dag.get_task(step.name).upstream_task_ids),
-                "retries": dag.get_task(step.name).retries,
-                "pod": f"{pipeline.name}-{step.name}.pod.yaml",
-            }
-            for step in pipeline.steps
-        ],
+        "tasks": [_task_shape(pipeline.name, dag.get_task(task_id)) for step in pipeline.steps
+                  for task_id in _task_ids(step)],
     }
     path = out_dir / f"{pipeline.name}.dag.yaml"
     path.write_text(yaml.safe_dump(shape, sort_keys=False, width=120))
     return [*paths, path]
+
+
+def _task_ids(step: Any) -> list[str]:
+    """The tasks of a step, in order: its own, or a map step's plan, shards and gather."""
+    if step.map_over is None:
+        return [step.name]
+    return [f"{step.name}__shards", f"{step.name}__shard", step.name]
+
+
+def _task_shape(pipeline: str, task: Any) -> dict[str, Any]:
+    mapped = type(task).__name__ == "MappedOperator"
+    shape: dict[str, Any] = {
+        "task_id": task.task_id,
+        "operator": task.operator_name if mapped else type(task).__name__,
+        "upstream": sorted(task.upstream_task_ids),
+        "retries": task.retries,
+        "pod": f"{pipeline}-{task.task_id}{'-NNNN' if mapped else ''}.pod.yaml",
+    }
+    if mapped:
+        shape["expand"] = "arguments, over the shard list in the XCom of " + (
+            task.task_id.removesuffix("__shard") + "__shards")
+    return shape

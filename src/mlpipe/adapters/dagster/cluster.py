@@ -10,23 +10,33 @@ or an in-cluster service account allowed to create pods in ``cluster.namespace``
 Assets depend on their upstream assets (``deps``) and carry no value: each pod reads the earlier
 steps' ``result.json`` of the same run from the shared volume or store. Blocking quality checks
 are enforced inside the pod (``mlpipe step`` exits non-zero), which fails the asset.
+
+A map step is a graph-backed asset whose ops each launch pods: ``<step>__shards`` runs the plan
+pod (:mod:`.pipes_plan`, which reports the shard list through Pipes) and yields one dynamic
+output per shard, ``<step>__shard`` is mapped over them (one pod per shard, the step's
+resources, ``--shard I``; each retried on its own) and ``<step>`` runs the gather pod.
 """
 
 # No ``from __future__ import annotations``: Dagster reads the context annotation at runtime.
 
+import dataclasses
+import inspect
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import yaml
 
-from mlpipe.core.cluster import ContainerSpec, pod_manifest, step_container
+from mlpipe.core.cluster import ContainerSpec, pod_manifest, rendered_shards, step_container
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.pipeline import Pipeline, Step, portable_ref
 
+from . import pipes_plan
 from .assets import (
     BUILT_IN,
     RUN_ID_TAG,
+    SHARD_IO_KEY,
     config_env,
     dagster_name,
     job_name,
@@ -86,6 +96,69 @@ def cluster_asset(pipeline: Pipeline, step: Step, config: PipelineSettings) -> d
     return _asset
 
 
+def part_container(pipeline: Pipeline, step: str, config: PipelineSettings, run_id: str,
+                   part: str, shard: int | None = None) -> ContainerSpec:
+    """One pod of a map step; the plan pod runs :mod:`.pipes_plan` to report its list."""
+    spec = step_container(pipeline, step, config, run_id, part=part, shard=shard)
+    return dataclasses.replace(spec, command=pipes_plan.COMMAND) if part == "plan" else spec
+
+
+def mapped_cluster_asset(
+    pipeline: Pipeline, step: Step, config: PipelineSettings
+) -> dg.AssetsDefinition:
+    """A map step as plan pod -> one pod per shard (dynamic outputs) -> gather pod."""
+    for part in ("plan", "gather"):  # bad settings fail at load
+        part_container(pipeline, step.name, config, RUN_ID_PLACEHOLDER, part)
+    name = dagster_name(step.name)
+    after = {f"after_{dagster_name(s)}": dagster_name(pipeline.step(s).asset)
+             for s in step.upstream}
+    tags = {"mlpipe/step": step.name}
+
+    def launch(context: dg.OpExecutionContext, spec: ContainerSpec) -> Any:
+        return getattr(context.resources, PIPES_KEY).run(context=context, **pod_arguments(spec))
+
+    @dg.op(name=f"{name}__shards", ins={k: dg.In(dg.Nothing) for k in after},
+           out=dg.DynamicOut(int, io_manager_key=SHARD_IO_KEY),
+           required_resource_keys={PIPES_KEY}, tags=tags)
+    def plan(context: dg.OpExecutionContext) -> Iterator[dg.DynamicOutput[int]]:
+        spec = part_container(pipeline, step.name, config, mlpipe_run_id(context), "plan")
+        reported = launch(context, spec).get_custom_messages()
+        shards = next((m["shards"] for m in reported if isinstance(m, dict) and "shards" in m),
+                      None)
+        if shards is None:
+            raise dg.Failure(description=f"{step.name}: the plan pod reported no shard list")
+        for shard in shards:
+            yield dg.DynamicOutput(int(shard), mapping_key=f"shard_{int(shard):04d}")
+
+    @dg.op(name=f"{name}__shard", out=dg.Out(int, io_manager_key=SHARD_IO_KEY),
+           required_resource_keys={PIPES_KEY}, retry_policy=retry_policy(config), tags=tags)
+    def run_shard(context: dg.OpExecutionContext, shard: int) -> dg.Output[int]:
+        run_id = mlpipe_run_id(context)
+        launch(context, part_container(pipeline, step.name, config, run_id, "shard", shard))
+        return dg.Output(shard)  # after a Pipes session an op returns typed events only
+
+    @dg.op(name=name, out=dg.Out(io_manager_key=SHARD_IO_KEY),
+           required_resource_keys={PIPES_KEY}, tags=tags)
+    def gather(context: dg.OpExecutionContext, shards: list[int]) -> dg.Output[dict[str, Any]]:
+        run_id = mlpipe_run_id(context)
+        launch(context, part_container(pipeline, step.name, config, run_id, "gather"))
+        return dg.Output({"mlpipe/run_id": run_id, "shards": len(shards)},
+                         metadata={"mlpipe/run_id": run_id, "mlpipe/shards": len(shards)})
+
+    def compose(**upstream: Any) -> Any:
+        return gather(plan(**upstream).map(run_shard).collect())
+
+    compose.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(arg, inspect.Parameter.POSITIONAL_OR_KEYWORD) for arg in after])
+    return dg.graph_asset(
+        name=dagster_name(step.asset), group_name=dagster_name(pipeline.name),
+        description=step.description, kinds={"kubernetes"},
+        ins={arg: dg.AssetIn(key=asset, dagster_type=dg.Nothing) for arg, asset in after.items()},
+        tags={"mlpipe/pipeline": dagster_name(pipeline.name)},
+        metadata={"mlpipe/step": step.name, "mlpipe/image": config.cluster.image},
+    )(compose)
+
+
 def location_env(pipeline: Pipeline) -> str:
     """``MLPIPE_PIPELINES=<ref> `` for a pipeline the code location does not serve by default."""
     ref = portable_ref(pipeline)
@@ -93,7 +166,8 @@ def location_env(pipeline: Pipeline) -> str:
 
 
 def build_cluster_assets(pipeline: Pipeline, config: PipelineSettings) -> list[dg.AssetsDefinition]:
-    return [cluster_asset(pipeline, step, config) for step in pipeline.steps]
+    return [mapped_cluster_asset(pipeline, step, config) if step.map_over else
+            cluster_asset(pipeline, step, config) for step in pipeline.steps]
 
 
 def pod_body(spec: ContainerSpec, pod_name: str) -> dict[str, Any]:
@@ -117,16 +191,26 @@ def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     for step in pipeline.steps:
-        spec = step_container(pipeline, step.name, config, RUN_ID_PLACEHOLDER)
-        pod = pod_body(spec, f"dagster-{RUN_ID_PLACEHOLDER}-{spec.name}")
-        path = out_dir / f"{pipeline.name}-{step.name}.pod.yaml"
-        path.write_text(yaml.safe_dump(pod, sort_keys=False, width=120))
-        paths.append(path)
+        pods = {step.name: step_container(pipeline, step.name, config, RUN_ID_PLACEHOLDER)}
+        if step.map_over:  # the plan pod, one pod per shard, the gather pod
+            parts: dict[str, tuple[str, int | None]] = {f"{step.name}__shards": ("plan", None)}
+            parts.update({f"{step.name}__shard-{i:04d}": ("shard", i)
+                          for i in range(rendered_shards(pipeline, step.name, config))})
+            parts[step.name] = ("gather", None)
+            pods = {stem: part_container(pipeline, step.name, config, RUN_ID_PLACEHOLDER,
+                                         part, shard) for stem, (part, shard) in parts.items()}
+        for stem, spec in pods.items():
+            pod = pod_body(spec, f"dagster-{RUN_ID_PLACEHOLDER}-{spec.name}")
+            path = out_dir / f"{pipeline.name}-{stem}.pod.yaml"
+            path.write_text(yaml.safe_dump(pod, sort_keys=False, width=120))
+            paths.append(path)
     job = {
         "job": job_name(pipeline.name),
         "code_location": "dagster dev -m mlpipe.adapters.dagster.definitions "
                          f"({location_env(pipeline)}{config_env(pipeline.name)}=<this config>)",
-        "launcher": "dagster_k8s.PipesK8sClient (resource 'pipes_k8s'), one pod per asset",
+        "launcher": "dagster_k8s.PipesK8sClient (resource 'pipes_k8s'), one pod per asset; "
+                    "a map step's asset: a plan pod, one pod per shard (dynamic outputs), a "
+                    "gather pod",
         "run_id": f"run tag '{RUN_ID_TAG}' if set, else the Dagster run id; "
                   f"{RUN_ID_PLACEHOLDER} in the pod files",
         "namespace": config.cluster.namespace,

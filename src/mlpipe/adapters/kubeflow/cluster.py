@@ -7,6 +7,10 @@ node selector, labels, image pull policy, security context and timeout go throug
 Steps pass nothing to each other through kfp: each pod reads the earlier steps' ``result.json``
 of the same run from the shared volume or store, so tasks are ordered with ``.after()``.
 
+A map step is one pod per shard: ``<step>-shards`` (the plan pod) writes the shard list to its
+output parameter ``shards``, a ``dsl.ParallelFor`` over it runs ``<step>-shard`` once per shard
+(``--shard`` from the loop item, the step's resources) and ``<step>`` gathers them after the loop.
+
 The run id is the kfp run name (``dsl.PIPELINE_JOB_NAME_PLACEHOLDER``), fed to every component as
 its one input ``run_id``. Namespace and service account are not part of a kfp pipeline: they are
 chosen when the run is submitted, so ``render_cluster`` writes them next to the YAML.
@@ -21,7 +25,7 @@ from typing import Any
 import yaml
 from kfp import compiler, dsl, kubernetes
 
-from mlpipe.core.cluster import ContainerSpec, pipeline_containers
+from mlpipe.core.cluster import ContainerSpec, pipeline_containers, step_container
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.pipeline import Pipeline
 
@@ -29,6 +33,12 @@ from mlpipe.core.pipeline import Pipeline
 _RUN_ID = "<<mlpipe-run-id>>"
 #: How the component's ``run_id`` input appears in the compiled container args.
 RUN_ID_ARG = "{{$.inputs.parameters['run_id']}}"
+#: Stand for a shard pod's shard and the plan pod's output file; replaced by the component's
+#: ``shard`` input and ``shards`` output parameter.
+_SHARD = "<<mlpipe-shard>>"
+#: The plan component's output parameter: the shard list.
+PLAN_OUTPUT = "shards"
+_PLAN_OUT = "<<mlpipe-plan-out>>"
 
 
 def _component(spec: ContainerSpec, description: str) -> Callable[..., Any]:
@@ -41,6 +51,36 @@ def _component(spec: ContainerSpec, description: str) -> Callable[..., Any]:
     component.__name__ = spec.step
     component.__qualname__ = spec.step
     component.__doc__ = description
+    return dsl.container_component(component)
+
+
+def _plan_component(spec: ContainerSpec) -> Callable[..., Any]:
+    """A map step's plan pod: its output parameter ``shards`` is the list ParallelFor runs over.
+
+    KFP backends iterate over any list output; kfp.local 2.17 only over a Python component's
+    return value (``Output``, a name container components may not use), so kfp.local cannot run
+    this loop."""
+
+    def component(run_id: str, shards: dsl.OutputPath(list)) -> dsl.ContainerSpec:  # type: ignore[valid-type]
+        args = [{_RUN_ID: run_id, _PLAN_OUT: shards}.get(a, a) for a in spec.args]
+        return dsl.ContainerSpec(image=spec.image, command=list(spec.command), args=args)
+
+    return _named(component, f"{spec.step}_shards", f"The shards {spec.step} runs over")
+
+
+def _shard_component(spec: ContainerSpec, description: str) -> Callable[..., Any]:
+    """One shard of a map step: the run id and the shard (a ParallelFor item) as inputs."""
+
+    def component(run_id: str, shard: int) -> dsl.ContainerSpec:
+        args = [{_RUN_ID: run_id, _SHARD: shard}.get(a, a) for a in spec.args]
+        return dsl.ContainerSpec(image=spec.image, command=list(spec.command), args=args)
+
+    return _named(component, f"{spec.step}_shard", description)
+
+
+def _named(component: Callable[..., Any], name: str, doc: str) -> Callable[..., Any]:
+    component.__name__ = component.__qualname__ = name
+    component.__doc__ = doc
     return dsl.container_component(component)
 
 
@@ -85,13 +125,35 @@ def build_cluster_pipeline(pipeline: Pipeline, config: PipelineSettings) -> Any:
     specs = pipeline_containers(pipeline, config, _RUN_ID)
     components = {s.step: _component(s, pipeline.step(s.step).description) for s in specs}
 
+    mapped = {s.name: (step_container(pipeline, s.name, config, _RUN_ID, part="plan",
+                                      plan_out=_PLAN_OUT),
+                       step_container(pipeline, s.name, config, _RUN_ID, part="shard",
+                                      shard=_SHARD))
+              for s in pipeline.steps if s.map_over}
+    parts = {name: (_plan_component(plan), _shard_component(shard, pipeline.step(name).description))
+             for name, (plan, shard) in mapped.items()}
+    run_id = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
+
     def pipeline_fn() -> None:
         tasks: dict[str, Any] = {}
         for spec in specs:
-            task = components[spec.step](run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+            after = [tasks[upstream] for upstream in pipeline.step(spec.step).upstream]
+            if spec.step in mapped:  # plan, a ParallelFor of shard pods, then the gather pod
+                plan_spec, shard_spec = mapped[spec.step]
+                plan = parts[spec.step][0](run_id=run_id)
+                plan.set_display_name(f"{spec.step} shards")
+                for task in after:
+                    plan.after(task)
+                apply_container_spec(plan, plan_spec)
+                with dsl.ParallelFor(plan.outputs[PLAN_OUTPUT]) as shard:
+                    one = parts[spec.step][1](run_id=run_id, shard=shard)
+                    one.set_display_name(f"{spec.step} shard")
+                    apply_container_spec(one, shard_spec)
+                after = [one]
+            task = components[spec.step](run_id=run_id)
             task.set_display_name(spec.step)
-            for upstream in pipeline.step(spec.step).upstream:
-                task.after(tasks[upstream])
+            for upstream in after:
+                task.after(upstream)
             apply_container_spec(task, spec)
             tasks[spec.step] = task
 
