@@ -38,11 +38,21 @@ def bench(
     task: Annotated[
         str, typer.Option(help=f"Which ML task to run: {', '.join(plugin_names('task'))}")
     ] = "text-classification",
+    deployed: Annotated[
+        bool,
+        typer.Option(
+            "--deployed",
+            help="Also run through each orchestrator's service (airflow standalone, dagster "
+            "dev) for the chosen runners that have one",
+            show_default=False, metavar="",
+        ),
+    ] = False,
 ) -> None:
     """Compare the runners on the same pipelines: time, overhead, memory, identical outputs."""
     from rich.markdown import Markdown
 
     from mlpipe.benchmark import (
+        DEPLOYED,
         BenchSettings,
         registered_runners,
         render_markdown,
@@ -60,6 +70,9 @@ def bench(
             raise ConfigError(f"--runners: unknown {unknown}; registered: {', '.join(known)}")
         if task not in plugins.names("task"):
             raise plugins.unknown("task", task)
+        if deployed and not set(chosen) & set(DEPLOYED):
+            raise ConfigError(f"--deployed: needs one of {', '.join(DEPLOYED)} in --runners "
+                              f"(got {', '.join(chosen)})")
     except MlpipeError as exc:
         raise fail(exc) from exc
     if "local" not in chosen:
@@ -73,6 +86,7 @@ def bench(
         task=task,
         training_overrides=set_train or [],
         inference_overrides=set_infer or [],
+        deployed=deployed,
     )
     try:
         with err.status("benchmark starting") as status:
@@ -88,6 +102,11 @@ def bench(
         soft_wrap=True,
     )
     failed = [r for r, e in report["summary"].items() if e["failed"]]
+    for runner, entry in report.get("deployed", {}).get("summary", {}).items():
+        if entry["failed"]:
+            failed.append(f"{runner} (deployed)")
+            for error in entry["errors"]:
+                err.print(f"[red]{runner} (deployed):[/] {error}", highlight=False)
     if failed:
         err.print(f"[yellow]failed runners: {', '.join(failed)}[/]")
         raise typer.Exit(1)
