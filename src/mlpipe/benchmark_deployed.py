@@ -49,7 +49,7 @@ DEPLOYED = {"airflow": "airflow standalone (scheduler, LocalExecutor, API server
 PIPELINES = ("training", "inference")
 HEALTH_TIMEOUT_S = 240.0  # a cold start on a loaded 2-core machine takes up to a minute
 POLL_S = 0.25
-RUN_POLL_S = 0.5
+RUN_POLL_S = 1.0  # figures come from the orchestrator's timestamps, not the poll
 
 
 class ServiceError(MlpipeError):
@@ -73,10 +73,14 @@ class Service:
                  cwd: Path) -> None:
         self.name, self.log = name, log
         log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+        try:
+            with log.open("wb") as out:
+                self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                             stdout=out, stderr=subprocess.STDOUT,
+                                             start_new_session=True)
+        except OSError as exc:  # not installed: say which extra brings it
+            raise ServiceError(f"{name}: cannot start {cmd[0]} ({exc}); install "
+                               "mlpipe[airflow] / mlpipe[dagster]") from exc
         self.started = time.perf_counter()
         self.pgid = self.proc.pid  # start_new_session: the leader's pid is the group id
         self.peak_rss = 0
@@ -250,6 +254,9 @@ class AirflowService:
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base}/execution/",
+            # a task's first call to the execution API waits for sqlite's lock behind the
+            # scheduler; on a loaded 2-core machine the default 5 s fails tasks before they run
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
         })
         airflow = shlex.quote(str(Path(sys.executable).parent / "airflow"))
         script = (f"{airflow} db migrate || exit 1\n"

@@ -106,7 +106,7 @@ def bench(
         if entry["failed"]:
             failed.append(f"{runner} (deployed)")
             for error in entry["errors"]:
-                err.print(f"[red]{runner} (deployed):[/] {error}", highlight=False)
+                err.print(f"[red]{error}[/]", highlight=False, soft_wrap=True)
     if failed:
         err.print(f"[yellow]failed runners: {', '.join(failed)}[/]")
         raise typer.Exit(1)
