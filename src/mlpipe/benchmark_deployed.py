@@ -84,6 +84,7 @@ class Service:
         self.started = time.perf_counter()
         self.pgid = self.proc.pid  # start_new_session: the leader's pid is the group id
         self.peak_rss = 0
+        self.killed = False  # whether stop() needed SIGKILL
         self._sampling = True
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
@@ -143,10 +144,12 @@ class Service:
         while time.perf_counter() < deadline and group_alive(self.pgid, self.proc):
             time.sleep(0.2)
         if group_alive(self.pgid, self.proc):
+            self.killed = True
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pgid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=10)
+            deadline = time.perf_counter() + 10  # until init has reaped the orphans
+            while time.perf_counter() < deadline and group_alive(self.pgid, self.proc):
+                time.sleep(0.1)
         return time.perf_counter() - started
 
 
@@ -498,6 +501,7 @@ def run_deployed(runner: str, home: Path, service_dir: Path, configs: dict[str, 
     finally:
         out["stop_s"] = service.stop()
     out["left_running"] = group_alive(service.pgid, service.proc)
+    out["stop_needed_kill"] = service.killed
     out["weights_sha256"] = out["training"]["sha256"]["train_model"]
     out["predictions_sha256"] = out["inference"]["sha256"]["save_results"]
     return out
