@@ -1,9 +1,12 @@
 """`mlpipe bench --quick` for real: all four runners, one repetition, identical outputs."""
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +60,74 @@ def test_unknown_runner_is_a_clear_error(tmp_path: Path) -> None:
         capture_output=True, text=True, env=venv_env(),
     )  # fmt: skip
     assert proc.returncode == 2 and "spark" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_deployed_bench_runs_each_service_and_stops_it(tmp_path: Path) -> None:
+    """`--deployed`: both pipelines through Airflow's scheduler and `dagster dev`, driven over
+    HTTP; figures from the orchestrators' metadata, outputs identical, nothing left running."""
+    import psutil
+
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlpipe", "bench", "--quick", "-n", "1", "--runners",
+         "airflow,dagster", "--deployed", "--out", str(out)],
+        capture_output=True, text=True, env=venv_env(), timeout=1400,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "bench.json").read_text())
+    deployed = report["deployed"]["summary"]
+    assert set(deployed) == {"airflow", "dagster"}
+    for runner, entry in deployed.items():
+        assert entry["ok"] == 1 and entry["failed"] == 0, (runner, entry["errors"])
+        assert entry["identical_weights"] and entry["identical_predictions"], runner
+        assert 0 < entry["startup_s"] <= entry["ready_s"] and entry["peak_rss_mib"] > 50
+        for pipe in ("training", "inference"):
+            figures = entry[pipe]
+            assert figures["end_to_end_s"] > figures["trigger_to_first_task_s"] > 0, runner
+            assert figures["task_latency_s"] and min(figures["task_latency_s"].values()) > 0
+    for raw in report["deployed"]["raw"]:  # every service process is gone, its port closed
+        assert not raw["left_running"] and raw["stop_s"] > 0
+        with pytest.raises(ProcessLookupError):
+            os.killpg(raw["pgid"], 0)
+        with pytest.raises(OSError), socket.create_connection(("127.0.0.1", raw["port"]), 2):
+            pass
+    left = [p.pid for p in psutil.process_iter() if _cwd(p).startswith(str(out))]
+    assert not left, left
+    table = (out / "bench.md").read_text()
+    assert "### Deployed" in table and "| dagster | dagster dev" in table
+
+
+def _cwd(p: Any) -> str:
+    try:
+        return str(p.cwd())
+    except Exception:  # gone, or not ours
+        return ""
+
+
+def test_service_that_never_becomes_healthy_is_a_clear_error_and_is_stopped(
+    tmp_path: Path,
+) -> None:
+    """The service machinery on a real process group: a timeout names the log, stop ends all."""
+    from mlpipe.benchmark_deployed import Service, ServiceError, group_alive
+
+    log = tmp_path / "svc.log"
+    service = Service("sleeper", ["/bin/sh", "-c", "echo starting; sleep 60 & sleep 60; wait"],
+                      dict(os.environ), log, tmp_path)
+    try:
+        with pytest.raises(ServiceError, match=r"no health within 1s.*svc\.log"):
+            service.wait_for("health", lambda: False, timeout=1)
+    finally:
+        service.stop(grace=5)
+    assert not group_alive(service.pgid, service.proc)
+    assert "starting" in log.read_text()
+
+
+def test_deployed_needs_a_runner_with_a_service(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlpipe", "bench", "--runners", "local,kubeflow", "--deployed",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, env=venv_env(),
+    )  # fmt: skip
+    assert proc.returncode == 2 and "--deployed" in proc.stderr

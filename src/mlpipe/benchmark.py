@@ -24,6 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlpipe.benchmark_deployed import (
+    DEPLOYED,
+    ServiceError,
+    render_deployed,
+    run_deployed,
+    summarize_deployed,
+)
+
 
 #: The runners compared by default: every registered runner (``local`` first: the reference).
 def registered_runners() -> tuple[str, ...]:
@@ -44,6 +52,9 @@ class BenchSettings:
     out_dir: Path = Path("bench/results")
     training_overrides: list[str] = field(default_factory=list)
     inference_overrides: list[str] = field(default_factory=list)
+    #: Also run the pipelines through the services of the chosen runners that have a deployed
+    #: mode (``airflow standalone``, ``dagster dev``): see :mod:`mlpipe.benchmark_deployed`.
+    deployed: bool = False
 
 
 def default_overrides(
@@ -245,7 +256,10 @@ def run_benchmark(
     assert isinstance(train_cfg, TrainingConfig)
     infer_cfg = load_config(None, [*infer_o, *settings.inference_overrides], pipeline="inference")
     runners = list(settings.runners)
+    deployed = [r for r in runners if settings.deployed and r in DEPLOYED]
     raw: list[dict[str, Any]] = []
+    deployed_raw: list[dict[str, Any]] = []
+    configs = {"training": train_cfg.model_dump_json(), "inference": infer_cfg.model_dump_json()}
     with tempfile.TemporaryDirectory(prefix="mlpipe-bench-") as tmp:
         for rep in range(settings.repetitions):
             order = runners[rep % len(runners) :] + runners[: rep % len(runners)]
@@ -253,11 +267,16 @@ def run_benchmark(
                 if on_progress:
                     on_progress(f"repetition {rep + 1}/{settings.repetitions}: {runner}")
                 home = Path(tmp) / f"{runner}-{rep}"
-                result = run_child(
-                    runner, home, train_cfg.model_dump_json(), infer_cfg.model_dump_json()
-                )
+                result = run_child(runner, home, configs["training"], configs["inference"])
                 result["repetition"] = rep
                 raw.append(result)
+            for runner in deployed:  # one service start per runner and repetition
+                if on_progress:
+                    on_progress(f"repetition {rep + 1}/{settings.repetitions}: {runner} "
+                                f"({DEPLOYED[runner]})")
+                deployed_raw.append(_deployed_run(
+                    runner, rep, Path(tmp) / f"deployed-{runner}-{rep}",
+                    settings.out_dir / "deployed" / f"{runner}-{rep}", configs))
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -273,7 +292,25 @@ def run_benchmark(
         "raw": raw,
         "summary": summarize(raw, runners),
     }
+    if deployed:
+        local = {r["repetition"]: r for r in raw if r["runner"] == "local" and r.get("ok")}
+        report["deployed"] = {"raw": deployed_raw,
+                              "summary": summarize_deployed(deployed_raw, local)}
     return report
+
+
+def _deployed_run(runner: str, rep: int, home: Path, service_dir: Path,
+                  configs: dict[str, str]) -> dict[str, Any]:
+    """One deployed run; a service that fails is recorded (with its log), like a failed child."""
+    started = time.perf_counter()
+    try:
+        result = run_deployed(runner, home, service_dir, configs)
+    except ServiceError as exc:
+        result = {"runner": runner, "ok": False, "error": str(exc)}
+    else:
+        result["ok"] = True
+    result.update(repetition=rep, wall_s=time.perf_counter() - started)
+    return result
 
 
 def summarize(raw: list[dict[str, Any]], runners: Sequence[str]) -> dict[str, Any]:
@@ -404,6 +441,8 @@ def render_markdown(report: dict[str, Any]) -> str:
                     + " |"
                 )
         lines += _render_floor(s, ok)
+    if "deployed" in report:
+        lines += render_deployed(report["deployed"]["summary"], s)
     return "\n".join(lines)
 
 

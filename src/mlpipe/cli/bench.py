@@ -51,11 +51,21 @@ def bench(
     rows: Annotated[
         str | None, typer.Option(help="With --scale: comma-separated row counts")
     ] = None,
+    deployed: Annotated[
+        bool,
+        typer.Option(
+            "--deployed",
+            help="Also run through each orchestrator's service (airflow standalone, dagster "
+            "dev) for the chosen runners that have one",
+            show_default=False, metavar="",
+        ),
+    ] = False,
 ) -> None:
     """Compare the runners on the same pipelines: time, overhead, memory, identical outputs."""
     from rich.markdown import Markdown
 
     from mlpipe.benchmark import (
+        DEPLOYED,
         BenchSettings,
         registered_runners,
         render_markdown,
@@ -73,6 +83,11 @@ def bench(
             raise ConfigError(f"--runners: unknown {unknown}; registered: {', '.join(known)}")
         if task not in plugins.names("task"):
             raise plugins.unknown("task", task)
+        if scale and deployed:
+            raise ConfigError("--scale and --deployed: run them one at a time")
+        if deployed and not set(chosen) & set(DEPLOYED):
+            raise ConfigError(f"--deployed: needs one of {', '.join(DEPLOYED)} in --runners "
+                              f"(got {', '.join(chosen)})")
     except MlpipeError as exc:
         raise fail(exc) from exc
     if "local" not in chosen:
@@ -89,6 +104,7 @@ def bench(
         task=task,
         training_overrides=set_train or [],
         inference_overrides=set_infer or [],
+        deployed=deployed,
     )
     try:
         with err.status("benchmark starting") as status:
@@ -104,6 +120,11 @@ def bench(
         soft_wrap=True,
     )
     failed = [r for r, e in report["summary"].items() if e["failed"]]
+    for runner, entry in report.get("deployed", {}).get("summary", {}).items():
+        if entry["failed"]:
+            failed.append(f"{runner} (deployed)")
+            for error in entry["errors"]:
+                err.print(f"[red]{error}[/]", highlight=False, soft_wrap=True)
     if failed:
         err.print(f"[yellow]failed runners: {', '.join(failed)}[/]")
         raise typer.Exit(1)
