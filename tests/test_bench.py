@@ -1,4 +1,5 @@
-"""`mlpipe bench --quick` for real: all four runners, one repetition, identical outputs."""
+"""`mlpipe bench --quick --deployed` for real: all four runners in process, Airflow and Dagster also
+through their services, one repetition, identical outputs."""
 
 import json
 import os
@@ -14,11 +15,12 @@ from tests.conftest import venv_env
 
 
 @pytest.mark.slow
-def test_quick_bench_runs_every_runner_and_outputs_are_identical(tmp_path: Path) -> None:
+def test_quick_bench_runs_every_runner_in_process_and_deployed(tmp_path: Path) -> None:
     out = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, "-m", "mlpipe", "bench", "--quick", "-n", "1", "--out", str(out)],
-        capture_output=True, text=True, env=venv_env(), timeout=900,
+        [sys.executable, "-m", "mlpipe", "bench", "--quick", "-n", "1", "--deployed",
+         "--out", str(out)],
+        capture_output=True, text=True, env=venv_env(), timeout=1800,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "bench.json").read_text())
@@ -51,6 +53,7 @@ def test_quick_bench_runs_every_runner_and_outputs_are_identical(tmp_path: Path)
     assert "Unchanged training rerun" in table
     for chart in ("bench.png", "bench-breakdown.png"):
         assert (out / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _assert_deployed(report, out)
 
 
 def test_unknown_runner_is_a_clear_error(tmp_path: Path) -> None:
@@ -62,21 +65,11 @@ def test_unknown_runner_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "spark" in proc.stderr
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(1500)
-def test_deployed_bench_runs_each_service_and_stops_it(tmp_path: Path) -> None:
+def _assert_deployed(report: dict[str, Any], out: Path) -> None:
     """`--deployed`: both pipelines through Airflow's scheduler and `dagster dev`, driven over
     HTTP; figures from the orchestrators' metadata, outputs identical, nothing left running."""
     import psutil
 
-    out = tmp_path / "results"
-    proc = subprocess.run(
-        [sys.executable, "-m", "mlpipe", "bench", "--quick", "-n", "1", "--runners",
-         "airflow,dagster", "--deployed", "--out", str(out)],
-        capture_output=True, text=True, env=venv_env(), timeout=1400,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads((out / "bench.json").read_text())
     deployed = report["deployed"]["summary"]
     assert set(deployed) == {"airflow", "dagster"}
     for runner, entry in deployed.items():
