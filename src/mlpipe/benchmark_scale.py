@@ -128,8 +128,6 @@ def run_scale(
     raw: list[dict[str, Any]] = []
     env = dict(os.environ, HF_HUB_OFFLINE="1", MLPIPE_PROGRESS="off")
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    # a map step's shards run in parallel only where the orchestrator runs tasks in parallel
-    env.setdefault("MLPIPE_DAGSTER_EXECUTOR", "multiprocess")
     with tempfile.TemporaryDirectory(prefix="mlpipe-scale-") as tmp:
         home = Path(tmp) / "home"
         if on_progress:
@@ -189,7 +187,7 @@ def summarize(raw: list[dict[str, Any]]) -> dict[str, Any]:
             runs = [cell[(runner, rows, n)] for rows in counts if (runner, rows, n) in cell]
             if len(runs) < 2:
                 continue
-            small, big = runs[0], runs[-1]
+            small, big, before = runs[0], runs[-1], runs[-2]
             factor = big["rows"] / small["rows"]
             growth[f"{runner}/{n}"] = {
                 "runner": runner,
@@ -199,6 +197,10 @@ def summarize(raw: list[dict[str, Any]]) -> dict[str, Any]:
                 "time_ratio": big["seconds"] / small["seconds"] / factor,
                 "row_work_ratio": big["row_work_s"] / small["row_work_s"] / factor
                 if small["row_work_s"] > 0 else None,
+                "last_from_rows": before["rows"],  # the two largest: start-up matters least
+                "last_row_work_ratio": big["row_work_s"] / before["row_work_s"]
+                / (big["rows"] / before["rows"]) if len(runs) > 2 and before["row_work_s"] > 0
+                else None,
                 "shard_rss_mib": [max((s["peak_rss_mib"] for s in r["shards"]), default=0.0)
                                   for r in runs],
             }
@@ -257,14 +259,18 @@ def render_markdown(report: dict[str, Any]) -> str:
             "not grow with rows; *row work* is the row-dependent steps' own work (a map step's "
             "slowest shard), i.e. after start-up.",
             "",
-            "| runner | shards | rows | whole run | row work | peak RSS per shard MiB |",
-            "|---|---|---|---|---|---|",
+            "| runner | shards | rows | whole run | row work | row work, two largest counts "
+            "| peak RSS per shard MiB |",
+            "|---|---|---|---|---|---|---|",
         ]
         for g in s["growth"].values():
             work = "-" if g["row_work_ratio"] is None else f"{g['row_work_ratio']:.2f}"
+            last = g.get("last_row_work_ratio")
+            last_s = "-" if last is None else f"{last:.2f} ({g['last_from_rows']:,} -> "\
+                f"{g['to_rows']:,})"
             lines.append(
                 f"| {g['runner']} | {g['shards']} | {g['from_rows']:,} -> {g['to_rows']:,} | "
-                f"{g['time_ratio']:.2f} | {work} | "
+                f"{g['time_ratio']:.2f} | {work} | {last_s} | "
                 + " -> ".join(f"{m:.0f}" for m in g["shard_rss_mib"]) + " |"
             )
     if s["shards_vs_one"]:
