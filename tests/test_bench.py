@@ -124,3 +124,11 @@ def test_deployed_needs_a_runner_with_a_service(tmp_path: Path) -> None:
         capture_output=True, text=True, env=venv_env(),
     )  # fmt: skip
     assert proc.returncode == 2 and "--deployed" in proc.stderr
+
+
+def test_a_childs_result_line_is_found_where_kfp_local_indents_it() -> None:
+    from mlpipe.benchmark import result_line
+
+    out = 'task log\n    SCALE_RESULT {"rows": 3}\n03:51:48 - INFO - finished\n'
+    assert result_line(out, "SCALE_RESULT ") == '{"rows": 3}'
+    assert result_line("no marker here\n", "SCALE_RESULT ") is None

@@ -223,16 +223,26 @@ def run_child(runner: str, home: Path, train_json: str, infer_json: str) -> dict
     child = run_sampled(
         [sys.executable, "-m", "mlpipe.benchmark", runner, str(home), train_json, infer_json], env
     )
-    line = next((ln for ln in child.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
+    line = result_line(child.stdout, "BENCH_RESULT ")
     if child.returncode != 0 or line is None:
         tail = (child.stderr or child.stdout).strip().splitlines()[-6:]
         error = " | ".join(tail) or f"exit {child.returncode}"
         return {"runner": runner, "ok": False, "error": error, "wall_s": child.wall_s}
-    result: dict[str, Any] = json.loads(line.removeprefix("BENCH_RESULT "))
+    result: dict[str, Any] = json.loads(line)
     result.update(ok=True, wall_s=child.wall_s, peak_rss_mib=child.peak_rss_bytes / 2**20)
     pipelines_s = result["training"]["seconds"] + result["inference"]["seconds"]
     result["startup_s"] = child.wall_s - pipelines_s
     return result
+
+
+def result_line(stdout: str, marker: str) -> str | None:
+    """The JSON after ``marker`` in a child's output. Not anchored at the line's start: kfp.local
+    indents what its tasks print, and the child's own final line can come out indented after it."""
+    for line in reversed(stdout.splitlines()):
+        _, found, rest = line.partition(marker)
+        if found:
+            return rest
+    return None
 
 
 def _rss(p: Any) -> int:

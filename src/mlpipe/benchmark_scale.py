@@ -163,12 +163,14 @@ def run_scale(
 
 
 def _collect(child: Any, runner: str, rows: int, shards: int) -> dict[str, Any]:
-    line = next((ln for ln in child.stdout.splitlines() if ln.startswith("SCALE_RESULT ")), None)
+    from mlpipe.benchmark import result_line
+
+    line = result_line(child.stdout, "SCALE_RESULT ")
     base = {"runner": runner, "rows": rows, "shard_count": shards, "wall_s": child.wall_s}
     if child.returncode != 0 or line is None:
         tail = (child.stderr or child.stdout).strip().splitlines()[-6:]
         return {**base, "ok": False, "error": " | ".join(tail) or f"exit {child.returncode}"}
-    result: dict[str, Any] = json.loads(line.removeprefix("SCALE_RESULT "))
+    result: dict[str, Any] = json.loads(line)
     return {**base, **result, "ok": True, "tree_peak_rss_mib": child.peak_rss_bytes / 2**20,
             "rows_per_s": rows / result["seconds"] if result["seconds"] else 0.0}
 
