@@ -3,6 +3,7 @@ import multiprocessing as mp
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -89,8 +90,11 @@ def _publish(args: tuple[str, str, str]) -> int:
 
 def test_concurrent_publishers_get_distinct_versions(tmp_path: Path) -> None:
     arts = [make_artifact(tmp_path, str(i)) for i in range(8)]
-    with mp.get_context("spawn").Pool(4) as pool:
-        versions = pool.map(_publish, [(str(tmp_path / "reg"), str(a), "m") for a in arts])
+    # an executor, not ``with Pool``: Pool's exit terminates its workers and can wait forever on
+    # one caught mid-shutdown (seen once in CI); the executor joins workers that have finished
+    with ProcessPoolExecutor(4, mp_context=mp.get_context("spawn")) as pool:
+        jobs = [(str(tmp_path / "reg"), str(a), "m") for a in arts]
+        versions = list(pool.map(_publish, jobs, timeout=600))
     assert sorted(versions) == list(range(1, 9))
     reg = LocalRegistry(tmp_path / "reg")
     assert [v.version for v in reg.versions("m")] == list(range(1, 9))
