@@ -13,19 +13,17 @@ step's own result from the shards' records, as the in-process runners' gather do
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.execution.step import (
-    THREADS_ENV,
     StepRun,
     gather_shards,
     load_step_result,
     run_step,
     shard_count,
+    shard_threads,
 )
 from mlpipe.core.paths import step_dir
 from mlpipe.core.pipeline import Pipeline, Step
@@ -62,20 +60,6 @@ def _inputs(
     return inputs
 
 
-@contextlib.contextmanager
-def _whole_pod_threads() -> Iterator[None]:
-    """A shard alone in its pod uses the pod's cores, not a share of them (``run_step`` splits
-    the cores between shards that run side by side in one process tree)."""
-    if THREADS_ENV in os.environ:
-        yield
-        return
-    os.environ[THREADS_ENV] = str(max(1, os.cpu_count() or 1))
-    try:
-        yield
-    finally:
-        os.environ.pop(THREADS_ENV, None)
-
-
 def run_pod_step(
     pipeline: Pipeline,
     step: str,
@@ -91,7 +75,8 @@ def run_pod_step(
     ``shard``, only that shard of a map step (its pod's record is the shard's)."""
     spec = _step(pipeline, step, mapped="--shard" if shard is not None else None)
     inputs = _inputs(pipeline, spec, config, home, run_id)
-    with _whole_pod_threads() if shard is not None else contextlib.nullcontext():
+    # a shard alone in its pod uses all the pod's cores, not a share of them
+    with shard_threads(1) if shard is not None else contextlib.nullcontext():
         result = run_step(
             pipeline,
             step,

@@ -158,7 +158,7 @@ def run_step(
                 tags=dict(tags or {}),
             )
             fn_started = time.time()
-            with _shard_threads(count), imports:
+            with shard_threads(count), imports:
                 if shard is not None:
                     fault_raise(f"shard:{step.name}:{shard}")
                 ref = step.fn(config, ctx, **{k: inputs[k] for k in step.inputs})
@@ -369,9 +369,10 @@ def _shard_inputs(step: Step, inputs: Mapping[str, Ref], shard: int) -> tuple[di
 
 
 @contextlib.contextmanager
-def _shard_threads(count: int) -> Any:
-    """A shard's thread budget: this machine's cores split between the shards (at least one),
-    unless the config or the environment already fixes it."""
+def shard_threads(count: int) -> Any:
+    """A shard's thread budget: this machine's cores split between the ``count`` shards that run
+    side by side (at least one; ``1``: a shard alone in its pod gets every core), unless the
+    config or the environment already fixes it."""
     if count < 1 or THREADS_ENV in os.environ:
         yield
         return
