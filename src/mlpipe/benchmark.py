@@ -547,11 +547,7 @@ def render_chart(report: dict[str, Any], path: Path) -> Path:
         f"mlpipe runners · {report['mode']} · {report['date'][:10]} · {report['machine']}",
         fontsize=9,
     )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_chart(fig, path)
 
 
 PHASE_COLORS = {"scheduled_s": "#8172B3", "wait_s": "#BBBBBB", "start_s": "#DD8452",
@@ -583,6 +579,13 @@ def render_breakdown_chart(report: dict[str, Any], path: Path) -> Path | None:
         ax.set_ylabel("seconds (median, summed over steps)")
     axes[0].legend(fontsize=7)
     fig.suptitle(f"mlpipe step breakdown · {report['mode']} · {report['date'][:10]}", fontsize=9)
+    return save_chart(fig, path)
+
+
+def save_chart(fig: Any, path: Path) -> Path:
+    """Lay out, write (PNG, 110 dpi) and close a benchmark chart."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -314,11 +314,9 @@ def render_chart(report: dict[str, Any], path: Path) -> Path:
     ax.legend(fontsize=7)
     ax.set_title(f"mlpipe sharded inference · {report['mode']} · {report['date'][:10]} · "
                  f"{report['machine']}", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    from mlpipe.benchmark import save_chart
+
+    return save_chart(fig, path)
 
 
 def write_report(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
