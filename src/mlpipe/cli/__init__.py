@@ -16,6 +16,7 @@ try:  # Ctrl-C while the CLI's own modules import: a line, not a traceback
 
     from mlpipe.cli import bench, cluster, gc, registry, run, runs
     from mlpipe.cli.common import describe_oserror, err
+    from mlpipe.core.execution.teardown import skip_teardown_at_exit
 except KeyboardInterrupt:  # pragma: no cover - timing-dependent
     sys.stderr.write("error: interrupted (Ctrl-C)\n")
     raise SystemExit(130) from None
@@ -88,6 +89,8 @@ def main() -> None:
         sys.exit(1)
     except SystemExit as exc:
         if not received:
+            if exc.code in (0, None):  # done and written: skip the interpreter's teardown
+                skip_teardown_at_exit()
             raise
         if exc.code not in (130, 1, None):  # an exit the command chose after the interrupt
             raise

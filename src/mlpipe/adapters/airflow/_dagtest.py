@@ -63,6 +63,7 @@ def main(request_path: str, result_path: str) -> int:
     from mlpipe.adapters.airflow.dags import build_dag
     from mlpipe.adapters.airflow.spec import CONF_RUN_ID, CONF_USE_CACHE
     from mlpipe.core.config import config_from_json
+    from mlpipe.core.execution.teardown import skip_teardown_at_exit
     from mlpipe.core.pipeline import resolve_pipeline
 
     pipeline = resolve_pipeline(request["pipeline"])
@@ -93,6 +94,7 @@ def main(request_path: str, result_path: str) -> int:
         "tasks": tasks,
     }
     Path(result_path).write_text(json.dumps(report, indent=2))
+    skip_teardown_at_exit()  # this child is the run's own process: end it once it is written
     return 0
 
 

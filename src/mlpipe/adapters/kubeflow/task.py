@@ -42,6 +42,7 @@ def run_component(
     """
     from mlpipe.core.errors import MlpipeError
     from mlpipe.core.execution.step import execute_gather, execute_step
+    from mlpipe.core.execution.teardown import skip_teardown_at_exit
     from mlpipe.core.paths import safe_run_id
 
     started = time.perf_counter()
@@ -88,6 +89,7 @@ def run_component(
         matrix = confusion_matrix(ref, dataset)
         if matrix is not None:
             outputs["confusion_matrix"].log_confusion_matrix(*matrix)
+    skip_teardown_at_exit()  # this process is the component's own (kfp.local's or a pod)
 
 
 def run_group_component(
@@ -105,6 +107,7 @@ def run_group_component(
     output artifact, which holds the step's reference and names the step in its metadata."""
     from mlpipe.core.errors import MlpipeError
     from mlpipe.core.execution.group import execute_group
+    from mlpipe.core.execution.teardown import skip_teardown_at_exit
     from mlpipe.core.paths import safe_run_id
 
     run_id = safe_run_id(run_id)
@@ -124,6 +127,7 @@ def run_group_component(
         out.metadata.update(_ref_metadata(result["ref"]))
         out.metadata.update({"step": step, "fused_task": "__".join(steps), "run_id": run_id,
                              "seconds": result["seconds"], "cached": result["cached"]})
+    skip_teardown_at_exit()
 
 
 def ref_metrics(ref: Mapping[str, Any]) -> dict[str, float]:

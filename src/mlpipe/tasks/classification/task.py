@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlpipe.core.config import InferenceConfig, TaskOptions, TrainingConfig
 from mlpipe.core.errors import DataError
 from mlpipe.core.quality import check_min_accuracy
 from mlpipe.core.refs import CheckResult, DatasetRef
 from mlpipe.core.task import LogFn, check_model_task
-from mlpipe.tasks.classification import data
 from mlpipe.tasks.classification.checks import CHECKS
 from mlpipe.tasks.classification.metrics import Confusion
+
+if TYPE_CHECKING:  # pyarrow and the data module load where a step reads data, not with the task
+    import pyarrow as pa
 
 
 class ConfusionResults:
@@ -55,9 +55,13 @@ class ClassificationTask:
         return {"text": text_column or data_cfg.get("text_column") or "text"}
 
     def load_training_data(self, config: TrainingConfig, out_dir: Path) -> DatasetRef:
+        from mlpipe.tasks.classification import data
+
         return data.prepare_training_data(config.data, out_dir)
 
     def load_inference_data(self, config: InferenceConfig, out_dir: Path) -> DatasetRef:
+        from mlpipe.tasks.classification import data
+
         return data.prepare_inference_data(
             config.data, out_dir, chunk_rows=config.inference.chunk_rows
         )
