@@ -51,8 +51,8 @@ def _timings(run: PipelineRun) -> dict[str, dict[str, float]]:
     out = {}
     for step in run.steps:
         folder = run.run_dir / step.step
-        shards = sorted(folder.glob("shard-*/result.json"))  # a map step: each shard's own
-        for result in shards or [folder / "result.json"]:
+        shards = sorted(folder.glob("shard-*/result.json"))  # a map step: each shard's own,
+        for result in [*shards, folder / "result.json"]:  # and the gathered (the last shard's)
             recorded = json.loads(result.read_text())["timings"]
             out[f"{step.step}/{result.parent.name}"] = {p: recorded[p] for p in PHASES}
     return out

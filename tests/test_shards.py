@@ -82,7 +82,13 @@ def test_sharded_inference_equals_one_shard(
     shards = sorted((run.run_dir / "run_inference").glob("shard-*"))
     assert [p.name for p in shards] == ["shard-0000", "shard-0001", "shard-0002"]
     assert all((p / "result.json").is_file() for p in shards)
-    pids = {json.loads((p / "result.json").read_text())["pid"] for p in shards}
+    records = [json.loads((p / "result.json").read_text()) for p in shards]
+    pids = {r["pid"] for r in records}
+    # the gathered record's timings: the shard that ended last (the breakdown's figures)
+    timings = json.loads((run.run_dir / "run_inference" / "result.json").read_text())["timings"]
+    last = max(records, key=lambda r: r["ended"])["timings"]
+    assert timings["work_s"] == last["work_s"] > 0
+    assert timings["peak_rss_mib"] == max(r["timings"]["peak_rss_mib"] for r in records)
     if runner == "airflow":  # dynamic task mapping: a mapped task instance per shard
         assert run.extra["task_states"]["run_inference__shard"] == "success"
     if runner == "dagster":  # dynamic outputs: a mapped op per shard, in the run's process

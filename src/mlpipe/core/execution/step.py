@@ -486,9 +486,23 @@ def gather_shards(
         started=min((r.started for r in runs), default=time.time()),
         ended=max((r.ended for r in runs), default=time.time()),
         pid=os.getpid(),
+        timings=_gathered_timings(runs),
     )
     write_json(directory / RESULT_FILE, result.to_json())
     return result
+
+
+def _gathered_timings(runs: list[StepRun]) -> dict[str, float]:
+    """The map step's timings: those of the shard that ended last (the one the next step waited
+    for), with the peak memory of the largest shard."""
+    if not runs:
+        return {}
+    last = max(runs, key=lambda r: r.ended)
+    timings = dict(last.timings)
+    peaks = [r.timings["peak_rss_mib"] for r in runs if "peak_rss_mib" in r.timings]
+    if peaks:
+        timings["peak_rss_mib"] = max(peaks)
+    return timings
 
 
 def execute_gather(
