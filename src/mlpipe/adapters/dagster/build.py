@@ -54,8 +54,9 @@ def _executor() -> dg.ExecutorDefinition:
     choice = os.environ.get(EXECUTOR_ENV, "in_process")
     if choice == "in_process":
         return dg.in_process_executor
-    if choice == "multiprocess":
-        return dg.multiprocess_executor
+    if choice == "multiprocess":  # each step forks from a server that imported the code
+        # location once (Dagster's forkserver), instead of a fresh Python importing it again
+        return dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}})
     raise ConfigError(f"{EXECUTOR_ENV}: must be 'multiprocess' or 'in_process' (got {choice!r})")
 
 
