@@ -465,8 +465,8 @@ def _render_floor(s: dict[str, Any], ok: list[str]) -> list[str]:
         return []
     lines = [
         "",
-        "Orchestrator floor (a native no-op pipeline of the same shape) and mlpipe's adapter "
-        "overhead = run time - step time - floor, median seconds:",
+        "Orchestrator floor (a native no-op pipeline of the same shape and fan-out) and mlpipe's "
+        "adapter overhead = run time - step time - floor, median seconds:",
         "",
         "| runner | pipeline | run s | step time s | floor s | adapter overhead s "
         "| overhead / floor |",
