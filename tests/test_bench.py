@@ -11,6 +11,11 @@ from typing import Any
 
 import pytest
 
+from mlpipe.benchmark_floor import Node, run_floor, shape_of
+from mlpipe.core import INFERENCE, plugins
+from mlpipe.core.execution.step import StepRun
+from mlpipe.core.pipeline import resolve_pipeline
+from mlpipe.core.refs import PredictionsRef, ShardsRef
 from tests.conftest import venv_env
 
 
@@ -63,6 +68,33 @@ def test_unknown_runner_is_a_clear_error(tmp_path: Path) -> None:
         capture_output=True, text=True, env=venv_env(),
     )  # fmt: skip
     assert proc.returncode == 2 and "spark" in proc.stderr
+
+
+def test_floor_shape_has_the_map_steps_shard_count_from_the_run() -> None:
+    """The floor's shape fans out like the run did: a map step's shard count is the number of
+    shards its output lists (1 without a run); the other steps are plain tasks."""
+    pipeline = resolve_pipeline(INFERENCE)
+    assert [(n.name, n.shards) for n in shape_of(pipeline) if n.shards is not None] == [
+        ("run_inference", 1)]
+    shard = PredictionsRef(uri="shard", sha256="0" * 64, rows=1, model="m:v1")
+    gathered = ShardsRef.of([shard, shard, shard], uri="run_inference")
+    run = type("Run", (), {"steps": [StepRun("run_inference", gathered, 1.0)]})()
+    shape = shape_of(pipeline, run)
+    assert {n.name: n.shards for n in shape} == {
+        "load_inference_data": None, "split_inference_data": None, "load_model": None,
+        "run_inference": 3, "save_results": None}
+    assert [n.upstream for n in shape] == [list(s.upstream) for s in pipeline.steps]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", plugins.names("runner"))
+def test_floor_runs_a_map_steps_fan_out_natively(runner: str, tmp_path: Path) -> None:
+    """Each orchestrator's no-op floor runs a map step of 2 shards as mlpipe's adapter does:
+    a shard lister, one task per shard and a gather (local: the shards, then the gather), as
+    counted from the orchestrator's own record of the run."""
+    shape = [Node("a", []), Node("b", ["a"], 2), Node("c", ["a", "b"])]
+    floor = run_floor(runner, shape, "fanout", tmp_path)
+    assert floor.tasks == (5 if runner == "local" else 6) and floor.seconds > 0, floor
 
 
 def _assert_deployed(report: dict[str, Any], out: Path) -> None:

@@ -140,8 +140,10 @@ def child_main(argv: Sequence[str]) -> None:
     chosen = get_runner(runner)  # imports the orchestrator (its start-up is measured apart)
     import_s = time.perf_counter() - started
     out: dict[str, Any] = {"runner": runner, "import_s": import_s}
+    runs: dict[str, Any] = {}
     for name, raw in (("training", train_json), ("inference", infer_json)):
-        run = chosen.run(name, config_from_json(raw), home=Path(home), use_cache=False)
+        run = runs[name] = chosen.run(name, config_from_json(raw), home=Path(home),
+                                      use_cache=False)
         out[name] = {
             "seconds": run.seconds,
             "wall_s": run.extra.get("wall_seconds", run.seconds),
@@ -154,8 +156,8 @@ def child_main(argv: Sequence[str]) -> None:
     rerun = chosen.run("training", config_from_json(train_json), home=Path(home), use_cache=True)
     out["training"]["rerun_s"] = rerun.seconds
     out["training"]["rerun_cached"] = [s.cached for s in rerun.steps]
-    for name in ("training", "inference"):  # the orchestrator's own floor, same shape
-        shape = shape_of(resolve_pipeline(name))
+    for name in ("training", "inference"):  # the orchestrator's own floor, same shape and fan-out
+        shape = shape_of(resolve_pipeline(name), runs[name])
         out[name]["floor_s"] = floor_seconds(runner, shape, name, Path(home) / "floor")
     out["weights_sha256"] = out["training"]["sha256"]["train_model"]
     out["predictions_sha256"] = out["inference"]["sha256"]["save_results"]
@@ -463,8 +465,8 @@ def _render_floor(s: dict[str, Any], ok: list[str]) -> list[str]:
         return []
     lines = [
         "",
-        "Orchestrator floor (a native no-op pipeline of the same shape) and mlpipe's adapter "
-        "overhead = run time - step time - floor, median seconds:",
+        "Orchestrator floor (a native no-op pipeline of the same shape and fan-out) and mlpipe's "
+        "adapter overhead = run time - step time - floor, median seconds:",
         "",
         "| runner | pipeline | run s | step time s | floor s | adapter overhead s "
         "| overhead / floor |",
