@@ -22,10 +22,10 @@ from tests.conftest import venv_env
 @pytest.mark.slow
 def test_quick_bench_runs_every_runner_in_process_and_deployed(tmp_path: Path) -> None:
     out = tmp_path / "results"
-    proc = subprocess.run(
+    proc = subprocess.run(  # a relative --out, as the README's command gives it
         [sys.executable, "-m", "mlpipe", "bench", "--quick", "-n", "1", "--deployed",
-         "--out", str(out)],
-        capture_output=True, text=True, env=venv_env(), timeout=1800,
+         "--out", "results"],
+        capture_output=True, text=True, env=venv_env(), timeout=1800, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "bench.json").read_text())

@@ -465,7 +465,8 @@ def run_deployed(runner: str, home: Path, service_dir: Path, configs: dict[str, 
     from mlpipe.core.execution import load_step_result
     from mlpipe.core.pipeline import resolve_pipeline
 
-    service_dir.mkdir(parents=True, exist_ok=True)
+    home, service_dir = home.resolve(), service_dir.resolve()  # the services run elsewhere
+    service_dir.mkdir(parents=True, exist_ok=True)  # (and Airflow refuses a relative sqlite)
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
     env["MLPIPE_HOME"] = str(home)
