@@ -135,6 +135,7 @@ def child_main(argv: Sequence[str]) -> None:
     from mlpipe.benchmark_floor import floor_seconds, shape_of
     from mlpipe.core.config import config_from_json
     from mlpipe.core.execution import get_runner
+    from mlpipe.core.execution.teardown import skip_teardown_at_exit
     from mlpipe.core.pipeline import resolve_pipeline
 
     chosen = get_runner(runner)  # imports the orchestrator (its start-up is measured apart)
@@ -165,6 +166,7 @@ def child_main(argv: Sequence[str]) -> None:
     out["predictions_sha256"] = out["inference"]["sha256"]["save_results"]
     out["child_s"] = time.perf_counter() - started
     print("BENCH_RESULT " + json.dumps(out), flush=True)
+    skip_teardown_at_exit()  # the child's own process: its teardown is nobody's start-up
 
 
 def _breakdown(step: Any, extra: dict[str, Any]) -> dict[str, float]:
