@@ -29,6 +29,21 @@ def test_help_imports_no_heavy_library() -> None:
     assert "demo" in mlpipe("--help").stdout
 
 
+def test_a_task_process_loads_no_data_library_before_its_step() -> None:
+    """What every kfp task and pod does before its step (pipeline, task plugin, config) loads
+    neither pyarrow nor numpy nor torch: a step that reads no data never pays for them."""
+    code = (
+        "import sys; from mlpipe.core.config import config_from_json, load_config; "
+        "from mlpipe.core.pipeline import resolve_pipeline; from mlpipe.core.task import get_task; "
+        "p = resolve_pipeline('inference'); "
+        "c = config_from_json(load_config(None, pipeline='inference').model_dump_json()); "
+        "get_task(c.task); "
+        "print([m for m in ('pyarrow', 'numpy', 'torch') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_bad_config_exits_2_names_the_field_and_writes_nothing(tmp_path: Path) -> None:
     home = tmp_path / "home"
     result = mlpipe("train", "--config", str(TINY_TRAINING), "--set", "training.epoch=2", home=home)
