@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 # are built once. The suite mostly waits on orchestrator processes: 2 fit a 2-core machine.
 TEST_WORKERS ?= 2
 
-.PHONY: demo test lint typecheck install install-core clean
+.PHONY: demo test test-fast lint typecheck install install-core clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Every tier: unit, integration, runners, system (docs/testing.md).
 test: lint
 	$(BIN)/python -m pytest -q --timeout=900 -n $(TEST_WORKERS) --dist loadfile --durations=20
+
+# The edit loop: unit + integration, no orchestrator, no container, no service.
+FAST := (unit or integration) and not (airflow or kubeflow or dagster)
+test-fast: install
+	$(BIN)/python -m pytest -q --timeout=300 -n $(TEST_WORKERS) --dist loadfile -m "$(FAST)"
 
 clean:
 	rm -rf $(VENV) .mlpipe .pytest_cache .mypy_cache .ruff_cache

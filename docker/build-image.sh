@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build docker/Dockerfile with docker or podman (whichever works; ENGINE= to choose) and print the
 # image it made: mlpipe:<hash of the build inputs>, also tagged mlpipe:latest. If an image with
-# that hash exists, nothing is rebuilt. `make image` runs this; tests/test_containers.py too.
+# that hash exists, nothing is rebuilt. `make image` runs this; tests/system/test_containers.py too.
 # pip's cache lives in the engine's build cache (a RUN --mount=type=cache in the Dockerfile).
 #
 #   BASE_IMAGE   python:3.11-slim if the engine has it or can pull it, else the Debian bookworm

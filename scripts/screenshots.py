@@ -8,7 +8,7 @@ dag-processor`` on the metadata DB the Airflow runner used (simple auth manager,
 ``dagster-webserver`` on the runner's ``DAGSTER_HOME``, all on 127.0.0.1 and free ports, drives
 headless Chromium (Debian's ``chromium``) over the DevTools protocol, waits until each page shows
 the DAG / asset names, and saves PNGs. Every service it starts is stopped, also on failure.
-``tests/test_ui.py`` uses the same functions to check the UIs list mlpipe's DAGs and assets.
+``tests/system/test_ui.py`` uses the same functions to check the UIs list mlpipe's DAGs and assets.
 """
 
 from __future__ import annotations

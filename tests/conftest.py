@@ -1,17 +1,30 @@
-"""Shared fixtures: an isolated mlpipe home and the tiny configs every test builds on."""
+"""Shared fixtures: an isolated mlpipe home and the tiny configs every test builds on.
+
+Helpers to import live in :mod:`tests.support`; each tier (unit, integration, runners, system)
+has its own conftest that marks its tests."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from mlpipe.core import InferenceConfig, TrainingConfig, load_config
+from tests.support import (  # noqa: F401  (re-exported: older test files import them from here)
+    ROOT,
+    TINY_INFERENCE,
+    TINY_TRAINING,
+    assert_failed_run,
+    make_artifact,
+    venv_env,
+)
+from tests.support.markers import mark_runners
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY_TRAINING = ROOT / "configs" / "tiny" / "training.yaml"
-TINY_INFERENCE = ROOT / "configs" / "tiny" / "inference.yaml"
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Runner markers (``-m airflow``) from the folder or the runner parameter; the tier
+    markers come from each tier's own conftest."""
+    mark_runners(items)
 
 
 @pytest.fixture(autouse=True)
@@ -42,46 +55,3 @@ def tiny_inference() -> InferenceConfig:
     cfg = load_config(TINY_INFERENCE, ["data.generated.n_samples=100"])
     assert isinstance(cfg, InferenceConfig)
     return cfg
-
-
-def venv_env() -> dict[str, str]:
-    """Environment for subprocesses: this interpreter's bin directory first on PATH."""
-    import sys
-
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    return env
-
-
-def make_artifact(
-    tmp: Path, tag: str, accuracy: float = 0.5, provenance: dict[str, object] | None = None
-) -> Path:
-    """A small, valid artifact directory (fake weights, config, manifest) for registry tests."""
-    import json
-
-    from mlpipe.core.artifacts import assemble
-
-    model = tmp / f"model-{tag}"
-    model.mkdir(parents=True)
-    (model / "model.safetensors").write_bytes(f"weights {tag}".encode())
-    (model / "config.json").write_text(json.dumps({"tag": tag}))
-    out = tmp / f"artifact-{tag}"
-    assemble(model, out, metrics={"eval_accuracy": accuracy},
-             provenance=provenance or {"data_sha256": tag})  # fmt: skip
-    return out
-
-
-def assert_failed_run(home: Path, pipeline: str, step: str) -> dict[str, object]:
-    """A failed run leaves its record and the step's error, and nothing half-written:
-    no registry version, no outputs of the failed step or of any later step."""
-    import json
-
-    records = sorted((home / "runs" / pipeline).glob("*/run.json"))
-    assert len(records) == 1, records
-    record = json.loads(records[0].read_text())
-    assert record["status"] == "failed" and record["failed_step"] == step
-    assert record["error"]["message"] and record["ended_at"]
-    step_dir = records[0].parent / step
-    assert sorted(p.name for p in step_dir.iterdir()) == ["error.json"]
-    assert not any((home / "registry").rglob("manifest.json"))
-    return record

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import venv_env
+from tests.support import venv_env
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_INFERENCE, TINY_TRAINING, assert_failed_run, venv_env
+from tests.support import TINY_INFERENCE, TINY_TRAINING, assert_failed_run, venv_env
 
 FAST = ["--set", "data.generated.n_samples=200", "--set", "training.epochs=1"]
 

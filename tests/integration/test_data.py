@@ -110,7 +110,7 @@ def test_a_label_missing_from_the_train_split_is_a_blocking_check(tmp_path: Path
 def _cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     import sys
 
-    from conftest import venv_env
+    from tests.support import venv_env
 
     return subprocess.run(
         [sys.executable, "-m", "mlpipe", *args, "--home", str(home)],
@@ -126,7 +126,7 @@ def _files(path: Path) -> list[str]:
 def test_blank_texts_and_one_class_are_exit_2_naming_file_and_rows(
     tmp_path: Path, suffix: str
 ) -> None:
-    from conftest import TINY_TRAINING
+    from tests.support import TINY_TRAINING
 
     home = tmp_path / "home"
     blank = {2: "   ", 6: "\t", 9: ""}  # data rows 3, 7 and 10 (1 = the first data row)
@@ -150,7 +150,7 @@ def test_blank_texts_and_one_class_are_exit_2_naming_file_and_rows(
 
 
 def test_header_only_files_and_an_empty_config_are_exit_2(tmp_path: Path) -> None:
-    from conftest import TINY_TRAINING
+    from tests.support import TINY_TRAINING
 
     home = tmp_path / "home"
     header = tmp_path / "header.csv"

@@ -29,7 +29,7 @@ from mlpipe.core.errors import ChecksumError, DivergedError
 from mlpipe.core.faults import ENV, POINTS
 from mlpipe.core.files import is_dead_temp, sweep_temp, write_json
 from mlpipe.core.refs import ArtifactsRef, DatasetRef, ModelRef
-from tests.conftest import ROOT, TINY_INFERENCE, TINY_TRAINING, make_artifact, venv_env
+from tests.support import ROOT, TINY_INFERENCE, TINY_TRAINING, make_artifact, venv_env
 
 FAST = ["--set", "data.generated.n_samples=120", "--set", "training.epochs=1"]
 INFER_FAST = ["--set", "data.generated.n_samples=40"]

@@ -15,7 +15,7 @@ from mlpipe.core.gc import collect, du
 from mlpipe.core.hashing import sha256_file
 from mlpipe.core.pipelines import TRAINING
 from mlpipe.registries.local import LocalRegistry
-from tests.conftest import make_artifact, venv_env
+from tests.support import make_artifact, venv_env
 
 
 def _cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,7 @@ from mlpipe.tasks.classification.synthetic import generate_rows
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from mlpipe.core import load_config
-    from tests.conftest import TINY_TRAINING
+    from tests.support import TINY_TRAINING
 
     cfg = load_config(TINY_TRAINING, ["data.generated.n_samples=300", "training.epochs=1"])
     assert isinstance(cfg, TrainingConfig)
@@ -110,7 +110,7 @@ def test_inference_takes_label_names_from_the_model(tmp_path: Path) -> None:
 
     from mlpipe.core import INFERENCE, load_config
     from mlpipe.core.errors import StepFailedError
-    from tests.conftest import TINY_INFERENCE, TINY_TRAINING
+    from tests.support import TINY_INFERENCE, TINY_TRAINING
 
     def write(path: Path, n: int, seed: int) -> Path:
         rows = list(generate_rows(n, seed, 0.0))

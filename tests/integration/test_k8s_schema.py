@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from mlpipe.core import INFERENCE, TRAINING, ConfigError, load_config
-from tests.conftest import ROOT, TINY_TRAINING, venv_env
+from tests.support import ROOT, TINY_TRAINING, venv_env
 
 kv = pytest.importorskip("kubernetes_validate", reason="pip install -e '.[dev]'")
 

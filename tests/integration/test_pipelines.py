@@ -16,7 +16,7 @@ from mlpipe.core import (
 )
 from mlpipe.core.steps import load_training_data
 from mlpipe.registries.local import LocalRegistry
-from tests.conftest import assert_failed_run
+from tests.support import assert_failed_run
 
 
 def test_pipeline_description_is_validated() -> None:

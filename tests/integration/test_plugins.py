@@ -13,7 +13,7 @@ import pytest
 from mlpipe.core import ConfigError, TrainingConfig, load_config, plugins
 from mlpipe.core.execution import get_runner
 from mlpipe.core.execution.local import LocalRunner
-from tests.conftest import TINY_TRAINING, venv_env
+from tests.support import TINY_TRAINING, venv_env
 
 BUILTINS = {
     "runner": {"local", "airflow", "kubeflow", "dagster"},

@@ -12,13 +12,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT, TINY_TRAINING, venv_env
 
 import mlpipe
 from mlpipe.core import TRAINING, load_config, run_pipeline
 from mlpipe.core.errors import ConfigError
 from mlpipe.tasks.classification.synthetic import generate_rows
 from mlpipe.tasks.text_to_sql.synthetic import generate_sql_rows
+from tests.support import ROOT, TINY_TRAINING, venv_env
 
 SQL_TRAINING = ROOT / "configs" / "tiny" / "text-to-sql-training.yaml"
 

@@ -13,7 +13,7 @@ from mlpipe.core.config import PromoteIf
 from mlpipe.core.hashing import sha256_file
 from mlpipe.core.pipelines import TRAINING
 from mlpipe.registries.local import LocalRegistry
-from tests.conftest import TINY_TRAINING, make_artifact, venv_env
+from tests.support import TINY_TRAINING, make_artifact, venv_env
 
 
 def test_versions_are_numbered_and_aliases_move(tmp_path: Path) -> None:

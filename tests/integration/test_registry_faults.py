@@ -21,7 +21,7 @@ import pytest
 from mlpipe.core.errors import ChecksumError, MlpipeError, RegistryDamagedError
 from mlpipe.core.faults import ENV, POINTS
 from mlpipe.registries.local import LocalRegistry
-from tests.conftest import ROOT, make_artifact, venv_env
+from tests.support import ROOT, make_artifact, venv_env
 
 CHANGE = """
 import sys

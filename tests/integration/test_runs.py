@@ -11,7 +11,7 @@ import pytest
 
 from mlpipe.core import TRAINING, TrainingConfig, plugins
 from mlpipe.core.execution import get_runner
-from tests.conftest import TINY_TRAINING, venv_env
+from tests.support import TINY_TRAINING, venv_env
 
 
 def _mlpipe(*args: str, home: Path) -> subprocess.CompletedProcess[str]:

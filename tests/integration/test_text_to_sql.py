@@ -37,7 +37,7 @@ from mlpipe.tasks.text_to_sql.match import (
 )
 from mlpipe.tasks.text_to_sql.synthetic import generate_sql_rows
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SQL_TRAINING = ROOT / "configs" / "tiny" / "text-to-sql-training.yaml"
 SQL_INFERENCE = ROOT / "configs" / "tiny" / "text-to-sql-inference.yaml"
 # Shrunk for the adapter runs: the point there is the plumbing, not the model's quality.

@@ -28,7 +28,7 @@ from mlpipe.core.artifacts import verify
 from mlpipe.core.errors import MlpipeError
 from mlpipe.core.tracking import open_tracker
 from mlpipe.integrations.wandb import WandbRegistryConfig, WandbTrackingConfig
-from tests.conftest import ROOT, TINY_INFERENCE, TINY_TRAINING, make_artifact, venv_env
+from tests.support import ROOT, TINY_INFERENCE, TINY_TRAINING, make_artifact, venv_env
 
 WANDB_DIRS = ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")
 CLEARED = ("WANDB_API_KEY", "WANDB_PROJECT", "WANDB_ENTITY", "MLPIPE_WANDB_REGISTRY_COLLECTION")

@@ -25,7 +25,7 @@ from mlpipe.core.cluster import pod_manifest, step_container
 from mlpipe.core.config import PipelineConfig
 from mlpipe.core.execution import load_step_result
 from mlpipe.core.pipeline import Pipeline
-from tests.conftest import TINY_INFERENCE, TINY_TRAINING, venv_env
+from tests.support import TINY_INFERENCE, TINY_TRAINING, venv_env
 
 FAKE_KEY = "sk-fake-wandb-key-0123456789"
 ORCHESTRATORS = ("airflow", "kubeflow", "dagster")

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_INFERENCE, TINY_TRAINING, venv_env
 
 from mlpipe.core import TRAINING, get_runner, load_config
+from tests.support import TINY_INFERENCE, TINY_TRAINING, venv_env
 
 TRAIN_LINE = re.compile(
     r"train_model: step (\d+)/(\d+) \(\d+%\) loss \d+\.\d{4}, [\d.]+ samples/s, ETA \d+:\d\d:\d\d"

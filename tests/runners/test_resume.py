@@ -13,7 +13,7 @@ import pytest
 from mlpipe.core import TRAINING, StepFailedError, TrainingConfig, plugins
 from mlpipe.core.execution import get_runner
 from mlpipe.core.runs import find_run, list_runs, step_logs
-from tests.conftest import TINY_TRAINING, venv_env
+from tests.support import TINY_TRAINING, venv_env
 
 
 def _blocked_registry(cfg: TrainingConfig, tmp_path: Path) -> tuple[TrainingConfig, Path]:

@@ -16,7 +16,7 @@ from mlpipe.core import INFERENCE, TRAINING, InferenceConfig, TrainingConfig, lo
 from mlpipe.core.execution import PipelineRun, get_runner
 from mlpipe.core.execution.timings import PHASES
 from mlpipe.core.registry import open_registry
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 RUNNERS = plugins.names("runner")
 EXAMPLE_CONFIG = ROOT / "examples" / "champion_challenger.yaml"

@@ -16,7 +16,7 @@ from mlpipe.core.config import InferenceConfig
 from mlpipe.core.data import plan_shards
 from mlpipe.core.execution import PipelineRun, get_runner
 from mlpipe.core.hashing import sha256_file
-from tests.conftest import TINY_INFERENCE, TINY_TRAINING
+from tests.support import TINY_INFERENCE, TINY_TRAINING
 
 #: 100 rows in chunks of 16: 7 chunks, so 2 or 3 shards of whole chunks
 ROWS = ["data.generated.n_samples=100", "inference.chunk_rows=16"]

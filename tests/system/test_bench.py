@@ -16,7 +16,7 @@ from mlpipe.core import INFERENCE, plugins
 from mlpipe.core.execution.step import StepRun
 from mlpipe.core.pipeline import resolve_pipeline
 from mlpipe.core.refs import PredictionsRef, ShardsRef
-from tests.conftest import venv_env
+from tests.support import venv_env
 
 
 @pytest.mark.slow

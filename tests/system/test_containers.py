@@ -38,7 +38,7 @@ import pytest
 import yaml
 
 from mlpipe.core.execution import load_step_result
-from tests.conftest import ROOT, TINY_INFERENCE, TINY_TRAINING, venv_env
+from tests.support import ROOT, TINY_INFERENCE, TINY_TRAINING, venv_env
 
 FAKE_KEY = "sk-planted-wandb-key-5e1f0c9a"
 AIRFLOW_RUN_ID = "{{ (dag_run.conf or {}).get('mlpipe_run_id') or run_id }}"

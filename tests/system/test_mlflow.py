@@ -1,7 +1,7 @@
 """MLflow for real: a tiny training tracked and published to a running ``mlflow server``
 (sqlite backend store, local artifact root), credentials that never leave the environment, a
 server that is down, a URI with a password in it. The registry contract for MLflow (server, file
-store, server-less sqlite) is in tests/test_registry_contract.py."""
+store, server-less sqlite) is in tests/system/test_registry_contract.py."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import TINY_TRAINING, venv_env
-from tests.test_registry_contract import mlflow_server  # noqa: F401  (the session fixture)
+from tests.support import TINY_TRAINING, venv_env
+from tests.system.test_registry_contract import mlflow_server  # noqa: F401  (the session fixture)
 
 pytestmark = pytest.mark.slow
 mlflow = pytest.importorskip("mlflow")
@@ -145,7 +145,7 @@ def test_the_file_store_without_a_server(tmp_path: Path) -> None:
     config = _config(tmp_path, store)
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "src")
     result = _mlpipe("train", "-c", str(config), env=env, cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     listed = _mlpipe("registry", "list", "-c", str(config), "--json", env=env, cwd=cwd)

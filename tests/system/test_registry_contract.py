@@ -21,7 +21,7 @@ import pytest
 from mlpipe.core import ChecksumError, ConfigError, ModelNotFoundError, plugins
 from mlpipe.core.config import plugin_section
 from mlpipe.core.registry import open_registry
-from tests.conftest import make_artifact
+from tests.support import make_artifact
 
 BACKENDS = plugins.names("registry")
 #: the modes a backend runs in; a backend not listed runs once with ``{"backend": name}``

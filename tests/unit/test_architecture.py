@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 #: What core must never import: orchestrators, integrations, plugins, the CLI, the benchmark.
 OUTSIDE_CORE = ("adapters", "integrations", "registries", "tasks", "cli", "benchmark")
 

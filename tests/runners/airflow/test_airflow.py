@@ -25,13 +25,13 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT, TINY_INFERENCE, TINY_TRAINING, venv_env
 
 from mlpipe.core import INFERENCE, TRAINING, TrainingConfig, get_runner, load_config
 from mlpipe.core.errors import DataError, StepFailedError
 from mlpipe.core.execution import load_step_result
 from mlpipe.core.paths import safe_run_id
 from mlpipe.registries.local import LocalRegistry
+from tests.support import ROOT, TINY_INFERENCE, TINY_TRAINING, venv_env
 
 pytest.importorskip("airflow")
 

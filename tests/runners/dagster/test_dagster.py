@@ -38,7 +38,7 @@ from mlpipe.core import (
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.hashing import sha256_file
 from mlpipe.core.paths import safe_run_id
-from tests.conftest import TINY_INFERENCE, TINY_TRAINING, venv_env
+from tests.support import TINY_INFERENCE, TINY_TRAINING, venv_env
 
 dg = pytest.importorskip("dagster")
 

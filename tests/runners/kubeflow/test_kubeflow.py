@@ -29,7 +29,7 @@ from mlpipe.core import (
 from mlpipe.core import run_pipeline as run_local
 from mlpipe.core.execution import load_step_result
 from mlpipe.core.pipeline import portable_ref
-from tests.conftest import TINY_TRAINING
+from tests.support import TINY_TRAINING
 
 #: A user pipeline: its own config type (no task/data/registry) and its own reference kinds, one
 #: with metrics and one without.

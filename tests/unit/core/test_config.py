@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from mlpipe.core import ConfigError, InferenceConfig, TrainingConfig, config_from_json, load_config
-from tests.conftest import TINY_INFERENCE, TINY_TRAINING
+from tests.support import TINY_INFERENCE, TINY_TRAINING
 
 
 def test_tiny_configs_load_and_round_trip_through_json() -> None:
@@ -65,7 +65,7 @@ def test_model_reference_syntax_is_checked() -> None:
 
 def test_demo_configs_match_the_built_in_defaults() -> None:
     """`mlpipe demo` runs the defaults; configs/demo documents them and must not drift."""
-    from tests.conftest import ROOT
+    from tests.support import ROOT
 
     training = load_config(ROOT / "configs" / "demo" / "training.yaml")
     assert training == TrainingConfig()

@@ -3,7 +3,7 @@
 Deterministic by seed. Several table schemas with typed columns, table names that vary (so the
 model must read the context), and question templates covering plain selects, counts, filters on
 strings and numbers, ORDER BY/LIMIT, aggregates, DISTINCT and GROUP BY. Every gold query runs on
-sqlite against its context (``tests/test_text_to_sql.py`` checks that).
+sqlite against its context (``tests/integration/test_text_to_sql.py`` checks that).
 """
 
 from __future__ import annotations

@@ -1,0 +1,13 @@
+"""Integration tier: the local runner and the CLI end to end, tiny models, generated data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.markers import mark_tier
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_tier(items, Path(__file__).parent, "integration")
