@@ -1,9 +1,10 @@
 """Fault injection for tests: stop the process dead at a named point of a write.
 
 ``fault_point("cache.put")`` SIGKILLs the process when the environment variable
-``MLPIPE_FAULT`` equals that name, so the fault-injection suite (tests/integration/test_faults.py) can check
-that whatever a killed process leaves behind is never served, never misreported and is cleaned
-up. Unset (always, outside tests) it costs one dict lookup. Every point is listed in ``POINTS``.
+``MLPIPE_FAULT`` equals that name, so the fault-injection suite
+(tests/integration/test_faults.py) can check that whatever a killed process leaves behind is
+never served, never misreported and is cleaned up. Unset (always, outside tests) it costs one
+dict lookup. Every point is listed in ``POINTS``.
 ``raise:<name>`` makes :func:`fault_raise` points raise instead (a step that fails cleanly, e.g.
 one shard of a map step: ``MLPIPE_FAULT=raise:shard:run_inference:1``).
 """
