@@ -1,18 +1,31 @@
-"""The local runner: every step in order, in this process. The reference for all others."""
+"""The local runner: the plan's tasks in order, in this process. The reference for all others.
+
+A map step's shards run side by side, each a fresh interpreter running ``execute`` on its job
+(``python -m mlpipe.core.execution.execute``), as a pod would: nothing of this process (torch
+threads, a script's ``__main__``) leaks into them, and they work inside daemonic workers too.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mlpipe.core.config import PipelineSettings
-from mlpipe.core.errors import StepFailedError
+from mlpipe.core.errors import ConfigError, StepFailedError
+from mlpipe.core.execution.execute import execute
+from mlpipe.core.execution.plan import TaskSpec, plan
 from mlpipe.core.execution.runner import Launch, Runner, StepCallback
-from mlpipe.core.execution.step import StepRun, run_step
-from mlpipe.core.pipeline import Pipeline
+from mlpipe.core.pipeline import Pipeline, child_env, portable_ref
+from mlpipe.core.refs import Ref
 
 
 class LocalRunner(Runner):
-    """Calls ``run_step`` for each step, feeding each its upstream references directly."""
+    """Runs each task of the plan with ``execute``, feeding it its upstream references."""
 
     name = "local"
     reports_steps = True
@@ -27,27 +40,51 @@ class LocalRunner(Runner):
         use_cache: bool | None,
         on_step: StepCallback | None,
     ) -> Launch:
-        outputs: dict[str, StepRun] = {}
-        for step in pipeline.steps:
-            if on_step:
-                on_step(step.name, "running", None)
-            inputs = {arg: outputs[src].ref for arg, src in step.inputs.items()}
+        refs: dict[str, Ref] = {}
+        shards: tuple[int, ...] = ()
+        for task in plan(pipeline, config):
+            job = task.job(run_id, home=str(home), runner=self.name, use_cache=use_cache,
+                           shard=0 if task.kind == "shard" else None)
+            if task.kind == "shard":
+                run_shards(pipeline, task, job, shards)
+                continue
+            if task.kind == "shard_list" and on_step:
+                on_step(task.step, "running", None)
             try:
-                result = run_step(
-                    pipeline,
-                    step.name,
-                    config,
-                    inputs,
-                    home=home,
-                    run_id=run_id,
-                    use_cache=use_cache,
-                    tags={"runner": self.name},
-                )
-            except StepFailedError:
-                if on_step:
-                    on_step(step.name, "failed", None)
+                result = execute(job, pipeline=pipeline, config=config, inputs=refs,
+                                 on_step=on_step)
+            except (StepFailedError, ConfigError):
+                if on_step and task.kind in ("shard_list", "gather"):
+                    on_step(task.step, "failed", None)
                 raise
-            outputs[step.name] = result
-            if on_step:
-                on_step(step.name, "cached" if result.cached else "done", result)
+            shards = result.shards
+            refs.update({step: run.ref for step, run in result.runs.items()})
+            if task.kind == "gather" and on_step:
+                on_step(task.step, "cached" if result.run.cached else "done", result.run)
         return Launch(orchestrator_run_id=run_id)
+
+
+def run_shards(pipeline: Pipeline, task: TaskSpec, job: dict[str, object],
+               shards: tuple[int, ...]) -> None:
+    """Every shard of a map step, one process per core at a time (in this process when the
+    pipeline cannot be imported elsewhere). A failed shard does not stop the others, so a retry
+    or ``--resume`` reruns only it; the gather task reports it."""
+    try:
+        portable_ref(pipeline)
+        workers = min(len(shards), os.cpu_count() or 1)
+    except ConfigError:
+        workers = 1
+    if workers <= 1:
+        for shard in shards:
+            with contextlib.suppress(StepFailedError):
+                execute({**job, "shard": shard}, pipeline=pipeline, config=task.config)
+        return
+    env = child_env(pipeline)
+
+    def one(shard: int) -> None:
+        subprocess.run([sys.executable, "-m", "mlpipe.core.execution.execute"],
+                       input=json.dumps({**job, "shard": shard}), text=True, env=env,
+                       stdout=2, check=False)  # its record says how it went
+
+    with ThreadPoolExecutor(workers, thread_name_prefix=f"mlpipe-{task.step}") as pool:
+        list(pool.map(one, shards))

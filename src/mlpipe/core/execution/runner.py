@@ -114,7 +114,7 @@ def preflight(pipeline: Pipeline, config: PipelineSettings, home: Path) -> None:
 
 def check_fuse(pipeline: Pipeline, config: PipelineSettings) -> None:
     """``runtime.fuse`` names consecutive steps of this pipeline; cluster mode runs one pod each."""
-    from mlpipe.core.execution.group import task_groups
+    from mlpipe.core.execution.plan import task_groups
 
     task_groups(pipeline, config)
     if config.runtime.fuse and config.runtime.mode == "kubernetes":

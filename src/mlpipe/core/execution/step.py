@@ -352,6 +352,9 @@ def shard_count(step: Step, inputs: Mapping[str, Ref]) -> int:
             f"step '{step.name}' maps over '{step.map_over}', whose output is a {mapped.kind} "
             "reference, not shards (return ShardsRef.of(...) from that step)"
         )
+    if not mapped.shards:
+        raise ConfigError(f"step '{step.name}' maps over '{step.map_over}', which made no "
+                          "shards (a map step needs at least one)")
     return len(mapped.shards)
 
 
