@@ -64,6 +64,11 @@ class Volume:
         return self.claim is None
 
 
+#: What ``TaskSpec.container`` leaves in a pod's arguments for ``ContainerSpec.filled``.
+RUN_ID_SLOT = "<<run_id>>"
+SHARD_SLOT = "<<shard>>"
+
+
 @dataclass(frozen=True)
 class ContainerSpec:
     """Everything about the pod that runs one step, in orchestrator-neutral terms."""
@@ -95,8 +100,6 @@ class ContainerSpec:
                ) -> ContainerSpec:
         """This spec with the run id and shard slots ``TaskSpec.container`` leaves filled in
         (an orchestrator's template, a Kubernetes ``$(VAR)``, or the values themselves)."""
-        from mlpipe.core.execution.plan import RUN_ID_SLOT, SHARD_SLOT
-
         def fill(text: str) -> str:
             if run_id is not None:
                 text = text.replace(RUN_ID_SLOT, run_id)

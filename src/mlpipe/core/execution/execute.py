@@ -23,6 +23,7 @@ from mlpipe.core.execution.step import (
     StepRun,
     gather_shards,
     load_step_result,
+    record_error,
     run_step,
     shard_count,
 )
@@ -113,7 +114,13 @@ def execute(
         if spec.map_over is None:
             raise ConfigError(f"task {name}: step '{step}' of pipeline {pipe.name} is not a map "
                               "step (only steps with map_over run as shards)")
-        return shard_count(spec, refs(step))
+        try:
+            return shard_count(spec, refs(step))
+        except ConfigError as exc:  # recorded as the step's error, so every runner reads it
+            failure = StepFailedError(step, exc)
+            record_error(step_dir(home, pipe.name, run_id, step), step, run_id, failure, exc,
+                         common["tags"])
+            raise failure from exc
 
     runs: dict[str, StepRun] = {}
     steps = [str(s) for s in job["steps"]]

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from mlpipe.core.cluster import RUN_ID_SLOT, SHARD_SLOT
 from mlpipe.core.config import PipelineSettings, ResourcesConfig
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.pipeline import Pipeline, portable_ref
@@ -31,9 +32,6 @@ TaskKind = Literal["step", "group", "shard_list", "shard", "gather"]
 SEPARATOR = "__"
 SHARD_LIST_SUFFIX = "__shards"
 SHARD_SUFFIX = "__shard"
-#: What ``TaskSpec.container`` leaves in a pod's arguments for ``ContainerSpec.filled``.
-RUN_ID_SLOT = "<<run_id>>"
-SHARD_SLOT = "<<shard>>"
 #: ``mlpipe step`` part flags, by task kind (a shard's takes its number after ``--shard``).
 _PARTS: dict[str, str] = {"shard_list": "plan", "shard": "shard", "gather": "gather"}
 
