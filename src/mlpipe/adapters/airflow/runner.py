@@ -23,6 +23,7 @@ from typing import Any
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner, read_step
+from mlpipe.core.execution.plan import Plan, plan
 from mlpipe.core.execution.runner import StepCallback
 from mlpipe.core.pipeline import Pipeline, portable_ref
 
@@ -113,7 +114,7 @@ class AirflowRunner(Runner):
             "task_states": {n: t["state"] for n, t in tasks.items()},
             "try_numbers": {n: t["try_number"] for n, t in tasks.items()},
             "map_states": _map_states(report["tasks"]),
-            "task_started": _task_started(tasks, pipeline),
+            "task_started": _task_started(tasks, plan(pipeline, config)),
             "process_seconds": time.perf_counter() - started,
             "setup_seconds": report["setup_seconds"],
             "migrate_seconds": report["migrate_seconds"],
@@ -169,16 +170,16 @@ def _map_states(tasks: list[dict[str, Any]]) -> dict[str, list[str | None]]:
     return mapped
 
 
-def _task_started(tasks: dict[str, Any], pipeline: Pipeline) -> dict[str, float]:
-    """step -> epoch seconds Airflow started its task (a fused group's steps share theirs)."""
+def _task_started(tasks: dict[str, Any], plan: Plan) -> dict[str, float]:
+    """step -> epoch seconds Airflow started its task (a fused group's steps share theirs; a
+    map step's is its shard list's)."""
     from datetime import datetime
 
     started: dict[str, float] = {}
-    for task_id, task in tasks.items():
-        if task.get("start"):
-            at = datetime.fromisoformat(task["start"]).timestamp()
-            steps = [s for s in task_id.split("__") if s in pipeline.step_names]
-            started.update(dict.fromkeys(steps, at))
+    for task in plan:
+        at = tasks.get(task.name, {}).get("start")
+        for step in task.steps if at else ():
+            started.setdefault(step, datetime.fromisoformat(at).timestamp())
     return started
 
 
