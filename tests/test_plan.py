@@ -142,3 +142,21 @@ def test_execute_entry_point_runs_a_task_in_a_fresh_process(home: Path) -> None:
                           env=child_env(PLAN_PIPELINE), timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "step 'square'" in proc.stderr and "no shards" in proc.stderr
+
+
+def test_floor_protocol_local_floor_and_a_runner_without_one(tmp_path: Path) -> None:
+    from mlpipe.core.execution.floor import floor_tasks
+    from mlpipe.core.execution.runner import Launch, Runner
+
+    class NoFloor(Runner):
+        name = "no-floor"
+
+        def launch(self, *args: object, **kwargs: object) -> Launch:
+            return Launch()
+
+    tasks = floor_tasks(plan(PLAN_PIPELINE, _config()), {"square": 3, "add_one": 2})
+    assert [(t.name, t.shards) for t in tasks if t.kind == "shard"] == [
+        ("square__shard", 3), ("add_one__shard", 2)]
+    assert NoFloor().floor(tasks, "plan_test", tmp_path) is None
+    floor = get_runner("local").floor(tasks, "plan_test", tmp_path)
+    assert floor is not None and floor.tasks == 6 + 3 + 2

@@ -23,6 +23,7 @@ from typing import Any
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner, read_step
+from mlpipe.core.execution.floor import Floor, FloorTask
 from mlpipe.core.execution.plan import Plan, plan
 from mlpipe.core.execution.runner import StepCallback
 from mlpipe.core.pipeline import Pipeline, portable_ref
@@ -152,6 +153,11 @@ class AirflowRunner(Runner):
         if "AirflowTaskTimeout" in str(getattr(recorded, "cause", "")):
             note = f"ran longer than runtime.timeout_s={config.runtime.timeout_s:g}s; {note}"
         return note
+
+    def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
+        from mlpipe.adapters.airflow.floor import airflow_floor
+
+        return airflow_floor(tasks, name, work_dir / "airflow")
 
     def render_cluster(self, pipeline: Pipeline, config: PipelineSettings, out_dir: Path
                        ) -> list[Path]:

@@ -19,6 +19,7 @@ import dagster as dg
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner
+from mlpipe.core.execution.floor import Floor, FloorTask
 from mlpipe.core.execution.group import group_name, task_groups
 from mlpipe.core.execution.runner import StepCallback
 from mlpipe.core.pipeline import Pipeline
@@ -119,6 +120,11 @@ class DagsterRunner(Runner):
             },
             failure=None if result.success else f"Dagster run {result.run_id} failed",
         )
+
+    def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
+        from mlpipe.adapters.dagster.floor import dagster_floor
+
+        return dagster_floor(tasks, name)
 
     def render_cluster(
         self, pipeline: Pipeline, config: PipelineSettings, out_dir: Path

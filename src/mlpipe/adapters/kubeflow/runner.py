@@ -31,6 +31,7 @@ from mlpipe.adapters.kubeflow.compiler import (
     task_names,
 )
 from mlpipe.core.config import PipelineSettings
+from mlpipe.core.execution.floor import Floor, FloorTask
 from mlpipe.core.execution.runner import Launch, Runner, StepCallback
 from mlpipe.core.pipeline import Pipeline, portable_ref
 
@@ -123,6 +124,11 @@ class KubeflowRunner(Runner):
             extra["kfp_run_dir"] = str(kfp_run_dir)
         return Launch(orchestrator_run_id=kfp_run_dir.name if kfp_run_dir else "",
                       seconds=seconds, extra=extra, failure=failure)
+
+    def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
+        from mlpipe.adapters.kubeflow.floor import kubeflow_floor
+
+        return kubeflow_floor(tasks, name, work_dir / "kfp")
 
     def compile(self, pipeline: Pipeline, config: PipelineSettings, output: Path) -> Path:
         """The kfp v2 pipeline YAML any KFP backend loads (``compiler.compile_pipeline``)."""

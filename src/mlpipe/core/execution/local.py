@@ -12,12 +12,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError, StepFailedError
 from mlpipe.core.execution.execute import execute
+from mlpipe.core.execution.floor import Floor, FloorTask
 from mlpipe.core.execution.plan import TaskSpec, plan
 from mlpipe.core.execution.runner import Launch, Runner, StepCallback
 from mlpipe.core.pipeline import Pipeline, child_env, portable_ref
@@ -62,6 +64,16 @@ class LocalRunner(Runner):
             if task.kind == "gather" and on_step:
                 on_step(task.step, "cached" if result.run.cached else "done", result.run)
         return Launch(orchestrator_run_id=run_id)
+
+    def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
+        """A no-op function call per task, in plan order; a shard task's once per shard."""
+        def noop(*_: object) -> int:
+            return 1
+
+        started = time.perf_counter()
+        calls = sum(noop(task.name, shard) for task in tasks
+                    for shard in range(task.shards if task.kind == "shard" else 1))
+        return Floor(time.perf_counter() - started, calls)
 
 
 def run_shards(pipeline: Pipeline, task: TaskSpec, job: dict[str, object],

@@ -26,6 +26,7 @@ from mlpipe.core import names, plugins
 from mlpipe.core.artifacts import write_json
 from mlpipe.core.config import DataConfig, PipelineSettings
 from mlpipe.core.errors import ConfigError, MlpipeError, RemoteStepError, StepFailedError
+from mlpipe.core.execution.floor import Floor, FloorTask
 from mlpipe.core.execution.step import StepRun, read_step
 from mlpipe.core.faults import fault_point
 from mlpipe.core.hashing import sha256_json
@@ -245,6 +246,11 @@ class Runner(ABC):
     ) -> Launch:
         """Have the orchestrator run every step under ``run_id`` (each step calls
         ``execute_step``, which records its outcome) and report what the orchestrator saw."""
+
+    def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor | None:
+        """Run a native no-op pipeline of ``tasks``' shape (see :mod:`.floor`) the way this
+        runner runs mlpipe's; ``None``: this runner has no floor."""
+        return None
 
     def compile(self, pipeline: Pipeline, config: PipelineSettings, output: Path) -> Path:
         """Write the pipeline as this orchestrator's deployable file (kfp YAML, say)."""
