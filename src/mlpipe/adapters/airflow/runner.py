@@ -18,14 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner, read_step
 from mlpipe.core.execution.floor import Floor, FloorTask
-from mlpipe.core.execution.plan import Plan, plan
-from mlpipe.core.execution.runner import StepCallback
+from mlpipe.core.execution.runner import RunRequest, TaskFacts
 from mlpipe.core.pipeline import Pipeline, portable_ref
 
 #: Inherited settings that would point the child at another Airflow installation.
@@ -60,9 +60,9 @@ def airflow_env(airflow_home: Path, base: dict[str, str] | None = None) -> dict[
 class AirflowRunner(Runner):
     """Runs the pipeline as one Airflow DAG run, under the mlpipe run id (conf ``mlpipe_run_id``).
 
-    ``Launch.seconds`` is the wall time of ``dag.test()``; ``extra`` holds the DAG id, each task's
-    state, try number and Airflow-measured seconds, a mapped task's states per map index
-    (``map_states``: one per shard of a map step), and the Airflow home; the log of the child
+    ``Launch.seconds`` is the wall time of ``dag.test()``; ``Launch.tasks`` each task's state,
+    try number, start and Airflow-measured seconds, a mapped task's states per map index (one per
+    shard of a map step); ``extra`` the DAG id and the Airflow home; the log of the child
     (Airflow's and the tasks' output) is ``<airflow home>/logs/mlpipe/<pipeline>-<time>.log``.
     """
 
@@ -71,17 +71,11 @@ class AirflowRunner(Runner):
     def __init__(self, airflow_home: str | Path | None = None) -> None:
         self.airflow_home = airflow_home
 
-    def launch(
-        self,
-        pipeline: Pipeline,
-        config: PipelineSettings,
-        *,
-        home: Path,
-        run_id: str,
-        use_cache: bool | None,
-        on_step: StepCallback | None,
-    ) -> Launch:
-        request = {
+    def launch(self, request: RunRequest) -> Launch:
+        pipeline, config, home, run_id = (request.pipeline, request.config, request.home,
+                                          request.run_id)
+        use_cache = request.use_cache
+        child = {
             "pipeline": portable_ref(pipeline),
             "config": config.model_dump(mode="json"),
             "home": str(home),
@@ -96,7 +90,7 @@ class AirflowRunner(Runner):
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="mlpipe-airflow-") as tmp:
             request_path, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
-            request_path.write_text(json.dumps(request))
+            request_path.write_text(json.dumps(child))
             with log_path.open("w") as log_file:
                 proc = subprocess.run(
                     [sys.executable, "-m", CHILD, str(request_path), str(result)],
@@ -109,13 +103,13 @@ class AirflowRunner(Runner):
                     f"before Airflow reported the run; log {log_path}:\n{_tail(log_path)}"))
             report: dict[str, Any] = json.loads(result.read_text())
         tasks = {t["task_id"]: t for t in report["tasks"]}
+        mapped = _map_states(report["tasks"])
+        facts = {n: TaskFacts(
+            state=t["state"], seconds=t["duration"], tries=t["try_number"],
+            started=datetime.fromisoformat(t["start"]).timestamp() if t.get("start") else None,
+            map_states=tuple(mapped.get(n, ()))) for n, t in tasks.items()}
         extra = {
             "dag_id": report["dag_id"],
-            "task_seconds": {n: t["duration"] for n, t in tasks.items()},
-            "task_states": {n: t["state"] for n, t in tasks.items()},
-            "try_numbers": {n: t["try_number"] for n, t in tasks.items()},
-            "map_states": _map_states(report["tasks"]),
-            "task_started": _task_started(tasks, plan(pipeline, config)),
             "process_seconds": time.perf_counter() - started,
             "setup_seconds": report["setup_seconds"],
             "migrate_seconds": report["migrate_seconds"],
@@ -127,6 +121,7 @@ class AirflowRunner(Runner):
         return Launch(
             orchestrator_run_id=report["dag_run_id"],
             seconds=float(report["dag_test_seconds"]),
+            tasks=facts,
             extra=extra,
             failure=None if ok else (
                 f"airflow: DAG run {report['dag_run_id']} ended {report['state']} ({states}); "
@@ -174,19 +169,6 @@ def _map_states(tasks: list[dict[str, Any]]) -> dict[str, list[str | None]]:
         if task.get("map_index", -1) >= 0:
             mapped.setdefault(task["task_id"], []).append(task["state"])
     return mapped
-
-
-def _task_started(tasks: dict[str, Any], plan: Plan) -> dict[str, float]:
-    """step -> epoch seconds Airflow started its task (a fused group's steps share theirs; a
-    map step's is its shard list's)."""
-    from datetime import datetime
-
-    started: dict[str, float] = {}
-    for task in plan:
-        at = tasks.get(task.name, {}).get("start")
-        for step in task.steps if at else ():
-            started.setdefault(step, datetime.fromisoformat(at).timestamp())
-    return started
 
 
 def _tail(path: Path, lines: int = 30) -> str:

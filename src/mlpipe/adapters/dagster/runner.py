@@ -21,7 +21,7 @@ from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner
 from mlpipe.core.execution.floor import Floor, FloorTask
 from mlpipe.core.execution.group import group_name, task_groups
-from mlpipe.core.execution.runner import StepCallback
+from mlpipe.core.execution.runner import RunRequest
 from mlpipe.core.pipeline import Pipeline
 
 from .assets import RUN_ID_TAG, asset_to_step, dagster_name, job_name
@@ -84,16 +84,10 @@ class DagsterRunner(Runner):
 
     name = "dagster"
 
-    def launch(
-        self,
-        pipeline: Pipeline,
-        config: PipelineSettings,
-        *,
-        home: Path,
-        run_id: str,
-        use_cache: bool | None,
-        on_step: StepCallback | None,
-    ) -> Launch:
+    def launch(self, request: RunRequest) -> Launch:
+        pipeline, config, home, run_id = (request.pipeline, request.config, request.home,
+                                          request.run_id)
+        use_cache = request.use_cache
         defs = build_definitions([(pipeline, config)], home=home, use_cache=use_cache)
         job = defs.resolve_job_def(job_name(pipeline.name))
         level = os.environ.get(LOG_LEVEL_ENV, "INFO").upper()  # INFO: one line per asset

@@ -32,7 +32,7 @@ from mlpipe.adapters.kubeflow.compiler import (
 )
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.floor import Floor, FloorTask
-from mlpipe.core.execution.runner import Launch, Runner, StepCallback
+from mlpipe.core.execution.runner import Launch, Runner, RunRequest
 from mlpipe.core.pipeline import Pipeline, portable_ref
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -82,16 +82,10 @@ class KubeflowRunner(Runner):
 
     name = "kubeflow"
 
-    def launch(
-        self,
-        pipeline: Pipeline,
-        config: PipelineSettings,
-        *,
-        home: Path,
-        run_id: str,
-        use_cache: bool | None,
-        on_step: StepCallback | None,
-    ) -> Launch:
+    def launch(self, request: RunRequest) -> Launch:
+        pipeline, config, home, run_id = (request.pipeline, request.config, request.home,
+                                          request.run_id)
+        use_cache = request.use_cache
         _ignore_docker_folder()
         if use_cache is not None:
             runtime = config.runtime.model_copy(update={"cache": use_cache})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 from mlpipe.core.config import PipelineSettings, config_from_json
 from mlpipe.core.errors import ConfigError, MlpipeError, StepFailedError
 from mlpipe.core.execution.step import (
+    StepCallback,
     StepRun,
     gather_shards,
     load_step_result,
@@ -30,9 +31,6 @@ from mlpipe.core.execution.step import (
 from mlpipe.core.paths import resolve_home, step_dir
 from mlpipe.core.pipeline import Pipeline, resolve_pipeline
 from mlpipe.core.refs import Ref
-
-#: ``on_step(step, state, result)``: state is running, done, cached or failed
-StepCallback = Callable[[str, str, StepRun | None], None]
 
 #: exit code of bad input (``ConfigError`` and kin): the same on every try, so never retried
 CONFIG_EXIT = 2

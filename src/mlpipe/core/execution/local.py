@@ -16,12 +16,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError, StepFailedError
 from mlpipe.core.execution.execute import execute
 from mlpipe.core.execution.floor import Floor, FloorTask
-from mlpipe.core.execution.plan import TaskSpec, plan
-from mlpipe.core.execution.runner import Launch, Runner, StepCallback
+from mlpipe.core.execution.plan import TaskSpec
+from mlpipe.core.execution.runner import Launch, Runner, RunRequest
 from mlpipe.core.pipeline import Pipeline, child_env, portable_ref
 from mlpipe.core.refs import Ref
 
@@ -32,20 +31,13 @@ class LocalRunner(Runner):
     name = "local"
     reports_steps = True
 
-    def launch(
-        self,
-        pipeline: Pipeline,
-        config: PipelineSettings,
-        *,
-        home: Path,
-        run_id: str,
-        use_cache: bool | None,
-        on_step: StepCallback | None,
-    ) -> Launch:
+    def launch(self, request: RunRequest) -> Launch:
+        pipeline, config, on_step = request.pipeline, request.config, request.on_step
         refs: dict[str, Ref] = {}
         shards: tuple[int, ...] = ()
-        for task in plan(pipeline, config):
-            job = task.job(run_id, home=str(home), runner=self.name, use_cache=use_cache,
+        for task in request.plan:
+            job = task.job(request.run_id, home=str(request.home), runner=self.name,
+                           use_cache=request.use_cache,
                            shard=0 if task.kind == "shard" else None)
             if task.kind == "shard":
                 run_shards(pipeline, task, job, shards)
@@ -63,7 +55,7 @@ class LocalRunner(Runner):
             refs.update({step: run.ref for step, run in result.runs.items()})
             if task.kind == "gather" and on_step:
                 on_step(task.step, "cached" if result.run.cached else "done", result.run)
-        return Launch(orchestrator_run_id=run_id)
+        return Launch(orchestrator_run_id=request.run_id)
 
     def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
         """A no-op function call per task, in plan order; a shard task's once per shard."""

@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,6 +92,10 @@ class StepRun:
             pid=int(data.get("pid", 0)),
             timings={k: float(v) for k, v in (data.get("timings") or {}).items()},
         )
+
+
+#: ``on_step(step, state, result)``: state is running, done, cached or failed
+StepCallback = Callable[[str, str, "StepRun | None"], None]
 
 
 def run_step(
