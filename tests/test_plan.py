@@ -36,8 +36,8 @@ def test_plan_names_kinds_and_upstream() -> None:
                                       "shard_list", "shard", "gather", "step"]
     up = {t.name: t.upstream for t in tasks}
     assert up["square__shards"] == ("numbers__split",)
-    assert up["square__shard"] == ("numbers__split", "square__shards")
-    assert up["square"] == ("square__shard",)
+    assert up["square__shard"] == ("square__shards",)
+    assert up["square"] == ("numbers__split", "square__shard")
     assert up["add_one__shards"] == ("numbers__split", "square")
     assert up["total"] == ("add_one",)
     assert tasks.task("numbers__split").steps == ("numbers", "split")

@@ -83,25 +83,12 @@ class AirflowRunner(Runner):
             "use_cache": use_cache,
         }
         af_home = airflow_home_for(home, self.airflow_home)
-        (af_home / "dags").mkdir(parents=True, exist_ok=True)
-        log_dir = af_home / "logs" / "mlpipe"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = log_dir / f"{pipeline.name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
         started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="mlpipe-airflow-") as tmp:
-            request_path, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
-            request_path.write_text(json.dumps(child))
-            with log_path.open("w") as log_file:
-                proc = subprocess.run(
-                    [sys.executable, "-m", CHILD, str(request_path), str(result)],
-                    env=airflow_env(af_home), stdin=subprocess.DEVNULL, stdout=log_file,
-                    stderr=subprocess.STDOUT, check=False,
-                )
-            if proc.returncode != 0 or not result.is_file():
-                return Launch(log=str(log_path), failure=(
-                    f"airflow: running the {pipeline.name} DAG failed (exit {proc.returncode}) "
-                    f"before Airflow reported the run; log {log_path}:\n{_tail(log_path)}"))
-            report: dict[str, Any] = json.loads(result.read_text())
+        report, log_path, code = _dag_test(child, af_home, pipeline.name)
+        if report is None:
+            return Launch(log=str(log_path), failure=(
+                f"airflow: running the {pipeline.name} DAG failed (exit {code}) before Airflow "
+                f"reported the run; log {log_path}:\n{_tail(log_path)}"))
         tasks = {t["task_id"]: t for t in report["tasks"]}
         mapped = _map_states(report["tasks"])
         facts = {n: TaskFacts(
@@ -150,15 +137,38 @@ class AirflowRunner(Runner):
         return note
 
     def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
-        from mlpipe.adapters.airflow.floor import airflow_floor
-
-        return airflow_floor(tasks, name, work_dir / "airflow")
+        """The plan's shape as no-op tasks (:mod:`.floor`), run by the same child as a run."""
+        request = {"floor": {"tasks": [t.__dict__ for t in tasks], "name": name}}
+        report, log_path, code = _dag_test(request, work_dir.resolve() / "airflow", name)
+        if report is None or report["state"] != "success":
+            raise RuntimeError(f"airflow floor failed (exit {code}): {_tail(log_path, 5)}")
+        ran = [t for t in report["tasks"] if t["state"] == "success"]
+        return Floor(float(report["dag_test_seconds"]), len(ran))
 
     def render_cluster(self, pipeline: Pipeline, config: PipelineSettings, out_dir: Path
                        ) -> list[Path]:
         from mlpipe.adapters.airflow.render import render_cluster
 
         return render_cluster(pipeline, config, out_dir)
+
+
+def _dag_test(request: dict[str, Any], af_home: Path, name: str
+              ) -> tuple[dict[str, Any] | None, Path, int]:
+    """Run the child (``_dagtest``) on ``request``: (its report or None, its log, exit code)."""
+    log_dir = af_home / "logs" / "mlpipe"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+    with tempfile.TemporaryDirectory(prefix="mlpipe-airflow-") as tmp:
+        request_path, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        request_path.write_text(json.dumps(request))
+        with log_path.open("w") as log_file:
+            proc = subprocess.run(
+                [sys.executable, "-m", CHILD, str(request_path), str(result)],
+                env=airflow_env(af_home), stdin=subprocess.DEVNULL, stdout=log_file,
+                stderr=subprocess.STDOUT, check=False,
+            )
+        ok = proc.returncode == 0 and result.is_file()
+        return (json.loads(result.read_text()) if ok else None), log_path, proc.returncode
 
 
 def _map_states(tasks: list[dict[str, Any]]) -> dict[str, list[str | None]]:

@@ -88,7 +88,7 @@ def run_shards(pipeline: Pipeline, task: TaskSpec, job: dict[str, object],
     def one(shard: int) -> None:
         subprocess.run([sys.executable, "-m", "mlpipe.core.execution.execute"],
                        input=json.dumps({**job, "shard": shard}), text=True, env=env,
-                       stdout=2, check=False)  # its record says how it went
+                       stdout=subprocess.DEVNULL, check=False)  # its record says how it went
 
     with ThreadPoolExecutor(workers, thread_name_prefix=f"mlpipe-{task.step}") as pool:
         list(pool.map(one, shards))

@@ -222,8 +222,9 @@ def plan(pipeline: Pipeline, config: PipelineSettings) -> Plan:
         else:
             listing = step.name + SHARD_LIST_SUFFIX
             add(listing, "shard_list", group, after, cluster.resources)
-            add(step.name + SHARD_SUFFIX, "shard", group, [*after, listing],
+            # the shards follow their list; the gather reads the upstream again to count them
+            add(step.name + SHARD_SUFFIX, "shard", group, [listing],
                 cluster.resources_for(step.name))
-            add(step.name, "gather", group, [step.name + SHARD_SUFFIX], cluster.resources)
+            add(step.name, "gather", group, [*after, step.name + SHARD_SUFFIX], cluster.resources)
         task_of.update(dict.fromkeys(group, tasks[-1].name))
     return Plan(pipeline, tuple(tasks))
