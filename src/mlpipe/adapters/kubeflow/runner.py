@@ -33,7 +33,7 @@ from mlpipe.adapters.kubeflow.compiler import (
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.floor import Floor, FloorTask
 from mlpipe.core.execution.runner import Launch, Runner, RunRequest
-from mlpipe.core.pipeline import Pipeline, portable_ref
+from mlpipe.core.pipeline import Pipeline, import_root
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STARTED = re.compile(r"^Executing task '([^']+)'")
@@ -97,7 +97,8 @@ class KubeflowRunner(Runner):
         kfp_tasks = task_names(pipeline, config)  # step -> its task (a fused group's, perhaps)
         events = TaskEvents()
         started = time.perf_counter()
-        kfp_run_dir, failure = _run_local(pipeline_func, pipeline_root, events, _root_of(pipeline))
+        kfp_run_dir, failure = _run_local(pipeline_func, pipeline_root, events,
+                                          import_root(pipeline))
         seconds = time.perf_counter() - started
         task_seconds: dict[str, float] = {}
         tasks: dict[str, dict[str, Any]] = {}
@@ -172,15 +173,6 @@ def _run_local(
             os.environ.pop("PYTHONPATH", None)
         else:
             os.environ["PYTHONPATH"] = pythonpath
-
-
-def _root_of(pipeline: Pipeline) -> str | None:
-    """Where a user pipeline's module is imported from (None for registered pipelines)."""
-    file = getattr(sys.modules.get(pipeline.module), "__file__", None)
-    if ":" not in portable_ref(pipeline) or not file:
-        return None
-    levels = pipeline.module.count(".") + 1 + (Path(file).stem == "__init__")
-    return str(Path(file).resolve().parents[levels - 1])
 
 
 def _ignore_docker_folder() -> None:

@@ -1,8 +1,8 @@
 """``execute(job)``: the one entry point for every task of a plan, in any process or pod.
 
-A job is :meth:`TaskSpec.job`'s JSON. Whatever the runner (the local runner, an Airflow task, a
-kfp component, a Dagster op, ``mlpipe step`` in a pod, ``python -m`` with the job on stdin),
-a task runs here, so the tags, the shard-count check, the records (``result.json`` /
+A job is :meth:`TaskSpec.job`'s JSON. Whatever the runner (the local runner, an orchestrator's
+task, component or op, ``mlpipe step`` in a pod, ``python -m`` with the job on stdin), a task
+runs here, so the tags, the shard-count check, the records (``result.json`` /
 ``error.json``, written by ``run_step``) and the exit code -> retry policy are decided once.
 Upstream references come from ``inputs`` when the caller has them, else from the run's records
 (pulled from ``cluster.storage_uri`` first when the job says ``sync``).
