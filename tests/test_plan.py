@@ -160,3 +160,26 @@ def test_floor_protocol_local_floor_and_a_runner_without_one(tmp_path: Path) -> 
     assert NoFloor().floor(tasks, "plan_test", tmp_path) is None
     floor = get_runner("local").floor(tasks, "plan_test", tmp_path)
     assert floor is not None and floor.tasks == 6 + 3 + 2
+
+
+def test_mlpipe_step_runs_a_group_by_name_and_a_whole_map_step(home: Path) -> None:
+    """`mlpipe step` (what a pod runs) takes any task of the plan: a fused group by its name, a
+    map step by its step name (all shards, then the gather), and refuses no shards with exit 2."""
+    def step(name: str, cfg: PlanConfig, *flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mlpipe", "step", name, *flags, "--pipeline",
+             "tests.plan_pipelines:PLAN_PIPELINE", "--run-id", "r1", "--config-json",
+             cfg.model_dump_json(), "--home", str(home)],
+            capture_output=True, text=True, cwd=ROOT, env=child_env(PLAN_PIPELINE), timeout=300)
+
+    group = step("numbers__split", _config())
+    assert group.returncode == 0, group.stderr
+    assert set(json.loads(group.stdout.splitlines()[-1])) == {"numbers", "split"}
+    square = step("square", _config())
+    assert square.returncode == 0, square.stderr
+    assert len(json.loads(square.stdout.splitlines()[-1])["ref"]["shards"]) == 3
+    listing = step("square", _config(), "--plan")
+    assert json.loads(listing.stdout.splitlines()[-1]) == [0, 1, 2]
+    assert step("numbers__split", _config(parts=0)).returncode == 0
+    refused = step("square", _config(parts=0), "--plan")
+    assert refused.returncode == 2 and "step 'square'" in refused.stderr
