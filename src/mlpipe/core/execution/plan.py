@@ -15,7 +15,7 @@ Every task runs through :func:`mlpipe.core.execution.execute.execute` with the t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -114,7 +114,7 @@ class Plan:
     pipeline: Pipeline
     tasks: tuple[TaskSpec, ...]
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[TaskSpec]:
         return iter(self.tasks)
 
     @property
