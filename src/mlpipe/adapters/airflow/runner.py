@@ -113,13 +113,12 @@ class AirflowRunner(Runner):
             failure=None if ok else (
                 f"airflow: DAG run {report['dag_run_id']} ended {report['state']} ({states}); "
                 f"log {log_path}"),
-            note=self._failed_try(pipeline, config, home, run_id, report, log_path),
+            note=self._failed_try(request, report, log_path),
             log=str(log_path),
         )
 
     @staticmethod
-    def _failed_try(pipeline: Pipeline, config: PipelineSettings, home: Path, run_id: str,
-                    report: dict[str, Any], log_path: Path) -> str:
+    def _failed_try(request: RunRequest, report: dict[str, Any], log_path: Path) -> str:
         """``airflow task D.T failed on try N of M, run R; log P`` for the first failed task,
         naming ``runtime.timeout_s`` when Airflow's execution timeout stopped the step."""
         failed = [t for t in report["tasks"] if t["state"] == "failed"]
@@ -131,9 +130,12 @@ class AirflowRunner(Runner):
         note = (f"airflow task {report['dag_id']}.{task['task_id']}{mapped} failed on try "
                 f"{task['try_number']} of {task['max_tries'] + 1}, run {report['dag_run_id']}; "
                 f"log {log_path}")
-        recorded = read_step(home, pipeline.name, run_id, task["task_id"])
-        if "AirflowTaskTimeout" in str(getattr(recorded, "cause", "")):
-            note = f"ran longer than runtime.timeout_s={config.runtime.timeout_s:g}s; {note}"
+        steps = request.plan.task(task["task_id"]).steps  # a group's, or the map step's
+        recorded = [read_step(request.home, request.pipeline.name, request.run_id, s)
+                    for s in steps]
+        if any("AirflowTaskTimeout" in str(getattr(r, "cause", "")) for r in recorded):
+            timeout = request.config.runtime.timeout_s
+            note = f"ran longer than runtime.timeout_s={timeout:g}s; {note}"
         return note
 
     def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
