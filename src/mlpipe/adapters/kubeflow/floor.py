@@ -42,6 +42,7 @@ def kubeflow_floor(tasks: list[FloorTask], name: str, pipeline_root: Path) -> Fl
     @dsl.pipeline(name=f"floor-{name}")
     def floor_pipeline():  # (as for noop)
         made: dict[str, Any] = {}
+        kind = {t.name: t.kind for t in tasks}
         for spec in tasks:
             if spec.kind == "shard_list":
                 made[spec.name] = lister_task(count=spec.shards)
@@ -49,7 +50,7 @@ def kubeflow_floor(tasks: list[FloorTask], name: str, pipeline_root: Path) -> Fl
                 with dsl.ParallelFor(made[listing_of(spec, tasks).name].output) as shard:
                     made[spec.name] = shard_task(shard=shard)
             elif spec.kind == "gather":
-                (shards,) = spec.upstream
+                shards = next(u for u in spec.upstream if kind[u] == "shard")
                 made[spec.name] = gather_task(shard_results=dsl.Collected(made[shards].output))
             else:
                 made[spec.name] = noop_task()
