@@ -92,6 +92,11 @@ def execute(
     """
     from mlpipe.core.storage import RESULT, open_store, pull_for_step, push_for_step
 
+    needed = ("task", "kind", "steps", "run_id", *(() if pipeline else ("pipeline",)),
+              *(() if config else ("config",)))
+    missing = [k for k in needed if k not in job]
+    if missing:
+        raise ConfigError(f"job: missing {', '.join(missing)} (make jobs with TaskSpec.job)")
     pipe = pipeline or resolve_pipeline(job["pipeline"])
     cfg = config or config_from_json(job["config"], pipe.config_type)
     home, run_id = resolve_home(job.get("home")), str(job["run_id"])
