@@ -20,7 +20,6 @@ import dagster as dg
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner
 from mlpipe.core.execution.floor import Floor, FloorTask
-from mlpipe.core.execution.group import group_name, task_groups
 from mlpipe.core.execution.runner import RunRequest
 from mlpipe.core.pipeline import Pipeline
 
@@ -99,9 +98,10 @@ class DagsterRunner(Runner):
             seconds = time.perf_counter() - started
             states = asset_states(instance, result.run_id)
         by_step = {step: states[a] for a, step in asset_to_step(pipeline).items() if a in states}
-        for group in task_groups(pipeline, config):  # a fused group is one op: its steps share it
-            op = dagster_name(group_name(group))
-            by_step.update({s: states[op] for s in group if len(group) > 1 and op in states})
+        for task in request.plan:  # a fused group is one op: its steps share it
+            op = dagster_name(task.name)
+            if task.kind == "group" and op in states:
+                by_step.update(dict.fromkeys(task.steps, states[op]))
         return Launch(
             orchestrator_run_id=result.run_id,
             seconds=seconds,
