@@ -87,8 +87,9 @@ def execute(
     (else from the job); ``inputs``: step name -> reference of upstream steps the caller holds;
     ``on_step`` hears each step of a step or group task start and end.
 
-    Raises ``StepFailedError`` (with the cause's exit code) when a step failed, and
-    ``ConfigError`` (exit 2) naming the step when a map step's upstream made no shards.
+    Raises ``StepFailedError`` with the cause's exit code when a step failed, and with a
+    ``ConfigError`` (exit 2, recorded in the step's ``error.json``) when a map step's upstream
+    made no shards; ``ConfigError`` for a job that is not one.
     """
     from mlpipe.core.storage import RESULT, open_store, pull_for_step, push_for_step
 
