@@ -59,7 +59,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
 
 
 def _engine() -> str:
-    proc = subprocess.run([str(ROOT / "docker" / "engine.sh")], capture_output=True, text=True)
+    proc = subprocess.run([str(ROOT / "docker" / "engine.sh")], capture_output=True, text=True,
+                          timeout=300)
     if proc.returncode == 0:
         return proc.stdout.strip()
     why = ("no container engine (docker or podman) works here; install one to run these tests "
@@ -457,7 +458,8 @@ def test_planted_key_in_no_layer_no_rendered_file_no_log(
                         assert not _contains(content, needle), f"{member.name}: {entry.name}"
     assert layers >= 2
     for command in (["image", "inspect", image], ["history", "--no-trunc", image]):
-        proc = subprocess.run([engine, *command], capture_output=True, text=True, check=True)
+        proc = subprocess.run([engine, *command], capture_output=True, text=True, check=True,
+                              timeout=300)
         assert FAKE_KEY not in proc.stdout
     archive.unlink()
 
