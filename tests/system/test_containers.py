@@ -39,6 +39,7 @@ import yaml
 
 from mlpipe.core.execution import load_step_result
 from tests.support import ROOT, TINY_INFERENCE, TINY_TRAINING, venv_env
+from tests.support.podman import not_found_as_docker_says_it
 
 FAKE_KEY = "sk-planted-wandb-key-5e1f0c9a"
 AIRFLOW_RUN_ID = "{{ (dag_run.conf or {}).get('mlpipe_run_id') or run_id }}"
@@ -365,6 +366,7 @@ def test_kubeflow_cluster_pipeline_on_kfp_local_docker_runner(
     from mlpipe.core import TRAINING, load_config
 
     monkeypatch.setenv("DOCKER_HOST", docker_api)
+    not_found_as_docker_says_it(monkeypatch)  # podman's answer for an auto-removed container
     root = tmp_path / "kfp-root"
     store = _fs_group_dir(root / "store", 10001)
     root.chmod(0o755)
