@@ -67,7 +67,7 @@ def test_unknown_runner_is_a_clear_error(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "mlpipe", "bench", "--runners", "local,spark",
          "--out", str(tmp_path)],
-        capture_output=True, text=True, env=venv_env(),
+        capture_output=True, text=True, env=venv_env(), timeout=300,
     )  # fmt: skip
     assert proc.returncode == 2 and "spark" in proc.stderr
 
@@ -155,7 +155,7 @@ def test_deployed_needs_a_runner_with_a_service(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "mlpipe", "bench", "--runners", "local,kubeflow", "--deployed",
          "--out", str(tmp_path)],
-        capture_output=True, text=True, env=venv_env(),
+        capture_output=True, text=True, env=venv_env(), timeout=300,
     )  # fmt: skip
     assert proc.returncode == 2 and "--deployed" in proc.stderr
 

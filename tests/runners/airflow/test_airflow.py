@@ -136,6 +136,8 @@ def test_run_pipeline_training_then_inference(home: Path) -> None:
     assert all(v > 0 for v in run.extra["task_seconds"].values())
     assert set(run.extra["task_states"].values()) == {"success"}
     assert (home / "airflow" / "airflow.db").is_file()  # default AIRFLOW_HOME, migrated
+    # ... by a copy of the worker's template DB (tests/conftest.py), which the child accepted
+    assert os.environ["MLPIPE_AIRFLOW_DB_TEMPLATE"] and run.extra["migrate_seconds"] == 0.0
     version = run.final
     assert version.kind == "model_version"  # type: ignore[attr-defined]
     assert LocalRegistry(home / "registry").resolve("tiny-sentiment:staging").version == 1
