@@ -183,3 +183,27 @@ def test_mlpipe_step_runs_a_group_by_name_and_a_whole_map_step(home: Path) -> No
     assert step("numbers__split", _config(parts=0)).returncode == 0
     refused = step("square", _config(parts=0), "--plan")
     assert refused.returncode == 2 and "step 'square'" in refused.stderr
+
+
+def test_a_module_that_runs_its_pipeline_when_imported_fails_instead_of_forking_forever(
+        tmp_path: Path) -> None:
+    # every shard process imports the pipeline's module again: without the guard, each import
+    # started a whole new run, whose shards imported it again, without end
+    (tmp_path / "runs_at_import.py").write_text(
+        "import tests.support.plan_pipelines as p\n"
+        "from mlpipe.core.execution.runner import run_pipeline\n"
+        "from mlpipe.core.pipeline import Pipeline, Step\n"
+        "PIPELINE = Pipeline('plan_test', p.PlanConfig, steps=(\n"
+        "    Step('numbers', p.numbers, 'plan_numbers', '0..n-1'),\n"
+        "    Step('split', p.split, 'plan_parts', 'parts', inputs={'values': 'numbers'}),\n"
+        "    Step('square', p.square, 'plan_squares', 'squared', inputs={'part': 'split'},\n"
+        "         map_over='split')))\n"
+        f"run_pipeline(PIPELINE, p.PlanConfig(), home={str(tmp_path / 'home')!r})\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT),
+                                                       os.environ.get("PYTHONPATH", "")])}
+    ran = subprocess.run([sys.executable, "-c", "import runs_at_import"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=180, check=False)
+    assert ran.returncode != 0
+    assert "square" in ran.stderr
+    assert 'if __name__ == "__main__"' in ran.stderr + "".join(
+        p.read_text(errors="replace") for p in (tmp_path / "home").rglob("*.json"))

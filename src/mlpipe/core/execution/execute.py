@@ -11,6 +11,7 @@ Upstream references come from ``inputs`` when the caller has them, else from the
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,11 @@ from mlpipe.core.execution.step import (
 from mlpipe.core.paths import resolve_home, step_dir
 from mlpipe.core.pipeline import Pipeline, resolve_pipeline
 from mlpipe.core.refs import Ref
+
+#: set while a task runs, and inherited by the processes it starts: a pipeline run started there
+#: comes from a module that runs its pipeline when imported, which every task process would
+#: repeat without end
+INSIDE_TASK = "MLPIPE_INSIDE_TASK"
 
 #: exit code of bad input (``ConfigError`` and kin): the same on every try, so never retried
 CONFIG_EXIT = 2
@@ -91,6 +97,24 @@ def execute(
     ``ConfigError`` (exit 2, recorded in the step's ``error.json``) when a map step's upstream
     made no shards; ``ConfigError`` for a job that is not one.
     """
+    before = os.environ.get(INSIDE_TASK)
+    os.environ[INSIDE_TASK] = str(job.get("task", "?"))
+    try:
+        return _execute(job, pipeline, config, inputs, on_step)
+    finally:
+        if before is None:
+            os.environ.pop(INSIDE_TASK, None)
+        else:
+            os.environ[INSIDE_TASK] = before
+
+
+def _execute(
+    job: Mapping[str, Any],
+    pipeline: Pipeline | None,
+    config: PipelineSettings | None,
+    inputs: Mapping[str, Ref] | None,
+    on_step: StepCallback | None,
+) -> TaskResult:
     from mlpipe.core.storage import RESULT, open_store, pull_for_step, push_for_step
 
     needed = ("task", "kind", "steps", "run_id", *(() if pipeline else ("pipeline",)),

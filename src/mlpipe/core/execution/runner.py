@@ -26,6 +26,7 @@ from mlpipe.core import names, plugins
 from mlpipe.core.artifacts import write_json
 from mlpipe.core.config import DataConfig, PipelineSettings
 from mlpipe.core.errors import ConfigError, MlpipeError, RemoteStepError, StepFailedError
+from mlpipe.core.execution.execute import INSIDE_TASK
 from mlpipe.core.execution.floor import Floor, FloorTask
 from mlpipe.core.execution.plan import Plan, plan
 from mlpipe.core.execution.step import StepCallback, StepRun, read_step
@@ -208,6 +209,12 @@ class Runner(ABC):
         Raises ``StepFailedError`` naming the first failed step (with its cause's exit code),
         or ``RunnerError`` when the orchestrator failed outside any step.
         """
+        inside = os.environ.get(INSIDE_TASK)
+        if inside:
+            raise ConfigError(
+                f"a pipeline run started inside task '{inside}' of another run: the module that "
+                "defines the pipeline starts a run when imported, which every task process "
+                "would repeat; put that call under `if __name__ == \"__main__\":`")
         pipe = resolve_pipeline(pipeline)
         root = resolve_home(home)
         if self.runs_locally:
