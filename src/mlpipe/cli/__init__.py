@@ -57,8 +57,17 @@ def _main(
         help="Print the version and exit",
         metavar="",
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Print an error's traceback too", show_default=False
+    ),
 ) -> None:
     """Write ML pipelines once; run them locally or on Airflow, Kubeflow or Dagster."""
+    if verbose:
+        import os
+
+        from mlpipe.cli.common import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"
 
 
 _SIGNALS: dict[int, str] = {

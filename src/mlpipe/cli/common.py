@@ -40,6 +40,14 @@ JsonOpt = Annotated[
 ]
 
 
+VERBOSE_ENV = "MLPIPE_VERBOSE"
+
+
+def verbose() -> bool:
+    """``mlpipe -v``: errors come with their traceback (set by the top-level option)."""
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
 def plugin_names(kind: str) -> list[str]:
     """Registered names for help texts; empty (not an error) when nothing is installed yet."""
     from mlpipe.core import plugins
@@ -90,6 +98,11 @@ def fail(exc: BaseException) -> typer.Exit:
         return typer.Exit(130)
     code = getattr(exc, "exit_code", 1) if isinstance(exc, MlpipeError) else 1
     text = describe_oserror(exc) if isinstance(exc, OSError) else str(exc)
+    if verbose():
+        import traceback
+
+        err.print("".join(traceback.format_exception(exc)), markup=False, highlight=False,
+                  soft_wrap=True)
     err.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
