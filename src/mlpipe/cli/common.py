@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from mlpipe.core.errors import MlpipeError
 
@@ -118,8 +119,25 @@ def step_printer(console: Console) -> Any:
         elif result is not None:
             tag = " [dim](cached)[/]" if result.cached else ""
             console.print(f"[green]✓ {escape(step)}[/] {result.seconds:.2f}s{tag}", highlight=False)
+            for line in failed_checks(result.ref):
+                console.print(f"[yellow]  ! {escape(line)}[/]", highlight=False)
 
     return on_step
+
+
+def failed_checks(ref: Any) -> list[str]:
+    """A line per failed non-blocking check (a blocking one fails its step instead)."""
+    return [f"check {c.name} failed (not blocking): {c.message}".rstrip(": ")
+            for c in getattr(ref, "checks", ()) if not c.passed and not c.blocking]
+
+
+def progress_printer(console: Console) -> Any:
+    """``on_progress`` for a runner: a step's plain progress line, dimmed, as it comes."""
+
+    def on_progress(step: str, line: str) -> None:
+        console.print(Text(f"  {line}", style="dim"), highlight=False, soft_wrap=True)
+
+    return on_progress
 
 
 on_step = step_printer(err)

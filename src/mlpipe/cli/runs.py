@@ -21,7 +21,8 @@ def runs_list(
     home: HomeOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """List runs, newest first: status, runner, time, model version, failed step."""
+    """List runs, newest first, one line each: status, runner, model version or failed step and
+    error (cut to the width; runs show has it whole)."""
     from mlpipe.core.paths import resolve_home
     from mlpipe.core.runs import list_runs
 
@@ -85,7 +86,7 @@ def runs_show(
     json_: JsonOpt = False,
 ) -> None:
     """One run: status, times, failed step and its whole error, then each step, then the
-    config (``--json``: the whole record)."""
+    config (--json: the whole record)."""
     from mlpipe.core.paths import resolve_home
     from mlpipe.core.runs import find_run
 

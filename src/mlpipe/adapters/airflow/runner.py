@@ -24,6 +24,7 @@ from typing import Any
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner, read_step
 from mlpipe.core.execution.runner import StepCallback
+from mlpipe.core.paths import run_dir
 from mlpipe.core.pipeline import Pipeline, portable_ref
 
 #: Inherited settings that would point the child at another Airflow installation.
@@ -61,7 +62,7 @@ class AirflowRunner(Runner):
     ``Launch.seconds`` is the wall time of ``dag.test()``; ``extra`` holds the DAG id, each task's
     state, try number and Airflow-measured seconds, a mapped task's states per map index
     (``map_states``: one per shard of a map step), and the Airflow home; the log of the child
-    (Airflow's and the tasks' output) is ``<airflow home>/logs/mlpipe/<pipeline>-<time>.log``.
+    (Airflow's and the tasks' output) is the run's own ``<run>/airflow.log``.
     """
 
     name = "airflow"
@@ -88,14 +89,13 @@ class AirflowRunner(Runner):
         }
         af_home = airflow_home_for(home, self.airflow_home)
         (af_home / "dags").mkdir(parents=True, exist_ok=True)
-        log_dir = af_home / "logs" / "mlpipe"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = log_dir / f"{pipeline.name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+        log_path = run_dir(home, pipeline.name, run_id) / f"{self.name}.log"  # this run's own
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="mlpipe-airflow-") as tmp:
             request_path, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
             request_path.write_text(json.dumps(request))
-            with log_path.open("w") as log_file:
+            with log_path.open("ab") as log_file:  # appended: --resume keeps the first try's
                 proc = subprocess.run(
                     [sys.executable, "-m", CHILD, str(request_path), str(result)],
                     env=airflow_env(af_home), stdin=subprocess.DEVNULL, stdout=log_file,
