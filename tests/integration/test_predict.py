@@ -89,6 +89,17 @@ def test_predict_file_keeps_the_users_columns(
     assert [round(r["score"], 5) for r in rows] == [round(p["score"], 5) for p in expected]
 
 
+def test_predict_rows_take_the_models_own_text_column(sentiment_home: Path) -> None:
+    """A model trained on ``review`` takes ``{"review": ...}`` rows, as its files do."""
+    model = mlpipe.load_model("reviews:staging", home=sentiment_home)
+    texts = [t for t, _ in generate_rows(3, 11, 0.0)]
+    by_task = model.predict([{"text": t} for t in texts])
+    assert model.predict([{"review": t, "id": i} for i, t in enumerate(texts)]) == by_task
+    assert model.predict(texts) == by_task
+    with pytest.raises(ConfigError, match=r"needs text \(or review\)"):
+        model.predict([{"comment": texts[0]}])
+
+
 def test_predict_file_bad_input_is_exit_2_and_writes_nothing(
     sentiment_home: Path, tmp_path: Path
 ) -> None:

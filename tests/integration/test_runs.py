@@ -38,7 +38,7 @@ def test_runs_list_show_logs_after_a_success_and_a_failure(home: Path, tmp_path:
                                      home=home).stdout)
     assert [r["run_id"] for r in only_failed] == [records[0]["run_id"]]
 
-    shown = json.loads(_mlpipe("runs", "show", ok.run_id, home=home).stdout)
+    shown = json.loads(_mlpipe("runs", "show", ok.run_id, "--json", home=home).stdout)
     assert shown["runner"] == "local" and len(shown["steps"]) == 4 and shown["config_sha256"]
     logs = _mlpipe("runs", "logs", records[0]["run_id"], home=home)
     assert "load_training_data: failed" in logs.stdout and "no label column" in logs.stdout

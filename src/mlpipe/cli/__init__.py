@@ -14,7 +14,7 @@ try:  # Ctrl-C while the CLI's own modules import: a line, not a traceback
     import typer
     from rich.markup import escape
 
-    from mlpipe.cli import bench, cluster, gc, registry, run, runs
+    from mlpipe.cli import bench, cluster, gc, new, registry, run, runs
     from mlpipe.cli.common import describe_oserror, err
     from mlpipe.core.execution.teardown import skip_teardown_at_exit
 except KeyboardInterrupt:  # pragma: no cover - timing-dependent
@@ -31,6 +31,7 @@ app = typer.Typer(
 )
 app.add_typer(registry.app, name="registry")
 app.add_typer(runs.app, name="runs")
+app.add_typer(new.app, name="new")
 for command in (run.train, run.infer, run.run, run.step, run.demo, run.predict):
     app.command()(command)
 app.command("compile")(cluster.compile_)
@@ -57,8 +58,17 @@ def _main(
         help="Print the version and exit",
         metavar="",
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Print an error's traceback too", show_default=False
+    ),
 ) -> None:
     """Write ML pipelines once; run them locally or on Airflow, Kubeflow or Dagster."""
+    if verbose:
+        import os
+
+        from mlpipe.cli.common import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"
 
 
 _SIGNALS: dict[int, str] = {

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from mlpipe.core.errors import MlpipeError
 
@@ -38,6 +39,14 @@ NoCacheOpt = Annotated[
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON", show_default=False, metavar="")
 ]
+
+
+VERBOSE_ENV = "MLPIPE_VERBOSE"
+
+
+def verbose() -> bool:
+    """``mlpipe -v``: errors come with their traceback (set by the top-level option)."""
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
 
 
 def plugin_names(kind: str) -> list[str]:
@@ -90,6 +99,11 @@ def fail(exc: BaseException) -> typer.Exit:
         return typer.Exit(130)
     code = getattr(exc, "exit_code", 1) if isinstance(exc, MlpipeError) else 1
     text = describe_oserror(exc) if isinstance(exc, OSError) else str(exc)
+    if verbose():
+        import traceback
+
+        err.print("".join(traceback.format_exception(exc)), markup=False, highlight=False,
+                  soft_wrap=True)
     err.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
@@ -105,8 +119,25 @@ def step_printer(console: Console) -> Any:
         elif result is not None:
             tag = " [dim](cached)[/]" if result.cached else ""
             console.print(f"[green]✓ {escape(step)}[/] {result.seconds:.2f}s{tag}", highlight=False)
+            for line in failed_checks(result.ref):
+                console.print(f"[yellow]  ! {escape(line)}[/]", highlight=False)
 
     return on_step
+
+
+def failed_checks(ref: Any) -> list[str]:
+    """A line per failed non-blocking check (a blocking one fails its step instead)."""
+    return [f"check {c.name} failed (not blocking): {c.message}".rstrip(": ")
+            for c in getattr(ref, "checks", ()) if not c.passed and not c.blocking]
+
+
+def progress_printer(console: Console) -> Any:
+    """``on_progress`` for a runner: a step's plain progress line, dimmed, as it comes."""
+
+    def on_progress(step: str, line: str) -> None:
+        console.print(Text(f"  {line}", style="dim"), highlight=False, soft_wrap=True)
+
+    return on_progress
 
 
 on_step = step_printer(err)

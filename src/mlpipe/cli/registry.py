@@ -51,20 +51,32 @@ def registry_list(
     if json_:
         out.print_json(json.dumps([v.model_dump(mode="json") for v in versions]))
         return
-    table = Table(title="model registry")
-    for col in ("model", "version", "aliases", "eval accuracy", "created (UTC)", "run", "sha256"):
-        table.add_column(col, overflow="fold")
-    for v in versions:
-        table.add_row(
-            v.name,
-            f"v{v.version}",
-            ", ".join(v.aliases),
-            f"{v.metrics.get('eval_accuracy', float('nan')):.4f}",
-            v.created_at or "-",
-            v.run_id or "-",
-            v.sha256[:12],
-        )
-    out.print(table)
+    out.print(version_table(versions, out.width))
+
+
+def version_table(versions: list[Any], width: int) -> Table:
+    """Names, versions, run ids and hashes never fold mid-word: aliases wrap between aliases,
+    and the columns that do not fit ``width`` (the hash, the run, the date) are left out."""
+    rows = [(v.name, f"v{v.version}", ", ".join(v.aliases) or "-",
+             f"{v.metrics.get('eval_accuracy', float('nan')):.4f}",
+             (v.created_at or "-").replace("T", " ")[:16], v.run_id or "-", v.sha256[:12])
+            for v in versions]
+    heads = ("model", "version", "aliases", "eval acc", "created (UTC)", "run", "sha256")
+    need = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+            for i, h in enumerate(heads)]
+    need[2] = max([len("aliases"), *(len(a) + 1 for r in rows for a in r[2].split(", "))])
+    shown = list(range(len(heads)))
+    for dropped in (6, 5, 4):  # what `registry show` and --json still have
+        if sum(need[i] + 2 for i in shown) <= width:
+            break
+        shown.remove(dropped)
+    table = Table(title="model registry", box=None, padding=(0, 2, 0, 0), pad_edge=False)
+    for i in shown:
+        table.add_column(heads[i], no_wrap=i != 2, overflow="ellipsis" if i != 2 else "fold",
+                         min_width=need[i] if i == 2 else None)
+    for r in rows:
+        table.add_row(*(r[i] for i in shown))
+    return table
 
 
 def _warn_damage(registry: Any, name: str | None) -> None:
@@ -120,7 +132,8 @@ def registry_show(
         ("files", ref.uri),
         ("manifest sha256", ref.sha256),
     ]
-    rows += [(k, v) for k, v in sorted(ref.lineage.items()) if k not in ("metrics",)]
+    shown_once = ("metrics", "manifest_sha256")  # the hash is the row above
+    rows += [(k, v) for k, v in sorted(ref.lineage.items()) if k not in shown_once]
     rows += [(f"metric {k}", f"{v:.4f}") for k, v in sorted(ref.metrics.items())]
     table = Table(show_header=False)
     table.add_column("field")

@@ -26,6 +26,7 @@ from mlpipe.cli.common import (
     out,
     plugin_names,
     print_run,
+    progress_printer,
     step_printer,
     terminal_console,
 )
@@ -78,6 +79,7 @@ def run_command(
             )
         chosen = get_runner(runner)
         local = runner == "local"
+        console = err if local else terminal_console()
         run = chosen.run(
             pipeline,
             cfg,
@@ -85,8 +87,9 @@ def run_command(
             run_id=resume,
             resume=resume is not None,
             use_cache=False if no_cache else None,
-            on_step=on_step if local else step_printer(terminal_console()),
+            on_step=on_step if local else step_printer(console),
             quiet=not local,  # orchestrator chatter goes to a log file, printed below
+            on_progress=None if local else progress_printer(console),  # tasks' progress lines
         )
     except MlpipeError as exc:
         for label in ("log", "run_record"):

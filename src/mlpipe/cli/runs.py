@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from mlpipe.cli.common import HomeOpt, JsonOpt, fail, out
 from mlpipe.core.errors import MlpipeError
@@ -22,7 +21,8 @@ def runs_list(
     home: HomeOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """List runs, newest first: status, runner, time, model version, failed step."""
+    """List runs, newest first, one line each: status, runner, model version or failed step and
+    error (cut to the width; runs show has it whole)."""
     from mlpipe.core.paths import resolve_home
     from mlpipe.core.runs import list_runs
 
@@ -34,27 +34,59 @@ def runs_list(
         out.print_json(json.dumps([{k: v for k, v in r.items() if k != "config"}
                                    for r in records], default=str))
         return
-    table = Table(title="runs")
-    for col in ("run id", "pipeline", "runner", "status", "started", "seconds", "result"):
-        table.add_column(col, overflow="fold")
+    for line in run_lines(records, out.width):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+_LIST_COLUMNS = ("run id", "pipeline", "runner", "status", "seconds")
+
+
+def run_lines(records: list[dict[str, Any]], width: int) -> list[str]:
+    """One line per run, ``width`` columns at most: the result (model version, or the failed
+    step and the error's first line) takes what is left, cut with ``…`` (``runs show`` has it
+    whole). Seconds, then the runner, are left out when the result would get too little."""
+    rows = []
     for r in records:
-        result = r.get("model_version") or ""
-        if r.get("status") == "failed":
-            result = f"{r.get('failed_step')}: {(r.get('error') or {}).get('message', '')}"
         seconds = r.get("seconds")
-        table.add_row(r.get("run_id", ""), r.get("pipeline", ""), r.get("runner", ""),
-                      r.get("status", ""), str(r.get("started_at") or ""),
-                      f"{seconds:.1f}" if isinstance(seconds, int | float) else "",
-                      escape(str(result)))
-    out.print(table)
+        result = str(r.get("model_version") or "")
+        if r.get("status") == "failed":
+            step = r.get("failed_step")
+            message = str((r.get("error") or {}).get("message", "")).strip()
+            message = message.removeprefix(f"step '{step}' failed: ")
+            result = f"{step}: {message.splitlines()[0] if message else ''}"
+        rows.append((str(r.get("run_id", "")), str(r.get("pipeline", "")),
+                     str(r.get("runner", "")), str(r.get("status", "")),
+                     f"{seconds:.1f}" if isinstance(seconds, int | float) else "-", result))
+    if not rows:
+        return ["no runs yet (mlpipe run PIPELINE ...)"]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(_LIST_COLUMNS)]
+    shown = list(range(len(_LIST_COLUMNS)))
+    for dropped in (4, 2):
+        if sum(widths[i] + 2 for i in shown) + _RESULT_ROOM <= width:
+            break
+        shown.remove(dropped)
+    lines = []
+    for row in [(*_LIST_COLUMNS, "result"), *rows]:
+        cells = [row[i].rjust(widths[i]) if i == 4 else row[i].ljust(widths[i]) for i in shown]
+        lines.append(_cut("  ".join([*cells, row[5]]).rstrip(), width))
+    return lines
+
+
+_RESULT_ROOM = 30  # the result column's share of a narrow line
+
+
+def _cut(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: max(1, width - 1)] + "…"
 
 
 @app.command("show")
 def runs_show(
     run_id: Annotated[str, typer.Argument(help="Run id (see mlpipe runs list)")],
     home: HomeOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
-    """Print one run's record (JSON): status, times, steps, error, config."""
+    """One run: status, times, failed step and its whole error, then each step, then the
+    config (--json: the whole record)."""
     from mlpipe.core.paths import resolve_home
     from mlpipe.core.runs import find_run
 
@@ -62,7 +94,44 @@ def runs_show(
         record = find_run(resolve_home(home), run_id)
     except MlpipeError as exc:
         raise fail(exc) from exc
-    out.print_json(json.dumps(record, default=str))
+    if json_:
+        out.print_json(json.dumps(record, default=str))
+        return
+    for line in show_lines(record):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def show_lines(record: dict[str, Any]) -> list[str]:
+    """The summary first (what ``runs list`` cut short, whole), the config last."""
+    import yaml
+
+    seconds = record.get("seconds")
+    took = f" in {seconds:.1f}s" if isinstance(seconds, int | float) else ""
+    lines = [f"run {record.get('run_id')}: {record.get('pipeline')} via {record.get('runner')}, "
+             f"{record.get('status')}{took}"]
+    for key in ("started_at", "ended_at", "orchestrator_run_id", "model_version"):
+        if record.get(key):
+            lines.append(f"{key.replace('_', ' ')}: {record[key]}")
+    error = record.get("error") or {}
+    if record.get("status") == "failed":
+        lines.append(f"failed step: {record.get('failed_step') or '-'} "
+                     f"({error.get('type', 'error')}, exit {error.get('exit_code', 1)})")
+        lines.append(f"error: {error.get('message', '')}")
+        lines.append(f"traceback: mlpipe runs logs {record.get('run_id')}")
+    steps = record.get("steps") or []
+    if steps:
+        lines.append("steps:")
+        for s in steps:
+            cached = " (cached)" if s.get("cached") else ""
+            lines.append(f"  {s.get('step')}  {float(s.get('seconds') or 0):.2f}s{cached}")
+    lines.append(f"run dir: {record.get('path')}")
+    if record.get("log"):
+        lines.append(f"orchestrator log: {record['log']}")
+    if record.get("config"):
+        lines.append(f"config (sha256 {str(record.get('config_sha256', ''))[:12]}):")
+        dumped = yaml.safe_dump(record["config"], sort_keys=False, default_flow_style=False)
+        lines += ["  " + line for line in dumped.splitlines()]
+    return lines
 
 
 @app.command("logs")

@@ -118,6 +118,11 @@ def import_target(target: str, *, what: str = "") -> Any:
                 f"pip install 'mlpipe[{hint}]' (or pip install {top})"
             ) from exc
         raise ConfigError(f"{what or target}: cannot import {module_name} ({exc})") from exc
+    except Exception as exc:  # the module itself is broken: one line, the traceback under -v
+        raise ConfigError(
+            f"{what or target}: importing {module_name} failed: {type(exc).__name__}: {exc} "
+            "(mlpipe -v ... prints the traceback)"
+        ) from exc
     obj: Any = module
     for part in filter(None, attr.split(".")):
         try:

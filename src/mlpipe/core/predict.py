@@ -32,16 +32,24 @@ class LoadedModel:
     def predict(
         self, rows: Iterable[str | Mapping[str, Any]], *, batch_size: int = 32
     ) -> list[dict[str, Any]]:
-        """One prediction per row, in order; a plain string is a classifier's ``text``."""
+        """One prediction per row, in order; a plain string is a classifier's ``text``. A dict
+        names each input as the task does (``text``) or as the model's training data did (its
+        ``data.text_column``, say ``review``), as a file's columns are."""
         from mlpipe.core.errors import ConfigError
 
-        keys = list(self.input_columns())
+        columns = self.input_columns()
+        keys = list(columns)
         items = [{keys[0]: r} if isinstance(r, str) else dict(r) for r in rows]
         for number, item in enumerate(items, start=1):
+            for key, column in columns.items():
+                if key not in item and column in item:
+                    item[key] = item.pop(column)
             missing = [k for k in keys if k not in item]
             if missing:
+                named = ", ".join(k if columns[k] == k else f"{k} (or {columns[k]})"
+                                  for k in keys)
                 raise ConfigError(
-                    f"row {number}: a {self.task} model needs {', '.join(keys)} per row, "
+                    f"row {number}: a {self.task} model needs {named} per row, "
                     f"missing {', '.join(missing)}; pass dicts with those keys, or a file: "
                     "mlpipe predict MODEL --input FILE --output FILE"
                 )

@@ -4,8 +4,9 @@ On a terminal it is a bar (rich) on stderr. Anywhere else (a pipe, an Airflow ta
 component, a Dagster op) it is a plain line every ``MLPIPE_PROGRESS_INTERVAL`` seconds (10) or
 every 10 %, whichever comes first, logged by the ``mlpipe.progress`` logger to stderr, which the
 orchestrators capture into their task logs; :func:`forward_to` also sends the lines elsewhere
-(Dagster's ``context.log``, i.e. its event log). ``MLPIPE_PROGRESS=bar|plain|off`` overrides the
-terminal detection.
+(Dagster's ``context.log``, i.e. its event log), and every step's lines also go to
+``<run>/.progress/<step>.log``, which the runner that started the run tails to its console.
+``MLPIPE_PROGRESS=bar|plain|off`` overrides the terminal detection.
 
 A line reads ``train_model: step 40/120 (33%) loss 0.6012, 212.4 samples/s, ETA 0:00:09``.
 """
@@ -19,6 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 LOGGER_NAME = "mlpipe.progress"
@@ -29,6 +31,11 @@ _step: contextvars.ContextVar[str] = contextvars.ContextVar("mlpipe_progress_ste
 _active: contextvars.ContextVar[Progress | None] = contextvars.ContextVar(
     "mlpipe_progress_active", default=None
 )
+_sink: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "mlpipe_progress_sink", default=None
+)
+#: where a run's steps leave their progress lines, under the run's directory
+PROGRESS_DIR = ".progress"
 
 
 class _StderrHandler(logging.Handler):
@@ -42,6 +49,39 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
+class _FileSink(logging.Handler):
+    """Appends each line to the file the running step set (:func:`to_file`), if any: the
+    step's process may be an orchestrator's task whose stderr only its own log sees."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        path = _sink.get()
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as file:
+                file.write(record.getMessage() + "\n")
+        except Exception:  # progress must never fail a step
+            self.handleError(record)
+
+
+def progress_file(run: Path, step: str) -> Path:
+    """``<run>/.progress/<step>.log``: a step's plain progress lines, which the runner that
+    started the run prints as they come (``StepWatcher``)."""
+    return run / PROGRESS_DIR / f"{step}.log"
+
+
+@contextlib.contextmanager
+def to_file(path: Path) -> Iterator[None]:
+    """Also append the progress lines of this block (this thread's step) to ``path``."""
+    logger()
+    token = _sink.set(path)
+    try:
+        yield
+    finally:
+        _sink.reset(token)
+
+
 def logger() -> logging.Logger:
     """The ``mlpipe.progress`` logger, writing plain lines to stderr (set up once)."""
     log = logging.getLogger(LOGGER_NAME)
@@ -49,6 +89,7 @@ def logger() -> logging.Logger:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
+        log.addHandler(_FileSink())
         log.setLevel(logging.INFO)
         log.propagate = False  # one copy per line, not another from the root logger
     return log

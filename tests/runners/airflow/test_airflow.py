@@ -176,7 +176,7 @@ def test_failed_step_names_task_retries_and_publishes_nothing(home: Path, tmp_pa
     assert not (home / "registry").exists()
     run_root = home / "runs" / "training" / "bad-data"
     assert {p.relative_to(run_root).as_posix() for p in run_root.rglob("*") if p.is_file()} == {
-        "run.json", "load_training_data/error.json"}
+        "run.json", "load_training_data/error.json", "airflow.log"}  # Airflow's log of the run
     record = json.loads((run_root / "run.json").read_text())
     assert record["status"] == "failed" and record["failed_step"] == "load_training_data"
     assert "no label column 'label'" in record["error"]["message"]

@@ -28,6 +28,7 @@ from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner, read_step
 from mlpipe.core.execution.floor import Floor, FloorTask
 from mlpipe.core.execution.runner import RunRequest, TaskFacts
+from mlpipe.core.paths import run_dir
 from mlpipe.core.pipeline import Pipeline, portable_ref
 
 #: Inherited settings that would point the child at another Airflow installation.
@@ -101,7 +102,7 @@ class AirflowRunner(Runner):
     ``Launch.seconds`` is the wall time of ``dag.test()``; ``Launch.tasks`` each task's state,
     try number, start and Airflow-measured seconds, a mapped task's states per map index (one per
     shard of a map step); ``extra`` the DAG id and the Airflow home; the log of the child
-    (Airflow's and the tasks' output) is ``<airflow home>/logs/mlpipe/<pipeline>-<time>.log``.
+    (Airflow's and the tasks' output) is the run's own ``<run>/airflow.log``.
     """
 
     name = "airflow"
@@ -122,8 +123,9 @@ class AirflowRunner(Runner):
         }
         af_home = airflow_home_for(home, self.airflow_home)
         seed_db(af_home)
+        log_path = run_dir(home, pipeline.name, run_id) / f"{self.name}.log"  # this run's own
         started = time.perf_counter()
-        report, log_path, code = _dag_test(child, af_home, pipeline.name)
+        report, code = _dag_test(child, af_home, log_path)
         if report is None:
             return Launch(log=str(log_path), failure=(
                 f"airflow: running the {pipeline.name} DAG failed (exit {code}) before Airflow "
@@ -180,7 +182,9 @@ class AirflowRunner(Runner):
     def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
         """The plan's shape as no-op tasks (:mod:`.floor`), run by the same child as a run."""
         request = {"floor": {"tasks": [t.__dict__ for t in tasks], "name": name}}
-        report, log_path, code = _dag_test(request, work_dir.resolve() / "airflow", name)
+        af_home = work_dir.resolve() / "airflow"
+        log_path = af_home / "logs" / f"{name}.log"
+        report, code = _dag_test(request, af_home, log_path)
         if report is None or report["state"] != "success":
             raise RuntimeError(f"airflow floor failed (exit {code}): {_tail(log_path, 5)}")
         ran = [t for t in report["tasks"] if t["state"] == "success"]
@@ -193,23 +197,22 @@ class AirflowRunner(Runner):
         return render_cluster(pipeline, config, out_dir)
 
 
-def _dag_test(request: dict[str, Any], af_home: Path, name: str
-              ) -> tuple[dict[str, Any] | None, Path, int]:
-    """Run the child (``_dagtest``) on ``request``: (its report or None, its log, exit code)."""
-    log_dir = af_home / "logs" / "mlpipe"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+def _dag_test(request: dict[str, Any], af_home: Path, log_path: Path
+              ) -> tuple[dict[str, Any] | None, int]:
+    """Run the child (``_dagtest``) on ``request``, its output appended to ``log_path`` (a
+    resumed run keeps the first try's): (its report or None, exit code)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mlpipe-airflow-") as tmp:
         request_path, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
         request_path.write_text(json.dumps(request))
-        with log_path.open("w") as log_file:
+        with log_path.open("ab") as log_file:
             proc = subprocess.run(
                 [sys.executable, "-m", CHILD, str(request_path), str(result)],
                 env=airflow_env(af_home), stdin=subprocess.DEVNULL, stdout=log_file,
                 stderr=subprocess.STDOUT, check=False,
             )
         ok = proc.returncode == 0 and result.is_file()
-        return (json.loads(result.read_text()) if ok else None), log_path, proc.returncode
+        return (json.loads(result.read_text()) if ok else None), proc.returncode
 
 
 def _map_states(tasks: list[dict[str, Any]]) -> dict[str, list[str | None]]:

@@ -16,7 +16,7 @@ import os
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +36,9 @@ from mlpipe.core.paths import new_run_id, resolve_home, run_dir
 from mlpipe.core.pipeline import Pipeline, resolve_pipeline
 from mlpipe.core.refs import Ref
 from mlpipe.core.runs import RUN_FILE, sweep_killed
+
+#: ``on_progress(step, line)``: a plain progress line of a step running in another process
+ProgressCallback = Callable[[str, str], None]
 
 
 class RunnerError(MlpipeError):
@@ -197,6 +200,7 @@ class Runner(ABC):
         on_step: StepCallback | None = None,
         resume: bool = False,
         quiet: bool = False,
+        on_progress: ProgressCallback | None = None,
     ) -> PipelineRun:
         """Run every step of ``pipeline`` and return what each produced.
 
@@ -205,7 +209,9 @@ class Runner(ABC):
         orchestrator's own output to ``<run dir>/<runner>.log`` (``run.json``'s ``log``) instead
         of this process's stdout and stderr. ``resume=True`` continues the existing run
         ``run_id`` (on this runner or another): the steps it finished are reused, the failed
-        step and those after it run again.
+        step and those after it run again; ``on_step`` hears this attempt only.
+        ``on_progress`` hears the plain progress lines of steps that run in other processes
+        (orchestrator tasks), which ``quiet`` would otherwise leave in the log only.
         Raises ``StepFailedError`` naming the first failed step (with its cause's exit code),
         or ``RunnerError`` when the orchestrator failed outside any step.
         """
@@ -227,12 +233,14 @@ class Runner(ABC):
         record = RunRecord(root, pipe, run_id, self.name, config)
         if resume:
             record.resume()
+        since = time.time()  # records older than this are an earlier attempt's (--resume)
         record.start()
         started = time.perf_counter()
         log = record.path.parent / f"{self.name}.log" if quiet else None
         watcher = None
-        if on_step is not None and not self.reports_steps:
-            watcher = StepWatcher(pipe, root, run_id, on_step)
+        if (on_step is not None or on_progress is not None) and not self.reports_steps:
+            watcher = StepWatcher(pipe, root, run_id, on_step, since=since,
+                                  on_progress=on_progress)
         try:
             with _output_to(log), watcher or contextlib.nullcontext():
                 launch = self.launch(RunRequest(pipe, config, root, run_id, use_cache, on_step))
@@ -292,16 +300,25 @@ class StepWatcher:
     """Calls ``on_step`` as step records appear, for runners whose steps run elsewhere.
 
     Polls each step's directory (a folder appears: running; ``result.json``: done or cached;
-    ``error.json``: failed), so every runner gets the same step lines as the local runner.
+    ``error.json``: failed), so every runner gets the same step lines as the local runner. A
+    record written before ``since`` is an earlier attempt's (a resumed run): it is not heard.
+    ``on_progress`` hears each new line of ``<run>/.progress/<step>.log``.
     """
 
-    def __init__(self, pipeline: Pipeline, home: Path, run_id: str, on_step: StepCallback,
-                 interval: float = 0.25) -> None:
+    def __init__(self, pipeline: Pipeline, home: Path, run_id: str,
+                 on_step: StepCallback | None, interval: float = 0.25, *, since: float = 0.0,
+                 on_progress: ProgressCallback | None = None) -> None:
         import threading
 
+        from mlpipe.core.progress import PROGRESS_DIR
+
         self.pipeline, self.home, self.run_id = pipeline, home, run_id
-        self.on_step, self.interval = on_step, interval
+        self.on_step, self.interval, self.since = on_step, interval, since
+        self.on_progress = on_progress
         self.seen: dict[str, str] = {}
+        self.run = run_dir(home, pipeline.name, run_id)
+        self.progress = self.run / PROGRESS_DIR
+        self.offsets = {p: p.stat().st_size for p in self._progress_files()}  # earlier tries'
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="mlpipe-step-watcher",
                                         daemon=True)
@@ -319,14 +336,55 @@ class StepWatcher:
         while not self._stop.wait(self.interval):
             self.poll()
 
+    def _progress_files(self) -> list[Path]:
+        try:
+            return sorted(self.progress.glob("*.log"))
+        except OSError:
+            return []
+
+    def _tail_progress(self) -> None:
+        if self.on_progress is None:
+            return
+        for path in self._progress_files():
+            offset = self.offsets.get(path, 0)
+            try:
+                with path.open("rb") as file:
+                    file.seek(offset)
+                    chunk = file.read()
+            except OSError:
+                continue
+            complete = chunk[: chunk.rfind(b"\n") + 1]  # a line being written waits
+            self.offsets[path] = offset + len(complete)
+            for line in complete.decode("utf-8", errors="replace").splitlines():
+                if line.strip():
+                    self.on_progress(path.stem, line)
+
+    def _stale(self, directory: Path) -> bool:
+        """Whether the record that decides this step's state predates this attempt."""
+        from mlpipe.core.execution.step import ERROR_FILE, RESULT_FILE
+
+        found = [directory / RESULT_FILE, directory / ERROR_FILE]
+        found += sorted(directory.glob(f"shard-*/{ERROR_FILE}"))
+        for record in found:
+            try:
+                return record.stat().st_mtime < self.since
+            except OSError:
+                continue
+        return False
+
     def poll(self) -> None:
+        self._tail_progress()
+        if self.on_step is None:
+            return
         for step in self.pipeline.steps:
-            directory = run_dir(self.home, self.pipeline.name, self.run_id) / step.name
+            directory = self.run / step.name
             if not directory.is_dir():
                 continue
             outcome: StepRun | MlpipeError | None
             try:
                 outcome = read_step(self.home, self.pipeline.name, self.run_id, step.name)
+                if outcome is not None and self._stale(directory):
+                    continue  # the earlier attempt's record: this one has not got there yet
             except (OSError, ValueError, MlpipeError):
                 continue  # being written right now: look again next time
             if outcome is None:
@@ -546,9 +604,10 @@ def run_pipeline(
     on_step: StepCallback | None = None,
     resume: bool = False,
     quiet: bool = False,
+    on_progress: ProgressCallback | None = None,
 ) -> PipelineRun:
     """Run ``pipeline`` with ``config`` on ``runner``: the Python API behind ``mlpipe run``."""
     return get_runner(runner).run(
         pipeline, config, home=home, run_id=run_id, use_cache=use_cache, on_step=on_step,
-        resume=resume, quiet=quiet,
+        resume=resume, quiet=quiet, on_progress=on_progress,
     )

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlpipe.core import progress
 from mlpipe.core.artifacts import write_json
 from mlpipe.core.cache import StepCache, step_key
 from mlpipe.core.config import PipelineSettings, config_from_json
@@ -165,7 +166,8 @@ def run_step(
                 tags=dict(tags or {}),
             )
             fn_started = time.time()
-            with shard_threads(count), imports:
+            sink = progress.progress_file(run_dir(home, pipeline.name, run_id), step.name)
+            with shard_threads(count), imports, progress.to_file(sink):
                 if shard is not None:
                     fault_raise(f"shard:{step.name}:{shard}")
                 ref = step.fn(config, ctx, **{k: inputs[k] for k in step.inputs})
