@@ -171,7 +171,7 @@ def _step_run_id(raw: str) -> str:
     from mlpipe.core import names
     from mlpipe.core.errors import ConfigError
 
-    cleaned = names.safe_run_id(raw, fallback="")
+    cleaned = names.sanitize_run_id(raw, fallback="")
     if not cleaned:
         raise ConfigError(
             f"--run-id {raw!r}: not a usable run id; use letters, digits, '_', '.', '-'"

@@ -42,7 +42,7 @@ def run_id(value: str) -> str:
     return _check("run id", value, RUN_ID, "use letters, digits, '_', '.', '-' (no '..' or '/')")
 
 
-def safe_run_id(raw: str, fallback: str) -> str:
+def sanitize_run_id(raw: str, fallback: str) -> str:
     """An orchestrator's run id (``manual__2026-01-01T00:00:00+00:00``) as a safe directory name."""
     cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", raw).strip("_.")
     cleaned = re.sub(r"\.{2,}", "_", cleaned)[:200]

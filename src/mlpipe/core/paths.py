@@ -21,7 +21,7 @@ def new_run_id() -> str:
 
 def safe_run_id(raw: str) -> str:
     """Orchestrator run ids (``manual__2026-01-01T00:00:00+00:00``) made safe as directory names."""
-    return names.safe_run_id(raw, fallback=new_run_id())
+    return names.sanitize_run_id(raw, fallback=new_run_id())
 
 
 def run_dir(home: Path, pipeline: str, run_id: str) -> Path:
