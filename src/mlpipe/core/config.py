@@ -408,6 +408,16 @@ class ClusterConfig(_Strict):
         return self.step_resources.get(step, self.resources)
 
 
+class ArtifactsSettings(_Strict):
+    """What ``save_artifacts`` publishes beside the safetensors weights."""
+
+    onnx: bool = Field(
+        False,
+        description="also export model.onnx (opset 17, any batch and length) and its int8 "
+        "twin, so inference.backend: onnx runs without torch",
+    )
+
+
 class InferenceSettings(_Strict):
     """Which model to load and how to batch."""
 
@@ -416,6 +426,11 @@ class InferenceSettings(_Strict):
     )
     batch_size: Annotated[int, Field(ge=1)] = 64
     max_length: Annotated[int | None, Field(ge=8)] = None
+    backend: Literal["torch", "onnx"] = Field(
+        "torch",
+        description="onnx: the exported graph on onnxruntime (needs artifacts.onnx at training); "
+        "imports neither torch nor transformers",
+    )
     quantize: Literal["none", "int8"] = "none"
     int8_fallback_gap: Annotated[float, Field(ge=0, le=1)] = Field(
         0.4,
@@ -520,6 +535,7 @@ class TrainingConfig(_TaskPipelineSettings):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     training: TrainConfig = TrainConfig()
+    artifacts: ArtifactsSettings = ArtifactsSettings()
 
 
 class InferenceConfig(_TaskPipelineSettings):
@@ -529,6 +545,19 @@ class InferenceConfig(_TaskPipelineSettings):
     pipeline: Literal["inference"] = "inference"
     data: DataConfig = DataConfig(generated=GeneratedDataConfig(n_samples=1000, seed=7))
     inference: InferenceSettings = InferenceSettings()
+
+    @model_validator(mode="after")
+    def _backend_supported(self) -> InferenceConfig:
+        """A backend the task cannot run is refused when the config loads, not mid-pipeline."""
+        if self.inference.backend != "torch":
+            backends = tuple(getattr(plugins.load("task", self.task), "backends", ("torch",)))
+            if self.inference.backend not in backends:
+                raise ValueError(
+                    f"inference.backend: '{self.inference.backend}' is not supported by the "
+                    f"{self.task} task (it runs {', '.join(backends)}); set inference.backend: "
+                    "torch"
+                )
+        return self
 
 
 PipelineConfig = TrainingConfig | InferenceConfig
