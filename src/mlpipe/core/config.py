@@ -537,6 +537,16 @@ class TrainingConfig(_TaskPipelineSettings):
     training: TrainConfig = TrainConfig()
     artifacts: ArtifactsSettings = ArtifactsSettings()
 
+    @model_validator(mode="after")
+    def _onnx_exportable(self) -> TrainingConfig:
+        """``artifacts.onnx`` for a task with no ONNX export is refused when the config loads."""
+        if self.artifacts.onnx and not hasattr(plugins.load("task", self.task), "export_onnx"):
+            raise ValueError(
+                f"artifacts.onnx: the {self.task} task has no ONNX export (the onnx backend "
+                "is for text-classification); set artifacts.onnx: false"
+            )
+        return self
+
 
 class InferenceConfig(_TaskPipelineSettings):
     """The inference pipeline: load data, load a model version, predict, save results."""

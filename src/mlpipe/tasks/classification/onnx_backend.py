@@ -62,7 +62,10 @@ def _quantize(source: Path, target: Path) -> None:
     root.setLevel(logging.ERROR)  # its advice to pre-process is for static quantization
     try:
         quantize_dynamic(
-            str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+            str(source),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
             op_types_to_quantize=["MatMul"],
         )
     finally:
