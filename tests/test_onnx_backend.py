@@ -140,3 +140,14 @@ def test_text_to_sql_refuses_the_onnx_backend_by_name() -> None:
     training = ROOT / "configs" / "tiny" / "text-to-sql-training.yaml"
     with pytest.raises(ConfigError, match="text-to-sql task has no ONNX export"):
         load_config(training, ["artifacts.onnx=true"])
+
+
+def test_cluster_runs_onnx_inference_in_the_slim_image() -> None:
+    from mlpipe.core.cluster import step_image
+
+    sets = ["cluster.image=mlpipe:1", "cluster.inference_image=mlpipe-inference:1"]
+    onnx = load_config(TINY_INFERENCE, [*sets, "inference.backend=onnx"])
+    torch = load_config(TINY_INFERENCE, sets)
+    assert step_image(onnx, "run_inference") == "mlpipe-inference:1"
+    assert step_image(onnx, "load_model") == "mlpipe:1"  # only the step that needs no torch
+    assert step_image(torch, "run_inference") == "mlpipe:1"

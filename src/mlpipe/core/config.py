@@ -344,6 +344,11 @@ class ClusterConfig(_Strict):
     """Cluster mode: every step runs as ``mlpipe step`` in one image, as a Kubernetes pod."""
 
     image: str = "mlpipe:latest"
+    inference_image: str | None = Field(
+        None,
+        description="the slim image (docker/Dockerfile.inference, no torch) run_inference runs "
+        "in when inference.backend is onnx; unset, every step uses image",
+    )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     namespace: str = "mlpipe"
     service_account: str | None = None
@@ -375,9 +380,11 @@ class ClusterConfig(_Strict):
             return None
         return _k8s_syntax(value, _DNS_SUBDOMAIN, "a Kubernetes name (DNS-1123)", "'mlpipe-data'")
 
-    @field_validator("image")
+    @field_validator("image", "inference_image")
     @classmethod
-    def _image(cls, value: str) -> str:
+    def _image(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         return _k8s_syntax(value, _IMAGE, "an image reference", "'registry.example/ml/mlpipe:1.2'")
 
     @field_validator("env")
