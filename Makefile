@@ -58,4 +58,5 @@ clean:
 # TORCH_INDEX, EXTRAS as build settings). Prints the image; reuses it if its inputs are unchanged.
 .PHONY: image
 image:
-	PYTHON=$(PYTHON) docker/build-image.sh
+	PYTHON=$(PYTHON) docker/build-image.sh step
+	PYTHON=$(PYTHON) docker/build-image.sh inference

@@ -12,11 +12,23 @@
 #                where PyPI's default torch is the CUDA build); a wheel index (.../whl/cu126):
 #                torch from there, for a CUDA image
 #   EXTRAS       extras installed in the image (default dagster,wandb)
-#   IMAGE_NAME   default mlpipe
+#   IMAGE_NAME   default mlpipe (mlpipe-inference for the inference image)
+#
+#   docker/build-image.sh [step|inference] [--print-tag]
+#   step (default): docker/Dockerfile, every step; inference: docker/Dockerfile.inference, the
+#   slim image (no torch) that inference steps use with inference.backend: onnx
 set -euo pipefail
 cd "$(dirname "$0")/.."
+KIND=step
+case "${1:-}" in step|inference) KIND="$1"; shift ;; esac
 ENGINE="$(docker/engine.sh)"
-IMAGE_NAME="${IMAGE_NAME:-mlpipe}"
+if [ "$KIND" = inference ]; then
+    IMAGE_NAME="${IMAGE_NAME:-mlpipe-inference}"
+    DOCKERFILE=docker/Dockerfile.inference
+else
+    IMAGE_NAME="${IMAGE_NAME:-mlpipe}"
+    DOCKERFILE=docker/Dockerfile
+fi
 EXTRAS="${EXTRAS:-dagster,wandb}"
 TORCH_INDEX="${TORCH_INDEX:-}"
 TORCH_VERSION="$(sed -n 's/^torch==//p' constraints.txt)"
@@ -37,7 +49,7 @@ inputs_hash() {
     {
         printf '%s\n' "base=$BASE_IMAGE" "extras=$EXTRAS" "torch=$TORCH_VERSION" \
             "torch_index=$TORCH_INDEX"
-        find pyproject.toml constraints.txt README.md .dockerignore docker/Dockerfile \
+        find pyproject.toml constraints.txt README.md .dockerignore "$DOCKERFILE" \
             docker/requirements.py src \
             -type f ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*.egg-info/*' -print0 \
             | LC_ALL=C sort -z | xargs -0 sha256sum
@@ -63,6 +75,9 @@ if "$ENGINE" image inspect "$TAG" >/dev/null 2>&1; then
     exit 0
 fi
 
+if [ "$KIND" = inference ]; then  # no torch wheel: the inference image has none
+    args=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
+else
 # docker/wheels/ holds the CPU torch wheel only (or nothing: torch then comes from TORCH_INDEX).
 mkdir -p docker/wheels
 keep="torch-$TORCH_VERSION+cpu-*"
@@ -80,6 +95,7 @@ fi
 
 args=(--build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "EXTRAS=$EXTRAS"
       --build-arg "TORCH_VERSION=$TORCH_VERSION" --build-arg "TORCH_INDEX=$TORCH_INDEX")
+fi
 if [ "$ENGINE" = podman ]; then
     # runc (crun cannot set up cgroups on some hosts), chroot isolation, explicit rlimits (the
     # default ones can be refused). pip's cache is a cache mount in the Dockerfile.
@@ -91,5 +107,5 @@ if [ "$ENGINE" = podman ]; then
     fi
 fi
 echo "build-image.sh: $ENGINE build $TAG (base $BASE_IMAGE)" >&2
-"$ENGINE" build "${args[@]}" -f docker/Dockerfile -t "$TAG" -t "$IMAGE_NAME:latest" . >&2
+"$ENGINE" build "${args[@]}" -f "$DOCKERFILE" -t "$TAG" -t "$IMAGE_NAME:latest" . >&2
 echo "$TAG"

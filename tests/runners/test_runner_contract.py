@@ -25,13 +25,14 @@ EXAMPLE_CONFIG = ROOT / "examples" / "champion_challenger.yaml"
 # session, not module: this file's tests run in several xdist work units (one per runner)
 @pytest.fixture(scope="session")
 def seeded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home whose registry has v1 as production and v2 as staging (two tiny trainings)."""
+    """A home whose registry has v1 as production and v2 as staging (two tiny trainings; v1
+    also published as ONNX, for the backend cases)."""
     home = tmp_path_factory.mktemp("seeded") / "home"
     local = get_runner("local")
     for seed in (1, 2):
         cfg = load_config(ROOT / "configs" / "tiny" / "training.yaml",
                           ["data.generated.n_samples=300", "training.epochs=1",
-                           f"training.seed={seed}"])
+                           f"training.seed={seed}", f"artifacts.onnx={seed == 1}"])
         local.run(TRAINING, cfg, home=home)
     open_registry(cfg.registry, home).promote("tiny-sentiment", 1, "production")
     shutil.rmtree(home / "runs")
@@ -123,6 +124,28 @@ def test_runner_matches_local_on_every_pipeline(
     assert got["fused_named"], "the orchestrator's run metadata names each fused task"
     assert got["decision"] == reference["decision"]
     assert got["production"] == reference["production"]
+
+
+def _backend_predictions(runner: str, backend: str, seeded: Path, where: Path) -> str:
+    """sha256 of run_inference's predictions for v1 with ``backend``, through ``runner``."""
+    home = where / f"{runner}-{backend}"
+    shutil.copytree(seeded, home)
+    cfg = load_config(ROOT / "configs" / "tiny" / "inference.yaml",
+                      ["data.generated.n_samples=100", "inference.model=tiny-sentiment:v1",
+                       f"inference.backend={backend}"])  # fmt: skip
+    run = get_runner(runner).run(INFERENCE, cfg, home=home)
+    return _hashes(run)["run_inference"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("runner", [r for r in RUNNERS if r != "local"])
+def test_inference_backend_predicts_as_local(
+    runner: str, backend: str, seeded_home: Path, tmp_path: Path
+) -> None:
+    """Per backend, every runner writes byte-identical predictions to the local runner's."""
+    local = _backend_predictions("local", backend, seeded_home, tmp_path)
+    assert _backend_predictions(runner, backend, seeded_home, tmp_path) == local
 
 
 def test_local_reference_runs_the_user_pipeline(reference: dict[str, dict]) -> None:

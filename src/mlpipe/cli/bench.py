@@ -38,6 +38,10 @@ def bench(
     task: Annotated[
         str, typer.Option(help=f"Which ML task to run: {', '.join(plugin_names('task'))}")
     ] = "text-classification",
+    backend: Annotated[
+        str,
+        typer.Option(help="Inference backend: torch, or onnx (training exports model.onnx)"),
+    ] = "torch",
     scale: Annotated[
         bool,
         typer.Option(
@@ -92,6 +96,9 @@ def bench(
         raise fail(exc) from exc
     if "local" not in chosen:
         chosen.insert(0, "local")  # every ratio and identity check is against local
+    if backend != "torch":  # overrides the user's own --set-* for the same fields come after
+        set_train = ["artifacts.onnx=true", *(set_train or [])]
+        set_infer = [f"inference.backend={backend}", *(set_infer or [])]
     out_dir = out_dir or resolve_home() / "bench"
     if scale:
         _bench_scale(chosen, out_dir, quick=quick, rows=rows, overrides=set_infer or [])

@@ -327,6 +327,11 @@ def predict(
                      "model was trained on, else 'text')"),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per batch")] = 32,
+    backend: Annotated[
+        str,
+        typer.Option("--backend", help="torch, or onnx (the version's exported model.onnx on "
+                     "onnxruntime; trained with artifacts.onnx: true)"),
+    ] = "torch",
     config: ConfigOpt = None,
     home: HomeOpt = None,
     json_: JsonOpt = False,
@@ -347,7 +352,7 @@ def predict(
             raise ConfigError("give at least one text, e.g. mlpipe predict sentiment:latest "
                               "'good', or --input FILE --output FILE")
         registry = load_config(config).registry if config else None
-        loaded = load_model(model, home=home, registry=registry)
+        loaded = load_model(model, home=home, registry=registry, backend=backend)
         if input_ is not None and output is not None:
             rows = loaded.predict_file(input_, output, text_column=text_column,
                                        batch_size=batch_size)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,17 @@ def check_finite(metrics: dict[str, float], where: str) -> None:
 
 
 def assemble(
-    model_dir: Path, out_dir: Path, *, metrics: dict[str, float], provenance: dict[str, Any]
+    model_dir: Path,
+    out_dir: Path,
+    *,
+    metrics: dict[str, float],
+    provenance: dict[str, Any],
+    derive: Callable[[Path], object] | None = None,
 ) -> dict[str, Any]:
     """Copy the model files into ``out_dir``, add metrics and provenance, write the manifest.
+
+    ``derive(out_dir)`` may add files made from the copied ones (an ONNX export) before the
+    manifest is written, so the manifest covers them too.
 
     A sealed model directory (one with a manifest, as training writes) is verified first and
     only the files it lists are copied, each checked against its recorded hash after the copy.
@@ -85,6 +94,8 @@ def assemble(
         shutil.copy2(src, target)
         if sealed is not None and sha256_file(target) != sealed[rel]:
             raise ChecksumError(f"{target}: the copy does not match {src} (disk error?)")
+    if derive is not None:
+        derive(out_dir)
     write_json(out_dir / "metrics.json", metrics)
     write_json(out_dir / "provenance.json", provenance)
     manifest: dict[str, Any] = {

@@ -250,6 +250,20 @@ def rendered_shards(pipeline: Pipeline, step_name: str, config: PipelineConfig) 
     return RENDER_SHARDS
 
 
+def step_image(config: PipelineConfig, step_name: str) -> str:
+    """``cluster.inference_image`` for ``run_inference`` with the onnx backend (it needs no
+    torch), else ``cluster.image``."""
+    cluster = config.cluster
+    inference = getattr(config, "inference", None)
+    if (
+        cluster.inference_image
+        and step_name == "run_inference"
+        and getattr(inference, "backend", "torch") == "onnx"
+    ):
+        return cluster.inference_image
+    return cluster.image
+
+
 def step_container(
     pipeline: Pipeline,
     step_name: str,
@@ -310,7 +324,7 @@ def step_container(
         pipeline=pipeline.name,
         step=step.name,
         name=name,
-        image=cluster.image,
+        image=step_image(config, step.name),
         image_pull_policy=cluster.image_pull_policy,
         command=("mlpipe",),
         args=args,

@@ -344,6 +344,11 @@ class ClusterConfig(_Strict):
     """Cluster mode: every step runs as ``mlpipe step`` in one image, as a Kubernetes pod."""
 
     image: str = "mlpipe:latest"
+    inference_image: str | None = Field(
+        None,
+        description="the slim image (docker/Dockerfile.inference, no torch) run_inference runs "
+        "in when inference.backend is onnx; unset, every step uses image",
+    )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     namespace: str = "mlpipe"
     service_account: str | None = None
@@ -375,9 +380,11 @@ class ClusterConfig(_Strict):
             return None
         return _k8s_syntax(value, _DNS_SUBDOMAIN, "a Kubernetes name (DNS-1123)", "'mlpipe-data'")
 
-    @field_validator("image")
+    @field_validator("image", "inference_image")
     @classmethod
-    def _image(cls, value: str) -> str:
+    def _image(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         return _k8s_syntax(value, _IMAGE, "an image reference", "'registry.example/ml/mlpipe:1.2'")
 
     @field_validator("env")
@@ -408,6 +415,16 @@ class ClusterConfig(_Strict):
         return self.step_resources.get(step, self.resources)
 
 
+class ArtifactsSettings(_Strict):
+    """What ``save_artifacts`` publishes beside the safetensors weights."""
+
+    onnx: bool = Field(
+        False,
+        description="also export model.onnx (opset 17, any batch and length) and its int8 "
+        "twin, so inference.backend: onnx runs without torch",
+    )
+
+
 class InferenceSettings(_Strict):
     """Which model to load and how to batch."""
 
@@ -416,6 +433,11 @@ class InferenceSettings(_Strict):
     )
     batch_size: Annotated[int, Field(ge=1)] = 64
     max_length: Annotated[int | None, Field(ge=8)] = None
+    backend: Literal["torch", "onnx"] = Field(
+        "torch",
+        description="onnx: the exported graph on onnxruntime (needs artifacts.onnx at training); "
+        "imports neither torch nor transformers",
+    )
     quantize: Literal["none", "int8"] = "none"
     int8_fallback_gap: Annotated[float, Field(ge=0, le=1)] = Field(
         0.4,
@@ -520,6 +542,17 @@ class TrainingConfig(_TaskPipelineSettings):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     training: TrainConfig = TrainConfig()
+    artifacts: ArtifactsSettings = ArtifactsSettings()
+
+    @model_validator(mode="after")
+    def _onnx_exportable(self) -> TrainingConfig:
+        """``artifacts.onnx`` for a task with no ONNX export is refused when the config loads."""
+        if self.artifacts.onnx and not hasattr(plugins.load("task", self.task), "export_onnx"):
+            raise ValueError(
+                f"artifacts.onnx: the {self.task} task has no ONNX export (the onnx backend "
+                "is for text-classification); set artifacts.onnx: false"
+            )
+        return self
 
 
 class InferenceConfig(_TaskPipelineSettings):
@@ -529,6 +562,19 @@ class InferenceConfig(_TaskPipelineSettings):
     pipeline: Literal["inference"] = "inference"
     data: DataConfig = DataConfig(generated=GeneratedDataConfig(n_samples=1000, seed=7))
     inference: InferenceSettings = InferenceSettings()
+
+    @model_validator(mode="after")
+    def _backend_supported(self) -> InferenceConfig:
+        """A backend the task cannot run is refused when the config loads, not mid-pipeline."""
+        if self.inference.backend != "torch":
+            backends = tuple(getattr(plugins.load("task", self.task), "backends", ("torch",)))
+            if self.inference.backend not in backends:
+                raise ValueError(
+                    f"inference.backend: '{self.inference.backend}' is not supported by the "
+                    f"{self.task} task (it runs {', '.join(backends)}); set inference.backend: "
+                    "torch"
+                )
+        return self
 
 
 PipelineConfig = TrainingConfig | InferenceConfig

@@ -37,7 +37,7 @@ TRAINING = Pipeline(
             asset="model_artifacts",
             description="Safetensors weights, tokenizer, config, metrics and manifest",
             inputs={"model": "train_model", "dataset": "load_training_data"},
-            config_sections=("task", "task_options", "data", "model", "training"),
+            config_sections=("task", "task_options", "data", "model", "training", "artifacts"),
         ),
         Step(
             "upload_model",

@@ -18,7 +18,7 @@ from mlpipe.core.config import RegistryConfig, plugin_section
 from mlpipe.core.paths import resolve_home
 from mlpipe.core.refs import ModelVersionRef
 from mlpipe.core.registry import open_registry
-from mlpipe.core.task import get_task, model_task
+from mlpipe.core.task import check_backend, get_task, model_task
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class LoadedModel:
     version: ModelVersionRef
     directory: Path
     task: str
+    backend: str = "torch"
 
     def predict(
         self, rows: Iterable[str | Mapping[str, Any]], *, batch_size: int = 32
@@ -53,7 +54,10 @@ class LoadedModel:
                     f"missing {', '.join(missing)}; pass dicts with those keys, or a file: "
                     "mlpipe predict MODEL --input FILE --output FILE"
                 )
-        return get_task(self.task).predict_texts(self.directory, items, batch_size=batch_size)
+        extra = {} if self.backend == "torch" else {"backend": self.backend}
+        return get_task(self.task).predict_texts(
+            self.directory, items, batch_size=batch_size, **extra
+        )
 
     def training_config(self) -> dict[str, Any]:
         """The config sections the version was trained with (``provenance.json``), or {}."""
@@ -93,8 +97,10 @@ def load_model(
     *,
     home: str | Path | None = None,
     registry: RegistryConfig | Mapping[str, Any] | None = None,
+    backend: str = "torch",
 ) -> LoadedModel:
-    """``name:alias`` or ``name:vN`` from the registry (local by default), files verified."""
+    """``name:alias`` or ``name:vN`` from the registry (local by default), files verified;
+    ``backend="onnx"`` predicts with the exported graph on onnxruntime (no torch import)."""
     cfg = registry if isinstance(registry, RegistryConfig) else plugin_section(
         "registry", dict(registry or {}), "registry"
     )
@@ -102,7 +108,9 @@ def load_model(
     assert isinstance(cfg, RegistryConfig)
     fetched = open_registry(cfg, root).fetch(spec, root / "predict" / spec.replace(":", "-"))
     directory = Path(fetched.uri)
-    return LoadedModel(version=fetched, directory=directory, task=model_task(directory))
+    task = model_task(directory)
+    check_backend(task, backend)
+    return LoadedModel(version=fetched, directory=directory, task=task, backend=backend)
 
 
 def _output_names(task: Any, existing: list[str]) -> dict[str, str]:
@@ -204,7 +212,7 @@ def predict_file(
                     continue  # keep counting, refuse below with the first rows named
                 items = [dict(zip(inputs, vals, strict=True)) for vals in zip(*inputs.values(),
                                                                               strict=True)]
-                predictions = task.predict_texts(loaded.directory, items, batch_size=batch_size)
+                predictions = loaded.predict(items, batch_size=batch_size)
                 names = _output_names(task, table.column_names)
                 for key, column in names.items():
                     table = table.append_column(

@@ -98,8 +98,22 @@ def save_artifacts(
 
     out = ctx.out_dir / "artifacts"
     metrics = {k: v for k, v in model.metrics.items() if k not in TIMING_METRICS}
+    derive = None
+    if config.artifacts.onnx:
+        derive = getattr(get_task(config.task), "export_onnx", None)
+        if derive is None:
+            from mlpipe.core.errors import ConfigError
+
+            raise ConfigError(
+                f"artifacts.onnx: the {config.task} task has no ONNX export (the onnx backend "
+                "is for text-classification); set artifacts.onnx: false"
+            )
     manifest = artifacts.assemble(
-        Path(model.uri), out, metrics=metrics, provenance=training_provenance(config, dataset)
+        Path(model.uri),
+        out,
+        metrics=metrics,
+        provenance=training_provenance(config, dataset),
+        derive=derive,
     )
     share_files(Path(model.uri), out, manifest["files"])
     return ArtifactsRef(

@@ -77,8 +77,22 @@ class Task(Protocol):
     def predict_texts(
         self, model_dir: Path, rows: Sequence[Mapping[str, Any]], *, batch_size: int = 32
     ) -> list[dict[str, Any]]:
-        """Predictions for a few rows in memory (``mlpipe predict``, notebooks), in order."""
+        """Predictions for a few rows in memory (``mlpipe predict``, notebooks), in order.
+
+        A task whose ``backends`` (optional class attribute, default ``("torch",)``) lists more
+        than torch also takes ``backend=``; core passes it only for a backend other than torch.
+        """
         ...
+
+
+def check_backend(task: str, backend: str) -> None:
+    """Refuse an ``inference.backend`` the task does not list in its ``backends``."""
+    backends = tuple(getattr(plugins.load("task", task), "backends", ("torch",)))
+    if backend not in backends:
+        raise ConfigError(
+            f"inference.backend: '{backend}' is not supported by the {task} task (it runs "
+            f"{', '.join(backends)}); set inference.backend: torch"
+        )
 
 
 def get_task(name: str) -> Task:

@@ -111,7 +111,7 @@ class Predictor:
 
 
 def predict_file(
-    predictor: Predictor, data_path: Path, out_path: Path, *, chunk_rows: int
+    predictor: Any, data_path: Path, out_path: Path, *, chunk_rows: int
 ) -> tuple[int, float]:
     """Write ``row_id, pred_id, pred_label, score`` for every row; return (rows, seconds)."""
     schema = pa.schema(
@@ -137,7 +137,11 @@ def predict_file(
 
 
 def predict_texts(
-    model_dir: Path, rows: Sequence[Mapping[str, Any]], *, batch_size: int = 32
+    model_dir: Path,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    batch_size: int = 32,
+    predictor: Any = None,
 ) -> list[dict[str, Any]]:
     """``{"label", "label_id", "score", "scores"}`` per row (rows carry a ``text``), in order.
 
@@ -146,7 +150,7 @@ def predict_texts(
     """
     if not rows:
         return []
-    predictor = Predictor(model_dir, batch_size=batch_size)
+    predictor = (predictor or Predictor)(model_dir, batch_size=batch_size)
     names = predictor.label_names
     out: list[dict[str, Any]] = []
     for probs in predictor.probabilities([str(row["text"]) for row in rows]):

@@ -46,6 +46,8 @@ class ClassificationTask:
     inference_options: ClassVar[type[TaskOptions] | None] = None
     #: what ``mlpipe predict --output`` adds to the user's columns (keys of ``predict_texts``)
     file_outputs: ClassVar[tuple[str, ...]] = ("label", "score")
+    #: ``inference.backend`` values this task runs (onnx needs ``artifacts.onnx`` at training)
+    backends: ClassVar[tuple[str, ...]] = ("torch", "onnx")
 
     def file_inputs(
         self, training_config: Mapping[str, Any], text_column: str | None
@@ -91,11 +93,11 @@ class ClassificationTask:
     def predict_file(
         self, config: InferenceConfig, model_dir: Path, dataset: DatasetRef, out_path: Path
     ) -> tuple[int, float]:
-        from mlpipe.tasks.classification.predict import Predictor, predict_file
+        from mlpipe.tasks.classification.predict import predict_file
 
         check_model_task(model_dir, self.name)
         settings = config.inference
-        predictor = Predictor(
+        predictor = predictor_class(settings.backend)(
             model_dir,
             max_length=settings.max_length,
             batch_size=settings.batch_size,
@@ -118,10 +120,34 @@ class ClassificationTask:
     def results(self, config: InferenceConfig, dataset: DatasetRef) -> ConfusionResults:
         return ConfusionResults(len(dataset.label_names), dataset.has_labels)
 
+    def export_onnx(self, model_dir: Path) -> list[str]:
+        """``model.onnx`` and ``model.int8.onnx`` beside the weights (``artifacts.onnx``)."""
+        from mlpipe.tasks.classification.onnx_backend import export_onnx
+
+        return export_onnx(model_dir)
+
     def predict_texts(
-        self, model_dir: Path, rows: Sequence[Mapping[str, Any]], *, batch_size: int = 32
+        self,
+        model_dir: Path,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        batch_size: int = 32,
+        backend: str = "torch",
     ) -> list[dict[str, Any]]:
         from mlpipe.tasks.classification.predict import predict_texts
 
         check_model_task(model_dir, self.name)
-        return predict_texts(model_dir, rows, batch_size=batch_size)
+        return predict_texts(
+            model_dir, rows, batch_size=batch_size, predictor=predictor_class(backend)
+        )
+
+
+def predictor_class(backend: str) -> Any:
+    """The predictor of ``inference.backend``; the onnx one never imports torch."""
+    if backend == "onnx":
+        from mlpipe.tasks.classification.onnx_backend import OnnxPredictor
+
+        return OnnxPredictor
+    from mlpipe.tasks.classification.predict import Predictor
+
+    return Predictor
