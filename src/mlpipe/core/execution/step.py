@@ -186,6 +186,8 @@ def run_step(
                 cause = error_from_record(record)
             failure = StepFailedError(step.name, cause)  # every failure names its step
         _record_error(out_dir, step.name, run_id, failure, exc, tags)
+        if parts is not None:  # a resume after a fix says what the fix changed
+            _write_key(out_dir, parts, cached=False, cacheable=step.cacheable, previous=None)
         if failure is not exc:
             raise failure from exc
         raise
@@ -205,16 +207,26 @@ def run_step(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / RESULT_FILE, result.to_json())
     if parts is not None:  # what ``cache explain`` and ``--resume`` compare
-        record = {"digest": parts.digest, "cached": cached, "cacheable": step.cacheable,
-                  "pipeline": parts.pipeline,
-                  "step": parts.step, "parts": parts.parts()}
-        if previous is not None and previous.get("digest") != parts.digest:
-            record["previous"] = previous  # a resumed run reran it: its key changed
-        write_json(out_dir / KEY_FILE, record)
+        _write_key(out_dir, parts, cached=cached, cacheable=step.cacheable, previous=previous)
     if not cached and key is not None and not ref.failed_blocking_checks():
         # after result.json: the entry lists the step's files
         cache.put(key, ref, run_id=run_id, parts=parts)
     return result
+
+
+def _write_key(out_dir: Path, parts: StepKey, *, cached: bool, cacheable: bool,
+               previous: dict[str, Any] | None) -> None:
+    """The step's key beside its result: what ``cache explain`` and ``--resume`` compare."""
+    record: dict[str, Any] = {"digest": parts.digest, "cached": cached, "cacheable": cacheable,
+                              "pipeline": parts.pipeline, "step": parts.step,
+                              "parts": parts.parts()}
+    if previous is not None and previous.get("digest") != parts.digest:
+        record["previous"] = previous  # a resumed run reran it: its key changed
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(out_dir / KEY_FILE, record)
+    except OSError:
+        return  # only explanations are lost
 
 
 def _key_of(out_dir: Path) -> dict[str, Any] | None:
