@@ -170,7 +170,8 @@ def test_cache_and_resume_for_a_user_pipeline(
     # an unrelated file and an unrelated package: still hits
     (data.parent / "notes.txt").write_text("unrelated")
     _dist(userpipe, "cachefake_other", "2.0")
-    assert cached(run()) == [True, True]
+    unrelated = run()
+    assert cached(unrelated) == [True, True], explain(home, unrelated.run_id)
 
     # a version change of a package the pipeline imports: a miss naming it
     _dist(userpipe, "cachefake_dep", "1.1")

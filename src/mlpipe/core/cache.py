@@ -27,18 +27,11 @@ from mlpipe.core import artifacts, plugins
 from mlpipe.core.errors import MlpipeError
 from mlpipe.core.faults import fault_point
 from mlpipe.core.files import sweep_temp
-from mlpipe.core.hashing import file_hashes, sha256_file, sha256_json
+from mlpipe.core.hashing import sha256_file, sha256_json
 from mlpipe.core.inputs import content_keys as input_keys
 from mlpipe.core.pipeline import Step
 from mlpipe.core.refs import (
-    ArtifactsRef,
-    DatasetRef,
-    ModelRef,
-    ModelVersionRef,
-    PredictionsRef,
     Ref,
-    ResultsRef,
-    ShardsRef,
     ref_from_json,
 )
 
@@ -226,30 +219,10 @@ def step_key(pipeline: str, step: Step, config: Any, inputs: Mapping[str, Ref]) 
 
 
 def still_valid(ref: Ref) -> bool:
-    """True when every file the reference points to exists and matches its recorded hash."""
+    """True when every file the reference points to exists and matches its recorded hash (the
+    reference answers for itself; a damaged or missing output is False, never an error)."""
     try:
-        if isinstance(ref, ShardsRef):
-            return all(still_valid(shard) for shard in ref.refs)
-        if isinstance(ref, DatasetRef):
-            from mlpipe.core.data import dataset_sha256
-
-            return dataset_sha256(Path(ref.uri), ref.files, ref.label_names) == ref.sha256
-        if isinstance(ref, ModelRef):
-            if (Path(ref.uri) / artifacts.MANIFEST).is_file():  # sealed by training
-                artifacts.verify(Path(ref.uri))
-            return sha256_file(Path(ref.uri) / "model.safetensors") == ref.sha256
-        if isinstance(ref, ArtifactsRef | ModelVersionRef):
-            artifacts.verify(Path(ref.uri))
-            return artifacts.manifest_sha256(Path(ref.uri)) == ref.sha256
-        if isinstance(ref, PredictionsRef):
-            return sha256_file(ref.uri) == ref.sha256
-        if isinstance(ref, ResultsRef):
-            return sha256_file(ref.predictions_uri) == ref.sha256
-        # any other reference (user pipelines): a file whose hash it recorded, or a folder
-        # (the cache entry lists and checks every file in it)
-        if Path(ref.uri).is_dir():
-            return True
-        return Path(ref.uri).is_file() and sha256_file(ref.uri) == ref.sha256
+        return ref.still_valid()
     except (OSError, ValueError, artifacts.ChecksumError):
         return False
 
@@ -262,18 +235,8 @@ ENTRY_FORMAT = 3  # 3: keys in named parts (StepKey), stored for ``cache explain
 
 
 def output_files(ref: Ref) -> tuple[Path, dict[str, str]]:
-    """Where ``ref``'s output lives and the sha256 of every file there (a directory's files, or
-    the one file a file reference names; for shards, every shard's files as ``<i>/<file>``)."""
-    if isinstance(ref, ShardsRef):
-        files: dict[str, str] = {}
-        for i, shard in enumerate(ref.refs):
-            root, shard_files = output_files(shard)
-            files.update({f"{i}/{root.name}/{name}": h for name, h in shard_files.items()})
-        return Path(ref.uri), files
-    path = Path(ref.predictions_uri) if isinstance(ref, ResultsRef) else Path(ref.uri)
-    if path.is_dir():
-        return path, file_hashes(path)
-    return path, {path.name: sha256_file(path)}
+    """Where ``ref``'s output lives and the sha256 of every file there (``Ref.output_files``)."""
+    return ref.output_files()
 
 
 class StepCache:
