@@ -30,18 +30,20 @@ import cachefake_dep
 import cachepipe_helpers
 
 from mlpipe.core import Pipeline, Step, StepContext
-from mlpipe.core.config import PipelineSettings, _Strict
+from pydantic import BaseModel
+
+from mlpipe.core.config import PipelineSettings
 from mlpipe.core.hashing import file_hashes, sha256_file, sha256_json
 from mlpipe.core.inputs import InputFile
 from mlpipe.core.refs import Ref
 
 
-class Batch(_Strict):
+class Batch(BaseModel):
     path: InputFile
     column: str = "x"
 
 
-class Report(_Strict):
+class Report(BaseModel):
     scale: int = 1
 
 

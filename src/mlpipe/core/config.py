@@ -125,9 +125,7 @@ class ModelConfig(_Strict):
 
     def input_keys(self) -> dict[str, str]:
         """A local ``base`` directory is keyed by its bytes, not its path (hub ids by name)."""
-        from mlpipe.core.modeling import base_content_key
-
-        content = base_content_key(self.base)
+        content = inputs.dir_key(self.base) if self.base not in ("minilm", "tiny") else None
         return {} if content is None else {"base": content}
 
 
@@ -445,6 +443,10 @@ class InferenceSettings(_Strict):
     rows_per_shard: Annotated[int, Field(ge=1)] = 100_000
 
 
+def _default_task() -> str:
+    return plugins.default("task")
+
+
 def _default_section(kind: plugins.Kind) -> Any:
     return plugin_section(kind, {}, "registry" if kind == "registry" else "tracking")
 
@@ -481,7 +483,7 @@ class _TaskPipelineSettings(PipelineSettings):
     """The built-in pipelines: a task (plugin) with its own optional section, data, registry."""
 
     _options_attr: ClassVar[str]  # which Task ClassVar holds this pipeline's section schema
-    task: str = "text-classification"
+    task: str = Field(default_factory=lambda: _default_task())
     task_options: SerializeAsAny[TaskOptions] | None = Field(
         None, description="the task's own section, written under the task's section name"
     )
@@ -497,7 +499,7 @@ class _TaskPipelineSettings(PipelineSettings):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        name = data.get("task", "text-classification")
+        name = data.get("task") or _default_task()
         if not isinstance(name, str):
             raise ConfigError(f"task: expected a task name (got {name!r})")
         task = plugins.load("task", name)

@@ -79,6 +79,12 @@ class HubSource(BaseModel):
         return None if self.revision is None else f"{self.name}@{self.revision}"
 
 
+def dir_key(path: str | Path) -> str | None:
+    """The content key of a folder (its sorted tree of file hashes), None if it is not one."""
+    folder = Path(path).expanduser()
+    return sha256_json(file_hashes(folder)) if folder.is_dir() else None
+
+
 def _is_input(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, _InputPath)
 

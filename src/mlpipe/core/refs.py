@@ -90,9 +90,9 @@ class DatasetRef(Ref):
     label_names: tuple[str, ...]
 
     def still_valid(self) -> bool:
-        from mlpipe.core.data import dataset_sha256
-
-        return dataset_sha256(Path(self.uri), self.files, self.label_names) == self.sha256
+        """Every split's bytes and the label names hash to what it recorded (as at load)."""
+        hashes = {split: sha256_file(Path(self.uri) / name) for split, name in self.files.items()}
+        return sha256_json({"files": hashes, "label_names": list(self.label_names)}) == self.sha256
 
 
 class ModelRef(Ref):

@@ -46,6 +46,12 @@ class ClassificationTask:
     inference_options: ClassVar[type[TaskOptions] | None] = None
     #: what ``mlpipe predict --output`` adds to the user's columns (keys of ``predict_texts``)
     file_outputs: ClassVar[tuple[str, ...]] = ("label", "score")
+    #: a config without ``task:``, and a model without a task file, are classification
+    is_default: ClassVar[bool] = True
+    provenance_sections: ClassVar[tuple[str, ...]] = ("data", "model", "training")
+    watched_metric: ClassVar[str] = "eval_accuracy"
+    summary_metrics: ClassVar[tuple[str, ...]] = ("eval_accuracy", "eval_f1")
+    packages: ClassVar[tuple[str, ...]] = ("torch", "transformers", "tokenizers", "safetensors")
 
     def file_inputs(
         self, training_config: Mapping[str, Any], text_column: str | None
