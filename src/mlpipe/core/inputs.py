@@ -125,8 +125,12 @@ def walk(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
     if isinstance(value, _InputPath | HubSource):
         yield prefix, value
     elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            yield from walk(getattr(value, name), f"{prefix}.{name}" if prefix else name)
+        for name, field in type(value).model_fields.items():
+            item = getattr(value, name)
+            typed = [m for m in _members(field.annotation) if _is_input(m)]
+            if typed and isinstance(item, str | Path) and not isinstance(item, _InputPath):
+                item = typed[0](item)  # set without validation (model_copy): the schema says
+            yield from walk(item, f"{prefix}.{name}" if prefix else name)
     elif isinstance(value, dict):
         for k, v in sorted(value.items(), key=lambda kv: str(kv[0])):
             yield from walk(v, f"{prefix}.{k}")

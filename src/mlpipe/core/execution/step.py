@@ -185,9 +185,8 @@ def run_step(
                 record["message"] = f"shard {shard} of {count} ({shard_name(shard)}): {exc}"
                 cause = error_from_record(record)
             failure = StepFailedError(step.name, cause)  # every failure names its step
-        _record_error(out_dir, step.name, run_id, failure, exc, tags)
-        if parts is not None:  # a resume after a fix says what the fix changed
-            _write_key(out_dir, parts, cached=False, cacheable=step.cacheable, previous=None)
+        _record_error(out_dir, step.name, run_id, failure, exc, tags,
+                      key=None if parts is None else _key_record(parts, False, step.cacheable))
         if failure is not exc:
             raise failure from exc
         raise
@@ -214,12 +213,15 @@ def run_step(
     return result
 
 
+def _key_record(parts: StepKey, cached: bool, cacheable: bool) -> dict[str, Any]:
+    return {"digest": parts.digest, "cached": cached, "cacheable": cacheable,
+            "pipeline": parts.pipeline, "step": parts.step, "parts": parts.parts()}
+
+
 def _write_key(out_dir: Path, parts: StepKey, *, cached: bool, cacheable: bool,
                previous: dict[str, Any] | None) -> None:
     """The step's key beside its result: what ``cache explain`` and ``--resume`` compare."""
-    record: dict[str, Any] = {"digest": parts.digest, "cached": cached, "cacheable": cacheable,
-                              "pipeline": parts.pipeline, "step": parts.step,
-                              "parts": parts.parts()}
+    record = _key_record(parts, cached, cacheable)
     if previous is not None and previous.get("digest") != parts.digest:
         record["previous"] = previous  # a resumed run reran it: its key changed
     try:
@@ -230,9 +232,12 @@ def _write_key(out_dir: Path, parts: StepKey, *, cached: bool, cacheable: bool,
 
 
 def _key_of(out_dir: Path) -> dict[str, Any] | None:
-    """The key a step's earlier run recorded (None if none)."""
+    """The key a step's earlier run recorded, finished or failed (None if none)."""
     try:
-        key = json.loads((out_dir / KEY_FILE).read_text())
+        if (out_dir / KEY_FILE).is_file():
+            key = json.loads((out_dir / KEY_FILE).read_text())
+        else:
+            key = json.loads((out_dir / ERROR_FILE).read_text())["cache_key"]
         return {k: key[k] for k in ("digest", "pipeline", "step", "parts")}
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -260,7 +265,7 @@ def _finished_in_resumed_run(out_dir: Path, run: Path, key: StepKey | None) -> S
     reused = StepRun(step=done.step, ref=done.ref, seconds=0.0, cached=True,
                      started=time.time(), ended=time.time(), pid=os.getpid())
     write_json(result, reused.to_json())  # this run spent nothing on it: served as cached
-    if earlier is not None:
+    if earlier is not None and (out_dir / KEY_FILE).is_file():
         kept = {**json.loads((out_dir / KEY_FILE).read_text()), "cached": True}
         kept.pop("previous", None)
         write_json(out_dir / KEY_FILE, kept)
@@ -290,9 +295,13 @@ def _record_error(
     exc: BaseException,
     original: BaseException,
     tags: Mapping[str, str] | None,
+    key: dict[str, Any] | None = None,
 ) -> None:
-    """``error.json``: what any runner reads back to raise the same error with the same code."""
+    """``error.json``: what any runner reads back to raise the same error with the same code,
+    and the step's cache key (a resume after a fix says what the fix changed)."""
     record = error_record(exc)
+    if key is not None:
+        record["cache_key"] = key
     if isinstance(exc, KeyboardInterrupt):
         record.update(error_type="KeyboardInterrupt", message="interrupted", exit_code=130)
     record.update(
