@@ -231,3 +231,21 @@ def test_cli_resume_with_set_fixes_a_bad_setting_and_says_why(
     report = {r["step"]: r for r in json.loads(shown.stdout)}
     assert report["load_batch"]["status"] == "hit" and report["report"]["status"] == "miss"
     assert report["report"]["changes"][0]["name"] == "report.scale"
+
+
+def test_a_missing_input_file_is_named_by_its_dotted_path(
+    userpipe: Path, tmp_path: Path, home: Path
+) -> None:
+    import cachepipe  # type: ignore[import-not-found]
+
+    from mlpipe.core import run_pipeline
+    from mlpipe.core.config import load_config
+
+    cfg_file = tmp_path / "conf" / "cfg.yaml"
+    cfg_file.parent.mkdir()
+    cfg_file.write_text("pipeline: cachepipe\nbatch:\n  path: missing.csv\n")
+    cfg = load_config(cfg_file, config_type=cachepipe.CacheConfig)
+    assert cfg.batch.path == cfg_file.parent / "missing.csv"  # the file's folder, not the cwd
+    with pytest.raises(Exception, match=r"batch\.path: file not found") as info:
+        run_pipeline(cachepipe.PIPELINE, cfg, home=home)
+    assert getattr(info.value, "exit_code", None) == 2
