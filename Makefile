@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 # torch is pinned and installed first: a looser range lets pip pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
-# Test files run on this many processes (pytest-xdist); each file stays on one, so its fixtures
-# are built once. The suite mostly waits on orchestrator processes: 2 fit a 2-core machine.
+# Tests run on this many processes (pytest-xdist). A work unit stays on one process: the tests
+# of one runner (its warm per-worker state), else one file (its module fixtures); the longest
+# units start first (tests/support/markers.py). The suite mostly waits on orchestrator
+# processes: 2 fit a 2-core machine.
 TEST_WORKERS ?= 2
 
 .PHONY: demo test test-fast lint typecheck install install-core clean
@@ -41,12 +43,13 @@ typecheck: install
 
 # Every tier: unit, integration, runners, system (docs/testing.md).
 test: lint
-	$(BIN)/python -m pytest -q --timeout=900 -n $(TEST_WORKERS) --dist loadfile --durations=20
+	$(BIN)/python -m pytest -q --timeout=900 -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=20
 
-# The edit loop: unit + integration, no orchestrator, no container, no service.
-FAST := (unit or integration) and not (airflow or kubeflow or dagster)
+# The edit loop: unit + integration without the slow ones (fault kills, end-to-end trainings,
+# benchmarks) and without any orchestrator, container or service; `make test` runs them all.
+FAST := (unit or integration) and not slow and not (airflow or kubeflow or dagster)
 test-fast: install
-	$(BIN)/python -m pytest -q --timeout=300 -n $(TEST_WORKERS) --dist loadfile -m "$(FAST)"
+	$(BIN)/python -m pytest -q --timeout=300 -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder -m "$(FAST)"
 
 clean:
 	rm -rf $(VENV) .mlpipe .pytest_cache .mypy_cache .ruff_cache

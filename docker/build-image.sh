@@ -2,7 +2,8 @@
 # Build docker/Dockerfile with docker or podman (whichever works; ENGINE= to choose) and print the
 # image it made: mlpipe:<hash of the build inputs>, also tagged mlpipe:latest. If an image with
 # that hash exists, nothing is rebuilt. `make image` runs this; tests/system/test_containers.py too.
-# pip's cache lives in the engine's build cache (a RUN --mount=type=cache in the Dockerfile).
+# pip's cache lives in the engine's build cache (a RUN --mount=type=cache in the Dockerfile); the
+# torch and dependency layers depend on the dependency lists only (docker/requirements.py).
 #
 #   BASE_IMAGE   python:3.11-slim if the engine has it or can pull it, else the Debian bookworm
 #                + python3 base that docker/base-image.sh makes with debootstrap (and caches)
@@ -36,7 +37,8 @@ inputs_hash() {
     {
         printf '%s\n' "base=$BASE_IMAGE" "extras=$EXTRAS" "torch=$TORCH_VERSION" \
             "torch_index=$TORCH_INDEX"
-        find pyproject.toml constraints.txt README.md .dockerignore docker/Dockerfile src \
+        find pyproject.toml constraints.txt README.md .dockerignore docker/Dockerfile \
+            docker/requirements.py src \
             -type f ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*.egg-info/*' -print0 \
             | LC_ALL=C sort -z | xargs -0 sha256sum
     } | sha256sum | cut -c1-12
@@ -45,6 +47,14 @@ TAG="$IMAGE_NAME:$(inputs_hash)"
 if [ "${1:-}" = "--print-tag" ]; then
     echo "$TAG"
     exit 0
+fi
+# One build at a time per engine and image name (parallel test workers, two checkouts, `make image`
+# while tests run): a second caller waits, then finds the first one's image and reuses it.
+LOCK="${TMPDIR:-/tmp}/mlpipe-build-image-$ENGINE-$(printf %s "$IMAGE_NAME" | tr -c 'A-Za-z0-9_.-' _).lock"
+exec 9>"$LOCK"
+if ! flock -w "${BUILD_LOCK_TIMEOUT_S:-3600}" 9; then
+    echo "build-image.sh: another build held $LOCK for ${BUILD_LOCK_TIMEOUT_S:-3600} s; giving up" >&2
+    exit 1
 fi
 if "$ENGINE" image inspect "$TAG" >/dev/null 2>&1; then
     echo "build-image.sh: $TAG exists (build inputs unchanged)" >&2

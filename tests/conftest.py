@@ -18,13 +18,16 @@ from tests.support import (  # noqa: F401  (re-exported: older test files import
     make_artifact,
     venv_env,
 )
-from tests.support.markers import mark_runners
+from tests.support.homes import migrated_airflow_home
+from tests.support.markers import group_by_runner, mark_runners
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Runner markers (``-m airflow``) from the folder or the runner parameter; the tier
-    markers come from each tier's own conftest."""
+    markers come from each tier's own conftest. Then the xdist work units: one per runner, else
+    the file, longest first (``--dist loadgroup --no-loadscope-reorder`` in the Makefile)."""
     mark_runners(items)
+    group_by_runner(items)
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +36,22 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def airflow_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated Airflow metadata DB per worker, built on its first Airflow test."""
+    return migrated_airflow_home(tmp_path_factory.mktemp("airflow-template"))
+
+
+@pytest.fixture(autouse=True)
+def _airflow_db_from_template(request: pytest.FixtureRequest,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """An Airflow test's fresh Airflow homes start from a copy of the worker's migrated DB
+    (``MLPIPE_AIRFLOW_DB_TEMPLATE``; subprocesses inherit it) instead of migrating each time."""
+    if request.node.get_closest_marker("airflow") is not None:
+        template = request.getfixturevalue("airflow_db_template")
+        monkeypatch.setenv("MLPIPE_AIRFLOW_DB_TEMPLATE", str(template))
 
 
 @pytest.fixture

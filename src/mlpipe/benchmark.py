@@ -160,7 +160,9 @@ def child_main(argv: Sequence[str]) -> None:
     out["training"]["rerun_cached"] = [s.cached for s in rerun.steps]
     for name in ("training", "inference"):  # the orchestrator's own floor, same shape and fan-out
         shape = shape_of(resolve_pipeline(name), runs[name])
-        out[name]["floor_s"] = floor_seconds(runner, shape, name, Path(home) / "floor")
+        floor = floor_seconds(runner, shape, name, Path(home) / "floor")
+        if floor is not None:  # a runner without a floor is reported as having none
+            out[name]["floor_s"] = floor
     out["measure_s"] = time.perf_counter() - measuring  # the rerun and floors: not start-up
     out["weights_sha256"] = out["training"]["sha256"]["train_model"]
     out["predictions_sha256"] = out["inference"]["sha256"]["save_results"]

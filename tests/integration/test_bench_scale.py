@@ -47,6 +47,6 @@ def test_scale_bench_rejects_bad_row_counts(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "mlpipe", "bench", "--scale", "--rows", "10k", "--out",
          str(tmp_path)],
-        capture_output=True, text=True, env=venv_env(),
+        capture_output=True, text=True, env=venv_env(), timeout=300,
     )  # fmt: skip
     assert proc.returncode == 2 and "--rows" in proc.stderr

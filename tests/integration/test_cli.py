@@ -24,7 +24,8 @@ def test_help_imports_no_heavy_library() -> None:
         "import sys, mlpipe.cli; heavy = [m for m in ('torch', 'transformers', 'airflow', 'kfp', "
         "'dagster', 'wandb') if m in sys.modules]; print(heavy)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         timeout=300)
     assert out.stdout.strip() == "[]"
     assert "demo" in mlpipe("--help").stdout
 
@@ -40,7 +41,8 @@ def test_a_task_process_loads_no_data_library_before_its_step() -> None:
         "get_task(c.task); "
         "print([m for m in ('pyarrow', 'numpy', 'torch') if m in sys.modules])"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         timeout=300)
     assert out.stdout.strip() == "[]"
 
 

@@ -64,11 +64,13 @@ def temp_files(root: Path) -> list[Path]:
 def test_fault_point_kills_only_when_named(tmp_path: Path) -> None:
     code = "from mlpipe.core.faults import fault_point; fault_point('cache.put'); print('alive')"
     env = {**venv_env(), ENV: "run.start"}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "alive"
     for wanted in ("cache.put", "cache.*"):
         env[ENV] = wanted
-        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True)
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              timeout=300)
         assert done.returncode == -signal.SIGKILL
     assert "cache.put" in POINTS and "run.start" in POINTS and "run.finish" in POINTS
 
@@ -83,7 +85,7 @@ def test_write_killed_before_rename_leaves_old_file_and_a_temp_the_sweep_removes
         "write_json(Path(sys.argv[1]), {'v': 2})"
     )
     env = {**venv_env(), ENV: "replace:state.json"}
-    done = subprocess.run([sys.executable, "-c", code, str(target)], env=env)
+    done = subprocess.run([sys.executable, "-c", code, str(target)], env=env, timeout=300)
     assert done.returncode == -signal.SIGKILL
     assert json.loads(target.read_text()) == {"v": 1}  # the old content, whole
     (left,) = temp_files(tmp_path)
@@ -375,14 +377,15 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "disk"
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True,
+        timeout=300
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:
         yield mount
     finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+        subprocess.run(["umount", "-l", str(mount)], check=False, timeout=300)
 
 
 @pytest.mark.slow
@@ -466,7 +469,7 @@ def test_a_held_lock_names_its_holder_and_gives_up_after_the_timeout(tmp_path: P
         assert told and f"pid {holder.pid}" in told[0]
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(timeout=60)
     with exclusive(lock, what="publish", timeout_s=5):  # a killed holder frees the lock
         assert (tmp_path / ".lock.holder").is_file()
     assert not (tmp_path / ".lock.holder").exists()

@@ -154,5 +154,5 @@ def test_steps_run_with_passive_openmp_waits_unless_the_user_chose(
         if given:
             env["OMP_WAIT_POLICY"] = given
         out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
-                             text=True, check=True).stdout.strip()
+                             text=True, check=True, timeout=300).stdout.strip()
         assert out == expected

@@ -50,7 +50,8 @@ def change(root: Path, *args: str, fault: str | None = None) -> subprocess.Compl
 
 def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "mlpipe", *args, "--home", str(home)]
-    return subprocess.run(cmd, env=venv_env(), capture_output=True, text=True, cwd=ROOT)
+    return subprocess.run(cmd, env=venv_env(), capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
 
 
 def consistent(reg: LocalRegistry) -> dict[str, int]:
@@ -266,7 +267,7 @@ def test_a_held_registry_lock_names_its_holder_and_gives_up(
         assert time.monotonic() - started < 30
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(timeout=60)
     assert [p for p in (home / "registry" / "m").iterdir() if p.name.startswith(".staging")] == []
     assert os.environ.get(ENV) is None
 

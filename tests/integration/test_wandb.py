@@ -293,7 +293,8 @@ def test_importing_core_does_not_import_wandb() -> None:
         "import sys, mlpipe.core, mlpipe.core.steps, mlpipe.core.registry, mlpipe.core.tracking;"
         "print('wandb' in sys.modules)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=300)
     assert done.stdout.strip() == "False"
 
 

@@ -139,7 +139,8 @@ def _write_configs(directory: Path, extra: list[str] = ()) -> dict[str, Path]:
     return paths
 
 
-@pytest.fixture(scope="module")
+# session, not module: this file's tests run in several xdist work units (one per runner)
+@pytest.fixture(scope="session")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """``mlpipe render`` for every orchestrator and pipeline (in parallel), fake key in env."""
     root = tmp_path_factory.mktemp("render")
@@ -428,7 +429,8 @@ def _run_pods(commands: list[tuple[str, list[str]]], run_id: str, placeholder: s
     return results
 
 
-@pytest.fixture(scope="module")
+# session, not module: this file's tests run in several xdist work units (one per runner)
+@pytest.fixture(scope="session")
 def local_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("local-home")
     out: dict[str, dict[str, Any]] = {}

@@ -22,7 +22,8 @@ RUNNERS = plugins.names("runner")
 EXAMPLE_CONFIG = ROOT / "examples" / "champion_challenger.yaml"
 
 
-@pytest.fixture(scope="module")
+# session, not module: this file's tests run in several xdist work units (one per runner)
+@pytest.fixture(scope="session")
 def seeded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home whose registry has v1 as production and v2 as staging (two tiny trainings)."""
     home = tmp_path_factory.mktemp("seeded") / "home"
@@ -65,7 +66,8 @@ def _assert_breakdown(timings: list[dict[str, dict[str, float]]]) -> None:
             assert sum(phases.values()) > 0, (step, phases)
 
 
-@pytest.fixture(scope="module")
+# session, not module: this file's tests run in several xdist work units (one per runner)
+@pytest.fixture(scope="session")
 def reference(seeded_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     return _run_all("local", seeded_home, tmp_path_factory.mktemp("local"))
 

@@ -36,7 +36,8 @@ def _outputs(run: PipelineRun) -> dict[str, Any]:
     return {"predictions": sha256_file(report / "predictions.parquet"), "metrics": metrics}
 
 
-@pytest.fixture(scope="module")
+# session, not module: this file's tests run in several xdist work units (one per runner)
+@pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("shards") / "home"
     cfg = load_config(TINY_TRAINING, ["data.generated.n_samples=300", "training.epochs=1"])
@@ -44,7 +45,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-@pytest.fixture(scope="module")
+# session, not module: this file's tests run in several xdist work units (one per runner)
+@pytest.fixture(scope="session")
 def one_shard(trained: Path) -> dict[str, Any]:
     run = get_runner("local").run(INFERENCE, _config(1), home=trained, use_cache=False)
     assert len(run.outputs["run_inference"].shards) == 1  # type: ignore[attr-defined]

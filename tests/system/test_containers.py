@@ -39,6 +39,7 @@ import yaml
 
 from mlpipe.core.execution import load_step_result
 from tests.support import ROOT, TINY_INFERENCE, TINY_TRAINING, venv_env
+from tests.support.podman import not_found_as_docker_says_it
 
 FAKE_KEY = "sk-planted-wandb-key-5e1f0c9a"
 AIRFLOW_RUN_ID = "{{ (dag_run.conf or {}).get('mlpipe_run_id') or run_id }}"
@@ -59,7 +60,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
 
 
 def _engine() -> str:
-    proc = subprocess.run([str(ROOT / "docker" / "engine.sh")], capture_output=True, text=True)
+    proc = subprocess.run([str(ROOT / "docker" / "engine.sh")], capture_output=True, text=True,
+                          timeout=300)
     if proc.returncode == 0:
         return proc.stdout.strip()
     why = ("no container engine (docker or podman) works here; install one to run these tests "
@@ -364,6 +366,7 @@ def test_kubeflow_cluster_pipeline_on_kfp_local_docker_runner(
     from mlpipe.core import TRAINING, load_config
 
     monkeypatch.setenv("DOCKER_HOST", docker_api)
+    not_found_as_docker_says_it(monkeypatch)  # podman's answer for an auto-removed container
     root = tmp_path / "kfp-root"
     store = _fs_group_dir(root / "store", 10001)
     root.chmod(0o755)
@@ -457,7 +460,8 @@ def test_planted_key_in_no_layer_no_rendered_file_no_log(
                         assert not _contains(content, needle), f"{member.name}: {entry.name}"
     assert layers >= 2
     for command in (["image", "inspect", image], ["history", "--no-trunc", image]):
-        proc = subprocess.run([engine, *command], capture_output=True, text=True, check=True)
+        proc = subprocess.run([engine, *command], capture_output=True, text=True, check=True,
+                              timeout=300)
         assert FAKE_KEY not in proc.stdout
     archive.unlink()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import shutil
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -251,10 +252,11 @@ def test_concurrent_publishes_lose_and_duplicate_nothing(
 ) -> None:
     sources = [str(make_artifact(tmp_path, f"c{i}")) for i in range(4)]
     home = str(tmp_path / "home")
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(4) as pool:
+    # an executor, not ``with Pool``: Pool's exit terminates its workers and can wait forever on
+    # one caught mid-shutdown (a 900 s hang in CI); the executor joins workers that have finished
+    with ProcessPoolExecutor(4, mp_context=mp.get_context("spawn")) as pool:
         jobs = [(section, home, s, i) for i, s in enumerate(sources)]
-        versions = pool.starmap(_publish_one, jobs)
+        versions = list(pool.map(_publish_one, *zip(*jobs, strict=True), timeout=600))
     assert len(set(versions)) == 4
     listed = _open(section, Path(home)).versions("m")
     assert sorted(v.version for v in listed) == sorted(versions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -222,14 +223,18 @@ def step(
         bool, typer.Option("--gather", help="A map step: gather its shards once all have run")
     ] = False,
 ) -> None:
-    """Run one step; its inputs are read from the same run's earlier steps. For pods and tasks.
+    """Run one task of a run (a step, a fused group ``a__b``, a map step's part); its inputs
+    are read from the same run's earlier steps. For pods and tasks.
 
     A map step can run as one pod per shard: ``--plan`` lists the shards, ``--shard I`` runs one,
-    ``--gather`` records the step from them.
+    ``--gather`` records the step from them; without them it runs all shards, then gathers.
     """
     from mlpipe.core.config import config_from_json, load_config
     from mlpipe.core.errors import ConfigError
-    from mlpipe.core.execution.pod import gather_pod_step, plan_pod_step, run_pod_step
+    from mlpipe.core.execution.execute import execute
+    from mlpipe.core.execution.plan import SHARD_LIST_SUFFIX, SHARD_SUFFIX
+    from mlpipe.core.execution.plan import plan as plan_of
+    from mlpipe.core.execution.step import shard_threads
     from mlpipe.core.paths import resolve_home
 
     try:
@@ -248,21 +253,43 @@ def step(
             else load_config(config, set_ or [], pipeline=pipe.name, config_type=pipe.config_type)
         )
         where, rid = resolve_home(home), _step_run_id(run_id)
-        if plan:
-            shards = plan_pod_step(pipe, name, cfg, home=where, run_id=rid)
+        tasks = plan_of(pipe, cfg)
+        task = tasks.task_of(name)
+        if chosen:
+            if task.kind not in ("shard_list", "shard", "gather"):
+                raise ConfigError(f"{chosen[0]}: step '{name}' of pipeline {pipe.name} is not a "
+                                  "map step (only steps with map_over run as shards)")
+            suffix = {"--plan": SHARD_LIST_SUFFIX, "--shard": SHARD_SUFFIX, "--gather": ""}
+            task = tasks.task(task.step + suffix[chosen[0]])
+        jobs = [task]
+        if task.kind == "gather" and not chosen and name == task.step:
+            jobs = tasks.select([task.step + SHARD_LIST_SUFFIX, task.step + SHARD_SUFFIX,
+                                 task.step])  # the whole map step here, as before
+        use_cache = False if no_cache else None
+        result = None
+        for each in jobs:
+            job = each.job(rid, home=str(where), runner="step", use_cache=use_cache, sync=True,
+                           shard=(shard or 0) if each.kind == "shard" else None)
+            if each.kind == "shard" and shard is None:
+                from mlpipe.core.execution.local import run_shards
+
+                run_shards(pipe, each, job, result.shards if result else ())
+                continue
+            # a shard alone in its pod uses all the pod's cores, not a share of them
+            with shard_threads(1) if each.kind == "shard" else contextlib.nullcontext():
+                result = execute(job, pipeline=pipe, config=cfg)
+        assert result is not None
+        if result.kind == "shard_list":
+            listed = json.dumps(list(result.shards))
             if plan_out is not None:
                 plan_out.parent.mkdir(parents=True, exist_ok=True)
-                plan_out.write_text(json.dumps(shards))
-            sys.stdout.write(json.dumps(shards) + "\n")
+                plan_out.write_text(listed)
+            sys.stdout.write(listed + "\n")
             return
-        if gather:
-            result = gather_pod_step(pipe, name, cfg, home=where, run_id=rid)
-        else:
-            result = run_pod_step(pipe, name, cfg, home=where, run_id=rid,
-                                  use_cache=False if no_cache else None, shard=shard)
     except MlpipeError as exc:
         raise fail(exc) from exc
-    sys.stdout.write(json.dumps(result.to_json()) + "\n")
+    runs = {k: v.to_json() for k, v in result.runs.items()}
+    sys.stdout.write(json.dumps(next(iter(runs.values())) if len(runs) == 1 else runs) + "\n")
 
 
 def demo(home: HomeOpt = None, no_cache: NoCacheOpt = False) -> None:

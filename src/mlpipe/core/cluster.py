@@ -19,6 +19,7 @@ substitutes at run time (a Jinja template, a kfp placeholder...); ``mlpipe step`
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -63,6 +64,11 @@ class Volume:
         return self.claim is None
 
 
+#: What ``TaskSpec.container`` leaves in a pod's arguments for ``ContainerSpec.filled``.
+RUN_ID_SLOT = "<<run_id>>"
+SHARD_SLOT = "<<shard>>"
+
+
 @dataclass(frozen=True)
 class ContainerSpec:
     """Everything about the pod that runs one step, in orchestrator-neutral terms."""
@@ -89,6 +95,23 @@ class ContainerSpec:
     timeout_s: int = 3600
     retries: int = 0
     retry_delay_s: float = 10.0
+
+    def filled(self, *, run_id: str | None = None, shard: int | str | None = None
+               ) -> ContainerSpec:
+        """This spec with the run id and shard slots ``TaskSpec.container`` leaves filled in
+        (an orchestrator's template, a Kubernetes ``$(VAR)``, or the values themselves)."""
+        def fill(text: str) -> str:
+            if run_id is not None:
+                text = text.replace(RUN_ID_SLOT, run_id)
+            return text.replace(SHARD_SLOT, str(shard)) if shard is not None else text
+
+        labels = {k: fill(v) for k, v in self.labels.items()}
+        name = self.name
+        if isinstance(shard, int):
+            labels["mlpipe/shard"] = str(shard)
+            name = f"{name}-{shard:04d}"
+        return dataclasses.replace(self, args=tuple(fill(a) for a in self.args), name=name,
+                                   labels=labels)
 
     @property
     def config_json(self) -> str:

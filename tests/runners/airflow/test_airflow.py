@@ -136,6 +136,8 @@ def test_run_pipeline_training_then_inference(home: Path) -> None:
     assert all(v > 0 for v in run.extra["task_seconds"].values())
     assert set(run.extra["task_states"].values()) == {"success"}
     assert (home / "airflow" / "airflow.db").is_file()  # default AIRFLOW_HOME, migrated
+    # ... by a copy of the worker's template DB (tests/conftest.py), which the child accepted
+    assert os.environ["MLPIPE_AIRFLOW_DB_TEMPLATE"] and run.extra["migrate_seconds"] == 0.0
     version = run.final
     assert version.kind == "model_version"  # type: ignore[attr-defined]
     assert LocalRegistry(home / "registry").resolve("tiny-sentiment:staging").version == 1
@@ -165,11 +167,11 @@ def test_failed_step_names_task_retries_and_publishes_nothing(home: Path, tmp_pa
     assert err.step == "load_training_data"
     assert isinstance(err.cause, DataError) and err.exit_code == 2
     assert "no label column 'label'" in str(err)
-    assert "try 2 of 2" in str(err)  # retries=1 -> the task ran twice
+    assert "try 1 of 2" in str(err)  # retries=1, but bad input (exit 2) is never retried
     with sqlite3.connect(home / "airflow" / "airflow.db") as db:  # Airflow's own record
         rows = dict(((task, (state, tries)) for task, state, tries in db.execute(
             "select task_id, state, try_number from task_instance where dag_id='mlpipe_training'")))
-    assert rows["load_training_data"] == ("failed", 2)
+    assert rows["load_training_data"] == ("failed", 1)
     assert {rows[s][0] for s in TRAINING.step_names[1:]} == {"upstream_failed"}
     assert not (home / "registry").exists()
     run_root = home / "runs" / "training" / "bad-data"

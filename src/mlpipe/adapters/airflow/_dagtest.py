@@ -1,4 +1,5 @@
-"""Child process of ``AirflowRunner.launch``: migrate the metadata DB once, then ``dag.test()``.
+"""Child process of ``AirflowRunner.launch`` (and its floor): migrate the metadata DB once,
+then ``dag.test()``.
 
 Run as ``python -m mlpipe.adapters.airflow._dagtest REQUEST.json RESULT.json`` with ``AIRFLOW_HOME``
 already set: Airflow reads its home and database at import time, so each run gets a fresh process
@@ -66,20 +67,28 @@ def main(request_path: str, result_path: str) -> int:
     from mlpipe.core.execution.teardown import skip_teardown_at_exit
     from mlpipe.core.pipeline import resolve_pipeline
 
-    pipeline = resolve_pipeline(request["pipeline"])
-    config = config_from_json(request["config"], pipeline.config_type)
-    dag = build_dag(pipeline, config, home=request["home"])
+    conf: dict[str, Any] = {}
+    if "floor" in request:  # the runner's floor: the plan's shape as no-op tasks
+        from mlpipe.adapters.airflow.floor import floor_dag
+        from mlpipe.core.execution.floor import FloorTask
+
+        noops = [FloorTask(**t) for t in request["floor"]["tasks"]]
+        dag, steps = floor_dag(noops, request["floor"]["name"]), [t.name for t in noops]
+    else:
+        pipeline = resolve_pipeline(request["pipeline"])
+        config = config_from_json(request["config"], pipeline.config_type)
+        dag, steps = build_dag(pipeline, config, home=request["home"]), list(pipeline.step_names)
+        conf[CONF_RUN_ID] = request["run_id"]
+        if request.get("use_cache") is not None:
+            conf[CONF_USE_CACHE] = request["use_cache"]
     register(dag)
-    conf: dict[str, Any] = {CONF_RUN_ID: request["run_id"]}
-    if request.get("use_cache") is not None:
-        conf[CONF_USE_CACHE] = request["use_cache"]
     setup_s = time.perf_counter() - started
 
     started = time.perf_counter()
     dag_run = dag.test(run_conf=conf)
     test_s = time.perf_counter() - started
 
-    order = {name: i for i, name in enumerate(pipeline.step_names)}
+    order = {name: i for i, name in enumerate(steps)}
     tasks = [{
         "task_id": ti.task_id, "map_index": ti.map_index,
         "state": str(ti.state) if ti.state else None,

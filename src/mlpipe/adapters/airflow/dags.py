@@ -1,11 +1,14 @@
-"""Build Airflow 3 DAGs from pipeline descriptions: one task per step, refs through XCom.
+"""Build Airflow 3 DAGs from core's plan: one Airflow task per plan task, in either mode.
 
-Every task body is one call to ``mlpipe.core.execution.execute_step`` with the pipeline's portable
-reference (a registered name or ``module:ATTR``), so built-in and user pipelines alike run in the
-worker; what travels through XCom is that call's small JSON result (step, seconds, cached, ref
-with paths/URIs/hashes), never model bytes. The operator behind each step comes from a *task
-factory*: the in-process TaskFlow task here, or a KubernetesPodOperator running
-``mlpipe step NAME ...`` in cluster mode (:mod:`mlpipe.adapters.airflow.kubernetes`).
+``build_dag`` walks :func:`mlpipe.core.execution.plan.plan` and hands each task to a
+*translation*: :func:`python_task` here (a TaskFlow task whose body is one
+:func:`~mlpipe.core.execution.execute.execute` call in the worker) or, in cluster mode,
+:func:`mlpipe.adapters.airflow.kubernetes.pod_task` (a KubernetesPodOperator running
+``mlpipe step``). Kinds map onto Airflow's primitives: a step or fused group is a task, a map
+step's ``shard_list`` a task whose XCom is the shard list, its ``shard`` task a mapped task
+expanded over that list, its ``gather`` a task after all of them. Steps find their upstream
+references in the run's records, so XCom carries only small results; bad input (exit 2) fails
+the task without its retries.
 
 Importing this module imports Airflow; ``mlpipe.adapters.airflow.runner`` does not.
 """
@@ -18,7 +21,6 @@ import re
 import shlex
 import sys
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +28,10 @@ import pendulum
 from airflow.sdk import DAG, Variable, task
 
 from mlpipe.core.config import PipelineSettings, load_config
-from mlpipe.core.execution import execute_gather, execute_step
-from mlpipe.core.execution.group import execute_group, group_inputs, group_name, task_groups
-from mlpipe.core.paths import resolve_home
-from mlpipe.core.pipeline import Pipeline, portable_ref, resolve_pipeline
-from mlpipe.core.refs import ref_from_json
+from mlpipe.core.execution.plan import plan
+from mlpipe.core.pipeline import Pipeline, resolve_pipeline
 
-from .spec import CONF_USE_CACHE, StepTaskSpec, TaskFactory, dag_conf, mlpipe_run_id
+from .spec import CONF_USE_CACHE, DagTask, Translation, dag_conf, mlpipe_run_id, task_args
 
 log = logging.getLogger(__name__)
 
@@ -40,79 +39,45 @@ log = logging.getLogger(__name__)
 START_DATE = pendulum.datetime(2025, 1, 1, tz="UTC")
 
 
-def run_step_task(
-    spec: StepTaskSpec, inputs: Mapping[str, Any], context: Mapping[str, Any],
-    shard: int | None = None,
-) -> dict[str, Any]:
-    """What an in-process task does: hand the step and upstream refs to ``execute_step``."""
+def run_task(spec: DagTask, context: Mapping[str, Any], shard: int | None = None) -> Any:
+    """What an in-process task does: ``execute`` its job; bad input fails without retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from mlpipe.core.errors import MlpipeError
+    from mlpipe.core.execution.execute import execute, retryable
+
     use_cache = dag_conf(context).get(CONF_USE_CACHE)
-    tags = {"runner": "airflow", "airflow_dag_id": spec.dag_id,
-            "orchestrator_run_id": str(context.get("run_id", "")),
-            "airflow_try_number": str(getattr(context.get("ti"), "try_number", ""))}
-    return execute_step(
-        spec.pipeline, spec.step.name, spec.config_json,
-        {arg: upstream["ref"] for arg, upstream in inputs.items()},
-        home=resolve_home(spec.home), run_id=mlpipe_run_id(context),
-        use_cache=None if use_cache is None else bool(use_cache), tags=tags, shard=shard,
-    )
+    job = spec.task.job(
+        mlpipe_run_id(context), home=spec.home, runner="airflow", shard=shard,
+        use_cache=None if use_cache is None else bool(use_cache),
+        orchestrator_run_id=str(context.get("run_id", "")),
+        attempt=int(getattr(context.get("ti"), "try_number", 0) or 0))
+    try:
+        result = execute(job)
+    except MlpipeError as exc:
+        if retryable(exc):
+            raise
+        raise AirflowFailException(str(exc)) from exc
+    return list(result.shards) if spec.task.kind == "shard_list" else result.to_json()
 
 
-def python_task_factory(spec: StepTaskSpec) -> Any:
-    """The default factory: a TaskFlow ``@task`` that runs the step in the worker's process."""
+def python_task(spec: DagTask) -> Any:
+    """The in-process translation: a TaskFlow ``@task`` per plan task; a shard task is mapped
+    over its shard list's XCom (one task instance per shard, each retried on its own)."""
+    doc = spec.task.description or spec.pipeline.step(spec.task.step).description
+    if spec.task.kind == "shard":
+        @task(**task_args(spec.task), doc_md=doc,
+              map_index_template="shard {{ task.op_kwargs['shard'] }}")
+        def shard_task(shard: int, **context: Any) -> Any:
+            return run_task(spec, context, shard)
 
-    @task(task_id=spec.step.name, doc_md=spec.step.description, multiple_outputs=False)
-    def step_task(inputs: dict[str, Any], **context: Any) -> dict[str, Any]:
-        return run_step_task(spec, inputs, context)
+        return shard_task.expand(shard=spec.listing.output).operator  # type: ignore[attr-defined]
 
-    return step_task(inputs=dict(spec.inputs))
+    @task(**task_args(spec.task), doc_md=doc)
+    def plan_task(**context: Any) -> Any:
+        return run_task(spec, context)
 
-
-def mapped_python_tasks(spec: StepTaskSpec) -> Any:
-    """A map step as Airflow dynamic task mapping: ``<step>__shards`` lists the shards the
-    upstream made (known only at run time), ``<step>__shard`` is expanded over them (one mapped
-    task instance per shard, each retried on its own), and ``<step>`` gathers them in order."""
-    step = spec.step
-
-    @task(task_id=f"{step.name}__shards", doc_md=f"The shards {step.name} runs over")
-    def list_shards(inputs: dict[str, Any]) -> list[int]:
-        shards = ref_from_json(inputs[step.mapped_inputs[0]]["ref"])
-        return list(range(len(getattr(shards, "shards", ()))))
-
-    @task(task_id=f"{step.name}__shard", doc_md=step.description,
-          map_index_template="shard {{ task.op_kwargs['shard'] }}")
-    def shard_task(inputs: dict[str, Any], shard: int, **context: Any) -> dict[str, Any]:
-        return run_step_task(spec, inputs, context, shard=shard)
-
-    @task(task_id=step.name, doc_md=f"{step.name}: its shards gathered in order")
-    def gather(shard_results: Any, **context: Any) -> dict[str, Any]:
-        return execute_gather(spec.pipeline, step.name, home=resolve_home(spec.home),
-                              run_id=mlpipe_run_id(context), count=len(shard_results))
-
-    inputs = dict(spec.inputs)
-    shards = shard_task.partial(inputs=inputs).expand(shard=list_shards(inputs=inputs))
-    return gather(shard_results=shards)
-
-
-def fused_task(dag_id: str, ref: str, pipeline: Pipeline, group: tuple[str, ...],
-               config_json: str, home: str | None, upstream: Mapping[str, Any]) -> Any:
-    """One TaskFlow task running a fused group (``runtime.fuse``); its XCom holds each step's
-    result under the step's name, so downstream tasks and the UI see every step by name."""
-    doc = "\n".join(f"- `{name}`: {pipeline.step(name).description}" for name in group)
-
-    @task(task_id=group_name(group), doc_md=f"mlpipe steps run as one task:\n\n{doc}",
-          multiple_outputs=True)
-    def group_task(upstream: dict[str, Any], **context: Any) -> dict[str, Any]:
-        use_cache = dag_conf(context).get(CONF_USE_CACHE)
-        tags = {"runner": "airflow", "airflow_dag_id": dag_id,
-                "orchestrator_run_id": str(context.get("run_id", "")),
-                "airflow_try_number": str(getattr(context.get("ti"), "try_number", ""))}
-        return execute_group(
-            ref, group, config_json, {src: out["ref"] for src, out in upstream.items()},
-            home=resolve_home(home), run_id=mlpipe_run_id(context),
-            use_cache=None if use_cache is None else bool(use_cache), tags=tags,
-        )
-
-    return group_task(upstream=dict(upstream))
+    return plan_task().operator  # type: ignore[attr-defined]
 
 
 def log_task_failure(context: Mapping[str, Any]) -> None:
@@ -128,70 +93,50 @@ def build_dag(
     *,
     home: str | Path | None = None,
     dag_id: str | None = None,
-    task_factory: TaskFactory | None = None,
+    translation: Translation | None = None,
     doc_note: str = "",
     fileloc: str | None = None,
 ) -> DAG:
     """Translate ``pipeline`` + ``config`` into a DAG; nothing runs until Airflow schedules it.
 
-    Retries, retry delay and the per-task timeout come from ``config.runtime``, the schedule from
-    ``config.runtime.schedule`` (a cron, a preset like ``@weekly``, or ``None`` for manual only).
-    ``home`` is the mlpipe home the tasks write to (``None``: resolved in the worker from
-    ``$MLPIPE_HOME``). ``task_factory`` defaults to in-process tasks, or to pods when
-    ``runtime.mode`` is ``kubernetes``. ``fileloc`` is the DAG file Airflow re-parses to run the
-    tasks (default: this module). The pipeline must be importable by its ``portable_ref``.
+    Task names, upstream, retries, retry delay and timeouts come from core's plan (from
+    ``config.runtime``), the schedule from ``config.runtime.schedule`` (a cron, a preset like
+    ``@weekly``, or ``None`` for manual only). ``home`` is the mlpipe home the tasks write to
+    (``None``: resolved in the worker from ``$MLPIPE_HOME``). ``translation`` defaults to
+    in-process tasks, or to pods when ``runtime.mode`` is ``kubernetes``. ``fileloc`` is the DAG
+    file Airflow re-parses to run the tasks (default: this module).
     """
     if config.pipeline != pipeline.name:
         raise ValueError(f"config is for '{config.pipeline}', pipeline is '{pipeline.name}'")
     runtime = config.runtime
-    if task_factory is None:
-        task_factory = python_task_factory
+    if translation is None:
+        translation = python_task
         if runtime.mode == "kubernetes":
-            from .kubernetes import pod_task_factory  # cluster mode: Airflow's cncf provider
+            from .kubernetes import pod_task  # cluster mode: Airflow's cncf provider
 
-            task_factory = pod_task_factory
+            translation = pod_task
+    dag_id = dag_id or f"mlpipe_{pipeline.name}"
+    tasks = plan(pipeline, config)
+    home_str = str(Path(home).expanduser().resolve()) if home is not None else None
+    doc = (f"{pipeline.description}\n\nmlpipe pipeline `{tasks.tasks[0].pipeline}`; home "
+           f"`{home_str}`. {doc_note}")
     default_args: dict[str, Any] = {
         "owner": "mlpipe",
-        "retries": runtime.retries,
-        "retry_delay": timedelta(seconds=runtime.retry_delay_s),
-        "execution_timeout": timedelta(seconds=runtime.timeout_s),
         "on_failure_callback": log_task_failure,
         "on_retry_callback": log_task_failure,
     }
-    dag_id = dag_id or f"mlpipe_{pipeline.name}"
-    ref = portable_ref(pipeline)
-    config_json = config.model_dump_json()
-    home_str = str(Path(home).expanduser().resolve()) if home is not None else None
-    doc = f"{pipeline.description}\n\nmlpipe pipeline `{ref}`; home `{home_str}`. {doc_note}"
-    with DAG(
-        dag_id=dag_id,
-        schedule=runtime.schedule,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        default_args=default_args,
-        tags=["mlpipe", pipeline.name],
-        doc_md=doc,
-        description=pipeline.description[:200] or None,
-    ) as dag:
-        outputs: dict[str, Any] = {}
-        task_of: dict[str, str] = {}  # step -> the task that runs it (its own, or its group's)
-        for group in task_groups(pipeline, config):
-            if len(group) > 1:  # runtime.fuse: one task runs the group's steps, in order
-                fused = fused_task(dag_id, ref, pipeline, group, config_json, home_str,
-                                   {src: outputs[src] for src in group_inputs(pipeline, group)})
-                outputs.update({name: fused[name] for name in group})
-                task_of.update(dict.fromkeys(group, group_name(group)))
-                continue
-            step = pipeline.step(group[0])
-            inputs = {arg: outputs[src] for arg, src in step.inputs.items()}
-            spec = StepTaskSpec(dag_id, ref, step, config_json, home_str, inputs)
-            mapped = step.map_over is not None and task_factory is python_task_factory
-            outputs[step.name] = mapped_python_tasks(spec) if mapped else task_factory(spec)
-            task_of[step.name] = step.name
-            for upstream in step.upstream:  # explicit, for factories that template their inputs
-                if task_of[upstream] != step.name:
-                    dag.task_dict[task_of[upstream]] >> dag.task_dict[step.name]
+    with DAG(dag_id=dag_id, schedule=runtime.schedule, start_date=START_DATE, catchup=False,
+             max_active_runs=1, default_args=default_args, tags=["mlpipe", pipeline.name],
+             doc_md=doc, description=pipeline.description[:200] or None) as dag:
+        ops: dict[str, Any] = {}
+        for each in tasks:
+            listing = next((ops[u] for u in each.upstream
+                            if tasks.task(u).kind == "shard_list"), None)
+            op = translation(DagTask(dag_id, each, pipeline, home_str, listing))
+            for upstream in each.upstream:
+                if upstream not in op.upstream_task_ids:
+                    ops[upstream] >> op
+            ops[each.name] = op
     if fileloc:
         dag.fileloc = fileloc
     return dag

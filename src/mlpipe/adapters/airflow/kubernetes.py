@@ -1,10 +1,10 @@
-"""Cluster mode for Airflow: each step is a KubernetesPodOperator running ``mlpipe step``.
+"""Cluster mode for Airflow: each plan task is a KubernetesPodOperator running ``mlpipe step``.
 
-``build_dag`` swaps its task factory for :func:`pod_task_factory` when
-``config.runtime.mode == "kubernetes"``; the DAG's wiring, retries, timeout and schedule stay
-the same; ``mlpipe.adapters.airflow.render`` writes what such a DAG would submit. This module
-only translates core's :class:`~mlpipe.core.cluster.ContainerSpec` into KubernetesPodOperator
-arguments (V1EnvVar with ``secretKeyRef``, V1ResourceRequirements, PVC or
+``build_dag`` swaps its translation for :func:`pod_task` when
+``config.runtime.mode == "kubernetes"``; the plan, the DAG's wiring, retries, timeout and
+schedule stay the same; ``mlpipe.adapters.airflow.render`` writes what such a DAG would
+submit. This module only translates the task's :class:`~mlpipe.core.cluster.ContainerSpec` into
+KubernetesPodOperator arguments (V1EnvVar with ``secretKeyRef``, V1ResourceRequirements, PVC or
 emptyDir volumes, node selector, service account, namespace, security context).
 
 No XCom between pods: each pod reads the earlier steps' ``result.json`` of the same run from the
@@ -13,7 +13,7 @@ ordered by the DAG's explicit dependencies. The run id is the Jinja template
 :data:`RUN_ID_TEMPLATE` (``conf['mlpipe_run_id']`` or Airflow's ``run_id``), which Airflow
 renders per run and ``mlpipe step`` makes safe exactly as the in-process tasks do.
 
-A map step is one pod per shard, as core's map parts say: ``<step>__shards`` (the plan pod, the
+A map step is one pod per shard, as core's plan says: ``<step>__shards`` (the list pod, the
 one pod that pushes an XCom: the shard list, written to the XCom sidecar's file),
 ``<step>__shard`` (``KubernetesPodOperator.partial(...).expand(arguments=...)`` over that list,
 each mapped pod with the step's resources and ``--shard I``) and ``<step>`` (the gather pod).
@@ -28,11 +28,9 @@ from typing import Any
 
 from kubernetes.client import models as k8s
 
-from mlpipe.core.cluster import CONTAINER_NAME, IMAGE_UID, ContainerSpec, step_container
-from mlpipe.core.config import config_from_json
-from mlpipe.core.pipeline import Pipeline, resolve_pipeline
+from mlpipe.core.cluster import CONTAINER_NAME, IMAGE_UID, SHARD_SLOT, ContainerSpec
 
-from .spec import CONF_RUN_ID, StepTaskSpec
+from .spec import CONF_RUN_ID, DagTask, task_args
 
 #: Filled by Airflow when the task runs; ``mlpipe step`` passes it through ``safe_run_id``.
 RUN_ID_TEMPLATE = f"{{{{ (dag_run.conf or {{}}).get('{CONF_RUN_ID}') or run_id }}}}"
@@ -42,7 +40,6 @@ RUN_ID_ENV = "MLPIPE_RUN_ID"
 RUN_ID_REF = f"$({RUN_ID_ENV})"
 #: Where the plan pod writes the shard list: the file KubernetesPodOperator's XCom sidecar reads.
 XCOM_FILE = "/airflow/xcom/return.json"
-_SHARD = "<<shard>>"
 
 
 def _raw(value: str) -> str:
@@ -93,58 +90,37 @@ def operator_kwargs(spec: ContainerSpec) -> dict[str, Any]:
     }
 
 
-def shard_mapper(pipeline: Pipeline, step: str, config: Any) -> Callable[[int], list[str]]:
-    """The function ``.expand(arguments=plan.output.map(...))`` applies to each shard number of
-    the plan's XCom: the shard pod's arguments with that shard in its slot (plain values, never
-    templated). A function, not a partial: Airflow serializes a map callable by its source."""
-    container = step_container(pipeline, step, config, RUN_ID_REF, part="shard", shard=_SHARD)
+def shard_mapper(container: ContainerSpec) -> Callable[[int], list[str]]:
+    """The function ``.expand(arguments=listing.output.map(...))`` applies to each shard number
+    of the list's XCom: the shard pod's arguments with that shard in its slot (plain values,
+    never templated). A function, not a partial: Airflow serializes a map callable by its
+    source."""
     args = list(container.args)
 
     def shard_arguments(shard: int) -> list[str]:
-        return [str(int(shard)) if a == _SHARD else a for a in args]
+        return [str(int(shard)) if a == SHARD_SLOT else a for a in args]
 
     return shard_arguments
 
 
-def mapped_pod_tasks(spec: StepTaskSpec, pipeline: Pipeline, config: Any) -> Any:
-    """A map step as three pod tasks: plan, one mapped pod per shard, gather."""
+def pod_task(spec: DagTask) -> Any:
+    """The cluster-mode translation: a KubernetesPodOperator per plan task running its
+    ``mlpipe step`` pod; a shard task is one pod per shard, expanded over the shard list the
+    ``shard_list`` pod pushes as its XCom (the only pod that pushes one)."""
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
-    step = spec.step
-    plan_pod = step_container(pipeline, step.name, config, RUN_ID_TEMPLATE, part="plan",
-                              plan_out=XCOM_FILE)
-    plan = KubernetesPodOperator(task_id=f"{step.name}__shards",
-                                 doc_md=f"The shards {step.name} runs over",
-                                 **{**operator_kwargs(plan_pod), "do_xcom_push": True})
-    for upstream in spec.inputs.values():  # the plan reads their results
-        upstream.operator >> plan
-    shard_pod = step_container(pipeline, step.name, config, RUN_ID_REF, part="shard",
-                               shard=_SHARD)
-    kwargs = operator_kwargs(shard_pod)
-    del kwargs["arguments"]  # expanded per shard
-    kwargs["env_vars"] = [k8s.V1EnvVar(name=RUN_ID_ENV, value=RUN_ID_TEMPLATE),
-                          *kwargs["env_vars"]]
-    shards = KubernetesPodOperator.partial(
-        task_id=f"{step.name}__shard", doc_md=step.description, **kwargs,
-    ).expand(arguments=plan.output.map(shard_mapper(pipeline, step.name, config)))
-    gather_pod = step_container(pipeline, step.name, config, RUN_ID_TEMPLATE, part="gather")
-    gather = KubernetesPodOperator(task_id=step.name,
-                                   doc_md=f"{step.name}: its shards gathered in order",
-                                   **operator_kwargs(gather_pod))
-    plan >> shards >> gather
-    return gather.output
-
-
-def pod_task_factory(spec: StepTaskSpec) -> Any:
-    """The cluster-mode task factory: a KubernetesPodOperator for ``spec.step`` (three tasks,
-    one pod per shard, for a map step)."""
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-
-    pipeline = resolve_pipeline(spec.pipeline)
-    config = config_from_json(spec.config_json, pipeline.config_type)
-    if spec.step.map_over is not None:
-        return mapped_pod_tasks(spec, pipeline, config)
-    container = step_container(pipeline, spec.step.name, config, RUN_ID_TEMPLATE)
-    op = KubernetesPodOperator(task_id=spec.step.name, doc_md=spec.step.description,
-                               **operator_kwargs(container))
-    return op.output
+    task = spec.task
+    doc = task.description or spec.pipeline.step(task.step).description
+    listing = task.kind == "shard_list"
+    container = task.container(spec.pipeline, plan_out=XCOM_FILE if listing else None)
+    if task.kind == "shard":
+        pod = container.filled(run_id=RUN_ID_REF)
+        kwargs = operator_kwargs(pod)
+        del kwargs["arguments"]  # expanded per shard
+        kwargs["env_vars"] = [k8s.V1EnvVar(name=RUN_ID_ENV, value=RUN_ID_TEMPLATE),
+                              *kwargs["env_vars"]]
+        return KubernetesPodOperator.partial(**task_args(task), doc_md=doc, **kwargs).expand(
+            arguments=spec.listing.output.map(shard_mapper(pod)))
+    kwargs = {**operator_kwargs(container.filled(run_id=RUN_ID_TEMPLATE)),
+              "do_xcom_push": listing}
+    return KubernetesPodOperator(**task_args(task), doc_md=doc, **kwargs)

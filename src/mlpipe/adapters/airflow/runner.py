@@ -7,7 +7,9 @@ process (tests, notebooks) behave exactly like one CLI call, and keeps Airflow o
 This module itself imports no Airflow.
 
 The Airflow home defaults to ``<mlpipe home>/airflow`` (``$MLPIPE_AIRFLOW_HOME`` overrides); its
-sqlite database is created and migrated on first use.
+sqlite database is created and migrated on first use, or copied from
+``$MLPIPE_AIRFLOW_DB_TEMPLATE`` (an Airflow home mlpipe has migrated) where many fresh homes would
+each migrate their own: a copy takes milliseconds, a migration seconds.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner, read_step
-from mlpipe.core.execution.runner import StepCallback
+from mlpipe.core.execution.floor import Floor, FloorTask
+from mlpipe.core.execution.runner import RunRequest, TaskFacts
 from mlpipe.core.pipeline import Pipeline, portable_ref
 
 #: Inherited settings that would point the child at another Airflow installation.
@@ -31,6 +35,8 @@ FOREIGN_ENV = (
     "AIRFLOW_CONFIG", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__DAGS_FOLDER",
 )
 CHILD = "mlpipe.adapters.airflow._dagtest"
+#: An Airflow home whose migrated DB a fresh Airflow home starts from (a copy, not a migration).
+TEMPLATE_ENV = "MLPIPE_AIRFLOW_DB_TEMPLATE"
 
 
 def airflow_home_for(home: Path, airflow_home: str | Path | None = None) -> Path:
@@ -55,12 +61,46 @@ def airflow_env(airflow_home: Path, base: dict[str, str] | None = None) -> dict[
     return env
 
 
+def seed_db(airflow_home: Path) -> bool:
+    """Copy the migrated DB of ``$MLPIPE_AIRFLOW_DB_TEMPLATE`` into a home that has none yet.
+
+    The child still checks the copy's migration marker against its Airflow version and migrates
+    if they differ, so a stale template costs a migration, never a wrong schema. Returns whether
+    it copied.
+    """
+    import shutil
+
+    from mlpipe.adapters.airflow._dagtest import MARKER
+    from mlpipe.core.errors import ConfigError
+    from mlpipe.core.files import exclusive
+
+    template = os.environ.get(TEMPLATE_ENV)
+    if not template:
+        return False
+    source = Path(template).expanduser()
+    if not (source / "airflow.db").is_file() or not (source / MARKER).is_file():
+        raise ConfigError(
+            f"{TEMPLATE_ENV}={template}: no migrated Airflow DB there (airflow.db and {MARKER}); "
+            "point it at an Airflow home mlpipe has run in, or unset it")
+    if source.resolve() == airflow_home:
+        return False
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    with exclusive(airflow_home / ".mlpipe-db.lock", what="airflow metadata DB migration"):
+        if (airflow_home / "airflow.db").exists():
+            return False
+        partial = airflow_home / ".airflow.db.copy"
+        shutil.copyfile(source / "airflow.db", partial)
+        os.replace(partial, airflow_home / "airflow.db")
+        shutil.copyfile(source / MARKER, airflow_home / MARKER)
+    return True
+
+
 class AirflowRunner(Runner):
     """Runs the pipeline as one Airflow DAG run, under the mlpipe run id (conf ``mlpipe_run_id``).
 
-    ``Launch.seconds`` is the wall time of ``dag.test()``; ``extra`` holds the DAG id, each task's
-    state, try number and Airflow-measured seconds, a mapped task's states per map index
-    (``map_states``: one per shard of a map step), and the Airflow home; the log of the child
+    ``Launch.seconds`` is the wall time of ``dag.test()``; ``Launch.tasks`` each task's state,
+    try number, start and Airflow-measured seconds, a mapped task's states per map index (one per
+    shard of a map step); ``extra`` the DAG id and the Airflow home; the log of the child
     (Airflow's and the tasks' output) is ``<airflow home>/logs/mlpipe/<pipeline>-<time>.log``.
     """
 
@@ -69,17 +109,11 @@ class AirflowRunner(Runner):
     def __init__(self, airflow_home: str | Path | None = None) -> None:
         self.airflow_home = airflow_home
 
-    def launch(
-        self,
-        pipeline: Pipeline,
-        config: PipelineSettings,
-        *,
-        home: Path,
-        run_id: str,
-        use_cache: bool | None,
-        on_step: StepCallback | None,
-    ) -> Launch:
-        request = {
+    def launch(self, request: RunRequest) -> Launch:
+        pipeline, config, home, run_id = (request.pipeline, request.config, request.home,
+                                          request.run_id)
+        use_cache = request.use_cache
+        child = {
             "pipeline": portable_ref(pipeline),
             "config": config.model_dump(mode="json"),
             "home": str(home),
@@ -87,33 +121,21 @@ class AirflowRunner(Runner):
             "use_cache": use_cache,
         }
         af_home = airflow_home_for(home, self.airflow_home)
-        (af_home / "dags").mkdir(parents=True, exist_ok=True)
-        log_dir = af_home / "logs" / "mlpipe"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = log_dir / f"{pipeline.name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+        seed_db(af_home)
         started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="mlpipe-airflow-") as tmp:
-            request_path, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
-            request_path.write_text(json.dumps(request))
-            with log_path.open("w") as log_file:
-                proc = subprocess.run(
-                    [sys.executable, "-m", CHILD, str(request_path), str(result)],
-                    env=airflow_env(af_home), stdin=subprocess.DEVNULL, stdout=log_file,
-                    stderr=subprocess.STDOUT, check=False,
-                )
-            if proc.returncode != 0 or not result.is_file():
-                return Launch(log=str(log_path), failure=(
-                    f"airflow: running the {pipeline.name} DAG failed (exit {proc.returncode}) "
-                    f"before Airflow reported the run; log {log_path}:\n{_tail(log_path)}"))
-            report: dict[str, Any] = json.loads(result.read_text())
+        report, log_path, code = _dag_test(child, af_home, pipeline.name)
+        if report is None:
+            return Launch(log=str(log_path), failure=(
+                f"airflow: running the {pipeline.name} DAG failed (exit {code}) before Airflow "
+                f"reported the run; log {log_path}:\n{_tail(log_path)}"))
         tasks = {t["task_id"]: t for t in report["tasks"]}
+        mapped = _map_states(report["tasks"])
+        facts = {n: TaskFacts(
+            state=t["state"], seconds=t["duration"], tries=t["try_number"],
+            started=datetime.fromisoformat(t["start"]).timestamp() if t.get("start") else None,
+            map_states=tuple(mapped.get(n, ()))) for n, t in tasks.items()}
         extra = {
             "dag_id": report["dag_id"],
-            "task_seconds": {n: t["duration"] for n, t in tasks.items()},
-            "task_states": {n: t["state"] for n, t in tasks.items()},
-            "try_numbers": {n: t["try_number"] for n, t in tasks.items()},
-            "map_states": _map_states(report["tasks"]),
-            "task_started": _task_started(tasks, pipeline),
             "process_seconds": time.perf_counter() - started,
             "setup_seconds": report["setup_seconds"],
             "migrate_seconds": report["migrate_seconds"],
@@ -125,17 +147,17 @@ class AirflowRunner(Runner):
         return Launch(
             orchestrator_run_id=report["dag_run_id"],
             seconds=float(report["dag_test_seconds"]),
+            tasks=facts,
             extra=extra,
             failure=None if ok else (
                 f"airflow: DAG run {report['dag_run_id']} ended {report['state']} ({states}); "
                 f"log {log_path}"),
-            note=self._failed_try(pipeline, config, home, run_id, report, log_path),
+            note=self._failed_try(request, report, log_path),
             log=str(log_path),
         )
 
     @staticmethod
-    def _failed_try(pipeline: Pipeline, config: PipelineSettings, home: Path, run_id: str,
-                    report: dict[str, Any], log_path: Path) -> str:
+    def _failed_try(request: RunRequest, report: dict[str, Any], log_path: Path) -> str:
         """``airflow task D.T failed on try N of M, run R; log P`` for the first failed task,
         naming ``runtime.timeout_s`` when Airflow's execution timeout stopped the step."""
         failed = [t for t in report["tasks"] if t["state"] == "failed"]
@@ -147,16 +169,47 @@ class AirflowRunner(Runner):
         note = (f"airflow task {report['dag_id']}.{task['task_id']}{mapped} failed on try "
                 f"{task['try_number']} of {task['max_tries'] + 1}, run {report['dag_run_id']}; "
                 f"log {log_path}")
-        recorded = read_step(home, pipeline.name, run_id, task["task_id"])
-        if "AirflowTaskTimeout" in str(getattr(recorded, "cause", "")):
-            note = f"ran longer than runtime.timeout_s={config.runtime.timeout_s:g}s; {note}"
+        steps = request.plan.task(task["task_id"]).steps  # a group's, or the map step's
+        recorded = [read_step(request.home, request.pipeline.name, request.run_id, s)
+                    for s in steps]
+        if any("AirflowTaskTimeout" in str(getattr(r, "cause", "")) for r in recorded):
+            timeout = request.config.runtime.timeout_s
+            note = f"ran longer than runtime.timeout_s={timeout:g}s; {note}"
         return note
+
+    def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
+        """The plan's shape as no-op tasks (:mod:`.floor`), run by the same child as a run."""
+        request = {"floor": {"tasks": [t.__dict__ for t in tasks], "name": name}}
+        report, log_path, code = _dag_test(request, work_dir.resolve() / "airflow", name)
+        if report is None or report["state"] != "success":
+            raise RuntimeError(f"airflow floor failed (exit {code}): {_tail(log_path, 5)}")
+        ran = [t for t in report["tasks"] if t["state"] == "success"]
+        return Floor(float(report["dag_test_seconds"]), len(ran))
 
     def render_cluster(self, pipeline: Pipeline, config: PipelineSettings, out_dir: Path
                        ) -> list[Path]:
         from mlpipe.adapters.airflow.render import render_cluster
 
         return render_cluster(pipeline, config, out_dir)
+
+
+def _dag_test(request: dict[str, Any], af_home: Path, name: str
+              ) -> tuple[dict[str, Any] | None, Path, int]:
+    """Run the child (``_dagtest``) on ``request``: (its report or None, its log, exit code)."""
+    log_dir = af_home / "logs" / "mlpipe"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+    with tempfile.TemporaryDirectory(prefix="mlpipe-airflow-") as tmp:
+        request_path, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        request_path.write_text(json.dumps(request))
+        with log_path.open("w") as log_file:
+            proc = subprocess.run(
+                [sys.executable, "-m", CHILD, str(request_path), str(result)],
+                env=airflow_env(af_home), stdin=subprocess.DEVNULL, stdout=log_file,
+                stderr=subprocess.STDOUT, check=False,
+            )
+        ok = proc.returncode == 0 and result.is_file()
+        return (json.loads(result.read_text()) if ok else None), log_path, proc.returncode
 
 
 def _map_states(tasks: list[dict[str, Any]]) -> dict[str, list[str | None]]:
@@ -167,19 +220,6 @@ def _map_states(tasks: list[dict[str, Any]]) -> dict[str, list[str | None]]:
         if task.get("map_index", -1) >= 0:
             mapped.setdefault(task["task_id"], []).append(task["state"])
     return mapped
-
-
-def _task_started(tasks: dict[str, Any], pipeline: Pipeline) -> dict[str, float]:
-    """step -> epoch seconds Airflow started its task (a fused group's steps share theirs)."""
-    from datetime import datetime
-
-    started: dict[str, float] = {}
-    for task_id, task in tasks.items():
-        if task.get("start"):
-            at = datetime.fromisoformat(task["start"]).timestamp()
-            steps = [s for s in task_id.split("__") if s in pipeline.step_names]
-            started.update(dict.fromkeys(steps, at))
-    return started
 
 
 def _tail(path: Path, lines: int = 30) -> str:

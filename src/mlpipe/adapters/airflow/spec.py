@@ -1,18 +1,19 @@
 """What the DAG builder and its task factories share; imports no Airflow.
 
-``dags`` (in-process TaskFlow tasks) and ``kubernetes`` (one pod per step) both build tasks from a
-:class:`StepTaskSpec` and read the same ``dag_run.conf`` keys, so both import this module and
-neither imports the other's internals.
+``dags`` (in-process TaskFlow tasks) and ``kubernetes`` (one pod per task) are two translations
+of one plan: both make operators from a :class:`DagTask` and read the same ``dag_run.conf`` keys,
+so both import this module and neither imports the other's internals.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mlpipe.core.execution.plan import TaskSpec
 from mlpipe.core.paths import safe_run_id
-from mlpipe.core.pipeline import Step
+from mlpipe.core.pipeline import Pipeline
 
 #: ``dag_run.conf`` keys the tasks understand (both optional).
 CONF_RUN_ID = "mlpipe_run_id"  # use this mlpipe run id instead of the Airflow run id
@@ -20,25 +21,31 @@ CONF_USE_CACHE = "use_cache"  # true/false forces the step cache on/off for this
 
 
 @dataclass(frozen=True)
-class StepTaskSpec:
-    """Everything a task factory needs to make the operator for one step.
-
-    ``pipeline`` is the pipeline's portable reference (``training`` or ``module:ATTR``), what
-    ``execute_step`` and ``mlpipe step --pipeline`` resolve in the worker or pod. ``inputs`` maps
-    the step's argument names to the upstream tasks' outputs (``XComArg``s whose value is
-    ``execute_step``'s result dict). A factory returns the new task's output (``XComArg``).
-    """
+class DagTask:
+    """One task of core's plan as it goes into a DAG: what a translation needs to make its
+    operator. ``listing`` is, for a shard task, the operator of its ``shard_list`` task (whose
+    XCom is the shard list the shard task is expanded over)."""
 
     dag_id: str
-    pipeline: str
-    step: Step
-    config_json: str
+    task: TaskSpec
+    pipeline: Pipeline
     home: str | None
-    inputs: Mapping[str, Any] = field(default_factory=dict)
+    listing: Any = None
 
 
-class TaskFactory(Protocol):
-    def __call__(self, spec: StepTaskSpec) -> Any: ...
+class Translation(Protocol):
+    """Makes the operator for one plan task (the in-process one, or a pod); returns it."""
+
+    def __call__(self, spec: DagTask) -> Any: ...
+
+
+def task_args(task: TaskSpec) -> dict[str, Any]:
+    """The operator arguments every translation takes from the plan: name, retries, timeout."""
+    from datetime import timedelta
+
+    return {"task_id": task.name, "retries": task.retries,
+            "retry_delay": timedelta(seconds=task.retry_delay_s),
+            "execution_timeout": timedelta(seconds=task.timeout_s)}
 
 
 def dag_conf(context: Mapping[str, Any]) -> dict[str, Any]:

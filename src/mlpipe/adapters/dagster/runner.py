@@ -19,8 +19,8 @@ import dagster as dg
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner
-from mlpipe.core.execution.group import group_name, task_groups
-from mlpipe.core.execution.runner import StepCallback
+from mlpipe.core.execution.floor import Floor, FloorTask
+from mlpipe.core.execution.runner import RunRequest
 from mlpipe.core.pipeline import Pipeline
 
 from .assets import RUN_ID_TAG, asset_to_step, dagster_name, job_name
@@ -83,16 +83,10 @@ class DagsterRunner(Runner):
 
     name = "dagster"
 
-    def launch(
-        self,
-        pipeline: Pipeline,
-        config: PipelineSettings,
-        *,
-        home: Path,
-        run_id: str,
-        use_cache: bool | None,
-        on_step: StepCallback | None,
-    ) -> Launch:
+    def launch(self, request: RunRequest) -> Launch:
+        pipeline, config, home, run_id = (request.pipeline, request.config, request.home,
+                                          request.run_id)
+        use_cache = request.use_cache
         defs = build_definitions([(pipeline, config)], home=home, use_cache=use_cache)
         job = defs.resolve_job_def(job_name(pipeline.name))
         level = os.environ.get(LOG_LEVEL_ENV, "INFO").upper()  # INFO: one line per asset
@@ -104,9 +98,10 @@ class DagsterRunner(Runner):
             seconds = time.perf_counter() - started
             states = asset_states(instance, result.run_id)
         by_step = {step: states[a] for a, step in asset_to_step(pipeline).items() if a in states}
-        for group in task_groups(pipeline, config):  # a fused group is one op: its steps share it
-            op = dagster_name(group_name(group))
-            by_step.update({s: states[op] for s in group if len(group) > 1 and op in states})
+        for task in request.plan:  # a fused group is one op: its steps share it
+            op = dagster_name(task.name)
+            if task.kind == "group" and op in states:
+                by_step.update(dict.fromkeys(task.steps, states[op]))
         return Launch(
             orchestrator_run_id=result.run_id,
             seconds=seconds,
@@ -119,6 +114,11 @@ class DagsterRunner(Runner):
             },
             failure=None if result.success else f"Dagster run {result.run_id} failed",
         )
+
+    def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
+        from mlpipe.adapters.dagster.floor import dagster_floor
+
+        return dagster_floor(tasks, name)
 
     def render_cluster(
         self, pipeline: Pipeline, config: PipelineSettings, out_dir: Path

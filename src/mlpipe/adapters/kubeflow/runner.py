@@ -31,8 +31,9 @@ from mlpipe.adapters.kubeflow.compiler import (
     task_names,
 )
 from mlpipe.core.config import PipelineSettings
-from mlpipe.core.execution.runner import Launch, Runner, StepCallback
-from mlpipe.core.pipeline import Pipeline, portable_ref
+from mlpipe.core.execution.floor import Floor, FloorTask
+from mlpipe.core.execution.runner import Launch, Runner, RunRequest
+from mlpipe.core.pipeline import Pipeline, import_root
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STARTED = re.compile(r"^Executing task '([^']+)'")
@@ -81,16 +82,10 @@ class KubeflowRunner(Runner):
 
     name = "kubeflow"
 
-    def launch(
-        self,
-        pipeline: Pipeline,
-        config: PipelineSettings,
-        *,
-        home: Path,
-        run_id: str,
-        use_cache: bool | None,
-        on_step: StepCallback | None,
-    ) -> Launch:
+    def launch(self, request: RunRequest) -> Launch:
+        pipeline, config, home, run_id = (request.pipeline, request.config, request.home,
+                                          request.run_id)
+        use_cache = request.use_cache
         _ignore_docker_folder()
         if use_cache is not None:
             runtime = config.runtime.model_copy(update={"cache": use_cache})
@@ -102,7 +97,8 @@ class KubeflowRunner(Runner):
         kfp_tasks = task_names(pipeline, config)  # step -> its task (a fused group's, perhaps)
         events = TaskEvents()
         started = time.perf_counter()
-        kfp_run_dir, failure = _run_local(pipeline_func, pipeline_root, events, _root_of(pipeline))
+        kfp_run_dir, failure = _run_local(pipeline_func, pipeline_root, events,
+                                          import_root(pipeline))
         seconds = time.perf_counter() - started
         task_seconds: dict[str, float] = {}
         tasks: dict[str, dict[str, Any]] = {}
@@ -123,6 +119,11 @@ class KubeflowRunner(Runner):
             extra["kfp_run_dir"] = str(kfp_run_dir)
         return Launch(orchestrator_run_id=kfp_run_dir.name if kfp_run_dir else "",
                       seconds=seconds, extra=extra, failure=failure)
+
+    def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
+        from mlpipe.adapters.kubeflow.floor import kubeflow_floor
+
+        return kubeflow_floor(tasks, name, work_dir / "kfp")
 
     def compile(self, pipeline: Pipeline, config: PipelineSettings, output: Path) -> Path:
         """The kfp v2 pipeline YAML any KFP backend loads (``compiler.compile_pipeline``)."""
@@ -172,15 +173,6 @@ def _run_local(
             os.environ.pop("PYTHONPATH", None)
         else:
             os.environ["PYTHONPATH"] = pythonpath
-
-
-def _root_of(pipeline: Pipeline) -> str | None:
-    """Where a user pipeline's module is imported from (None for registered pipelines)."""
-    file = getattr(sys.modules.get(pipeline.module), "__file__", None)
-    if ":" not in portable_ref(pipeline) or not file:
-        return None
-    levels = pipeline.module.count(".") + 1 + (Path(file).stem == "__init__")
-    return str(Path(file).resolve().parents[levels - 1])
 
 
 def _ignore_docker_folder() -> None:

@@ -1,11 +1,8 @@
-"""``runtime.fuse``: consecutive steps run as one orchestrator task, decided here for every runner.
+"""Fused groups for the adapters not yet translated from the plan (Dagster, Kubeflow).
 
-A fused group is a translation of the one pipeline description: core validates the groups and
-runs a group's steps one after the other (:func:`execute_group`, each step through
-``execute_step``, so each leaves its own ``result.json`` and outputs identical to an unfused run);
-adapters only emit one task per group (:func:`task_groups`) named after its steps
-(:func:`group_name`). Fusing saves a task's process start and imports per light step where an
-orchestrator starts a process per task (kfp.local, Kubernetes pods).
+The rules and names live in :mod:`.plan` (``task_groups``, ``group_name``); this module keeps
+only ``group_inputs`` and ``execute_group`` for those adapters, until they move onto
+``plan``/``execute`` as the local runner and Airflow have. Then it goes.
 """
 
 from __future__ import annotations
@@ -15,57 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlpipe.core.config import PipelineSettings
-from mlpipe.core.errors import ConfigError
+from mlpipe.core.execution.plan import SEPARATOR, group_name, task_groups
 from mlpipe.core.execution.step import execute_step
 from mlpipe.core.pipeline import Pipeline, resolve_pipeline
 
-#: Joins the step names of a fused group into its task's name (``load_inference_data__load_model``).
-SEPARATOR = "__"
-
-
-def task_groups(pipeline: Pipeline, config: PipelineSettings) -> list[tuple[str, ...]]:
-    """The pipeline's steps as orchestrator tasks, in order: one per step, or per fused group.
-
-    Raises ``ConfigError`` (exit 2, naming ``runtime.fuse``) for an unknown step, a step in two
-    groups, a group of one, or a group whose steps are not consecutive in the pipeline.
-    """
-    groups = config.runtime.fuse
-    order = list(pipeline.step_names)
-    seen: set[str] = set()
-    for i, group in enumerate(groups):
-        where = f"runtime.fuse[{i}]"
-        unknown = [s for s in group if s not in order]
-        if unknown:
-            raise ConfigError(f"{where}: no step {', '.join(unknown)} in pipeline "
-                              f"{pipeline.name} (steps: {', '.join(order)})")
-        if len(group) < 2:
-            raise ConfigError(f"{where}: a fused group names at least two steps")
-        mapped = [s for s in group if pipeline.step(s).map_over is not None]
-        if mapped:
-            raise ConfigError(f"{where}: {', '.join(mapped)} is a map step (one task per shard, "
-                              "the orchestrator's own fan-out); leave it out of fused groups")
-        twice = [s for s in group if s in seen or group.count(s) > 1]
-        if twice:
-            raise ConfigError(f"{where}: step {', '.join(dict.fromkeys(twice))} is fused twice")
-        seen.update(group)
-        positions = sorted(order.index(s) for s in group)
-        if positions != list(range(positions[0], positions[0] + len(group))):
-            raise ConfigError(f"{where}: fused steps must be consecutive in the pipeline "
-                              f"(order: {', '.join(order)})")
-    first = {order[min(order.index(s) for s in g)]: g for g in groups}
-    tasks: list[tuple[str, ...]] = []
-    for name in order:
-        if name in first:
-            tasks.append(tuple(s for s in order if s in first[name]))
-        elif name not in seen:
-            tasks.append((name,))
-    return tasks
-
-
-def group_name(steps: tuple[str, ...]) -> str:
-    """The task name of a group: its step names joined (a single step keeps its own name)."""
-    return SEPARATOR.join(steps)
+__all__ = ["SEPARATOR", "execute_group", "group_inputs", "group_name", "task_groups"]
 
 
 def group_inputs(pipeline: Pipeline, steps: tuple[str, ...]) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ import os
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,16 +26,16 @@ from mlpipe.core import names, plugins
 from mlpipe.core.artifacts import write_json
 from mlpipe.core.config import DataConfig, PipelineSettings
 from mlpipe.core.errors import ConfigError, MlpipeError, RemoteStepError, StepFailedError
-from mlpipe.core.execution.step import StepRun, read_step
+from mlpipe.core.execution.execute import INSIDE_TASK
+from mlpipe.core.execution.floor import Floor, FloorTask
+from mlpipe.core.execution.plan import Plan, plan
+from mlpipe.core.execution.step import StepCallback, StepRun, read_step
 from mlpipe.core.faults import fault_point
 from mlpipe.core.hashing import sha256_json
 from mlpipe.core.paths import new_run_id, resolve_home, run_dir
 from mlpipe.core.pipeline import Pipeline, resolve_pipeline
 from mlpipe.core.refs import Ref
 from mlpipe.core.runs import RUN_FILE, sweep_killed
-
-#: ``on_step(step, state, result)``: state is running, done, cached or failed
-StepCallback = Callable[[str, str, StepRun | None], None]
 
 
 class RunnerError(MlpipeError):
@@ -67,16 +67,47 @@ class PipelineRun:
         return str(self.extra.get("orchestrator_run_id", ""))
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """What ``Runner.launch`` is asked to run: one run of one pipeline, and its plan."""
+
+    pipeline: Pipeline
+    config: PipelineSettings
+    home: Path
+    run_id: str
+    use_cache: bool | None = None
+    on_step: StepCallback | None = None
+
+    @property
+    def plan(self) -> Plan:
+        return plan(self.pipeline, self.config)
+
+
+@dataclass(frozen=True)
+class TaskFacts:
+    """What the orchestrator recorded about one task of the plan (by its name): its state,
+    seconds, start (epoch), tries, and a mapped task's instance states in shard order."""
+
+    state: str | None = None
+    seconds: float | None = None
+    started: float | None = None
+    tries: int | None = None
+    map_states: tuple[str | None, ...] = ()
+
+
 @dataclass
 class Launch:
     """What ``Runner.launch`` reports: the orchestrator's own view of the run it executed.
 
-    ``failure`` says what went wrong when the orchestrator failed without a step recording why;
-    ``note`` is appended to a step's error (e.g. which try failed and where its log is).
+    ``tasks`` holds the orchestrator's facts per plan task (typed, the same for every runner);
+    ``extra`` what only this orchestrator knows (its home, its job name...). ``failure`` says what
+    went wrong when the orchestrator failed without a step recording why; ``note`` is appended to
+    a step's error (e.g. which try failed and where its log is).
     """
 
     orchestrator_run_id: str = ""
     seconds: float | None = None
+    tasks: dict[str, TaskFacts] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     failure: str | None = None
     note: str = ""
@@ -114,9 +145,7 @@ def preflight(pipeline: Pipeline, config: PipelineSettings, home: Path) -> None:
 
 def check_fuse(pipeline: Pipeline, config: PipelineSettings) -> None:
     """``runtime.fuse`` names consecutive steps of this pipeline; cluster mode runs one pod each."""
-    from mlpipe.core.execution.group import task_groups
-
-    task_groups(pipeline, config)
+    plan(pipeline, config)
     if config.runtime.fuse and config.runtime.mode == "kubernetes":
         raise ConfigError("runtime.fuse: cluster mode runs one pod per step; fuse steps with "
                           "runtime.mode=local")
@@ -180,6 +209,12 @@ class Runner(ABC):
         Raises ``StepFailedError`` naming the first failed step (with its cause's exit code),
         or ``RunnerError`` when the orchestrator failed outside any step.
         """
+        inside = os.environ.get(INSIDE_TASK)
+        if inside:
+            raise ConfigError(
+                f"a pipeline run started inside task '{inside}' of another run: the module that "
+                "defines the pipeline starts a run when imported, which every task process "
+                "would repeat; put that call under `if __name__ == \"__main__\":`")
         pipe = resolve_pipeline(pipeline)
         root = resolve_home(home)
         if self.runs_locally:
@@ -200,9 +235,8 @@ class Runner(ABC):
             watcher = StepWatcher(pipe, root, run_id, on_step)
         try:
             with _output_to(log), watcher or contextlib.nullcontext():
-                launch = self.launch(
-                    pipe, config, home=root, run_id=run_id, use_cache=use_cache, on_step=on_step
-                )
+                launch = self.launch(RunRequest(pipe, config, root, run_id, use_cache, on_step))
+            launch.extra = {**_facts(pipe, config, launch.tasks), **launch.extra}
             if log is not None and launch.log is None:
                 launch.log = str(log)
         except MlpipeError as exc:  # the launcher failed, or (in-process runners) a step raised
@@ -233,18 +267,15 @@ class Runner(ABC):
         )
 
     @abstractmethod
-    def launch(
-        self,
-        pipeline: Pipeline,
-        config: PipelineSettings,
-        *,
-        home: Path,
-        run_id: str,
-        use_cache: bool | None,
-        on_step: StepCallback | None,
-    ) -> Launch:
-        """Have the orchestrator run every step under ``run_id`` (each step calls
-        ``execute_step``, which records its outcome) and report what the orchestrator saw."""
+    def launch(self, request: RunRequest) -> Launch:
+        """Have the orchestrator run every task of ``request.plan`` under ``request.run_id``
+        (each task calls ``execute``, which records its outcome) and report what the
+        orchestrator saw."""
+
+    def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor | None:
+        """Run a native no-op pipeline of ``tasks``' shape (see :mod:`.floor`) the way this
+        runner runs mlpipe's; ``None``: this runner has no floor."""
+        return None
 
     def compile(self, pipeline: Pipeline, config: PipelineSettings, output: Path) -> Path:
         """Write the pipeline as this orchestrator's deployable file (kfp YAML, say)."""
@@ -337,6 +368,25 @@ def _output_to(log: Path | None) -> Iterator[None]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+
+
+def _facts(pipeline: Pipeline, config: PipelineSettings,
+           tasks: Mapping[str, TaskFacts]) -> dict[str, Any]:
+    """The orchestrator's typed facts as the run's extra: per task (states, seconds, tries, a
+    mapped task's states) and each step's task start (the first of its tasks that started)."""
+    if not tasks:
+        return {}
+    started: dict[str, float] = {}
+    for task in plan(pipeline, config):
+        at = tasks.get(task.name, TaskFacts()).started
+        if at is not None:
+            for step in task.steps:
+                started.setdefault(step, at)
+    return {"task_states": {n: t.state for n, t in tasks.items()},
+            "task_seconds": {n: t.seconds for n, t in tasks.items()},
+            "try_numbers": {n: t.tries for n, t in tasks.items()},
+            "map_states": {n: list(t.map_states) for n, t in tasks.items() if t.map_states},
+            "task_started": started}
 
 
 def _failure(

@@ -9,9 +9,8 @@ happened: see :func:`read_step`.
 A map step (``Step.map_over``) runs once per shard, each shard exactly like a step of its own in
 ``<step>/shard-NNNN/`` (its own cache entry, resume and record); :func:`gather_shards` then writes
 the step's own ``result.json``, a ``ShardsRef`` of the shards' outputs in order, or the failed
-shard's ``error.json``. Runners without a fan-out of their own get all shards from ``run_step``
-(a process pool); orchestrators with one run ``execute_step(..., shard=i)`` per task and
-``execute_gather`` after them.
+shard's ``error.json``. Runners run a map step as the plan's three tasks (shard list, one task
+per shard, gather; see :mod:`.plan`); ``run_step`` without ``shard`` runs every shard here.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import os
 import shutil
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +45,7 @@ from mlpipe.core.faults import fault_raise
 from mlpipe.core.files import sweep_temp
 from mlpipe.core.modeling import passive_thread_waits
 from mlpipe.core.paths import resolve_home, run_dir, step_dir
-from mlpipe.core.pipeline import Pipeline, Step, StepContext, portable_ref, resolve_pipeline
+from mlpipe.core.pipeline import Pipeline, Step, StepContext, resolve_pipeline
 from mlpipe.core.refs import Ref, ShardsRef, ref_from_json
 
 RESULT_FILE = "result.json"
@@ -95,6 +94,10 @@ class StepRun:
         )
 
 
+#: ``on_step(step, state, result)``: state is running, done, cached or failed
+StepCallback = Callable[[str, str, "StepRun | None"], None]
+
+
 def run_step(
     pipeline: Pipeline,
     step_name: str,
@@ -113,7 +116,7 @@ def run_step(
     ``inputs`` maps each of the step's input names to the upstream reference. On failure the
     step's outputs are removed, ``error.json`` records the cause (type, message, exit code,
     traceback) and ``StepFailedError`` names the step. For a map step, ``shard=i`` runs shard
-    ``i`` only; without it every shard runs (in a process pool) and is gathered.
+    ``i`` only; without it every shard runs here, one by one, and is gathered.
     """
     entered = time.time()
     passive_thread_waits()  # before a step imports torch
@@ -121,9 +124,13 @@ def run_step(
     missing = set(step.inputs) - set(inputs)
     if missing:
         raise ConfigError(f"step '{step_name}' needs inputs: {', '.join(sorted(missing))}")
-    if step.map_over is not None and shard is None:
-        return _run_shards(pipeline, step, config, inputs, home=home, run_id=run_id,
-                           use_cache=use_cache, enforce_checks=enforce_checks, tags=tags)
+    if step.map_over is not None and shard is None:  # every shard here, one by one (runners
+        for i in range(shard_count(step, inputs)):  # fan out with the plan's shard tasks)
+            with contextlib.suppress(StepFailedError):
+                run_step(pipeline, step_name, config, inputs, home=home, run_id=run_id,
+                         use_cache=use_cache, enforce_checks=enforce_checks, tags=tags, shard=i)
+        return gather_shards(pipeline, step_name, home=home, run_id=run_id,
+                             count=shard_count(step, inputs))
     out_dir = step_dir(home, pipeline.name, run_id, step.name)
     count = 0
     if shard is not None:
@@ -185,8 +192,8 @@ def run_step(
                 record["message"] = f"shard {shard} of {count} ({shard_name(shard)}): {exc}"
                 cause = error_from_record(record)
             failure = StepFailedError(step.name, cause)  # every failure names its step
-        _record_error(out_dir, step.name, run_id, failure, exc, tags,
-                      key=None if parts is None else _key_record(parts, False, step.cacheable))
+        record_error(out_dir, step.name, run_id, failure, exc, tags,
+                     key=None if parts is None else _key_record(parts, False, step.cacheable))
         if failure is not exc:
             raise failure from exc
         raise
@@ -288,7 +295,7 @@ def _sweep_runs_once(runs: Path) -> None:
                     sweep_temp(step)
 
 
-def _record_error(
+def record_error(
     out_dir: Path,
     step: str,
     run_id: str,
@@ -406,6 +413,9 @@ def shard_count(step: Step, inputs: Mapping[str, Ref]) -> int:
             f"step '{step.name}' maps over '{step.map_over}', whose output is a {mapped.kind} "
             "reference, not shards (return ShardsRef.of(...) from that step)"
         )
+    if not mapped.shards:
+        raise ConfigError(f"step '{step.name}' maps over '{step.map_over}', which made no "
+                          "shards (a map step needs at least one)")
     return len(mapped.shards)
 
 
@@ -437,75 +447,6 @@ def shard_threads(count: int) -> Any:
         os.environ.pop(THREADS_ENV, None)
 
 
-def _run_shards(
-    pipeline: Pipeline,
-    step: Step,
-    config: PipelineSettings,
-    inputs: Mapping[str, Ref],
-    *,
-    home: Path,
-    run_id: str,
-    use_cache: bool | None,
-    enforce_checks: bool,
-    tags: Mapping[str, str] | None,
-) -> StepRun:
-    """Every shard of a map step, each in a process of its own (one per core at a time), then
-    gathered. A failed shard does not stop the others, so a retry or ``--resume`` reruns only it.
-
-    Shard processes are fresh interpreters (``python -c``), not forks or ``multiprocessing``
-    spawns: nothing of this process (torch threads, an orchestrator's state, a script's
-    ``__main__``) leaks into them, and they work inside daemonic orchestrator workers too.
-    """
-    import subprocess
-    import sys
-    from concurrent.futures import ThreadPoolExecutor
-
-    count = shard_count(step, inputs)
-    workers = min(count, os.cpu_count() or 1)
-    try:
-        ref = portable_ref(pipeline)
-    except ConfigError:
-        workers = 1  # defined where another process cannot import it: shards run here
-    if workers <= 1:
-        for shard in range(count):
-            with contextlib.suppress(StepFailedError):
-                run_step(pipeline, step.name, config, inputs, home=home, run_id=run_id,
-                         use_cache=use_cache, enforce_checks=enforce_checks, tags=tags,
-                         shard=shard)
-        return gather_shards(pipeline, step.name, home=home, run_id=run_id, count=count)
-    job = {
-        "pipeline": ref,
-        "step": step.name,
-        "config": config.model_dump(mode="json"),
-        "inputs": {k: v.model_dump(mode="json") for k, v in inputs.items()},
-        "home": str(home),
-        "run_id": run_id,
-        "use_cache": use_cache,
-        "enforce_checks": enforce_checks,
-        "tags": dict(tags or {}),
-    }
-
-    def one(shard: int) -> None:
-        payload = json.dumps({**job, "shard": shard})
-        subprocess.run([sys.executable, "-c", _SHARD_MAIN], input=payload, text=True,
-                       check=False)  # its record says how it went
-
-    with ThreadPoolExecutor(workers, thread_name_prefix=f"mlpipe-{step.name}") as pool:
-        list(pool.map(one, range(count)))
-    return gather_shards(pipeline, step.name, home=home, run_id=run_id, count=count)
-
-
-#: what a shard's process runs: its job (``execute_step``'s arguments) comes as JSON on stdin
-_SHARD_MAIN = (
-    "import json, sys\n"
-    "from mlpipe.core.execution.step import execute_step\n"
-    "try:\n"
-    "    execute_step(**json.load(sys.stdin))\n"
-    "except Exception:\n"
-    "    sys.exit(1)  # recorded in the shard's error.json\n"
-)
-
-
 def gather_shards(
     pipeline: Pipeline, step_name: str, *, home: Path, run_id: str, count: int
 ) -> StepRun:
@@ -527,7 +468,7 @@ def gather_shards(
             lost = RemoteStepError(
                 f"shard {shard} of {count} ({shard_name(shard)}) did not finish: its process "
                 "ended without a record", 1)
-            _record_error(directory, step_name, run_id, StepFailedError(step_name, lost), lost,
+            record_error(directory, step_name, run_id, StepFailedError(step_name, lost), lost,
                           None)
             raise StepFailedError(step_name, lost)
         shutil.copyfile(where / ERROR_FILE, directory / ERROR_FILE)
