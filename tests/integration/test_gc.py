@@ -83,7 +83,7 @@ def test_gc_after_real_runs_frees_the_old_run_and_the_version_survives(
     first = run_pipeline(TRAINING, tiny_training, home=home)
     v1 = first.outputs["upload_model"]
     weights = first.run_dir / "train_model" / "model" / "model.safetensors"
-    assert weights.stat().st_nlink >= 3  # train_model, save_artifacts and the registry share it
+    assert weights.stat().st_nlink >= 2  # train_model and save_artifacts share it, not the registry
     other = tiny_training.model_copy(
         update={"training": tiny_training.training.model_copy(update={"seed": 7})}
     )

@@ -14,7 +14,7 @@ try:  # Ctrl-C while the CLI's own modules import: a line, not a traceback
     import typer
     from rich.markup import escape
 
-    from mlpipe.cli import bench, cluster, gc, new, registry, run, runs
+    from mlpipe.cli import bench, cache, cluster, gc, new, registry, run, runs
     from mlpipe.cli.common import describe_oserror, err
     from mlpipe.core.execution.teardown import skip_teardown_at_exit
 except KeyboardInterrupt:  # pragma: no cover - timing-dependent
@@ -32,6 +32,7 @@ app = typer.Typer(
 app.add_typer(registry.app, name="registry")
 app.add_typer(runs.app, name="runs")
 app.add_typer(new.app, name="new")
+app.add_typer(cache.app, name="cache")
 for command in (run.train, run.infer, run.run, run.step, run.demo, run.predict):
     app.command()(command)
 app.command("compile")(cluster.compile_)

@@ -73,6 +73,10 @@ def run_command(
         if resume and config is None and not overrides:
             cfg = config_from_json(_run_record(pipeline.name, resume, home)["config"],
                                    pipeline.config_type)  # the run's own config
+        elif resume and config is None:  # --set fixes applied to the run's own config
+            cfg = load_config(None, overrides or [], pipeline=pipeline.name,
+                              config_type=pipeline.config_type,
+                              base=_run_record(pipeline.name, resume, home)["config"])
         else:
             cfg = load_config(
                 config, overrides or [], pipeline=pipeline.name, config_type=pipeline.config_type
@@ -98,10 +102,26 @@ def run_command(
                 err.print(str(getattr(exc, label)), markup=False, highlight=False, soft_wrap=True)
         raise fail(exc) from exc
     print_run(run, as_json)
+    if resume and not as_json:
+        _say_what_resumed(run)
     if run.extra.get("log") and not as_json:
         err.print("orchestrator log:", highlight=False)
         err.print(str(run.extra["log"]), markup=False, highlight=False, soft_wrap=True)
     return run
+
+
+def _say_what_resumed(run: Any) -> None:
+    """After ``--resume``: which steps were reused and which reran, and why."""
+    from mlpipe.core.explain import explain
+
+    try:
+        report = explain(Path(run.run_dir).parent.parent.parent, run.run_id)
+    except (MlpipeError, OSError, ValueError):
+        return
+    for record in report:
+        verb = "reused" if record["status"] == "hit" else "reran"
+        why = f": {record['reason']}" if record.get("reason") and verb == "reran" else ""
+        err.print(f"resume: {verb} {record['step']}{why}", highlight=False, markup=False)
 
 
 def _run_record(pipeline: str, run_id: str, home: Path | None) -> dict[str, Any]:

@@ -12,26 +12,26 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.metadata
 import json
+import platform
+import sys
+import sysconfig
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, ClassVar
 
 from mlpipe.core import artifacts, plugins
 from mlpipe.core.errors import MlpipeError
 from mlpipe.core.faults import fault_point
 from mlpipe.core.files import sweep_temp
-from mlpipe.core.hashing import file_hashes, sha256_file, sha256_json
+from mlpipe.core.hashing import sha256_file, sha256_json
+from mlpipe.core.inputs import content_keys as input_keys
 from mlpipe.core.pipeline import Step
 from mlpipe.core.refs import (
-    ArtifactsRef,
-    DatasetRef,
-    ModelRef,
-    ModelVersionRef,
-    PredictionsRef,
     Ref,
-    ResultsRef,
-    ShardsRef,
     ref_from_json,
 )
 
@@ -47,109 +47,204 @@ def code_version() -> str:
     return sha256_json({p.relative_to(root).as_posix(): sha256_file(p) for p in files})
 
 
-@functools.cache
-def module_version(module_name: str) -> str:
-    """Hash of a module's source; for a module inside a package, of that whole package."""
-    module = importlib.import_module(module_name)
+def module_version(module_name: str, *, whole_package: bool = True) -> str:
+    """Hash of a module's source; for a module inside a package, of that whole package.
+
+    Not memoised: a user's module edited between two runs of one process must change the key.
+    """
+    module = sys.modules.get(module_name) or importlib.import_module(module_name)
     path = Path(getattr(module, "__file__", "") or "")
     if not path.is_file():
         return ""
-    files = sorted(path.parent.rglob("*.py")) if module_name.count(".") >= 2 else [path]
+    package = whole_package and module_name.count(".") >= 2
+    files = sorted(path.parent.rglob("*.py")) if package else [path]
     return sha256_json({p.name + str(i): sha256_file(p) for i, p in enumerate(files)})
 
 
-def _code(step: Step, config: Any) -> dict[str, str]:
-    modules = {step.fn.__module__}
-    task = getattr(config, "task", None)
-    if isinstance(task, str):
-        modules.add(plugins.load("task", task).__module__)
-    return {"core": code_version(), **{m: module_version(m) for m in sorted(modules)}}
+#: distributions every step's code may load lazily (mlpipe's own stack); tasks, pipelines and
+#: steps add theirs with a ``packages`` attribute, and a step's module adds what it imports
+BASE_PACKAGES = ("mlpipe", "numpy", "pyarrow", "torch", "transformers", "tokenizers",
+                 "safetensors")
 
 
-def step_key(pipeline: str, step: Step, config: Any, inputs: Mapping[str, Ref]) -> str | None:
-    """The cache key, or None when the step's result cannot be keyed (data from the Hub, whose
-    contents can change under the same name)."""
-    from mlpipe.core.config import DataConfig
-
-    sections = config.model_dump(mode="json", include=set(step.config_sections))
-    source: dict[str, str] = {}
-    data = getattr(config, "data", None)
-    if "data" in step.config_sections and isinstance(data, DataConfig):
-        if data.source == "hub":
-            return None
-        if data.source == "files":  # the files' bytes, not just their names
-            paths = {"path": data.path, "eval_path": data.eval_path}
-            source = {k: sha256_file(p) for k, p in paths.items() if p is not None}
-    model = getattr(config, "model", None)
-    base = getattr(model, "base", None)
-    if "model" in step.config_sections and isinstance(base, str):
-        from mlpipe.core.modeling import base_content_key
-
-        content = base_content_key(base)  # a local directory: its bytes, not its path
-        if content is not None:
-            source["model.base"] = content
-    return sha256_json(
-        {
-            "pipeline": pipeline,
-            "step": step.name,
-            "config": sections,
-            "source": source,
-            "inputs": {name: ref.sha256 for name, ref in sorted(inputs.items())},
-            "code": _code(step, config),
-        }
+def _library_roots() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    return tuple(
+        str(Path(paths[k]).resolve()) for k in ("stdlib", "platstdlib", "purelib", "platlib")
     )
 
 
-def still_valid(ref: Ref) -> bool:
-    """True when every file the reference points to exists and matches its recorded hash."""
-    try:
-        if isinstance(ref, ShardsRef):
-            return all(still_valid(shard) for shard in ref.refs)
-        if isinstance(ref, DatasetRef):
-            from mlpipe.core.data import dataset_sha256
+def _local_modules(module_name: str) -> list[ModuleType]:
+    """A user module and the local modules it imports (not the standard library, not
+    site-packages, not mlpipe, whose core and task packages are keyed on their own)."""
+    roots = _library_roots()
+    seen: dict[str, ModuleType] = {}
 
-            return dataset_sha256(Path(ref.uri), ref.files, ref.label_names) == ref.sha256
-        if isinstance(ref, ModelRef):
-            if (Path(ref.uri) / artifacts.MANIFEST).is_file():  # sealed by training
-                artifacts.verify(Path(ref.uri))
-            return sha256_file(Path(ref.uri) / "model.safetensors") == ref.sha256
-        if isinstance(ref, ArtifactsRef | ModelVersionRef):
-            artifacts.verify(Path(ref.uri))
-            return artifacts.manifest_sha256(Path(ref.uri)) == ref.sha256
-        if isinstance(ref, PredictionsRef):
-            return sha256_file(ref.uri) == ref.sha256
-        if isinstance(ref, ResultsRef):
-            return sha256_file(ref.predictions_uri) == ref.sha256
-        # any other reference (user pipelines): a file whose hash it recorded
-        return Path(ref.uri).is_file() and sha256_file(ref.uri) == ref.sha256
+    def local(mod: ModuleType | None) -> bool:
+        file = getattr(mod, "__file__", None)
+        if mod is None or not file or mod.__name__.split(".")[0] == "mlpipe":
+            return False
+        resolved = str(Path(file).resolve())
+        return not resolved.startswith(roots)
+
+    def visit(mod: ModuleType) -> None:
+        if mod.__name__ in seen:
+            return
+        seen[mod.__name__] = mod
+        for value in list(vars(mod).values()):
+            other = value if isinstance(value, ModuleType) else sys.modules.get(
+                getattr(value, "__module__", "") or ""
+            )
+            if other is not None and local(other):
+                visit(other)
+
+    root = sys.modules.get(module_name) or importlib.import_module(module_name)
+    if local(root):
+        visit(root)
+    return list(seen.values())
+
+
+def _imported_distributions(modules: list[ModuleType]) -> set[str]:
+    """The distributions whose top-level packages these modules import by name."""
+    tops: set[str] = set()
+    for mod in modules:
+        for value in vars(mod).values():
+            name = value.__name__ if isinstance(value, ModuleType) else getattr(
+                value, "__module__", None
+            )
+            if isinstance(name, str):
+                tops.add(name.split(".")[0])
+    dists = _distributions(tuple(sys.path))
+    return {d for top in tops for d in dists.get(top, [])}
+
+
+@functools.cache
+def _distributions(path: tuple[str, ...]) -> Mapping[str, list[str]]:
+    """Top-level package -> distributions (a scan of ``path``; versions are read fresh)."""
+    return importlib.metadata.packages_distributions()
+
+
+def package_version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _declared(obj: Any) -> tuple[str, ...]:
+    return tuple(getattr(obj, "packages", ()) or ())
+
+
+@dataclass(frozen=True)
+class StepKey:
+    """A step's cache key as named parts, so a miss can say which part changed.
+
+    Each part maps a name (a config field's dotted path, an input, a module, a distribution)
+    to what identifies it; ``digest`` hashes them all.
+    """
+
+    pipeline: str
+    step: str
+    config: dict[str, Any]
+    inputs: dict[str, str]
+    upstream: dict[str, str]
+    code: dict[str, str]
+    packages: dict[str, str | None]
+    env: dict[str, str]
+
+    PARTS: ClassVar[tuple[str, ...]] = ("config", "inputs", "upstream", "code", "packages", "env")
+
+    def parts(self) -> dict[str, dict[str, Any]]:
+        return {part: getattr(self, part) for part in self.PARTS}
+
+    @property
+    def digest(self) -> str:
+        return sha256_json({"pipeline": self.pipeline, "step": self.step, **self.parts()})
+
+
+def flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config dump as ``{dotted.path: leaf}``: what ``cache explain`` compares."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def build_key(
+    pipeline: str, step: Step, config: Any, inputs: Mapping[str, Ref], *,
+    pipeline_obj: Any = None,
+) -> StepKey | None:
+    """The step's key in named parts, or None when its result cannot be keyed (an input fetched
+    by a name whose contents can change, e.g. Hub data not pinned to a revision)."""
+    content = input_keys(config, step.config_sections)
+    if content is None:
+        return None
+    sections = config.model_dump(mode="json", include=set(step.config_sections))
+    modules = [step.fn.__module__]
+    task = getattr(config, "task", None)
+    task_plugin = plugins.load("task", task) if isinstance(task, str) else None
+    if task_plugin is not None:
+        modules.append(task_plugin.__module__)
+    code = {"mlpipe.core": code_version()}
+    local = _local_modules(step.fn.__module__)
+    for name in modules:
+        if name.split(".")[0] == "mlpipe":
+            code[name] = module_version(name)
+    for mod in local:
+        code[mod.__name__] = module_version(mod.__name__, whole_package=False)
+    wanted = set(BASE_PACKAGES) | _imported_distributions(local)
+    for obj in (task_plugin, pipeline_obj, step):
+        wanted.update(_declared(obj))
+    env = {"python": platform.python_version(), "platform": sysconfig.get_platform()}
+    if config.runtime.mode != "local":
+        env["image"] = str(getattr(getattr(config, "cluster", None), "image", ""))
+    return StepKey(
+        pipeline=pipeline,
+        step=step.name,
+        config=flat(sections),
+        inputs=content,
+        upstream={name: ref.sha256 for name, ref in sorted(inputs.items())},
+        code=code,
+        packages={d: package_version(d) for d in sorted(wanted)},
+        env=env,
+    )
+
+
+def step_key(pipeline: str, step: Step, config: Any, inputs: Mapping[str, Ref]) -> str | None:
+    """The cache key's digest (see ``build_key``)."""
+    key = build_key(pipeline, step, config, inputs)
+    return None if key is None else key.digest
+
+
+def still_valid(ref: Ref) -> bool:
+    """True when every file the reference points to exists and matches its recorded hash (the
+    reference answers for itself; a damaged or missing output is False, never an error)."""
+    try:
+        return ref.still_valid()
     except (OSError, ValueError, artifacts.ChecksumError):
         return False
 
 
+#: the key of the step's run, written beside its result (for ``cache explain`` and resume)
+KEY_FILE = "cache_key.json"
+
 #: what a cache entry holds; entries of another format are misses
-ENTRY_FORMAT = 2
+ENTRY_FORMAT = 3  # 3: keys in named parts (StepKey), stored for ``cache explain``
 
 
 def output_files(ref: Ref) -> tuple[Path, dict[str, str]]:
-    """Where ``ref``'s output lives and the sha256 of every file there (a directory's files, or
-    the one file a file reference names; for shards, every shard's files as ``<i>/<file>``)."""
-    if isinstance(ref, ShardsRef):
-        files: dict[str, str] = {}
-        for i, shard in enumerate(ref.refs):
-            root, shard_files = output_files(shard)
-            files.update({f"{i}/{root.name}/{name}": h for name, h in shard_files.items()})
-        return Path(ref.uri), files
-    path = Path(ref.predictions_uri) if isinstance(ref, ResultsRef) else Path(ref.uri)
-    if path.is_dir():
-        return path, file_hashes(path)
-    return path, {path.name: sha256_file(path)}
+    """Where ``ref``'s output lives and the sha256 of every file there (``Ref.output_files``)."""
+    return ref.output_files()
 
 
 class StepCache:
     """Cache entries are small JSON files under ``<home>/cache``; outputs stay in their run dirs.
 
-    An entry is ``{"format", "run_id", "ref", "root", "files"}``: ``files`` lists every file of
-    the output as it was when the step produced it.
+    An entry is ``{"format", "run_id", "ref", "root", "files", "pipeline", "step", "parts"}``:
+    ``files`` lists every file of the output as it was when the step produced it, ``parts`` the
+    named parts of its key (what ``cache explain`` compares).
     """
 
     def __init__(self, root: Path) -> None:
@@ -172,7 +267,7 @@ class StepCache:
             return None
         return ref if still_valid(ref) else None
 
-    def put(self, key: str, ref: Ref, *, run_id: str) -> None:
+    def put(self, key: str, ref: Ref, *, run_id: str, parts: StepKey | None = None) -> None:
         """Record ``ref`` under ``key`` with the hash of every file of its output.
 
         A cache that cannot be written (a full or read-only disk) only costs a rerun later: the
@@ -191,6 +286,9 @@ class StepCache:
                     "ref": ref.model_dump(mode="json"),
                     "root": str(root),
                     "files": files,
+                    **({} if parts is None else {
+                        "pipeline": parts.pipeline, "step": parts.step, "parts": parts.parts()
+                    }),
                 },
             )
         except OSError:

@@ -27,8 +27,9 @@ from pydantic import (
     model_validator,
 )
 
-from mlpipe.core import plugins
+from mlpipe.core import inputs, plugins
 from mlpipe.core.errors import ConfigError
+from mlpipe.core.inputs import InputFile
 
 
 class _Strict(BaseModel):
@@ -83,8 +84,8 @@ class DataConfig(_Strict):
     """Where the rows come from and how to read them."""
 
     source: Literal["generated", "files", "hub"] = "generated"
-    path: Path | None = Field(None, description="csv, jsonl or parquet file (source: files)")
-    eval_path: Path | None = Field(None, description="optional separate eval file")
+    path: InputFile | None = Field(None, description="csv, jsonl or parquet file (source: files)")
+    eval_path: InputFile | None = Field(None, description="optional separate eval file")
     hub: HubDataConfig = HubDataConfig()
     generated: GeneratedDataConfig = GeneratedDataConfig()
     text_column: str = "text"
@@ -93,6 +94,11 @@ class DataConfig(_Strict):
     eval_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     max_rows: Annotated[int | None, Field(ge=1)] = None
     seed: int = 13
+
+    @property
+    def cacheable(self) -> bool:
+        """Hub data can change under the same name: a step reading it is not cached."""
+        return self.source != "hub"
 
     @model_validator(mode="after")
     def _source_needs_path(self) -> DataConfig:
@@ -116,6 +122,11 @@ class ModelConfig(_Strict):
     base: str = "minilm"
     max_length: Annotated[int, Field(ge=8, le=4096)] = 64
     tiny: TinyModelConfig = TinyModelConfig()
+
+    def input_keys(self) -> dict[str, str]:
+        """A local ``base`` directory is keyed by its bytes, not its path (hub ids by name)."""
+        content = inputs.dir_key(self.base) if self.base not in ("minilm", "tiny") else None
+        return {} if content is None else {"base": content}
 
 
 class TrainConfig(_Strict):
@@ -454,6 +465,10 @@ class InferenceSettings(_Strict):
     rows_per_shard: Annotated[int, Field(ge=1)] = 100_000
 
 
+def _default_task() -> str:
+    return plugins.default("task")
+
+
 def _default_section(kind: plugins.Kind) -> Any:
     return plugin_section(kind, {}, "registry" if kind == "registry" else "tracking")
 
@@ -490,7 +505,7 @@ class _TaskPipelineSettings(PipelineSettings):
     """The built-in pipelines: a task (plugin) with its own optional section, data, registry."""
 
     _options_attr: ClassVar[str]  # which Task ClassVar holds this pipeline's section schema
-    task: str = "text-classification"
+    task: str = Field(default_factory=lambda: _default_task())
     task_options: SerializeAsAny[TaskOptions] | None = Field(
         None, description="the task's own section, written under the task's section name"
     )
@@ -506,7 +521,7 @@ class _TaskPipelineSettings(PipelineSettings):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        name = data.get("task", "text-classification")
+        name = data.get("task") or _default_task()
         if not isinstance(name, str):
             raise ConfigError(f"task: expected a task name (got {name!r})")
         task = plugins.load("task", name)
@@ -586,33 +601,36 @@ def load_config(
     *,
     pipeline: str | None = None,
     config_type: type[PipelineSettings] | None = None,
+    base: dict[str, Any] | None = None,
 ) -> Any:
     """Read a YAML config, apply ``dotted.key=value`` overrides, validate, make paths absolute.
 
     The config type comes from ``config_type``, else from the pipeline the file (or
     ``pipeline``) names. Relative paths in the file are taken relative to the file's own
     directory, so a config works from any working directory; paths given with ``--set`` are
-    relative to the current one. Raises ``ConfigError`` naming the field and what is allowed.
+    relative to the current one. ``base`` (a run's recorded config, for ``--resume``) is what
+    the overrides apply to when no file is given. Raises ``ConfigError`` naming the field.
     """
-    raw: dict[str, Any] = {}
+    raw: dict[str, Any] = json.loads(json.dumps(base)) if base is not None else {}
     if path is not None:
         file = Path(path)
         if not file.is_file():
             raise ConfigError(f"config file not found: {file} (pass an existing YAML file)")
         raw = read_yaml(file)
-        _absolutize(raw, file.resolve().parent)
     override: dict[str, Any] = {}
     for item in overrides:
         _apply_override(override, item)
-    _absolutize(override, Path.cwd())  # paths typed on the command line are relative to cwd
-    _merge(raw, override)
-    kind = raw.get("pipeline", pipeline)
+    kind = override.get("pipeline", raw.get("pipeline", pipeline))
     if pipeline is not None and kind != pipeline:
         raise ConfigError(
             f"pipeline: this command needs a '{pipeline}' config, the file is '{kind}'"
         )
     if config_type is None:
         config_type = config_type_of(kind)
+    if path is not None:
+        _absolutize(raw, Path(path).resolve().parent, config_type)
+    _absolutize(override, Path.cwd(), config_type)  # paths typed with --set: relative to cwd
+    _merge(raw, override)
     raw.setdefault("pipeline", kind)
     return parse_config(raw, config_type)
 
@@ -773,10 +791,11 @@ def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
             into[key] = value
 
 
-_PATH_KEYS = {("data", "path"), ("data", "eval_path"), ("registry", "root")}
+_PATH_KEYS = {("registry", "root")}  # a plugin section: its schema is known once validated
 
 
-def _absolutize(raw: dict[str, Any], base_dir: Path) -> None:
+def _absolutize(raw: dict[str, Any], base_dir: Path, config_type: type[BaseModel]) -> None:
+    inputs.absolutize(raw, config_type, base_dir)  # typed input paths, in any section
     for section, key in _PATH_KEYS:
         node = raw.get(section)
         if isinstance(node, dict) and isinstance(node.get(key), str):

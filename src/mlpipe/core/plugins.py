@@ -14,6 +14,7 @@ a task or a pipeline by declaring an entry point in the matching group (``mlpipe
 
 from __future__ import annotations
 
+import functools
 import importlib
 from functools import cache
 from importlib.metadata import entry_points
@@ -102,6 +103,18 @@ def load(kind: Kind, name: str) -> Any:
     if name not in found:
         raise unknown(kind, name)
     return import_target(found[name], what=f"{kind} {name!r}")
+
+
+@functools.cache
+def default(kind: Kind) -> str:
+    """The registered plugin of ``kind`` whose class declares ``is_default`` (else the first)."""
+    found = names(kind)
+    for name in found:
+        if getattr(load(kind, name), "is_default", False):
+            return name
+    if not found:
+        raise ConfigError(f"no {kind} plugin is registered (reinstall mlpipe)")
+    return found[0]
 
 
 def import_target(target: str, *, what: str = "") -> Any:

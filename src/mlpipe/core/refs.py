@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlpipe.core.errors import ConfigError
-from mlpipe.core.hashing import sha256_json
+from mlpipe.core.hashing import file_hashes, sha256_file, sha256_json
 
 
 class CheckResult(BaseModel):
@@ -52,6 +53,31 @@ class Ref(BaseModel):
     def failed_blocking_checks(self) -> list[CheckResult]:
         return [c for c in self.checks if c.blocking and not c.passed]
 
+    # -- what the step cache and ``--resume`` ask every reference (override for your own kind) --
+
+    def output_path(self) -> Path:
+        """Where the output lives: a file or a folder."""
+        return Path(self.uri)
+
+    def output_files(self) -> tuple[Path, dict[str, str]]:
+        """The output's root and the sha256 of every file there (a folder's files, by relative
+        path, or the one file the reference names): what a cache entry records and checks."""
+        path = self.output_path()
+        if path.is_dir():
+            return path, file_hashes(path)
+        return path, {path.name: sha256_file(path)}
+
+    def still_valid(self) -> bool:
+        """The output is still what the reference says: a file whose hash it recorded, or a
+        folder (whose files the cache entry lists and checks one by one)."""
+        path = self.output_path()
+        return path.is_dir() or (path.is_file() and sha256_file(path) == self.sha256)
+
+    def metric_values(self) -> dict[str, float]:
+        """The metrics it carries (none unless the kind has some)."""
+        metrics = getattr(self, "metrics", None)
+        return dict(metrics) if isinstance(metrics, dict) else {}
+
 
 class DatasetRef(Ref):
     """Prepared data as parquet files in one directory, one file per split."""
@@ -63,6 +89,11 @@ class DatasetRef(Ref):
     has_labels: bool
     label_names: tuple[str, ...]
 
+    def still_valid(self) -> bool:
+        """Every split's bytes and the label names hash to what it recorded (as at load)."""
+        hashes = {split: sha256_file(Path(self.uri) / name) for split, name in self.files.items()}
+        return sha256_json({"files": hashes, "label_names": list(self.label_names)}) == self.sha256
+
 
 class ModelRef(Ref):
     """A fine-tuned model directory (weights, config, tokenizer) and its eval metrics."""
@@ -71,6 +102,20 @@ class ModelRef(Ref):
     metrics: dict[str, float] = {}
     base: str = ""
 
+    def still_valid(self) -> bool:
+        from mlpipe.core import artifacts
+
+        if (Path(self.uri) / artifacts.MANIFEST).is_file():  # sealed by training
+            artifacts.verify(Path(self.uri))
+        return sha256_file(Path(self.uri) / "model.safetensors") == self.sha256
+
+
+def _manifest_valid(ref: Ref) -> bool:
+    from mlpipe.core import artifacts
+
+    artifacts.verify(Path(ref.uri))
+    return artifacts.manifest_sha256(Path(ref.uri)) == ref.sha256
+
 
 class ArtifactsRef(Ref):
     """The publishable artifact directory; ``sha256`` is the hash of its ``manifest.json``."""
@@ -78,6 +123,9 @@ class ArtifactsRef(Ref):
     kind: Literal["artifacts"] = "artifacts"
     files: dict[str, str]
     metrics: dict[str, float] = {}
+
+    def still_valid(self) -> bool:
+        return _manifest_valid(self)
 
 
 class ModelVersionRef(Ref):
@@ -103,6 +151,9 @@ class ModelVersionRef(Ref):
     def spec(self) -> str:
         return f"{self.name}:v{self.version}"
 
+    def still_valid(self) -> bool:
+        return _manifest_valid(self)
+
 
 class PredictionsRef(Ref):
     """Model outputs in input order: a parquet file with the input row id, label and score."""
@@ -122,6 +173,9 @@ class ResultsRef(Ref):
     model: str
     metrics: dict[str, float] = {}
 
+    def output_path(self) -> Path:
+        return Path(self.predictions_uri)
+
 
 class ShardsRef(Ref):
     """One output cut into shards, in input order: what a map step runs over (one execution per
@@ -136,6 +190,17 @@ class ShardsRef(Ref):
     @property
     def refs(self) -> list[Ref]:
         return [ref_from_json(shard) for shard in self.shards]
+
+    def output_files(self) -> tuple[Path, dict[str, str]]:
+        """Every shard's files, as ``<i>/<shard root>/<file>``."""
+        files: dict[str, str] = {}
+        for i, shard in enumerate(self.refs):
+            root, shard_files = shard.output_files()
+            files.update({f"{i}/{root.name}/{name}": h for name, h in shard_files.items()})
+        return Path(self.uri), files
+
+    def still_valid(self) -> bool:
+        return all(shard.still_valid() for shard in self.refs)
 
     @classmethod
     def of(cls, refs: Sequence[Ref], uri: str) -> ShardsRef:

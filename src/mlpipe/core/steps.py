@@ -72,11 +72,10 @@ def _tracker(config: TrainingConfig | InferenceConfig, ctx: StepContext, job_typ
 
 def training_provenance(config: TrainingConfig, dataset: DatasetRef) -> dict[str, object]:
     """What produced a model: the data hash and the config sections that shape the weights."""
+    from mlpipe.core.task import provenance_sections
     from mlpipe.version import __version__
 
-    sections = {"data", "model", "training"}
-    if config.task != "text-classification":  # classification provenance stays as it was
-        sections |= {"task", "task_options"}
+    sections = set(provenance_sections(config.task))  # the task says what shapes its weights
     shaping = config.model_dump(mode="json", include=sections)
     return {
         "task": config.task,

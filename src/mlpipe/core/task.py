@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from mlpipe.core.config import InferenceConfig, TaskOptions, TrainingConfig
 
 TASK_FILE = "mlpipe_task.json"  # written into every model directory a task saves; says its task
-DEFAULT_TASK = "text-classification"  # models saved without a task file are classifiers
 LogFn = Callable[[dict[str, float], int], None]
 
 
@@ -49,6 +48,14 @@ class Task(Protocol):
     config_section: ClassVar[str | None]
     training_options: ClassVar[type[TaskOptions] | None]
     inference_options: ClassVar[type[TaskOptions] | None]
+    # Optional declarations, read with getattr so a third-party task may leave them out:
+    #   is_default: bool -- the task a config without ``task:`` (and a model without a task
+    #     file) means; one registered task says so
+    #   provenance_sections: tuple[str, ...] -- config sections that shape its weights (default:
+    #     data, model, training, task, task_options)
+    #   watched_metric: str -- the metric an alias move is judged on
+    #   summary_metrics: tuple[str, ...] -- metrics a one-line summary shows
+    #   packages: tuple[str, ...] -- distributions its code depends on (in the step cache key)
 
     def load_training_data(self, config: TrainingConfig, out_dir: Path) -> DatasetRef:
         """Read, normalize, validate and split the rows; write parquet; return checks."""
@@ -95,6 +102,20 @@ def check_backend(task: str, backend: str) -> None:
         )
 
 
+#: config sections a task's weights depend on, when the task does not say
+PROVENANCE_SECTIONS = ("data", "model", "training", "task", "task_options")
+
+
+def default_task() -> str:
+    """The registered task that declares ``is_default`` (else the first one registered)."""
+    return plugins.default("task")
+
+
+def provenance_sections(name: str) -> tuple[str, ...]:
+    """The config sections that shape a task's weights (what its provenance hashes)."""
+    return tuple(getattr(task_class(name), "provenance_sections", PROVENANCE_SECTIONS))
+
+
 def get_task(name: str) -> Task:
     """The task registered as ``name`` (imported on first use; unknown names are exit 2)."""
     cls = plugins.load("task", name)
@@ -111,8 +132,8 @@ def model_task(model_dir: Path) -> str:
     """The task a saved model was trained for (models without a task file are classifiers)."""
     path = Path(model_dir) / TASK_FILE
     if not path.is_file():
-        return DEFAULT_TASK
-    return str(json.loads(path.read_text()).get("task", DEFAULT_TASK))
+        return default_task()
+    return str(json.loads(path.read_text()).get("task") or default_task())
 
 
 def check_model_task(model_dir: Path, task: str) -> None:

@@ -5,7 +5,7 @@ Layout under ``<root>/<name>/``: ``v<N>/`` (model files + manifest.json), ``line
 number handed out (numbers are never reused after a delete) and every alias move.
 
 ``state.json`` is the one source of truth and every change is one atomic rename of it (the
-commit): publishing links the files into a hidden staging directory, verifies them, then under the
+commit): publishing copies the files into a hidden staging directory, verifies them, then under the
 lock renames them to ``v<N>/`` and commits a state that lists ``v<N>`` with its aliases. A crash
 before the commit leaves an orphan ``v<N>/`` that no reader sees (the state does not list it) and
 that the next change under the lock removes; a crash after it leaves a finished version. So a
@@ -39,7 +39,6 @@ from mlpipe.core.registry import (
     alias_in_use,
     decide_aliases,
     lineage_of,
-    link_or_copy_tree,
     parse_spec,
     utc_now,
 )
@@ -414,14 +413,19 @@ class LocalRegistry:
         base.mkdir(parents=True, exist_ok=True)
         staging = base / temp_name("staging")
         try:
-            link_or_copy_tree(directory, staging)
+            # a copy, never hardlinks: an edit in the run folder must not reach the version
+            shutil.copytree(directory, staging)
             artifacts.verify(staging)
             with self._locked(name, "publish") as state:
                 present = self._present(name, state)
                 existing = [v for v in present if self._digest(name, v) == digest]
+                intact = [v for v in existing if self._verifies(name, v)]
                 created = not existing
-                if existing:
+                if intact:
+                    version = intact[-1]
+                elif existing:  # same content, damaged on disk: repaired from the fresh files
                     version = existing[-1]
+                    self._replace_files(name, version, staging)
                 else:
                     version = max([*state.versions, state.last_version], default=0) + 1
                     write_json(base / "lineage" / f"v{version}.json", lineage)
@@ -467,6 +471,23 @@ class LocalRegistry:
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
+
+    def _verifies(self, name: str, version: int) -> bool:
+        try:
+            artifacts.verify(self._version_dir(name, version))
+        except (OSError, ValueError, ChecksumError):
+            return False
+        return True
+
+    def _replace_files(self, name: str, version: int, staging: Path) -> None:
+        """Swap a damaged version's folder for verified fresh files of the same content."""
+        vdir = self._version_dir(name, version)
+        damaged = self._model_dir(name) / temp_name("damaged")
+        vdir.rename(damaged)
+        staging.rename(vdir)
+        shutil.rmtree(damaged, ignore_errors=True)
+        log.warning("registry: %s v%d failed verification; repaired from the new run", name,
+                    version)
 
     @staticmethod
     def _event(

@@ -527,10 +527,9 @@ class RunRecord:
         earlier = read_run(self.path)
         if earlier.get("status") == "running":
             raise ConfigError(f"resume: run {self.data['run_id']} is still running")
-        if earlier.get("config_sha256") != self.data["config_sha256"]:
-            raise ConfigError(f"resume: the config differs from run {self.data['run_id']}'s; "
-                              "resume with the same config (omit --config to reuse the run's)")
         self.data.update(resuming=True, resumed_from={
+            # a changed config is allowed: steps whose cache key changed are rerun
+            "config_changed": earlier.get("config_sha256") != self.data["config_sha256"],
             "runner": earlier.get("runner"), "status": earlier.get("status"),
             "failed_step": earlier.get("failed_step"), "started_at": earlier.get("started_at")})
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from mlpipe.core import progress
 from mlpipe.core.artifacts import write_json
-from mlpipe.core.cache import StepCache, step_key
+from mlpipe.core.cache import KEY_FILE, StepCache, StepKey, build_key
 from mlpipe.core.config import PipelineSettings, config_from_json
 from mlpipe.core.errors import (
     ConfigError,
@@ -137,7 +137,14 @@ def run_step(
     if shard is not None:
         inputs, count = _shard_inputs(step, inputs, shard)
         out_dir = out_dir / shard_name(shard)
-    finished = _finished_in_resumed_run(out_dir, run_dir(home, pipeline.name, run_id))
+    parts: StepKey | None = None  # for every step: resume compares it even when not cached
+    try:
+        parts = build_key(pipeline.name, step, config, {k: inputs[k] for k in step.inputs},
+                          pipeline_obj=pipeline)
+    except Exception:  # raised again below, where failures are recorded
+        parts = None
+    previous = _key_of(out_dir)
+    finished = _finished_in_resumed_run(out_dir, run_dir(home, pipeline.name, run_id), parts)
     if finished is not None:
         return finished  # ``--resume``: what this run already finished is reused as it is
     if out_dir.exists():
@@ -148,12 +155,14 @@ def run_step(
     started = time.perf_counter()
     cache_on = config.runtime.cache if use_cache is None else use_cache
     cache = StepCache(home / "cache")
-    key: str | None = None
+    key: str | None = parts.digest if parts is not None and step.cacheable else None
     imports = ImportClock()
     fn_started = fn_ended = 0.0
     try:
-        if step.cacheable:
-            key = step_key(pipeline.name, step, config, {k: inputs[k] for k in step.inputs})
+        if parts is None:
+            parts = build_key(pipeline.name, step, config, {k: inputs[k] for k in step.inputs},
+                              pipeline_obj=pipeline)
+            key = parts.digest if parts is not None and step.cacheable else None
         ref = cache.get(key) if cache_on and key is not None else None
         cached = ref is not None
         if ref is None:
@@ -185,7 +194,8 @@ def run_step(
                 record["message"] = f"shard {shard} of {count} ({shard_name(shard)}): {exc}"
                 cause = error_from_record(record)
             failure = StepFailedError(step.name, cause)  # every failure names its step
-        record_error(out_dir, step.name, run_id, failure, exc, tags)
+        record_error(out_dir, step.name, run_id, failure, exc, tags,
+                     key=None if parts is None else _key_record(parts, False, step.cacheable))
         if failure is not exc:
             raise failure from exc
         raise
@@ -204,16 +214,52 @@ def run_step(
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / RESULT_FILE, result.to_json())
+    if parts is not None:  # what ``cache explain`` and ``--resume`` compare
+        _write_key(out_dir, parts, cached=cached, cacheable=step.cacheable, previous=previous)
     if not cached and key is not None and not ref.failed_blocking_checks():
-        cache.put(key, ref, run_id=run_id)  # after result.json: the entry lists the step's files
+        # after result.json: the entry lists the step's files
+        cache.put(key, ref, run_id=run_id, parts=parts)
     return result
 
 
-def _finished_in_resumed_run(out_dir: Path, run: Path) -> StepRun | None:
+def _key_record(parts: StepKey, cached: bool, cacheable: bool) -> dict[str, Any]:
+    return {"digest": parts.digest, "cached": cached, "cacheable": cacheable,
+            "pipeline": parts.pipeline, "step": parts.step, "parts": parts.parts()}
+
+
+def _write_key(out_dir: Path, parts: StepKey, *, cached: bool, cacheable: bool,
+               previous: dict[str, Any] | None) -> None:
+    """The step's key beside its result: what ``cache explain`` and ``--resume`` compare."""
+    record = _key_record(parts, cached, cacheable)
+    if previous is not None and previous.get("digest") != parts.digest:
+        record["previous"] = previous  # a resumed run reran it: its key changed
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(out_dir / KEY_FILE, record)
+    except OSError:
+        return  # only explanations are lost
+
+
+def _key_of(out_dir: Path) -> dict[str, Any] | None:
+    """The key a step's earlier run recorded, finished or failed (None if none)."""
+    try:
+        if (out_dir / KEY_FILE).is_file():
+            key = json.loads((out_dir / KEY_FILE).read_text())
+        else:
+            key = json.loads((out_dir / ERROR_FILE).read_text())["cache_key"]
+        return {k: key[k] for k in ("digest", "pipeline", "step", "parts")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _finished_in_resumed_run(out_dir: Path, run: Path, key: StepKey | None) -> StepRun | None:
     """A step (or shard) that finished earlier in a run being resumed, if its outputs are
-    intact."""
+    intact and its key is unchanged (a resume after a config fix reruns what the fix touches)."""
     from mlpipe.core.cache import still_valid
 
+    earlier = _key_of(out_dir)
+    if key is not None and earlier is not None and earlier["digest"] != key.digest:
+        return None
     record, result = run / "run.json", out_dir / RESULT_FILE
     if not result.is_file() or not record.is_file():
         return None
@@ -228,6 +274,10 @@ def _finished_in_resumed_run(out_dir: Path, run: Path) -> StepRun | None:
     reused = StepRun(step=done.step, ref=done.ref, seconds=0.0, cached=True,
                      started=time.time(), ended=time.time(), pid=os.getpid())
     write_json(result, reused.to_json())  # this run spent nothing on it: served as cached
+    if earlier is not None and (out_dir / KEY_FILE).is_file():
+        kept = {**json.loads((out_dir / KEY_FILE).read_text()), "cached": True}
+        kept.pop("previous", None)
+        write_json(out_dir / KEY_FILE, kept)
     return reused
 
 
@@ -254,9 +304,13 @@ def record_error(
     exc: BaseException,
     original: BaseException,
     tags: Mapping[str, str] | None,
+    key: dict[str, Any] | None = None,
 ) -> None:
-    """``error.json``: what any runner reads back to raise the same error with the same code."""
+    """``error.json``: what any runner reads back to raise the same error with the same code,
+    and the step's cache key (a resume after a fix says what the fix changed)."""
     record = error_record(exc)
+    if key is not None:
+        record["cache_key"] = key
     if isinstance(exc, KeyboardInterrupt):
         record.update(error_type="KeyboardInterrupt", message="interrupted", exit_code=130)
     record.update(

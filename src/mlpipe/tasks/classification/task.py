@@ -48,6 +48,12 @@ class ClassificationTask:
     file_outputs: ClassVar[tuple[str, ...]] = ("label", "score")
     #: ``inference.backend`` values this task runs (onnx needs ``artifacts.onnx`` at training)
     backends: ClassVar[tuple[str, ...]] = ("torch", "onnx")
+    #: a config without ``task:``, and a model without a task file, are classification
+    is_default: ClassVar[bool] = True
+    provenance_sections: ClassVar[tuple[str, ...]] = ("data", "model", "training")
+    watched_metric: ClassVar[str] = "eval_accuracy"
+    summary_metrics: ClassVar[tuple[str, ...]] = ("eval_accuracy", "eval_f1")
+    packages: ClassVar[tuple[str, ...]] = ("torch", "transformers", "tokenizers", "safetensors")
 
     def file_inputs(
         self, training_config: Mapping[str, Any], text_column: str | None

@@ -53,6 +53,13 @@ class TextToSqlTask:
     inference_options: ClassVar[type[TaskOptions] | None] = SqlOptions
     #: what ``mlpipe predict --output`` adds to the user's columns (keys of ``predict_texts``)
     file_outputs: ClassVar[tuple[str, ...]] = ("sql",)
+    is_default: ClassVar[bool] = False
+    provenance_sections: ClassVar[tuple[str, ...]] = (
+        "data", "model", "training", "task", "task_options")
+    watched_metric: ClassVar[str] = "eval_exact_match"
+    summary_metrics: ClassVar[tuple[str, ...]] = ("eval_exact_match", "eval_execution_match")
+    packages: ClassVar[tuple[str, ...]] = ("torch", "transformers", "tokenizers", "safetensors",
+                                           "peft")
 
     def file_inputs(
         self, training_config: Mapping[str, Any], text_column: str | None
