@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlpipe.core import artifacts
+from mlpipe.core.errors import RegistryDamagedError
 from mlpipe.registries.local import BACKUP, STATE, LocalRegistry
 
 
@@ -73,7 +74,8 @@ def test_4_version_newer_than_an_old_state_is_restored_not_deleted(
     (base / STATE).write_text(json.dumps(old))  # restored from an older snapshot
     found = reg.verify("m")
     assert any("v3" in f.path and f.damage for f in found), found
-    reg.promote("m", 2, "candidate")  # an unrelated change
+    with pytest.raises(RegistryDamagedError, match="repair"):  # an unrelated change
+        reg.promote("m", 2, "candidate")
     assert (base / "v3" / "manifest.json").is_file(), "a newer complete version was deleted"
     reg.repair("m")
     assert reg.resolve("m:v3").version == 3
