@@ -755,6 +755,13 @@ class LocalRegistry:
         last = max([backup.last_version, *versions])
         return State(tuple(sorted(versions)), aliases, last, (*backup.history, event))
 
+    @staticmethod
+    def _drop_missing(state: State, present: list[int]) -> State:
+        aliases = {a: v for a, v in state.aliases.items() if v in present}
+        if present:
+            aliases[LATEST] = max(present)
+        return replace(state, versions=tuple(present), aliases=aliases)
+
 
 def _numbers(metrics: Any) -> dict[str, float]:
     """The numeric entries of a manifest's metrics (wrong-shaped data is ignored, not a crash)."""
@@ -765,10 +772,3 @@ def _numbers(metrics: Any) -> dict[str, float]:
         for k, v in metrics.items()
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
-
-    @staticmethod
-    def _drop_missing(state: State, present: list[int]) -> State:
-        aliases = {a: v for a, v in state.aliases.items() if v in present}
-        if present:
-            aliases[LATEST] = max(present)
-        return replace(state, versions=tuple(present), aliases=aliases)
