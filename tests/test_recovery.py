@@ -119,3 +119,54 @@ def test_backup_survives_a_publish_after_state_loss(reg: LocalRegistry, tmp_path
     with pytest.raises(Exception, match="repair"):
         reg.publish(_model(tmp_path, "four"), "m", [])
     assert json.loads((base / BACKUP).read_text())["aliases"]["production"] == 1
+
+
+def _run(home: Path, pipeline: str, run_id: str, record: object) -> Path:
+    path = home / "runs" / pipeline / run_id
+    path.mkdir(parents=True)
+    (path / "run.json").write_text(json.dumps(record))
+    return path
+
+
+def test_6_bad_run_records_are_scoped(tmp_path: Path) -> None:
+    from mlpipe.core import runs
+
+    home = tmp_path / "home"
+    _run(home, "p", "r-null", None)
+    _run(home, "p", "r-list", [1, 2])
+    good = _run(home, "p", "r-good", {"run_id": "r-good", "status": "failed", "pipeline": "p"})
+    (good / "train").mkdir()
+    (good / "train" / "error.json").write_text("{not json")
+    (good / "eval").mkdir()
+    (good / "eval" / "result.json").write_text("[]")
+    listed = {r["run_id"]: r["status"] for r in runs.list_runs(home)}
+    assert listed == {"r-null": "unreadable", "r-list": "unreadable", "r-good": "failed"}
+    assert runs.sweep_killed(home, "p") == []
+    logs = dict(runs.step_logs(runs.find_run(home, "r-good")))
+    assert "damaged" in logs["train: failed"]
+
+
+def test_7_a_symlinked_run_folder_is_never_followed(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    from mlpipe.core import runs
+
+    home = tmp_path / "home"
+    outside = tmp_path / "outside"
+    (outside / "precious").mkdir(parents=True)
+    (outside / "run.json").write_text(
+        json.dumps(
+            {
+                "run_id": "r1",
+                "status": "running",
+                "pid": 2**22 + 7,
+                "host": socket.gethostname(),
+                "pipeline": "p",
+            }
+        )
+    )
+    (home / "runs" / "p").mkdir(parents=True)
+    os.symlink(outside, home / "runs" / "p" / "r1")
+    runs.sweep_killed(home, "p")
+    assert (outside / "precious").is_dir()
