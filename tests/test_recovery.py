@@ -170,3 +170,16 @@ def test_7_a_symlinked_run_folder_is_never_followed(tmp_path: Path) -> None:
     os.symlink(outside, home / "runs" / "p" / "r1")
     runs.sweep_killed(home, "p")
     assert (outside / "precious").is_dir()
+
+
+def test_7_gc_never_empties_a_symlinked_trash(tmp_path: Path) -> None:
+    from mlpipe.core import gc
+
+    home = tmp_path / "home"
+    home.mkdir()
+    outside = tmp_path / "outside"
+    (outside / "precious").mkdir(parents=True)
+    (home / ".trash").symlink_to(outside)
+    gc.collect(home)
+    assert (outside / "precious").is_dir()
+    assert not (home / ".trash").is_symlink()
