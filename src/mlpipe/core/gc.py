@@ -12,8 +12,8 @@ reports the same without removing anything.
 
 from __future__ import annotations
 
-import json
 import errno
+import json
 import os
 import re
 import shutil
