@@ -139,14 +139,18 @@ def verify(directory: Path) -> dict[str, Any]:
     problems = []
     for name, expected in manifest["files"].items():
         path = directory / name
-        if not path.is_file():
+        if any(q.is_symlink() for q in (path, *path.parents) if directory in q.parents):
+            problems.append(f"{name} is a symlink (refused: a model's files are its own)")
+        elif not path.is_file():
             problems.append(f"{name} is missing")
         elif sha256_file(path) != expected:
             problems.append(f"{name} does not match its sha256")
     listed = set(manifest["files"]) | {MANIFEST}
     for path in sorted(directory.rglob("*")):
         rel = path.relative_to(directory).as_posix()
-        if (path.is_file() or path.is_symlink()) and rel not in listed:
+        if path.is_symlink() and rel not in listed:
+            problems.append(f"{rel} is a symlink (refused: a model's files are its own)")
+        elif path.is_file() and rel not in listed:
             problems.append(f"{rel} is not listed in the manifest")
     if problems:
         raise ChecksumError(

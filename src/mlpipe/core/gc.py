@@ -12,6 +12,7 @@ reports the same without removing anything.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -67,6 +68,8 @@ def aliased_run_ids(home: Path) -> set[str]:
 
 
 def _files(path: Path) -> list[os.stat_result]:
+    if path.is_symlink():
+        return []  # removing a link frees nothing of its target
     if path.is_file():
         return [path.stat()]
     out = []
@@ -93,12 +96,23 @@ def _referenced(kept: list[Path], candidates: list[Path]) -> list[Path]:
 
 
 def _remove(home: Path, path: Path) -> None:
+    """Delete ``path`` itself: a symlink is unlinked, never followed (lstat only)."""
+    if path.is_symlink():
+        path.unlink()
+        return
     trash = home / ".trash"
+    if trash.is_symlink():
+        trash.unlink()  # a planted link: its target is not ours to empty
     trash.mkdir(parents=True, exist_ok=True)
     target = path
     if path.parent != trash:
         target = trash / f"{path.name}-{uuid.uuid4().hex[:8]}"
-        path.rename(target)
+        try:
+            path.rename(target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            target = path  # on another filesystem (runs/ mounted apart): delete in place
     if target.is_dir():
         shutil.rmtree(target, ignore_errors=True)
     else:
@@ -124,8 +138,9 @@ def collect(home: Path, *, keep_last: int = 5, dry_run: bool = False) -> GcRepor
                 continue
             doomed.append(Path(record["path"]))
     # a kept run whose steps took a cached output from an older run needs that run's files
-    kept = [Path(r["path"]) for rs in by_pipeline.values() for r in rs
-            if Path(r["path"]) not in doomed]
+    kept = [
+        Path(r["path"]) for rs in by_pipeline.values() for r in rs if Path(r["path"]) not in doomed
+    ]
     needed = _referenced(kept, doomed)
     report.kept_for_runs = [str(p) for p in needed]
     doomed = [p for p in doomed if p not in needed]
@@ -159,14 +174,17 @@ def collect(home: Path, *, keep_last: int = 5, dry_run: bool = False) -> GcRepor
                     doomed.append(leftover)
                     report.leftovers.append(str(leftover))
     trash = home / ".trash"
-    if trash.is_dir():
+    if trash.is_symlink():
+        doomed.append(trash)  # only the link is removed
+        report.leftovers.append(str(trash))
+    elif trash.is_dir():
         doomed.extend(trash.iterdir())
         report.leftovers.extend(str(p) for p in trash.iterdir())
 
     report.bytes_freed = freed_bytes(doomed)
     if not dry_run:
         for path in doomed:
-            if path.exists():
+            if path.exists() or path.is_symlink():
                 _remove(home, path)
     return report
 

@@ -24,10 +24,19 @@ def list_runs(
     records = []
     for path in root.glob(pattern) if root.is_dir() else ():
         try:
-            record: dict[str, Any] = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            record = {"pipeline": path.parent.parent.name, "run_id": path.parent.name,
-                      "status": "unreadable", "error": {"message": str(exc)}}
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict) or not isinstance(data.get("run_id", ""), str):
+                raise ValueError(f"{path}: not a run record (a JSON object)")
+            record: dict[str, Any] = data
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            # one bad record is listed as such; it never blocks other runs or new ones
+            record = {
+                "pipeline": path.parent.parent.name,
+                "run_id": path.parent.name,
+                "status": "unreadable",
+                "error": {"message": str(exc)[:500]},
+            }
+        record.setdefault("run_id", path.parent.name)
         record["path"] = str(path.parent)
         if record.get("status") == "running" and _gone(record):
             record["status"] = "killed"  # its process ended without recording an outcome
@@ -64,9 +73,11 @@ def sweep_killed(home: Path, pipeline: str) -> list[Path]:
     removed: list[Path] = []
     for record in list_runs(home, pipeline=pipeline, status="killed"):
         run_path = Path(record["path"])
+        if run_path.is_symlink() or not run_path.resolve().is_relative_to(home.resolve()):
+            continue  # never follow a planted link out of the home
         removed += sweep_temp(run_path)
         for step in run_path.iterdir():
-            if not step.is_dir():
+            if step.is_symlink() or not step.is_dir():
                 continue
             if (step / "result.json").is_file() or (step / "error.json").is_file():
                 removed += sweep_temp(step)
@@ -96,15 +107,28 @@ def step_logs(record: dict[str, Any], step: str | None = None) -> list[tuple[str
         error = run_path / name / "error.json"
         result = run_path / name / "result.json"
         if error.is_file():
-            data = json.loads(error.read_text())
-            out.append((f"{name}: failed", data.get("traceback") or data.get("message", "")))
+            data = _record(error)
+            out.append((f"{name}: failed", str(data.get("traceback") or data.get("message", ""))))
         elif result.is_file():
-            data = json.loads(result.read_text())
+            data = _record(result)
             cached = " (cached)" if data.get("cached") else ""
-            out.append((f"{name}: done in {data.get('seconds', 0):.2f}s{cached}", ""))
+            seconds = data.get("seconds", 0)
+            seconds = seconds if isinstance(seconds, (int, float)) else 0
+            out.append((f"{name}: done in {seconds:.2f}s{cached}", ""))
         elif step:
             raise ConfigError(f"step {step!r}: not in run {record['run_id']} ({', '.join(steps)})")
     log = record.get("log")
     if log and Path(log).is_file() and step is None:
         out.append((f"orchestrator log {log}", Path(log).read_text(errors="replace")[-20_000:]))
     return out
+
+
+def _record(path: Path) -> dict[str, Any]:
+    """A step record; an unreadable or wrong-shaped one becomes a message naming the file."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return {"message": f"{path} is unreadable ({type(exc).__name__}); it is damaged"}
+    if not isinstance(data, dict):
+        return {"message": f"{path} is not a JSON object; it is damaged"}
+    return data

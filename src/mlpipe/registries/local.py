@@ -66,6 +66,7 @@ class State:
     aliases: dict[str, int] = field(default_factory=dict)
     last_version: int = 0
     history: tuple[dict[str, Any], ...] = ()
+    dropped: int = 0  # history entries that were not objects (ignored; verify reports them)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -89,7 +90,10 @@ class State:
         last, history = data.get("last_version", 0), data.get("history", [])
         if type(last) is not int or not isinstance(history, list):
             raise ValueError("'last_version' or 'history' has the wrong type")
-        return cls(tuple(sorted(set(versions))), dict(aliases), last, tuple(history))
+        events = tuple(e for e in history if isinstance(e, dict))
+        return cls(
+            tuple(sorted(set(versions))), dict(aliases), last, events, len(history) - len(events)
+        )
 
 
 @dataclass
@@ -146,6 +150,12 @@ class LocalRegistry:
         base = self._model_dir(name)
         path = base / STATE
         if not path.exists():
+            if (base / BACKUP).exists() and not any((base / f).exists() for f in _LEGACY):
+                raise RegistryDamagedError(
+                    f"{path} is missing but {BACKUP} is there: the aliases and history are "
+                    f"lost until you run `mlpipe registry repair {name}`, which restores them "
+                    f"from {BACKUP} and the versions on disk"
+                )
             return self._legacy_state(name)
         try:
             return State.from_json(json.loads(path.read_text()))
@@ -192,10 +202,10 @@ class LocalRegistry:
     def _lineage(self, name: str, version: int) -> dict[str, Any]:
         path = self._model_dir(name) / "lineage" / f"v{version}.json"
         try:
-            data: dict[str, Any] = json.loads(path.read_text())
-        except (OSError, ValueError):
+            data = json.loads(path.read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
             return {}
-        return data
+        return data if isinstance(data, dict) else {}
 
     def _ref(self, name: str, version: int, aliases: dict[str, int]) -> ModelVersionRef:
         vdir = self._version_dir(name, version)
@@ -208,7 +218,7 @@ class LocalRegistry:
             version=version,
             aliases=tuple(sorted(a for a, v in aliases.items() if v == version)),
             backend=self.backend,
-            metrics=manifest.get("metrics", {}),
+            metrics=_numbers(manifest.get("metrics")),
             created_at=str(lineage.get("created_at", "")),
             run_id=str(lineage.get("run_id", "")),
             lineage=lineage,
@@ -216,8 +226,10 @@ class LocalRegistry:
 
     def _metrics(self, name: str, version: int) -> dict[str, float]:
         try:
-            return dict(artifacts.read_manifest(self._version_dir(name, version))["metrics"])
-        except Exception:
+            return _numbers(
+                artifacts.read_manifest(self._version_dir(name, version)).get("metrics")
+            )
+        except ChecksumError:
             return {}
 
     def _digest(self, name: str, version: int) -> str | None:
@@ -333,6 +345,14 @@ class LocalRegistry:
         base.mkdir(parents=True, exist_ok=True)
         with exclusive(base / ".lock", what=f"registry {name}: {what}", on_wait=log.warning):
             state = self._state(name)
+            restorable = self._restorable(name, state)
+            if restorable:
+                raise RegistryDamagedError(
+                    f"{base / STATE} does not list {', '.join(f'v{v}' for v in restorable)}, "
+                    f"complete versions newer than it or in {BACKUP} (was it restored from an "
+                    f"older snapshot?); run `mlpipe registry repair {name}` to restore them, "
+                    f"then retry"
+                )
             self._clean(name, state)
             yield state
 
@@ -355,6 +375,33 @@ class LocalRegistry:
             shutil.rmtree(trash, ignore_errors=True)
         (self._model_dir(name) / "lineage" / f"v{version}.json").unlink(missing_ok=True)
 
+    def _backup(self, name: str) -> State | None:
+        try:
+            return State.from_json(json.loads((self._model_dir(name) / BACKUP).read_text()))
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None
+
+    def _restorable(self, name: str, state: State) -> list[int]:
+        """Complete versions the state does not list but must not be thrown away: listed in the
+        backup, or numbered after the state but within the backup's (an older state snapshot)."""
+        base = self._model_dir(name)
+        if not base.is_dir():
+            return []
+        backup = self._backup(name) or State()
+        found = []
+        for path in base.iterdir():
+            m = _VERSION_DIR.match(path.name)
+            if not m or path.is_symlink() or not (path / artifacts.MANIFEST).is_file():
+                continue
+            version = int(m.group(1))
+            if version in state.versions:
+                continue
+            # a publish killed before its commit is newer than the state too, but the backup
+            # (written right after each commit) never counted it
+            if version in backup.versions or state.last_version < version <= backup.last_version:
+                found.append(version)
+        return sorted(found)
+
     def _leftovers(self, name: str, state: State | None) -> list[Path]:
         """What crashed writers left: orphan versions (only known when the state is readable),
         their lineage, dead staging and trash directories, dead temp files."""
@@ -362,9 +409,15 @@ class LocalRegistry:
         found: list[Path] = []
         if not base.is_dir():
             return found
+        keep = set(self._restorable(name, state)) if state is not None else set()
         for path in base.iterdir():
             m = _VERSION_DIR.match(path.name)
-            orphan = m is not None and state is not None and int(m.group(1)) not in state.versions
+            orphan = (
+                m is not None
+                and state is not None
+                and int(m.group(1)) not in state.versions
+                and int(m.group(1)) not in keep
+            )
             dead = path.name.startswith((".staging", ".deleted")) and (
                 is_dead_temp(path) or not path.name.endswith(".tmp")  # or named before tagging
             )
@@ -374,7 +427,12 @@ class LocalRegistry:
         if state is not None and lineage.is_dir():
             for path in lineage.glob("v*.json"):
                 m = re.fullmatch(r"v(\d+)\.json", path.name)
-                if m and int(m.group(1)) not in state.versions and not (base / path.stem).is_dir():
+                if (
+                    m
+                    and int(m.group(1)) not in state.versions
+                    and int(m.group(1)) not in keep
+                    and not (base / path.stem).is_dir()
+                ):
                     found.append(path)
         return found
 
@@ -382,7 +440,9 @@ class LocalRegistry:
         removed = self._leftovers(name, state)
         for path in removed:
             m = _VERSION_DIR.match(path.name)
-            if m and path.parent == self._model_dir(name):
+            if path.is_symlink():
+                path.unlink(missing_ok=True)  # the link goes, never what it points at
+            elif m and path.parent == self._model_dir(name):
                 self._discard(name, int(m.group(1)))
             elif path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -578,6 +638,16 @@ class LocalRegistry:
                 found.append(Finding(model, str(base / STATE), str(exc), repair))
             if state is not None:
                 found += self._check_versions(model, state, deep)
+                found += self._check_records(model, state)
+                for version in self._restorable(model, state):
+                    problem = (
+                        f"v{version} is complete but not listed in {STATE} (newer than it, or in "
+                        f"{BACKUP}: the state was restored from an older snapshot?)"
+                    )
+                    fix = f"mlpipe registry repair {model} (restores it with its aliases)"
+                    found.append(
+                        Finding(model, str(self._version_dir(model, version)), problem, fix)
+                    )
             for path in self._leftovers(model, state):
                 problem = "left by an interrupted write; no reader sees it"
                 fix = f"{repair} (or the next publish) removes it"
@@ -605,6 +675,34 @@ class LocalRegistry:
                 found.append(Finding(model, str(self._model_dir(model) / STATE), problem, fix))
         return found
 
+    def _check_records(self, model: str, state: State) -> list[Finding]:
+        """Valid JSON of the wrong shape: reported, never a crash."""
+        found = []
+        fix = f"mlpipe registry repair {model}"
+        if state.dropped:
+            problem = f"{state.dropped} 'history' entries are not objects (ignored)"
+            found.append(Finding(model, str(self._model_dir(model) / STATE), problem, fix))
+        for version in state.versions:
+            path = self._model_dir(model) / "lineage" / f"v{version}.json"
+            try:
+                data = json.loads(path.read_text())
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError, UnicodeDecodeError):
+                data = None
+            if not isinstance(data, dict):
+                problem = "not a JSON object (ignored: the version has no lineage)"
+                found.append(Finding(model, str(path), problem, "restore it or delete the file"))
+            with suppress(ChecksumError):
+                metrics = artifacts.read_manifest(self._version_dir(model, version)).get("metrics")
+                if metrics is not None and (
+                    not isinstance(metrics, dict) or len(_numbers(metrics)) != len(metrics)
+                ):
+                    where = str(self._version_dir(model, version) / artifacts.MANIFEST)
+                    problem = "'metrics' holds values that are not numbers (ignored)"
+                    found.append(Finding(model, where, problem, "publish the model again"))
+        return found
+
     def repair(self, name: str | None = None) -> list[Finding]:
         """Remove leftovers; rebuild a damaged state from its backup copy and the versions on
         disk; drop versions whose directory is gone (and aliases that pointed at them).
@@ -623,6 +721,15 @@ class LocalRegistry:
                     self._commit(model, state)
                     what = f"rebuilt from the versions on disk and {BACKUP}"
                     done.append(Finding(model, str(base / STATE), what, damage=False))
+                restorable = self._restorable(model, state)
+                if restorable:
+                    state = self._restore(model, state, restorable)
+                    self._commit(model, state)
+                    what = f"restored {', '.join(f'v{v}' for v in restorable)} into {STATE}"
+                    done.append(Finding(model, str(base / STATE), what, damage=False))
+                if state.dropped:
+                    state = replace(state, dropped=0)
+                    self._commit(model, state)
                 present = self._present(model, state)
                 if len(present) != len(state.versions):
                     state = self._drop_missing(state, present)
@@ -631,25 +738,37 @@ class LocalRegistry:
                     done.append(Finding(model, str(base / STATE), what, damage=False))
                 for path in self._clean(model, state):
                     done.append(Finding(model, str(path), "removed", damage=False))
+                done += [f for f in self._check_versions(model, state, True) if f.damage]
         return done
 
+    def _restore(self, name: str, state: State, restorable: list[int]) -> State:
+        """``state`` plus the restorable versions; aliases from the backup when it is newer."""
+        versions = tuple(sorted({*state.versions, *restorable}))
+        aliases = dict(state.aliases)
+        history = state.history
+        backup = self._backup(name)
+        if backup is not None and backup.last_version >= max(restorable):
+            aliases.update({a: v for a, v in backup.aliases.items() if v in versions})
+            seen = {json.dumps(e, sort_keys=True) for e in history}
+            history = (
+                *history,
+                *(e for e in backup.history if json.dumps(e, sort_keys=True) not in seen),
+            )
+        aliases[LATEST] = max(versions)
+        last = max(state.last_version, *versions)
+        return State(versions, aliases, last, history)
+
     def _rebuild(self, name: str) -> State:
-        """A state from the versions on disk that verify, and the aliases of the backup copy
+        """A state from the versions on disk that have a manifest, and the aliases of the backup
         that still point at one of them (``latest`` is the highest)."""
         base = self._model_dir(name)
         versions = []
         for path in sorted(base.iterdir()):
             m = _VERSION_DIR.match(path.name)
-            if m:
-                try:
-                    artifacts.verify(path)
-                except ChecksumError:
-                    continue
+            # every version with a manifest: a damaged one is reported by verify, never dropped
+            if m and not path.is_symlink() and (path / artifacts.MANIFEST).is_file():
                 versions.append(int(m.group(1)))
-        try:
-            backup = State.from_json(json.loads((base / BACKUP).read_text()))
-        except (OSError, ValueError, UnicodeDecodeError):
-            backup = State()
+        backup = self._backup(name) or State()
         aliases = {a: v for a, v in backup.aliases.items() if v in versions}
         if versions:
             aliases[LATEST] = max(versions)
@@ -663,3 +782,14 @@ class LocalRegistry:
         if present:
             aliases[LATEST] = max(present)
         return replace(state, versions=tuple(present), aliases=aliases)
+
+
+def _numbers(metrics: Any) -> dict[str, float]:
+    """The numeric entries of a manifest's metrics (wrong-shaped data is ignored, not a crash)."""
+    if not isinstance(metrics, dict):
+        return {}
+    return {
+        str(k): float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
