@@ -235,7 +235,16 @@ def task_asset(pipeline: Pipeline, task: TaskSpec, body: Body, pod: bool) -> Any
         op_tags={"mlpipe/task": task.name},
     )
     def _task(context: dg.AssetExecutionContext, **inputs: Any) -> Iterator[Any]:
-        result = body(context, pipeline, task, None, _inputs(task, inputs))
+        try:
+            result = body(context, pipeline, task, None, _inputs(task, inputs))
+        except dg.Failure as exc:  # a blocking check core enforced: Dagster records it too
+            failed = getattr(getattr(exc.__cause__, "cause", None), "checks", ())
+            step = getattr(exc.__cause__, "step", "")
+            for check in failed if step in declared else ():
+                if check.name in declared[step]:
+                    asset = dagster_name(pipeline.step(step).asset)
+                    yield check_result(asset, check)
+            raise
         yield from _outputs(context, pipeline, task, result, declared)
 
     return _task
