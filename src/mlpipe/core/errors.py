@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MlpipeError(Exception):
     """Base error. ``exit_code`` 1 is a runtime failure, 2 is bad input the user can fix."""
@@ -36,7 +38,12 @@ class RegistryDamagedError(MlpipeError):
 
 
 class QualityGateError(MlpipeError):
-    """A blocking data- or model-quality check failed, so downstream steps must not run."""
+    """A blocking data- or model-quality check failed, so downstream steps must not run.
+    ``checks``: the failed check results, for an orchestrator that records checks itself."""
+
+    def __init__(self, message: str, checks: tuple[Any, ...] = ()) -> None:
+        super().__init__(message)
+        self.checks = checks
 
 
 class StepFailedError(MlpipeError):

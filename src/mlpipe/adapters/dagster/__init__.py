@@ -1,7 +1,7 @@
 """Dagster adapter: any mlpipe pipeline as software-defined assets with asset checks.
 
-- ``assets``: one asset per step output, generated from ``Pipeline.steps``; the resource and the
-  JSON reference IO manager.
+- ``assets``: core's plan as assets (a step or fused group each, a graph asset per map step);
+  the resource and the JSON reference IO manager.
 - ``cluster``: cluster mode, one pod per asset through dagster-k8s Pipes; ``render_cluster``.
 - ``build``: assets, jobs, stopped schedules and ``Definitions`` for any set of pipelines.
 - ``definitions``: the code location ``dagster dev -m mlpipe.adapters.dagster.definitions`` loads.

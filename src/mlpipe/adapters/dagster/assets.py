@@ -1,32 +1,37 @@
-"""Any mlpipe pipeline as Dagster software-defined assets, generated from ``Pipeline.steps``.
+"""Core's plan as Dagster software-defined assets, in either mode.
 
-One asset per step output (``Step.asset``); each asset body is one ``execute_step`` call and its
-value is the step's reference as a JSON dict, never the artifact. The step's declared quality
-checks (``Pipeline.checks_for``) become Dagster asset checks on the asset they describe, so a failed
-blocking check stops downstream assets the Dagster way (blocking checks), not by an exception.
+``plan_assets`` walks :func:`mlpipe.core.execution.plan.plan`: a step or fused group is one
+(multi-)asset materializing each of its steps' assets (``Step.asset``), a map step a graph-backed
+asset whose ``shard_list`` op yields one ``DynamicOutput`` per shard, its ``shard`` op is mapped
+over them and its ``gather`` op collects them. What a task body does is the mode's *body*:
+:func:`run_task` here (one :func:`~mlpipe.core.execution.execute.execute` call in the run's
+process; the asset's value is the step's reference as JSON) or, in cluster mode,
+:func:`mlpipe.adapters.dagster.cluster.run_pod` (one pod running ``mlpipe step``). Declared quality
+checks (``Pipeline.checks_for``) become Dagster asset checks on the asset they describe.
 """
 
 import inspect
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
-from mlpipe.core.config import PipelineSettings
-from mlpipe.core.errors import ConfigError, StepFailedError
-from mlpipe.core.execution import execute_gather, execute_step
-from mlpipe.core.execution.group import execute_group, group_inputs, group_name
+from mlpipe.core.config import config_from_json
+from mlpipe.core.errors import ConfigError, MlpipeError
+from mlpipe.core.execution.execute import TaskResult, execute, retryable
+from mlpipe.core.execution.plan import Plan, TaskSpec
 from mlpipe.core.paths import resolve_home, safe_run_id
-from mlpipe.core.pipeline import Pipeline, Step
+from mlpipe.core.pipeline import Pipeline
 from mlpipe.core.progress import forward_to
 from mlpipe.core.refs import CheckResult, Ref, ref_from_json
 
 RESOURCE_KEY = "mlpipe"
+PIPES_KEY = "pipes_k8s"  # cluster mode: the dagster-k8s Pipes client the assets launch pods with
 SHARD_IO_KEY = "mlpipe_shard_io"  # what a map step's ops pass each other (shard jobs, results)
 RUN_ID_TAG = "mlpipe/run_id"  # set it on a run to choose the mlpipe run id; else Dagster's run id
 BUILT_IN = ("training", "inference")  # what the shipped code location serves unasked
@@ -149,187 +154,171 @@ def check_result(asset: str, check: CheckResult) -> dg.AssetCheckResult:
     )
 
 
-def retry_policy(config: PipelineSettings) -> dg.RetryPolicy | None:
-    runtime = config.runtime
-    if not runtime.retries:
-        return None
-    return dg.RetryPolicy(max_retries=runtime.retries, delay=runtime.retry_delay_s)
+def retry_policy(task: TaskSpec) -> dg.RetryPolicy | None:
+    return dg.RetryPolicy(max_retries=task.retries, delay=task.retry_delay_s) \
+        if task.retries else None
 
 
-def step_asset(
-    pipeline: Pipeline, step: Step, config: PipelineSettings
-) -> dg.AssetsDefinition:
-    """One asset for one step: inputs are the upstream assets' references, output its own."""
-    asset = dagster_name(step.asset)
-    ins = {arg: dg.AssetIn(key=dagster_name(pipeline.step(source).asset))
-           for arg, source in step.inputs.items()}
-    declared = pipeline.checks_for(step.name, config)
-    # Every spec is blocking: whether a failure gates is then decided per result by its severity,
-    # which mirrors core (label_balance blocks only when a class is missing entirely).
-    specs = [dg.AssetCheckSpec(name, asset=asset, blocking=True,
-                               description=f"mlpipe quality check '{name}' from step {step.name}")
-             for name in declared]
-
-    @dg.asset(
-        name=asset, group_name=dagster_name(pipeline.name), description=step.description,
-        ins=ins, check_specs=specs, required_resource_keys={RESOURCE_KEY},
-        retry_policy=retry_policy(config), kinds={"python"},
-        tags={"mlpipe/pipeline": dagster_name(pipeline.name)},
-        metadata={"mlpipe/step": step.name}, op_tags={"mlpipe/step": step.name},
-    )
-    def _asset(context: dg.AssetExecutionContext, **inputs: Any) -> Iterator[Any]:
-        res: MlpipeResource = getattr(context.resources, RESOURCE_KEY)
-        run_id = mlpipe_run_id(context)
-        try:
-            with forward_to(context.log.info):  # progress lines into Dagster's event log
-                result = execute_step(
-                    res.refs.get(pipeline.name) or pipeline, step.name,
-                    res.config_json(pipeline.name), inputs, home=res.home_path(), run_id=run_id,
-                    use_cache=res.use_cache, enforce_checks=False,  # the asset checks gate instead
-                    tags={"runner": "dagster", "orchestrator_run_id": context.run.run_id,
-                          "dagster_job": context.job_name},
-                )
-        except StepFailedError as exc:  # error.json says what; Dagster only needs to stop
-            raise dg.Failure(description=str(exc), allow_retries=exc.exit_code != 2) from exc
-        ref = ref_from_json(result["ref"])
-        meta = ref_metadata(ref)
-        meta.update({"mlpipe/run_id": run_id, "mlpipe/seconds": result["seconds"],
-                     "mlpipe/cached": result["cached"]})
-        context.log.info(f"{step.name}: {result['seconds']:.2f}s"
-                         f"{' (cached)' if result['cached'] else ''} -> {ref.uri}")
-        yield dg.Output(result["ref"], metadata=meta)
-        for check in ref.checks:
-            if check.name in declared:
-                yield check_result(asset, check)
-        undeclared = [c for c in ref.checks if c.name not in declared]
-        for check in undeclared:
-            context.log.warning(f"check {check.name} (not declared to Dagster): "
-                                f"passed={check.passed} blocking={check.blocking} {check.message}")
-        failed = [c for c in undeclared if c.blocking and not c.passed]
-        if failed:  # result.json records it too: the runner reports it as a QualityGateError
-            raise dg.Failure(description="; ".join(f"check {c.name} failed: {c.message}"
-                                                   for c in failed), allow_retries=False)
-
-    return _asset
+#: What a task body does, per mode: (context, pipeline, task, shard, upstream step -> ref JSON)
+#: -> the task's result (in process), its shard list (``shard_list``), or None (a pod).
+Body = Callable[[Any, Pipeline, TaskSpec, "int | None", dict[str, Any]],
+                "TaskResult | list[int] | None"]
 
 
-def group_asset(
-    pipeline: Pipeline, group: tuple[str, ...], config: PipelineSettings
-) -> dg.AssetsDefinition:
-    """A fused group (``runtime.fuse``) as one op materializing each step's own asset, with its
-    checks and metadata: every step stays an asset by name, in one Dagster step."""
-    steps = [pipeline.step(name) for name in group]
-    upstream = group_inputs(pipeline, group)
-    ins = {dagster_name(pipeline.step(src).asset): dg.AssetIn(
-        key=dagster_name(pipeline.step(src).asset)) for src in upstream}
-    outs = {dagster_name(step.asset): dg.AssetOut(
-        description=step.description, metadata={"mlpipe/step": step.name},
-        tags={"mlpipe/pipeline": dagster_name(pipeline.name)}, kinds={"python"},
-    ) for step in steps}
-    declared = {step.name: pipeline.checks_for(step.name, config) for step in steps}
-    specs = [dg.AssetCheckSpec(name, asset=dagster_name(step.asset), blocking=True,
-                               description=f"mlpipe quality check '{name}' from step {step.name}")
-             for step in steps for name in declared[step.name]]
-    task = group_name(group)
+def run_task(context: Any, pipeline: Pipeline, task: TaskSpec, shard: int | None,
+             inputs: dict[str, Any]) -> TaskResult | list[int] | None:
+    """The in-process body: ``execute`` the task's job; bad input fails without retries."""
+    res: MlpipeResource = getattr(context.resources, RESOURCE_KEY)
+    job = task.job(mlpipe_run_id(context), home=str(res.home_path()), runner="dagster",
+                   shard=shard, use_cache=res.use_cache, orchestrator_run_id=context.run.run_id,
+                   attempt=context.retry_number + 1)
+    config = config_from_json(res.config_json(pipeline.name), pipeline.config_type)
+    try:
+        with forward_to(context.log.info):  # progress lines into Dagster's event log
+            result = execute(job, pipeline=pipeline, config=config,
+                             inputs={k: ref_from_json(v) for k, v in inputs.items()})
+    except MlpipeError as exc:  # error.json says what; Dagster only needs to stop
+        raise dg.Failure(description=str(exc), allow_retries=retryable(exc)) from exc
+    return list(result.shards) if task.kind == "shard_list" else result
+
+
+def _outputs(context: Any, pipeline: Pipeline, task: TaskSpec, result: Any,
+             declared: dict[str, Any]) -> Iterator[Any]:
+    """Each step's reference (in process) or materialization (pod), then its checks."""
+    run_id = mlpipe_run_id(context)
+    for name in task.steps:
+        asset = dagster_name(pipeline.step(name).asset)
+        meta: dict[str, Any] = {"mlpipe/run_id": run_id, "mlpipe/step": name}
+        if not isinstance(result, TaskResult):  # a pod: its outputs stay on the shared volume
+            yield dg.MaterializeResult(asset_key=asset, metadata=meta)
+            continue
+        run = result.runs[name]
+        meta.update({**ref_metadata(run.ref), "mlpipe/seconds": run.seconds,
+                     "mlpipe/cached": run.cached})
+        context.log.info(f"{name}: {run.seconds:.2f}s{' (cached)' if run.cached else ''} -> "
+                         f"{run.ref.uri}")
+        yield dg.Output(run.ref.model_dump(mode="json"), output_name=asset, metadata=meta)
+        yield from (check_result(asset, c) for c in run.ref.checks if c.name in declared[name])
+
+
+def _upstream(pipeline: Pipeline, task: TaskSpec, pod: bool) -> dict[str, Any]:
+    """Input name -> ``AssetIn`` of each upstream step's asset (a pod only waits for it)."""
+    return {dagster_name(src): dg.AssetIn(key=dagster_name(pipeline.step(src).asset),
+                                          dagster_type=dg.Nothing if pod else Any)
+            for src in task.sources}
+
+
+def _inputs(task: TaskSpec, values: dict[str, Any]) -> dict[str, Any]:
+    return {src: values[dagster_name(src)] for src in task.sources
+            if values.get(dagster_name(src)) is not None}
+
+
+def task_asset(pipeline: Pipeline, task: TaskSpec, body: Body, pod: bool) -> Any:
+    """A step or fused group: one op materializing each of its steps' assets, with checks."""
+    steps = [pipeline.step(name) for name in task.steps]
+    group, kind = dagster_name(pipeline.name), "kubernetes" if pod else "python"
+    # a pod enforces its blocking checks itself (``mlpipe step`` exits non-zero)
+    declared = {s.name: () if pod else pipeline.checks_for(s.name, task.config) for s in steps}
+    # Every spec is blocking: whether a failure gates is then decided per result by its severity
+    specs = [dg.AssetCheckSpec(name, asset=dagster_name(s.asset), blocking=True,
+                               description=f"mlpipe quality check '{name}' from step {s.name}")
+             for s in steps for name in declared[s.name]]
+    outs = {dagster_name(s.asset): dg.AssetOut(
+        description=s.description, metadata={"mlpipe/step": s.name}, kinds={kind},
+        tags={"mlpipe/pipeline": group}) for s in steps}
+    one = task.kind == "step"
 
     @dg.multi_asset(
-        name=dagster_name(task), outs=outs, ins=ins, check_specs=specs,
-        group_name=dagster_name(pipeline.name), required_resource_keys={RESOURCE_KEY},
-        retry_policy=retry_policy(config), op_tags={"mlpipe/steps": ",".join(group)},
-        description=f"mlpipe steps run as one task: {', '.join(group)}",
+        name=dagster_name(steps[0].asset if one else task.name), outs=outs, group_name=group,
+        ins=_upstream(pipeline, task, pod), check_specs=specs, retry_policy=retry_policy(task),
+        description=task.description or steps[0].description, can_subset=False,
+        required_resource_keys={PIPES_KEY if pod else RESOURCE_KEY},
+        op_tags={"mlpipe/task": task.name},
     )
-    def _group(context: dg.AssetExecutionContext, **inputs: Any) -> Iterator[Any]:
-        res: MlpipeResource = getattr(context.resources, RESOURCE_KEY)
-        run_id = mlpipe_run_id(context)
+    def _task(context: dg.AssetExecutionContext, **inputs: Any) -> Iterator[Any]:
         try:
-            results = execute_group(
-                res.refs.get(pipeline.name) or pipeline, group, res.config_json(pipeline.name),
-                {src: inputs[dagster_name(pipeline.step(src).asset)] for src in upstream},
-                home=res.home_path(), run_id=run_id, use_cache=res.use_cache,
-                enforce_checks=False,
-                tags={"runner": "dagster", "orchestrator_run_id": context.run.run_id,
-                      "dagster_job": context.job_name},
-            )
-        except StepFailedError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=exc.exit_code != 2) from exc
-        for step in steps:
-            result = results[step.name]
-            ref = ref_from_json(result["ref"])
-            meta = ref_metadata(ref)
-            meta.update({"mlpipe/run_id": run_id, "mlpipe/seconds": result["seconds"],
-                         "mlpipe/cached": result["cached"], "mlpipe/step": step.name,
-                         "mlpipe/fused_task": task})
-            context.log.info(f"{step.name} (fused in {task}): {result['seconds']:.2f}s -> "
-                             f"{ref.uri}")
-            yield dg.Output(result["ref"], output_name=dagster_name(step.asset), metadata=meta)
-            for check in ref.checks:
-                if check.name in declared[step.name]:
-                    yield check_result(dagster_name(step.asset), check)
+            result = body(context, pipeline, task, None, _inputs(task, inputs))
+        except dg.Failure as exc:  # a blocking check core enforced: Dagster records it too
+            failed = getattr(getattr(exc.__cause__, "cause", None), "checks", ())
+            step = getattr(exc.__cause__, "step", "")
+            for check in failed if step in declared else ():
+                if check.name in declared[step]:
+                    asset = dagster_name(pipeline.step(step).asset)
+                    yield check_result(asset, check)
+            raise
+        yield from _outputs(context, pipeline, task, result, declared)
 
-    return _group
+    return _task
 
 
-def asset_to_step(pipeline: Pipeline) -> Mapping[str, str]:
-    return {dagster_name(step.asset): step.name for step in pipeline.steps}
-
-
-def mapped_step_asset(
-    pipeline: Pipeline, step: Step, config: PipelineSettings
-) -> dg.AssetsDefinition:
-    """A map step as a graph-backed asset with Dagster dynamic outputs: ``<step>__shards``
-    yields one ``DynamicOutput`` per shard the upstream made (known only at run time),
-    ``<step>__shard`` is mapped over them (each its own op, retried on its own) and ``<step>``
-    collects them and gathers the shards in order into the asset's value."""
-    name = dagster_name(step.name)
-    ins = {arg: dg.AssetIn(key=dagster_name(pipeline.step(source).asset))
-           for arg, source in step.inputs.items()}
+def map_asset(pipeline: Pipeline, tasks: list[TaskSpec], body: Body, pod: bool) -> Any:
+    """A map step (its shard_list, shard and gather tasks) as a graph-backed asset."""
+    listing, shards, gather = tasks
+    step, resource = pipeline.step(listing.step), PIPES_KEY if pod else RESOURCE_KEY
+    ins = _upstream(pipeline, listing, pod)
+    op_ins = {k: dg.In(dg.Nothing) if pod else dg.In() for k in ins}
     tags = {"mlpipe/step": step.name}
 
-    @dg.op(name=f"{name}__shards", ins={arg: dg.In() for arg in step.inputs},
+    @dg.op(name=dagster_name(listing.name), ins=op_ins, required_resource_keys={resource},
            out=dg.DynamicOut(io_manager_key=SHARD_IO_KEY), tags=tags)
-    def list_shards(**inputs: Any) -> Iterator[dg.DynamicOutput[dict[str, Any]]]:
-        shards = ref_from_json(inputs[step.mapped_inputs[0]])
-        for shard in range(len(getattr(shards, "shards", ()))):
-            yield dg.DynamicOutput({"shard": shard, "inputs": inputs},
-                                   mapping_key=f"shard_{shard:04d}")
+    def list_shards(context: dg.OpExecutionContext, **values: Any) -> Iterator[Any]:
+        inputs = _inputs(listing, values)
+        for shard in body(context, pipeline, listing, None, inputs) or ():  # type: ignore[union-attr]
+            yield dg.DynamicOutput({"shard": int(shard), "inputs": inputs},
+                                   mapping_key=f"shard_{int(shard):04d}")
 
-    @dg.op(name=f"{name}__shard", out=dg.Out(io_manager_key=SHARD_IO_KEY),
-           required_resource_keys={RESOURCE_KEY}, retry_policy=retry_policy(config), tags=tags)
-    def run_shard(context: dg.OpExecutionContext, job: dict[str, Any]) -> dict[str, Any]:
-        res: MlpipeResource = getattr(context.resources, RESOURCE_KEY)
-        try:
-            return execute_step(
-                res.refs.get(pipeline.name) or pipeline, step.name,
-                res.config_json(pipeline.name), job["inputs"], home=res.home_path(),
-                run_id=mlpipe_run_id(context), use_cache=res.use_cache,
-                tags={"runner": "dagster", "orchestrator_run_id": context.run.run_id,
-                      "dagster_job": context.job_name}, shard=int(job["shard"]),
-            )
-        except StepFailedError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=exc.exit_code != 2) from exc
+    @dg.op(name=dagster_name(shards.name), out=dg.Out(io_manager_key=SHARD_IO_KEY), tags=tags,
+           required_resource_keys={resource}, retry_policy=retry_policy(shards))
+    def run_shard(context: dg.OpExecutionContext, job: dict[str, Any]) -> dg.Output[int]:
+        body(context, pipeline, shards, job["shard"], job["inputs"])
+        return dg.Output(job["shard"])  # after a Pipes session an op returns typed events only
 
-    @dg.op(name=name, required_resource_keys={RESOURCE_KEY}, tags=tags)
-    def gather(context: dg.OpExecutionContext, results: list[dict[str, Any]]) -> Iterator[Any]:
-        res: MlpipeResource = getattr(context.resources, RESOURCE_KEY)
-        run_id = mlpipe_run_id(context)
-        try:
-            result = execute_gather(res.refs.get(pipeline.name) or pipeline, step.name,
-                                    home=res.home_path(), run_id=run_id, count=len(results))
-        except StepFailedError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        meta = ref_metadata(ref_from_json(result["ref"]))
-        meta.update({"mlpipe/run_id": run_id, "mlpipe/seconds": result["seconds"],
-                     "mlpipe/cached": result["cached"], "mlpipe/shards": len(results)})
-        yield dg.Output(result["ref"], metadata=meta)
+    @dg.op(name=dagster_name(gather.name), ins={"done": dg.In(), **op_ins}, tags=tags,
+           out=dg.Out(io_manager_key=SHARD_IO_KEY if pod else "io_manager"),
+           required_resource_keys={resource})
+    def run_gather(context: dg.OpExecutionContext, done: list[int], **values: Any
+                   ) -> dg.Output[Any]:
+        result = body(context, pipeline, gather, None, _inputs(gather, values))
+        meta: dict[str, Any] = {"mlpipe/run_id": mlpipe_run_id(context),
+                                "mlpipe/shards": len(done)}
+        if not isinstance(result, TaskResult):
+            return dg.Output(meta, metadata=meta)
+        run = result.run
+        meta.update({**ref_metadata(run.ref), "mlpipe/seconds": run.seconds,
+                     "mlpipe/cached": run.cached})
+        return dg.Output(run.ref.model_dump(mode="json"), metadata=meta)
 
-    def compose(**inputs: Any) -> Any:
-        return gather(list_shards(**inputs).map(run_shard).collect())
+    def compose(**values: Any) -> Any:
+        return run_gather(list_shards(**values).map(run_shard).collect(), **values)
 
     compose.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(arg, inspect.Parameter.POSITIONAL_OR_KEYWORD) for arg in step.inputs])
+        [inspect.Parameter(arg, inspect.Parameter.POSITIONAL_OR_KEYWORD) for arg in ins])
     return dg.graph_asset(
         name=dagster_name(step.asset), group_name=dagster_name(pipeline.name),
-        description=step.description, ins=ins, kinds={"python"},
+        description=step.description, ins=ins, kinds={"kubernetes" if pod else "python"},
         tags={"mlpipe/pipeline": dagster_name(pipeline.name)},
         metadata={"mlpipe/step": step.name},
     )(compose)
+
+
+def plan_assets(tasks: Plan, body: Body = run_task, pod: bool = False) -> list[Any]:
+    """The plan's assets in order: a step or group each, a map step's three tasks as one."""
+    out: list[Any] = []
+    listing: list[TaskSpec] = []
+    for task in tasks:
+        if task.kind in ("shard_list", "shard"):
+            listing.append(task)
+        elif task.kind == "gather":
+            out.append(map_asset(tasks.pipeline, [*listing, task], body, pod))
+            listing = []
+        else:
+            out.append(task_asset(tasks.pipeline, task, body, pod))
+    return out
+
+
+def op_key(pipeline: Pipeline, task: TaskSpec) -> str:
+    """The Dagster step key of a plan task (a shard task's keys add ``[shard_NNNN]``)."""
+    asset = dagster_name(pipeline.step(task.step).asset)
+    if task.kind == "group":
+        return dagster_name(task.name)
+    return asset if task.kind == "step" else f"{asset}.{dagster_name(task.name)}"

@@ -10,7 +10,7 @@ import dagster as dg
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError
-from mlpipe.core.execution.group import task_groups
+from mlpipe.core.execution.plan import plan
 from mlpipe.core.paths import resolve_home
 from mlpipe.core.pipeline import Pipeline, portable_ref
 
@@ -20,10 +20,8 @@ from .assets import (
     MlpipeResource,
     RefIOManager,
     dagster_name,
-    group_asset,
     job_name,
-    mapped_step_asset,
-    step_asset,
+    plan_assets,
 )
 from .cluster import PIPES_KEY, build_cluster_assets, pipes_client
 
@@ -61,19 +59,10 @@ def _executor() -> dg.ExecutorDefinition:
 
 
 def build_assets(pipeline: Pipeline, config: PipelineSettings) -> list[dg.AssetsDefinition]:
-    """A pipeline's assets in step order: in-process steps, or one pod each (cluster mode)."""
+    """The plan's assets in order: in-process tasks, or one pod each (cluster mode)."""
     if config.runtime.mode == "kubernetes":
         return build_cluster_assets(pipeline, config)
-    assets = []
-    for group in task_groups(pipeline, config):
-        step = pipeline.step(group[0])
-        if len(group) > 1:
-            assets.append(group_asset(pipeline, group, config))
-        elif step.map_over:
-            assets.append(mapped_step_asset(pipeline, step, config))
-        else:
-            assets.append(step_asset(pipeline, step, config))
-    return assets
+    return plan_assets(plan(pipeline, config))
 
 
 def _ref(pipeline: Pipeline) -> str:

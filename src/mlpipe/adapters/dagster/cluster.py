@@ -20,31 +20,29 @@ resources, ``--shard I``; each retried on its own) and ``<step>`` runs the gathe
 # No ``from __future__ import annotations``: Dagster reads the context annotation at runtime.
 
 import dataclasses
-import inspect
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import yaml
 
-from mlpipe.core.cluster import ContainerSpec, pod_manifest, rendered_shards, step_container
+from mlpipe.core.cluster import ContainerSpec, pod_manifest, rendered_shards
 from mlpipe.core.config import PipelineSettings
-from mlpipe.core.pipeline import Pipeline, Step, portable_ref
+from mlpipe.core.execution.plan import TaskSpec, plan
+from mlpipe.core.pipeline import Pipeline, portable_ref
 
 from . import pipes_plan
 from .assets import (
     BUILT_IN,
+    PIPES_KEY,
     RUN_ID_TAG,
-    SHARD_IO_KEY,
     config_env,
     dagster_name,
     job_name,
     mlpipe_run_id,
-    retry_policy,
+    plan_assets,
 )
 
-PIPES_KEY = "pipes_k8s"
 #: What the rendered specs show where the asset puts the run's id at run time.
 RUN_ID_PLACEHOLDER = "{{dagster_run_id}}"
 
@@ -67,96 +65,21 @@ def pod_arguments(spec: ContainerSpec) -> dict[str, Any]:
     }
 
 
-def cluster_asset(pipeline: Pipeline, step: Step, config: PipelineSettings) -> dg.AssetsDefinition:
-    """One asset whose materialization is one pod running ``mlpipe step`` for ``step``."""
-    step_container(pipeline, step.name, config, RUN_ID_PLACEHOLDER)  # bad settings fail at load
-
-    @dg.asset(
-        name=dagster_name(step.asset), group_name=dagster_name(pipeline.name),
-        description=step.description,
-        deps=[dagster_name(pipeline.step(source).asset) for source in step.upstream],
-        required_resource_keys={PIPES_KEY}, retry_policy=retry_policy(config),
-        kinds={"kubernetes"}, tags={"mlpipe/pipeline": dagster_name(pipeline.name)},
-        metadata={"mlpipe/step": step.name, "mlpipe/image": config.cluster.image},
-        op_tags={"mlpipe/step": step.name},
-    )
-    def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        run_id = mlpipe_run_id(context)
-        spec = step_container(pipeline, step.name, config, run_id)
-        client = getattr(context.resources, PIPES_KEY)
-        invocation = client.run(context=context, **pod_arguments(spec))
-        result: dg.MaterializeResult = invocation.get_materialize_result()
-        meta = {"mlpipe/run_id": run_id, "image": spec.image, "namespace": spec.namespace}
-        return dg.MaterializeResult(
-            asset_key=result.asset_key, metadata={**meta, **(result.metadata or {})},
-            check_results=result.check_results, data_version=result.data_version,
-            tags=result.tags,
-        )
-
-    return _asset
-
-
-def part_container(pipeline: Pipeline, step: str, config: PipelineSettings, run_id: str,
-                   part: str, shard: int | None = None) -> ContainerSpec:
-    """One pod of a map step; the plan pod runs :mod:`.pipes_plan` to report its list."""
-    spec = step_container(pipeline, step, config, run_id, part=part, shard=shard)
-    return dataclasses.replace(spec, command=pipes_plan.COMMAND) if part == "plan" else spec
-
-
-def mapped_cluster_asset(
-    pipeline: Pipeline, step: Step, config: PipelineSettings
-) -> dg.AssetsDefinition:
-    """A map step as plan pod -> one pod per shard (dynamic outputs) -> gather pod."""
-    for part in ("plan", "gather"):  # bad settings fail at load
-        part_container(pipeline, step.name, config, RUN_ID_PLACEHOLDER, part)
-    name = dagster_name(step.name)
-    after = {f"after_{dagster_name(s)}": dagster_name(pipeline.step(s).asset)
-             for s in step.upstream}
-    tags = {"mlpipe/step": step.name}
-
-    def launch(context: dg.OpExecutionContext, spec: ContainerSpec) -> Any:
-        return getattr(context.resources, PIPES_KEY).run(context=context, **pod_arguments(spec))
-
-    @dg.op(name=f"{name}__shards", ins={k: dg.In(dg.Nothing) for k in after},
-           out=dg.DynamicOut(int, io_manager_key=SHARD_IO_KEY),
-           required_resource_keys={PIPES_KEY}, tags=tags)
-    def plan(context: dg.OpExecutionContext) -> Iterator[dg.DynamicOutput[int]]:
-        spec = part_container(pipeline, step.name, config, mlpipe_run_id(context), "plan")
-        reported = launch(context, spec).get_custom_messages()
-        shards = next((m["shards"] for m in reported if isinstance(m, dict) and "shards" in m),
-                      None)
-        if shards is None:
-            raise dg.Failure(description=f"{step.name}: the plan pod reported no shard list")
-        for shard in shards:
-            yield dg.DynamicOutput(int(shard), mapping_key=f"shard_{int(shard):04d}")
-
-    @dg.op(name=f"{name}__shard", out=dg.Out(int, io_manager_key=SHARD_IO_KEY),
-           required_resource_keys={PIPES_KEY}, retry_policy=retry_policy(config), tags=tags)
-    def run_shard(context: dg.OpExecutionContext, shard: int) -> dg.Output[int]:
-        run_id = mlpipe_run_id(context)
-        launch(context, part_container(pipeline, step.name, config, run_id, "shard", shard))
-        return dg.Output(shard)  # after a Pipes session an op returns typed events only
-
-    @dg.op(name=name, out=dg.Out(io_manager_key=SHARD_IO_KEY),
-           required_resource_keys={PIPES_KEY}, tags=tags)
-    def gather(context: dg.OpExecutionContext, shards: list[int]) -> dg.Output[dict[str, Any]]:
-        run_id = mlpipe_run_id(context)
-        launch(context, part_container(pipeline, step.name, config, run_id, "gather"))
-        return dg.Output({"mlpipe/run_id": run_id, "shards": len(shards)},
-                         metadata={"mlpipe/run_id": run_id, "mlpipe/shards": len(shards)})
-
-    def compose(**upstream: Any) -> Any:
-        return gather(plan(**upstream).map(run_shard).collect())
-
-    compose.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(arg, inspect.Parameter.POSITIONAL_OR_KEYWORD) for arg in after])
-    return dg.graph_asset(
-        name=dagster_name(step.asset), group_name=dagster_name(pipeline.name),
-        description=step.description, kinds={"kubernetes"},
-        ins={arg: dg.AssetIn(key=asset, dagster_type=dg.Nothing) for arg, asset in after.items()},
-        tags={"mlpipe/pipeline": dagster_name(pipeline.name)},
-        metadata={"mlpipe/step": step.name, "mlpipe/image": config.cluster.image},
-    )(compose)
+def run_pod(context: Any, pipeline: Pipeline, task: TaskSpec, shard: int | None,
+            inputs: dict[str, Any]) -> list[int] | None:
+    """The cluster body: the task's pod through Pipes; a shard list pod reports its list."""
+    spec = task.container(pipeline).filled(run_id=mlpipe_run_id(context), shard=shard)
+    if task.kind == "shard_list":
+        spec = dataclasses.replace(spec, command=pipes_plan.COMMAND)
+    invocation = getattr(context.resources, PIPES_KEY).run(context=context,
+                                                            **pod_arguments(spec))
+    if task.kind != "shard_list":
+        return None
+    reported = invocation.get_custom_messages()
+    shards = next((m["shards"] for m in reported if isinstance(m, dict) and "shards" in m), None)
+    if shards is None:
+        raise dg.Failure(description=f"{task.step}: the plan pod reported no shard list")
+    return [int(s) for s in shards]
 
 
 def location_env(pipeline: Pipeline) -> str:
@@ -165,9 +88,11 @@ def location_env(pipeline: Pipeline) -> str:
     return "" if ref in BUILT_IN else f"MLPIPE_PIPELINES={ref} "
 
 
-def build_cluster_assets(pipeline: Pipeline, config: PipelineSettings) -> list[dg.AssetsDefinition]:
-    return [mapped_cluster_asset(pipeline, step, config) if step.map_over else
-            cluster_asset(pipeline, step, config) for step in pipeline.steps]
+def build_cluster_assets(pipeline: Pipeline, config: PipelineSettings) -> list[Any]:
+    tasks = plan(pipeline, config)
+    for task in tasks:  # bad settings fail at load
+        task.container(pipeline)
+    return plan_assets(tasks, run_pod, pod=True)
 
 
 def pod_body(spec: ContainerSpec, pod_name: str) -> dict[str, Any]:
@@ -190,17 +115,16 @@ def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
-    for step in pipeline.steps:
-        pods = {step.name: step_container(pipeline, step.name, config, RUN_ID_PLACEHOLDER)}
-        if step.map_over:  # the plan pod, one pod per shard, the gather pod
-            parts: dict[str, tuple[str, int | None]] = {f"{step.name}__shards": ("plan", None)}
-            parts.update({f"{step.name}__shard-{i:04d}": ("shard", i)
-                          for i in range(rendered_shards(pipeline, step.name, config))})
-            parts[step.name] = ("gather", None)
-            pods = {stem: part_container(pipeline, step.name, config, RUN_ID_PLACEHOLDER,
-                                         part, shard) for stem, (part, shard) in parts.items()}
-        for stem, spec in pods.items():
-            pod = pod_body(spec, f"dagster-{RUN_ID_PLACEHOLDER}-{spec.name}")
+    for task in plan(pipeline, config):
+        spec = task.container(pipeline).filled(run_id=RUN_ID_PLACEHOLDER)
+        if task.kind == "shard_list":
+            spec = dataclasses.replace(spec, command=pipes_plan.COMMAND)
+        pods = {task.name: spec}
+        if task.kind == "shard":
+            pods = {f"{task.name}-{i:04d}": spec.filled(shard=i)
+                    for i in range(rendered_shards(pipeline, task.step, config))}
+        for stem, each in pods.items():
+            pod = pod_body(each, f"dagster-{RUN_ID_PLACEHOLDER}-{each.name}")
             path = out_dir / f"{pipeline.name}-{stem}.pod.yaml"
             path.write_text(yaml.safe_dump(pod, sort_keys=False, width=120))
             paths.append(path)

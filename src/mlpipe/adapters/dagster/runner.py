@@ -20,10 +20,10 @@ import dagster as dg
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner
 from mlpipe.core.execution.floor import Floor, FloorTask
-from mlpipe.core.execution.runner import RunRequest
+from mlpipe.core.execution.runner import RunRequest, TaskFacts
 from mlpipe.core.pipeline import Pipeline
 
-from .assets import RUN_ID_TAG, asset_to_step, dagster_name, job_name
+from .assets import RUN_ID_TAG, job_name, op_key
 from .build import build_definitions
 
 LOG_LEVEL_ENV = "MLPIPE_DAGSTER_LOG_LEVEL"
@@ -97,17 +97,26 @@ class DagsterRunner(Runner):
                                             tags={RUN_ID_TAG: run_id}, raise_on_error=False)
             seconds = time.perf_counter() - started
             states = asset_states(instance, result.run_id)
-        by_step = {step: states[a] for a, step in asset_to_step(pipeline).items() if a in states}
-        for task in request.plan:  # a fused group is one op: its steps share it
-            op = dagster_name(task.name)
-            if task.kind == "group" and op in states:
-                by_step.update(dict.fromkeys(task.steps, states[op]))
+        facts = {}
+        for task in request.plan:  # a shard task: one step key per shard, in shard order
+            key = op_key(pipeline, task)
+            mapped = [st for k, st in sorted(states.items()) if k.startswith(f"{key}[")]
+            own = states.get(key) or (mapped[0] if mapped else None)
+            if own is None:
+                continue
+            parts = mapped or [own]
+            began = [st.started for st in parts if st.started is not None]
+            ended = [st.ended for st in parts if st.ended is not None]
+            failed = any(st.state == "failed" for st in parts)
+            facts[task.name] = TaskFacts(
+                state="failed" if failed else own.state, started=min(began, default=None),
+                seconds=max(ended) - min(began) if began and ended else None,
+                map_states=tuple(st.state for st in mapped))
         return Launch(
             orchestrator_run_id=result.run_id,
             seconds=seconds,
+            tasks=facts,
             extra={
-                "task_seconds": {s: st.seconds for s, st in by_step.items()},
-                "task_started": {s: st.started for s, st in by_step.items() if st.started},
                 "asset_states": {a: st.state for a, st in states.items()},
                 "asset_checks": {a: st.checks for a, st in states.items() if st.checks},
                 "dagster_job": job.name,

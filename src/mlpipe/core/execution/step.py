@@ -183,7 +183,8 @@ def run_step(
             fn_ended = time.time()
         failed = ref.failed_blocking_checks()
         if enforce_checks and failed:
-            raise QualityGateError("; ".join(f"check {c.name} failed: {c.message}" for c in failed))
+            raise QualityGateError("; ".join(f"check {c.name} failed: {c.message}" for c in failed),
+                                   tuple(failed))
     except BaseException as exc:
         shutil.rmtree(out_dir, ignore_errors=True)
         failure = exc
