@@ -158,14 +158,17 @@ def component_source(
     )
 
 
-def lister_source(item: ComponentPlan, plans: dict[str, ComponentPlan]) -> str:
-    """A map step's first component: the shard numbers of what it maps over, for ParallelFor."""
+def lister_source(ref: str, item: ComponentPlan, plans: dict[str, ComponentPlan]) -> str:
+    """A map step's first component, core's ``shard_list`` task: the shard numbers of what it
+    maps over, for ParallelFor (a step whose upstream made no shards exits 2 naming it)."""
     mapped = plans[item.step.map_over or ""].artifact.__name__
+    args = ",\n    ".join([f"{p}: str" for p in (*PARAMS, JOB_NAME_ARG)]
+                          + [f"shards: Input[{mapped}]"])
     return (
-        f"def {item.function_name}_shards(shards: Input[{mapped}]) -> List[int]:\n"
-        "    import json\n"
-        "    with open(shards.path) as f:\n"
-        "        return list(range(len(json.load(f)['shards'])))\n"
+        f"def {item.function_name}_shards(\n    {args},\n) -> List[int]:\n"
+        "    from mlpipe.adapters.kubeflow.task import run_shard_list\n"
+        f"    return run_shard_list({ref!r}, {item.step.name!r}, config_json, mlpipe_home,\n"
+        f"                          run_id or {JOB_NAME_ARG}, {JOB_NAME_ARG})\n"
     )
 
 
@@ -232,7 +235,7 @@ def build_components(pipeline: Pipeline, base_image: str = DEFAULT_BASE_IMAGE,
             sources = {item.step.name: (component_source(ref, item, plans), item.function_name)}
             if item.step.map_over:  # <step>_shards, <step>_shard (in a ParallelFor), <step>
                 sources = {
-                    f"{item.step.name}.shards": (lister_source(item, plans),
+                    f"{item.step.name}.shards": (lister_source(ref, item, plans),
                                                  f"{item.function_name}_shards"),
                     f"{item.step.name}.shard": (component_source(ref, item, plans, "shard"),
                                                 f"{item.function_name}_shard"),
@@ -290,7 +293,7 @@ def build_pipeline(
                         for arg, src in step.inputs.items()}
             if step.map_over:  # the shards (known at run time) in a ParallelFor, then gathered
                 mapped = tasks[step.map_over].outputs[plans[step.map_over].output]
-                listed = components[f"{step.name}.shards"](shards=mapped)
+                listed = components[f"{step.name}.shards"](**params, shards=mapped)
                 listed.set_display_name(f"{step.name} shards")
                 listed.set_caching_options(enable_caching=False)
                 with dsl.ParallelFor(listed.output) as shard:

@@ -92,6 +92,32 @@ def run_component(
     skip_teardown_at_exit()  # this process is the component's own (kfp.local's or a pod)
 
 
+def run_shard_list(pipeline: str, step: str, config_json: str, home: str, run_id: str,
+                   orchestrator_run_id: str = "") -> list[int]:
+    """A map step's ``shard_list`` task: core's plan and ``execute`` count the shards (a step
+    whose upstream made no shards exits 2 naming it, recorded in its ``error.json``)."""
+    from mlpipe.core.config import config_from_json
+    from mlpipe.core.errors import MlpipeError
+    from mlpipe.core.execution.execute import execute
+    from mlpipe.core.execution.plan import plan
+    from mlpipe.core.execution.teardown import skip_teardown_at_exit
+    from mlpipe.core.paths import safe_run_id
+    from mlpipe.core.pipeline import resolve_pipeline
+
+    pipe = resolve_pipeline(pipeline)
+    config = config_from_json(config_json, pipe.config_type)
+    task = next(t for t in plan(pipe, config) if t.kind == "shard_list" and t.step == step)
+    job = task.job(safe_run_id(run_id), home=home or None, runner="kubeflow",
+                   orchestrator_run_id=orchestrator_run_id or run_id)
+    try:
+        shards = list(execute(job, pipeline=pipe, config=config).shards)
+    except MlpipeError as exc:
+        print(f"mlpipe: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_code) from exc
+    skip_teardown_at_exit()
+    return shards
+
+
 def run_group_component(
     pipeline: str,
     steps: tuple[str, ...],
