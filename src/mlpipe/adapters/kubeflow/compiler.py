@@ -176,11 +176,10 @@ def task_source(ref: str, task: TaskSpec, pipeline: Pipeline,
 
 
 def task_names(pipeline: Pipeline, config: PipelineSettings) -> dict[str, str]:
-    """step name -> the kfp task that runs it (its own, its gather's, or its fused group's)."""
+    """plan task name -> the kfp task that runs it (as kfp names it)."""
     plans = {p.step.name: p for p in plan(pipeline)}
-    return {step: maybe_rename_for_k8s(function_name(task, plans))
-            for task in core_plan(pipeline, config) if task.kind in ("step", "group", "gather")
-            for step in task.steps}
+    return {task.name: maybe_rename_for_k8s(function_name(task, plans))
+            for task in core_plan(pipeline, config)}
 
 
 def _function_from_source(source: str, name: str, filename: str) -> Callable[..., None]:
