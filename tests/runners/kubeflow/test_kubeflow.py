@@ -133,9 +133,9 @@ def test_compiled_yaml_has_one_component_per_step_and_config_parameters(
             "{{$.pipeline_job_name}}")
         assert task["cachingOptions"].get("enableCache", False) is (
             item.step.cacheable and name not in mapped)
-        # the body is a call into the adapter's run_component -> execute_step, nothing else
+        # the body is a call into the adapter's run_task -> core's execute, nothing else
         source = _executor_source(spec, name)
-        assert f"run_component({pipeline.name!r}, {item.step.name!r}" in source
+        assert f"run_task({pipeline.name!r}, {item.step.name!r}" in source
         assert "pip install" not in source
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert {e["activeDeadlineSeconds"] for e in executors.values()} == {"3600"}
@@ -194,7 +194,7 @@ def test_user_pipeline_compiles_with_generic_artifacts(
     arts = spec["components"]["comp-add"]["outputDefinitions"]["artifacts"]
     assert {k: v["artifactType"]["schemaTitle"] for k, v in arts.items()} == {
         "total": "system.Artifact", "metrics": "system.Metrics"}
-    assert "run_component('kfp_user_pipeline:PIPELINE', 'add'" in _executor_source(spec, "add")
+    assert "run_task('kfp_user_pipeline:PIPELINE', 'add'" in _executor_source(spec, "add")
     # the runner's compile() is the same YAML
     again = get_runner("kubeflow").compile(pipeline, cfg, tmp_path / "v.yaml")
     assert _load_yaml(again)[0] == spec

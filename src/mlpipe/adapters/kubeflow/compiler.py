@@ -22,7 +22,9 @@ from kfp.dsl.utils import maybe_rename_for_k8s
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError
-from mlpipe.core.execution.group import group_inputs, group_name, task_groups
+from mlpipe.core.execution.group import group_inputs
+from mlpipe.core.execution.plan import Plan, TaskSpec
+from mlpipe.core.execution.plan import plan as core_plan
 from mlpipe.core.pipeline import Pipeline, Step, portable_ref
 from mlpipe.core.refs import (
     ArtifactsRef,
@@ -117,94 +119,67 @@ def plan(pipeline: Pipeline) -> list[ComponentPlan]:
     return plans
 
 
-def component_source(
-    ref: str, item: ComponentPlan, plans: dict[str, ComponentPlan], role: str = "step"
-) -> str:
-    """The Python source of one step's component, as it will appear in the pipeline YAML.
+def task_inputs(pipeline: Pipeline, task: TaskSpec,
+                plans: dict[str, ComponentPlan]) -> dict[str, str]:
+    """A task's input artifacts, argument -> upstream step: a fused group's outside upstream by
+    their asset names, a step's by its argument names; a gather takes its shards only."""
+    if task.kind == "group":
+        return {plans[s].output: s for s in group_inputs(pipeline, task.steps)}
+    return {} if task.kind == "gather" else dict(pipeline.step(task.step).inputs)
 
-    ``ref`` is the pipeline's portable ref (a registered name or ``module:ATTR``), which the
-    component's process resolves again. A map step has two: ``role="shard"`` (one shard, inside
-    the ``ParallelFor``) and ``role="gather"`` (after it, taking the shards' collected outputs).
-    """
-    step = item.step
+
+def function_name(task: TaskSpec, plans: dict[str, ComponentPlan]) -> str:
+    """The generated function's name, from which kfp names the component and the task."""
+    if task.kind == "group":
+        return "__".join(plans[name].function_name for name in task.steps)
+    suffix = {"shard_list": "_shards", "shard": "_shard"}.get(task.kind, "")
+    return plans[task.step].function_name + suffix
+
+
+def task_source(ref: str, task: TaskSpec, pipeline: Pipeline,
+                plans: dict[str, ComponentPlan]) -> str:
+    """The Python source of one plan task's component, as it will appear in the pipeline YAML:
+    the upstream steps' artifacts in, one artifact per step out (a shard list returns the shard
+    numbers), and a body that is one call to :func:`~mlpipe.adapters.kubeflow.task.run_task`
+    (``ref``: the pipeline's portable ref, which the component's process resolves again)."""
+    item = plans[task.step]
+    single = task.kind in ("step", "shard", "gather")
+    upstream = task_inputs(pipeline, task, plans)
     args = [f"{p}: str" for p in (*PARAMS, JOB_NAME_ARG)]
-    if role == "gather":
+    args += [f"{a}: Input[{plans[s].artifact.__name__}]" for a, s in upstream.items()]
+    if task.kind == "gather":
         args.append(f"shard_results: Input[List[{item.artifact.__name__}]]")
-    else:
-        args += [f"{arg}: Input[{plans[src].artifact.__name__}]"
-                 for arg, src in step.inputs.items()]
-    if role == "shard":
+    if task.kind == "shard":
         args.append("shard: int")
-    outputs = {"ref": item.output}
-    args.append(f"{item.output}: Output[{item.artifact.__name__}]")
-    if item.metrics:
+    outputs = () if task.kind == "shard_list" else task.steps
+    args += [f"{plans[s].output}: Output[{plans[s].artifact.__name__}]" for s in outputs]
+    extra = ", shard=shard" if task.kind == "shard" else ""
+    if single and item.metrics:
         args.append("metrics: Output[Metrics]")
-        outputs["metrics"] = "metrics"
-    if item.confusion:
+        extra += ", metrics=metrics"
+    if single and item.confusion:
         args.append("confusion_matrix: Output[ClassificationMetrics]")
-        outputs["confusion_matrix"] = "confusion_matrix"
-    inputs = "" if role == "gather" else ", ".join(f"{a!r}: {a}" for a in step.inputs)
-    outs = ", ".join(f"{k!r}: {v}" for k, v in outputs.items())
-    extra = {"shard": ", shard=shard", "gather": ", gather=shard_results"}.get(role, "")
+        extra += ", confusion=confusion_matrix"
+    ins = ", ".join(f"{s!r}: {a}" for a, s in upstream.items())
+    outs = ", ".join(f"{s!r}: {plans[s].output}" for s in outputs)
+    doc = task.description or item.step.description
     signature = ",\n    ".join(args)
-    name = item.function_name + ("_shard" if role == "shard" else "")
+    returns = " -> List[int]" if task.kind == "shard_list" else ""
     return (
-        f"def {name}(\n    {signature},\n):\n"
-        f"    {json.dumps(step.description)}\n"
-        "    from mlpipe.adapters.kubeflow.task import run_component\n"
-        f"    run_component({ref!r}, {step.name!r}, config_json, mlpipe_home,\n"
-        f"                  run_id or {JOB_NAME_ARG}, {{{inputs}}}, {{{outs}}},\n"
-        f"                  orchestrator_run_id={JOB_NAME_ARG}{extra})\n"
-    )
-
-
-def lister_source(item: ComponentPlan, plans: dict[str, ComponentPlan]) -> str:
-    """A map step's first component: the shard numbers of what it maps over, for ParallelFor."""
-    mapped = plans[item.step.map_over or ""].artifact.__name__
-    return (
-        f"def {item.function_name}_shards(shards: Input[{mapped}]) -> List[int]:\n"
-        "    import json\n"
-        "    with open(shards.path) as f:\n"
-        "        return list(range(len(json.load(f)['shards'])))\n"
-    )
-
-
-def group_function_name(group: tuple[str, ...], plans: dict[str, ComponentPlan]) -> str:
-    """A fused group's component function: its steps' function names joined."""
-    return "__".join(plans[name].function_name for name in group)
-
-
-def group_source(ref: str, group: tuple[str, ...], pipeline: Pipeline,
-                 plans: dict[str, ComponentPlan]) -> str:
-    """The source of a fused group's component (``runtime.fuse``): one output artifact per step,
-    named by the step's asset, and one input per upstream step outside the group."""
-    upstream = group_inputs(pipeline, group)
-    args = [f"{p}: str" for p in (*PARAMS, JOB_NAME_ARG)]
-    args += [f"{plans[src].output}: Input[{plans[src].artifact.__name__}]" for src in upstream]
-    args += [f"{plans[s].output}: Output[{plans[s].artifact.__name__}]" for s in group]
-    ins = ", ".join(f"{src!r}: {plans[src].output}" for src in upstream)
-    outs = ", ".join(f"{s!r}: {plans[s].output}" for s in group)
-    doc = "mlpipe steps run as one task: " + ", ".join(group)
-    signature = ",\n    ".join(args)
-    return (
-        f"def {group_function_name(group, plans)}(\n    {signature},\n):\n"
+        f"def {function_name(task, plans)}(\n    {signature},\n){returns}:\n"
         f"    {json.dumps(doc)}\n"
-        "    from mlpipe.adapters.kubeflow.task import run_group_component\n"
-        f"    run_group_component({ref!r}, {group!r}, config_json, mlpipe_home,\n"
-        f"                        run_id or {JOB_NAME_ARG}, {{{ins}}}, {{{outs}}},\n"
-        f"                        orchestrator_run_id={JOB_NAME_ARG})\n"
+        "    from mlpipe.adapters.kubeflow.task import run_task\n"
+        f"    return run_task({ref!r}, {task.name!r}, config_json, mlpipe_home,\n"
+        f"                    run_id or {JOB_NAME_ARG}, {JOB_NAME_ARG}, {{{ins}}}, {{{outs}}}"
+        f"{extra})\n"
     )
 
 
 def task_names(pipeline: Pipeline, config: PipelineSettings) -> dict[str, str]:
-    """step name -> the kfp task that runs it (its own, or its fused group's)."""
+    """plan task name -> the kfp task that runs it (as kfp names it)."""
     plans = {p.step.name: p for p in plan(pipeline)}
-    names: dict[str, str] = {}
-    for group in task_groups(pipeline, config):
-        task = (plans[group[0]].task_name if len(group) == 1
-                else maybe_rename_for_k8s(group_function_name(group, plans)))
-        names.update(dict.fromkeys(group, task))
-    return names
+    return {task.name: maybe_rename_for_k8s(function_name(task, plans))
+            for task in core_plan(pipeline, config)}
 
 
 def _function_from_source(source: str, name: str, filename: str) -> Callable[..., None]:
@@ -216,34 +191,19 @@ def _function_from_source(source: str, name: str, filename: str) -> Callable[...
     return fn
 
 
-def build_components(pipeline: Pipeline, base_image: str = DEFAULT_BASE_IMAGE,
-                     groups: list[tuple[str, ...]] | None = None) -> dict[str, Any]:
-    """task (its steps) -> kfp component: one per step, or per fused group (``groups``).
-    No pip installs at run time: the image (or venv) has mlpipe."""
+def build_components(pipeline: Pipeline, tasks: Plan,
+                     base_image: str = DEFAULT_BASE_IMAGE) -> dict[str, Any]:
+    """plan task name -> kfp component. No pip installs at run time: the image (or venv) has
+    mlpipe."""
     ref = portable_ref(pipeline)
     plans = {p.step.name: p for p in plan(pipeline)}
     components = {}
-    for group in groups or [(name,) for name in plans]:
-        if len(group) > 1:  # runtime.fuse: one component runs the group's steps
-            sources = {group_name(group): (group_source(ref, group, pipeline, plans),
-                                           group_function_name(group, plans))}
-        else:
-            item = plans[group[0]]
-            sources = {item.step.name: (component_source(ref, item, plans), item.function_name)}
-            if item.step.map_over:  # <step>_shards, <step>_shard (in a ParallelFor), <step>
-                sources = {
-                    f"{item.step.name}.shards": (lister_source(item, plans),
-                                                 f"{item.function_name}_shards"),
-                    f"{item.step.name}.shard": (component_source(ref, item, plans, "shard"),
-                                                f"{item.function_name}_shard"),
-                    item.step.name: (component_source(ref, item, plans, "gather"),
-                                     item.function_name),
-                }
-        for key, (source, name) in sources.items():
-            filename = f"<mlpipe-kfp {pipeline.name}.{key}>"
-            fn = _function_from_source(source, name, filename)
-            components[key] = dsl.component(
-                fn, base_image=base_image, packages_to_install=[], install_kfp_package=False)
+    for task in tasks:
+        source = task_source(ref, task, pipeline, plans)
+        fn = _function_from_source(source, function_name(task, plans),
+                                   f"<mlpipe-kfp {pipeline.name}.{task.name}>")
+        components[task.name] = dsl.component(
+            fn, base_image=base_image, packages_to_install=[], install_kfp_package=False)
     return components
 
 
@@ -257,7 +217,9 @@ def build_pipeline(
 ) -> Any:
     """The kfp pipeline: parameters ``config_json`` (defaults to ``config``), ``mlpipe_home``
     (empty = ``$MLPIPE_HOME`` or ``./.mlpipe`` where the step runs) and ``run_id`` (empty = the
-    kfp run name). Caching and retries come from ``config.runtime``.
+    kfp run name). One component per plan task: a map step's shard tasks in a ``ParallelFor``
+    over its shard list's output, its gather taking them ``Collected``. Caching and retries come
+    from ``config.runtime``.
     """
     if config.pipeline != pipeline.name:
         raise ConfigError(
@@ -266,46 +228,39 @@ def build_pipeline(
         from mlpipe.adapters.kubeflow.cluster import build_cluster_pipeline
 
         return build_cluster_pipeline(pipeline, config)
-    groups = task_groups(pipeline, config)
-    components = build_components(pipeline, base_image, groups)
+    tasks = core_plan(pipeline, config)
+    components = build_components(pipeline, tasks, base_image)
     plans = {p.step.name: p for p in plan(pipeline)}
     runtime = config.runtime
     config_default = config.model_dump_json()
 
     def body(config_json: str, mlpipe_home: str, run_id: str) -> Any:
-        tasks: dict[str, Any] = {}
-        for group in groups:
-            params = {"config_json": config_json, "mlpipe_home": mlpipe_home, "run_id": run_id,
-                      "job_name": dsl.PIPELINE_JOB_NAME_PLACEHOLDER}
-            if len(group) > 1:  # a fused group takes each outside upstream by its asset name
-                upstream = {plans[src].output: tasks[src].outputs[plans[src].output]
-                            for src in group_inputs(pipeline, group)}
-                task = components[group_name(group)](**params, **upstream)
-                cacheable = all(pipeline.step(name).cacheable for name in group)
-                _step_options(task, group_name(group), cacheable, runtime)
-                tasks.update(dict.fromkeys(group, task))
+        outputs: dict[str, Any] = {}  # step -> the kfp output carrying its reference
+        listed: dict[str, Any] = {}  # map step -> its shard list task
+        collected: dict[str, Any] = {}  # map step -> its shards' outputs, collected
+        params = {"config_json": config_json, "mlpipe_home": mlpipe_home, "run_id": run_id,
+                  "job_name": dsl.PIPELINE_JOB_NAME_PLACEHOLDER}
+        for task in tasks:
+            item = plans[task.step]
+            args = {a: outputs[s] for a, s in task_inputs(pipeline, task, plans).items()}
+            cacheable = all(pipeline.step(s).cacheable for s in task.steps)
+            if task.kind == "shard":
+                with dsl.ParallelFor(listed[task.step].output) as shard:
+                    one = components[task.name](**params, **args, shard=shard)
+                    _step_options(one, f"{task.step} shard", cacheable, runtime)
+                collected[task.step] = dsl.Collected(one.outputs[item.output])
                 continue
-            step = pipeline.step(group[0])
-            upstream = {arg: tasks[src].outputs[plans[src].output]
-                        for arg, src in step.inputs.items()}
-            if step.map_over:  # the shards (known at run time) in a ParallelFor, then gathered
-                mapped = tasks[step.map_over].outputs[plans[step.map_over].output]
-                listed = components[f"{step.name}.shards"](shards=mapped)
-                listed.set_display_name(f"{step.name} shards")
-                listed.set_caching_options(enable_caching=False)
-                with dsl.ParallelFor(listed.output) as shard:
-                    one = components[f"{step.name}.shard"](**params, **upstream, shard=shard)
-                    _step_options(one, f"{step.name} shard", step.cacheable, runtime)
-                task = components[step.name](
-                    **params, shard_results=dsl.Collected(one.outputs[plans[step.name].output]))
-                task.set_caching_options(enable_caching=False)
-                task.set_display_name(step.name)
-            else:
-                task = components[step.name](**params, **upstream)
-                _step_options(task, step.name, step.cacheable, runtime)
-            tasks[step.name] = task
-        last = pipeline.steps[-1]
-        return tasks[last.name].outputs[plans[last.name].output]
+            if task.kind == "gather":
+                args["shard_results"] = collected[task.step]
+            made = components[task.name](**params, **args)
+            if task.kind == "shard_list":
+                listed[task.step] = made
+            _step_options(made, f"{task.step} shards" if task.kind == "shard_list" else task.name,
+                          cacheable and task.kind in ("step", "group"), runtime,
+                          retries=task.kind in ("step", "group"))
+            for step in () if task.kind == "shard_list" else task.steps:
+                outputs[step] = made.outputs[plans[step].output]
+        return outputs[pipeline.steps[-1].name]
 
     # kfp reads parameter names, types and defaults from the signature: build a real one.
     def pipeline_fn(config_json: str = config_default, mlpipe_home: str = home,
@@ -318,11 +273,12 @@ def build_pipeline(
                         description=pipeline.description or None)(pipeline_fn)
 
 
-def _step_options(task: Any, name: str, cacheable: bool, runtime: Any) -> None:
+def _step_options(task: Any, name: str, cacheable: bool, runtime: Any,
+                  retries: bool = True) -> None:
     """Display name, caching, retries and timeout from ``runtime`` (one task, or one shard's)."""
     task.set_display_name(name)
     task.set_caching_options(enable_caching=runtime.cache and cacheable)
-    if runtime.retries:
+    if retries and runtime.retries:
         task.set_retry(num_retries=runtime.retries,
                        backoff_duration=f"{int(runtime.retry_delay_s)}s")
     _set_timeout(task, runtime.timeout_s)

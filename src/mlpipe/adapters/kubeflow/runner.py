@@ -27,12 +27,12 @@ from kfp.local import config as local_config
 from mlpipe.adapters.kubeflow.compiler import (
     build_pipeline,
     compile_pipeline,
-    plan,
     task_names,
 )
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.floor import Floor, FloorTask
-from mlpipe.core.execution.runner import Launch, Runner, RunRequest
+from mlpipe.core.execution.plan import plan as core_plan
+from mlpipe.core.execution.runner import Launch, Runner, RunRequest, TaskFacts
 from mlpipe.core.pipeline import Pipeline, import_root
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -93,32 +93,26 @@ class KubeflowRunner(Runner):
         pipeline_root = home / "kfp"
         pipeline_root.mkdir(parents=True, exist_ok=True)
         pipeline_func = build_pipeline(pipeline, config, home=str(home), run_id=run_id)
-        plans = plan(pipeline)
-        kfp_tasks = task_names(pipeline, config)  # step -> its task (a fused group's, perhaps)
+        kfp_tasks = task_names(pipeline, config)  # plan task -> its kfp task
         events = TaskEvents()
         started = time.perf_counter()
         kfp_run_dir, failure = _run_local(pipeline_func, pipeline_root, events,
                                           import_root(pipeline))
         seconds = time.perf_counter() - started
-        task_seconds: dict[str, float] = {}
-        tasks: dict[str, dict[str, Any]] = {}
-        for item in plans:
-            name = kfp_tasks[item.step.name]
-            artifacts = _executor_artifacts(kfp_run_dir / name) if kfp_run_dir else {}
-            measured = events.seconds(name)
-            if measured is not None:
-                task_seconds[item.step.name] = measured
-            tasks[item.step.name] = {"state": events.state(name), "artifacts": artifacts,
-                                     "task": name}
-        extra: dict[str, Any] = {"task_seconds": task_seconds, "tasks": tasks,
-                                 "pipeline_root": str(pipeline_root),
-                                 "task_started": {step: events.started[name]
-                                                  for step, name in kfp_tasks.items()
-                                                  if name in events.started}}
+        facts = {task: TaskFacts(state=events.state(name).lower(), seconds=events.seconds(name),
+                                 started=events.started.get(name))
+                 for task, name in kfp_tasks.items()}
+        steps = {step: kfp_tasks[task.name] for task in core_plan(pipeline, config)
+                 if task.kind in ("step", "group", "gather") for step in task.steps}
+        # what only kfp knows: each step's task, its state and output artifacts
+        tasks = {step: {"state": events.state(name), "task": name,
+                        "artifacts": _executor_artifacts(kfp_run_dir / name) if kfp_run_dir
+                        else {}} for step, name in steps.items()}
+        extra: dict[str, Any] = {"tasks": tasks, "pipeline_root": str(pipeline_root)}
         if kfp_run_dir is not None:
             extra["kfp_run_dir"] = str(kfp_run_dir)
         return Launch(orchestrator_run_id=kfp_run_dir.name if kfp_run_dir else "",
-                      seconds=seconds, extra=extra, failure=failure)
+                      seconds=seconds, tasks=facts, extra=extra, failure=failure)
 
     def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
         from mlpipe.adapters.kubeflow.floor import kubeflow_floor

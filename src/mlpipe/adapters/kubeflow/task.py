@@ -1,10 +1,11 @@
 """What every generated kfp component body calls, inside the component's own process or pod.
 
-A component's source is serialized into the pipeline YAML, so its body is only an import and a
-call to :func:`run_component`; this module (installed with mlpipe, in the venv or the image) turns
-kfp artifacts into mlpipe references, calls ``execute_step`` and writes the result back as
-artifacts. It holds no ML logic and imports nothing from kfp: it only touches the artifact
-objects kfp hands it (``.path``, ``.metadata``, ``log_metric``, ``log_confusion_matrix``).
+A component's source is serialized into the pipeline YAML, so its body is only an import and
+a call to :func:`run_task`; this module (installed with mlpipe, in the venv or the image) turns
+kfp artifacts into mlpipe references, calls core's ``execute`` on the task's job and
+writes the result back as artifacts. It holds no ML logic and imports nothing from kfp: it only
+touches the artifact objects kfp hands it (``.path``, ``.metadata``, ``log_metric``,
+``log_confusion_matrix``).
 """
 
 from __future__ import annotations
@@ -12,122 +13,81 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 
-def run_component(
+def run_task(
     pipeline: str,
-    step: str,
+    task: str,
     config_json: str,
     home: str,
     run_id: str,
+    orchestrator_run_id: str,
     inputs: Mapping[str, Any],
     outputs: Mapping[str, Any],
-    orchestrator_run_id: str = "",
     shard: int | None = None,
-    gather: Sequence[Any] | None = None,
-) -> None:
-    """Run one mlpipe step as a kfp component.
+    metrics: Any = None,
+    confusion: Any = None,
+) -> list[int] | None:
+    """Run one task of core's plan as a kfp component: ``execute`` its job.
 
     ``pipeline`` is the pipeline's portable ref (a registered name or ``module:ATTR``).
-    ``inputs`` maps the step's argument names to kfp input artifacts whose file holds the
-    upstream reference JSON; ``outputs`` has ``ref`` (the step's reference) and optionally
-    ``metrics`` (kfp ``Metrics``) and ``confusion_matrix`` (kfp ``ClassificationMetrics``).
-    On failure ``execute_step`` has recorded the cause in the step's ``error.json``; the process
-    exits with the cause's exit code (2 for bad input), as ``mlpipe step`` does. A map step runs
-    as one component per shard (``shard``) inside a ``ParallelFor``, then once more with
-    ``gather`` (the shards' collected outputs) to gather them.
+    ``inputs`` maps upstream steps to kfp input artifacts whose file holds the reference JSON;
+    ``outputs`` maps each of the task's steps to the artifact its reference goes to;
+    ``metrics`` (kfp ``Metrics``) and ``confusion`` (kfp ``ClassificationMetrics``) get the
+    step's numbers. A ``shard_list`` task returns the shard numbers (for ``ParallelFor``). On
+    failure the step's ``error.json`` holds the cause and the process exits with its exit code
+    (2 for bad input, such as a map step whose upstream made no shards).
     """
+    from mlpipe.core.config import config_from_json
     from mlpipe.core.errors import MlpipeError
-    from mlpipe.core.execution.step import execute_gather, execute_step
+    from mlpipe.core.execution.execute import execute
+    from mlpipe.core.execution.plan import plan
     from mlpipe.core.execution.teardown import skip_teardown_at_exit
     from mlpipe.core.paths import safe_run_id
+    from mlpipe.core.pipeline import resolve_pipeline
+    from mlpipe.core.refs import ref_from_json
 
     started = time.perf_counter()
     run_id = safe_run_id(run_id)
     refs = {name: Path(art.path).read_text() for name, art in inputs.items()}
-    ref_out = outputs["ref"]
     try:
-        if gather is not None:
-            result = execute_gather(pipeline, step, home=home, run_id=run_id, count=len(gather))
-        else:
-            result = execute_step(
-                pipeline,
-                step,
-                config_json,
-                refs,
-                home=home,
-                run_id=run_id,
-                tags={"runner": "kubeflow", "orchestrator_run_id": orchestrator_run_id or run_id},
-                shard=shard,
-            )
+        pipe = resolve_pipeline(pipeline)
+        config = config_from_json(config_json, pipe.config_type)
+        spec = plan(pipe, config).task(task)
+        job = spec.job(run_id, home=home or None, runner="kubeflow", shard=shard,
+                       orchestrator_run_id=orchestrator_run_id or run_id)
+        result = execute(job, pipeline=pipe, config=config,
+                         inputs={k: ref_from_json(v) for k, v in refs.items()})
     except MlpipeError as exc:  # also a bad config or missing input, raised before the step ran
         print(f"mlpipe: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(exc.exit_code) from exc
-    ref = result["ref"]
-    Path(ref_out.path).parent.mkdir(parents=True, exist_ok=True)
-    Path(ref_out.path).write_text(json.dumps(ref, indent=2))
-    ref_out.metadata.update(_ref_metadata(ref))
-    ref_out.metadata.update(
-        {
-            "step": step,
-            "run_id": run_id,
-            "seconds": result["seconds"],
-            "cached": result["cached"],
-            "component_seconds": time.perf_counter() - started,
-        }
-    )
-    if "metrics" in outputs:
-        for name, value in ref_metrics(ref).items():
-            outputs["metrics"].log_metric(name, value)
-    if "confusion_matrix" in outputs:
-        dataset = next(
-            (json.loads(r) for r in refs.values() if json.loads(r).get("kind") == "dataset"), None
-        )
-        matrix = confusion_matrix(ref, dataset)
-        if matrix is not None:
-            outputs["confusion_matrix"].log_confusion_matrix(*matrix)
     skip_teardown_at_exit()  # this process is the component's own (kfp.local's or a pod)
-
-
-def run_group_component(
-    pipeline: str,
-    steps: tuple[str, ...],
-    config_json: str,
-    home: str,
-    run_id: str,
-    inputs: Mapping[str, Any],
-    outputs: Mapping[str, Any],
-    orchestrator_run_id: str = "",
-) -> None:
-    """Run a fused group (``runtime.fuse``) as one kfp component: ``inputs`` maps each upstream
-    step outside the group to its artifact, ``outputs`` each of the group's steps to its own
-    output artifact, which holds the step's reference and names the step in its metadata."""
-    from mlpipe.core.errors import MlpipeError
-    from mlpipe.core.execution.group import execute_group
-    from mlpipe.core.execution.teardown import skip_teardown_at_exit
-    from mlpipe.core.paths import safe_run_id
-
-    run_id = safe_run_id(run_id)
-    upstream = {name: Path(art.path).read_text() for name, art in inputs.items()}
-    try:
-        results = execute_group(
-            pipeline, steps, config_json, upstream, home=home, run_id=run_id,
-            tags={"runner": "kubeflow", "orchestrator_run_id": orchestrator_run_id or run_id},
-        )
-    except MlpipeError as exc:
-        print(f"mlpipe: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(exc.exit_code) from exc
-    for step, result in results.items():
+    if spec.kind == "shard_list":
+        return list(result.shards)
+    for step, run in result.runs.items():
+        ref = run.ref.model_dump(mode="json")
         out = outputs[step]
         Path(out.path).parent.mkdir(parents=True, exist_ok=True)
-        Path(out.path).write_text(json.dumps(result["ref"], indent=2))
-        out.metadata.update(_ref_metadata(result["ref"]))
-        out.metadata.update({"step": step, "fused_task": "__".join(steps), "run_id": run_id,
-                             "seconds": result["seconds"], "cached": result["cached"]})
-    skip_teardown_at_exit()
+        Path(out.path).write_text(json.dumps(ref, indent=2))
+        out.metadata.update(_ref_metadata(ref))
+        out.metadata.update({"step": step, "run_id": run_id, "seconds": run.seconds,
+                             "cached": run.cached,
+                             "component_seconds": time.perf_counter() - started})
+        if spec.kind == "group":
+            out.metadata["fused_task"] = spec.name
+        if metrics is not None:
+            for name, value in ref_metrics(ref).items():
+                metrics.log_metric(name, value)
+        if confusion is not None:
+            dataset = next((json.loads(r) for r in refs.values()
+                            if json.loads(r).get("kind") == "dataset"), None)
+            matrix = confusion_matrix(ref, dataset)
+            if matrix is not None:
+                confusion.log_confusion_matrix(*matrix)
+    return None
 
 
 def ref_metrics(ref: Mapping[str, Any]) -> dict[str, float]:
