@@ -37,7 +37,7 @@ def test_fuse_groups_are_validated_before_anything_is_written(
     home: Path, tiny_training: TrainingConfig
 ) -> None:
     from mlpipe.core.config import ConfigError
-    from mlpipe.core.execution.group import group_inputs, task_groups
+    from mlpipe.core.execution.plan import group_inputs, task_groups
 
     fused = tiny_training.model_copy(update={"runtime": tiny_training.runtime.model_copy(
         update={"fuse": [["save_artifacts", "upload_model"]]})})

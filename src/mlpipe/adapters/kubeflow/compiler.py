@@ -22,8 +22,7 @@ from kfp.dsl.utils import maybe_rename_for_k8s
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError
-from mlpipe.core.execution.group import group_inputs
-from mlpipe.core.execution.plan import Plan, TaskSpec
+from mlpipe.core.execution.plan import Plan, TaskSpec, group_inputs
 from mlpipe.core.execution.plan import plan as core_plan
 from mlpipe.core.pipeline import Pipeline, Step, portable_ref
 from mlpipe.core.refs import (

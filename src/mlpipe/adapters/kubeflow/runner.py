@@ -1,7 +1,7 @@
 """Run any mlpipe pipeline on Kubeflow Pipelines' local runner (``kfp.local``), offline.
 
 The same compiled pipeline a cluster would get runs here with ``SubprocessRunner``: every
-component is its own Python process running the generated body (``execute_step``), artifacts
+component is its own Python process running the generated body (``execute``), artifacts
 land under ``<home>/kfp/<kfp run name>/<task>/<output>`` and hold reference JSON, while the steps'
 real outputs and their ``result.json``/``error.json`` go to ``<home>/runs/<pipeline>/<run_id>/``
 as with every other runner (the ``Runner`` base reads them back).

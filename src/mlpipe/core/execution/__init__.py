@@ -19,8 +19,6 @@ from mlpipe.core.execution.runner import (
 )
 from mlpipe.core.execution.step import (
     StepRun,
-    execute_gather,
-    execute_step,
     load_step_result,
     read_step,
     run_step,
@@ -36,8 +34,6 @@ __all__ = [
     "StepRun",
     "TaskFacts",
     "TaskSpec",
-    "execute_gather",
-    "execute_step",
     "get_runner",
     "load_step_result",
     "plan",

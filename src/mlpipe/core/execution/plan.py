@@ -152,6 +152,12 @@ def group_name(steps: tuple[str, ...]) -> str:
     return SEPARATOR.join(steps)
 
 
+def group_inputs(pipeline: Pipeline, steps: tuple[str, ...]) -> tuple[str, ...]:
+    """The steps outside the group whose references the group's steps take, in pipeline order."""
+    wanted = {src for s in steps for src in pipeline.step(s).upstream if src not in steps}
+    return tuple(s for s in pipeline.step_names if s in wanted)
+
+
 def task_groups(pipeline: Pipeline, config: PipelineSettings) -> list[tuple[str, ...]]:
     """The pipeline's steps as tasks, in order: one per step, or per fused group.
 

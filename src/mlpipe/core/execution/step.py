@@ -31,7 +31,7 @@ from typing import Any
 from mlpipe.core import progress
 from mlpipe.core.artifacts import write_json
 from mlpipe.core.cache import KEY_FILE, StepCache, StepKey, build_key
-from mlpipe.core.config import PipelineSettings, config_from_json
+from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import (
     ConfigError,
     MlpipeError,
@@ -45,8 +45,8 @@ from mlpipe.core.execution.timings import ImportClock, step_timings, upstream_en
 from mlpipe.core.faults import fault_raise
 from mlpipe.core.files import sweep_temp
 from mlpipe.core.modeling import passive_thread_waits
-from mlpipe.core.paths import resolve_home, run_dir, step_dir
-from mlpipe.core.pipeline import Pipeline, Step, StepContext, resolve_pipeline
+from mlpipe.core.paths import run_dir, step_dir
+from mlpipe.core.pipeline import Pipeline, Step, StepContext
 from mlpipe.core.refs import Ref, ShardsRef, ref_from_json
 
 RESULT_FILE = "result.json"
@@ -328,43 +328,6 @@ def record_error(
         pass  # a full or read-only disk: the exception itself still reaches the runner
 
 
-def execute_step(
-    pipeline: str | Pipeline,
-    step: str,
-    config: str | Mapping[str, Any],
-    inputs: Mapping[str, str | Mapping[str, Any]],
-    *,
-    home: str | Path,
-    run_id: str,
-    use_cache: bool | None = None,
-    enforce_checks: bool = True,
-    tags: Mapping[str, str] | None = None,
-    shard: int | None = None,
-) -> dict[str, Any]:
-    """JSON in, JSON out: the form orchestrator tasks, components and pods call.
-
-    ``pipeline`` is a registered pipeline name or ``module:ATTRIBUTE`` (``Pipeline.ref``);
-    ``shard`` runs one shard of a map step (then ``execute_gather`` once all have run).
-    """
-    pipe = resolve_pipeline(pipeline)
-    raw = dict(config) if isinstance(config, Mapping) else config
-    cfg = config_from_json(raw, pipe.config_type)
-    refs = {k: ref_from_json(v if isinstance(v, str) else dict(v)) for k, v in inputs.items()}
-    result = run_step(
-        pipe,
-        step,
-        cfg,
-        refs,
-        home=resolve_home(home),
-        run_id=run_id,
-        use_cache=use_cache,
-        enforce_checks=enforce_checks,
-        tags=tags,
-        shard=shard,
-    )
-    return result.to_json()
-
-
 def load_step_result(home: Path, pipeline: str, run_id: str, step: str) -> StepRun:
     """Read back what a step recorded (for runners that pass only run ids between tasks)."""
     path = step_dir(home, pipeline, run_id, step) / RESULT_FILE
@@ -501,12 +464,3 @@ def _gathered_timings(runs: list[StepRun]) -> dict[str, float]:
     if peaks:
         timings["peak_rss_mib"] = max(peaks)
     return timings
-
-
-def execute_gather(
-    pipeline: str | Pipeline, step: str, *, home: str | Path, run_id: str, count: int
-) -> dict[str, Any]:
-    """JSON form of :func:`gather_shards`, for the orchestrator task after a map step's shards."""
-    result = gather_shards(resolve_pipeline(pipeline), step, home=resolve_home(home),
-                           run_id=run_id, count=count)
-    return result.to_json()
