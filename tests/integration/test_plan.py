@@ -122,6 +122,20 @@ def test_local_runner_runs_every_task_kind(home: Path) -> None:
     assert len(list((fused.run_dir / "add_one").glob("shard-*/result.json"))) == 3
 
 
+def test_local_runner_serves_cached_shards_without_starting_a_process(home: Path) -> None:
+    first = get_runner("local").run(PLAN_PIPELINE, PlanConfig(), home=home, run_id="shards-1")
+    again = get_runner("local").run(PLAN_PIPELINE, PlanConfig(), home=home, run_id="shards-2")
+
+    def shard_pids(run_id: str) -> set[int]:
+        folder = home / "runs" / "plan_test" / run_id / "square"
+        return {json.loads(p.read_text())["pid"] for p in folder.glob("shard-*/result.json")}
+
+    assert len(shard_pids("shards-1")) == 3 and os.getpid() not in shard_pids("shards-1")
+    assert shard_pids("shards-2") == {os.getpid()}  # served here: no interpreter started
+    assert all(s.cached for s in again.steps)
+    assert [s.ref.sha256 for s in again.steps] == [s.ref.sha256 for s in first.steps]
+
+
 @pytest.mark.parametrize("parts", [0, -1])
 def test_a_map_step_without_shards_exits_2_naming_it_locally(home: Path, parts: int) -> None:
     with pytest.raises(MlpipeError) as err:

@@ -176,11 +176,15 @@ def _execute(
         if on_step is not None:
             on_step(step, "running", None)
         try:
-            run = run_step(pipe, step, cfg, refs(step), shard=job.get("shard"), **common)
+            run = run_step(pipe, step, cfg, refs(step), shard=job.get("shard"),
+                           cached_only=kind == "shard" and bool(job.get("cached_only")),
+                           **common)
         except StepFailedError:
             if on_step is not None:
                 on_step(step, "failed", None)
             raise
+        if run is None:  # ``cached_only``: not in the cache, so not run
+            return TaskResult(name, kind)
         if on_step is not None:
             on_step(step, "cached" if run.cached else "done", run)
         if sync:

@@ -1,8 +1,10 @@
 """The local runner: the plan's tasks in order, in this process. The reference for all others.
 
-A map step's shards run side by side, each a fresh interpreter running ``execute`` on its job
-(``python -m mlpipe.core.execution.execute``), as a pod would: nothing of this process (torch
-threads, a script's ``__main__``) leaks into them, and they work inside daemonic workers too.
+A map step's shards that the cache (or the run being resumed) already holds are served here,
+without starting anything; the others run side by side, each a fresh interpreter running
+``execute`` on its job (``python -m mlpipe.core.execution.execute``), as a pod would: nothing of
+this process (torch threads, a script's ``__main__``) leaks into them, and they work inside
+daemonic workers too.
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ def run_shards(pipeline: Pipeline, task: TaskSpec, job: dict[str, object],
     """Every shard of a map step, one process per core at a time (in this process when the
     pipeline cannot be imported elsewhere). A failed shard does not stop the others, so a retry
     or ``--resume`` reruns only it; the gather task reports it."""
+    shards = tuple(s for s in shards if not _served(pipeline, task, job, s))
+    if not shards:
+        return
     try:
         portable_ref(pipeline)
         workers = min(len(shards), os.cpu_count() or 1)
@@ -92,3 +97,14 @@ def run_shards(pipeline: Pipeline, task: TaskSpec, job: dict[str, object],
 
     with ThreadPoolExecutor(workers, thread_name_prefix=f"mlpipe-{task.step}") as pool:
         list(pool.map(one, shards))
+
+
+def _served(pipeline: Pipeline, task: TaskSpec, job: dict[str, object], shard: int) -> bool:
+    """Whether shard ``shard`` was served from the cache or the resumed run, here, in this
+    process (a miss, or any failure, leaves it to its own process, which records it)."""
+    try:
+        probe = execute({**job, "shard": shard, "cached_only": True}, pipeline=pipeline,
+                        config=task.config)
+    except (StepFailedError, ConfigError):
+        return False
+    return bool(probe.runs)

@@ -111,13 +111,16 @@ def run_step(
     enforce_checks: bool = True,
     tags: Mapping[str, str] | None = None,
     shard: int | None = None,
-) -> StepRun:
+    cached_only: bool = False,
+) -> StepRun | None:
     """Run one step of ``pipeline``: serve it from cache or call it, record the outcome.
 
     ``inputs`` maps each of the step's input names to the upstream reference. On failure the
     step's outputs are removed, ``error.json`` records the cause (type, message, exit code,
     traceback) and ``StepFailedError`` names the step. For a map step, ``shard=i`` runs shard
     ``i`` only; without it every shard runs here, one by one, and is gathered.
+    ``cached_only=True`` serves the step from the cache (or a resumed run) or returns None
+    without calling it: a runner asks this before starting a process for it.
     """
     entered = time.time()
     passive_thread_waits()  # before a step imports torch
@@ -165,6 +168,8 @@ def run_step(
             key = parts.digest if parts is not None and step.cacheable else None
         ref = cache.get(key) if cache_on and key is not None else None
         cached = ref is not None
+        if ref is None and cached_only:
+            return None
         if ref is None:
             ctx = StepContext(
                 home=home,
