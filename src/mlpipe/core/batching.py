@@ -7,7 +7,7 @@ texts of similar length together, removes most of the wasted attention and matmu
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -57,3 +57,20 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list
     """Token ids without padding (padding happens per batch)."""
     enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
     return [list(x) for x in enc["input_ids"]]
+
+
+#: scores token ids: (label ids, probabilities, top-two probability gaps)
+Scorer = Callable[[list[list[int]]], tuple[list[int], list[float], list[float]]]
+
+
+def rescore_close_calls(ids: Sequence[list[int]], labels: list[int], scores: list[float],
+                        gaps: Sequence[float], fallback: Scorer, min_gap: float) -> int:
+    """Score again with ``fallback`` (the fp32 model) the rows whose top two probabilities are
+    closer than ``min_gap``, where a quantized model may flip the label; updates ``labels`` and
+    ``scores`` in place and returns how many rows it scored again."""
+    redo = [i for i, gap in enumerate(gaps) if gap < min_gap]
+    if redo:
+        again = fallback([ids[i] for i in redo])
+        for k, i in enumerate(redo):
+            labels[i], scores[i] = again[0][k], again[1][k]
+    return len(redo)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mlpipe.core.batching import rescore_close_calls
 from mlpipe.core.errors import ConfigError
 
 ONNX_FILE = "model.onnx"
@@ -146,12 +147,10 @@ class OnnxPredictor:
         ids = self.tokenize(texts)
         labels, scores, gaps = self._score(self.session, ids, report=True)
         if self.fallback is not None:
-            redo = [i for i, gap in enumerate(gaps) if gap < self.fallback_gap]
-            if redo:
-                again = self._score(self.fallback, [ids[i] for i in redo])
-                for k, i in enumerate(redo):
-                    labels[i], scores[i] = again[0][k], again[1][k]
-                self.rescored += len(redo)
+            fallback = self.fallback
+            self.rescored += rescore_close_calls(
+                ids, labels, scores, gaps, lambda rows: self._score(fallback, rows),
+                self.fallback_gap)
         return labels, scores
 
     def probabilities(self, texts: Sequence[str]) -> list[list[float]]:

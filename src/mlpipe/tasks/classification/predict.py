@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from mlpipe.core.batching import pad_batch, sorted_batches, tokenize
+from mlpipe.core.batching import pad_batch, rescore_close_calls, sorted_batches, tokenize
 from mlpipe.core.data import write_predictions
 from mlpipe.core.modeling import quantize_int8, set_threads
 
@@ -61,12 +61,10 @@ class Predictor:
         ids = tokenize(self.tokenizer, texts, self.max_length)
         labels, scores, gaps = self._score(self.model, ids, report=True)
         if self.fallback is not None:
-            redo = [i for i, gap in enumerate(gaps) if gap < self.fallback_gap]
-            if redo:
-                again = self._score(self.fallback, [ids[i] for i in redo])
-                for k, i in enumerate(redo):
-                    labels[i], scores[i] = again[0][k], again[1][k]
-                self.rescored += len(redo)
+            fallback = self.fallback
+            self.rescored += rescore_close_calls(
+                ids, labels, scores, gaps, lambda rows: self._score(fallback, rows),
+                self.fallback_gap)
         return labels, scores
 
     def probabilities(self, texts: Sequence[str]) -> list[list[float]]:
