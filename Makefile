@@ -43,13 +43,13 @@ typecheck: install
 
 # Every tier: unit, integration, runners, system (docs/testing.md).
 test: lint
-	$(BIN)/python -m pytest -q --timeout=900 -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=20
+	$(BIN)/python -m pytest -q --timeout=900 -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=20
 
 # The edit loop: unit + integration without the slow ones (fault kills, end-to-end trainings,
 # benchmarks) and without any orchestrator, container or service; `make test` runs them all.
 FAST := (unit or integration) and not slow and not (airflow or kubeflow or dagster)
 test-fast: install
-	$(BIN)/python -m pytest -q --timeout=300 -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder -m "$(FAST)"
+	$(BIN)/python -m pytest -q --timeout=300 -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "$(FAST)"
 
 clean:
 	rm -rf $(VENV) .mlpipe .pytest_cache .mypy_cache .ruff_cache

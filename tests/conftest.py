@@ -19,15 +19,19 @@ from tests.support import (  # noqa: F401  (re-exported: older test files import
     venv_env,
 )
 from tests.support.homes import migrated_airflow_home
-from tests.support.markers import group_by_runner, mark_runners
+from tests.support.markers import make_scheduler, mark_runners, order_by_group
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Runner markers (``-m airflow``) from the folder or the runner parameter; the tier
-    markers come from each tier's own conftest. Then the xdist work units: one per runner, else
-    the file, longest first (``--dist loadgroup --no-loadscope-reorder`` in the Makefile)."""
+    markers come from each tier's own conftest. Then the longest work units first."""
     mark_runners(items)
-    group_by_runner(items)
+    order_by_group(items)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Work units of :func:`tests.support.markers.group_of`: one per runner, else the file."""
+    return make_scheduler(config, log)
 
 
 @pytest.fixture(autouse=True)

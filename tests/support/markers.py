@@ -61,27 +61,45 @@ LONGEST_FIRST = (
 )
 
 
-def group_of(item: pytest.Item) -> str:
-    """The xdist work unit (``--dist loadgroup``) of an item.
+def group_of(nodeid: str) -> str:
+    """The xdist work unit of a test, from its node id alone (the scheduler sees nothing else).
 
     Tests that drive Airflow, Kubeflow or Dagster outside the system tier form one unit per
     runner, so the worker that runs them keeps that runner's warm per-worker state (the
     migrated Airflow DB, the Dagster home); every other test stays with its file, as
-    ``--dist loadfile`` kept it, so module fixtures are built once.
+    ``--dist loadfile`` kept it, so module fixtures (the container image, a service) are built
+    once.
     """
-    runner = runner_of(item)
-    rel = item.path.resolve().relative_to(TESTS.parent).as_posix()
-    if runner not in (None, "local") and not rel.startswith("tests/system/"):
+    path, _, name = nodeid.partition("::")
+    parts = path.split("/")
+    if parts[:2] == ["tests", "runners"] and len(parts) > 3 and parts[2] in RUNNERS:
+        runner: str | None = parts[2]
+    else:
+        params = name[name.find("[") + 1 : -1].split("-") if name.endswith("]") else []
+        runner = next((p for p in params if p in RUNNERS), None)
+    if runner not in (None, "local") and parts[1] != "system":
         return str(runner)
-    return rel
+    return path
 
 
-def group_by_runner(items: list[pytest.Item]) -> None:
-    """Add the ``xdist_group`` mark to every item and put the longest units first."""
+def order_by_group(items: list[pytest.Item]) -> None:
+    """Put the longest work units first, the rest in collection order (the scheduler hands out
+    units in the order the workers collected them: ``--no-loadscope-reorder``)."""
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    groups = {}
-    for item in items:
-        groups[item.nodeid] = group_of(item)
-        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
-    order = {nodeid: i for i, nodeid in enumerate(groups)}
-    items.sort(key=lambda it: (rank.get(groups[it.nodeid], len(rank)), order[it.nodeid]))
+    order = {item.nodeid: i for i, item in enumerate(items)}
+    items.sort(key=lambda it: (rank.get(group_of(it.nodeid), len(rank)), order[it.nodeid]))
+
+
+def make_scheduler(config: pytest.Config, log: object) -> object:
+    """xdist's scope scheduling with :func:`group_of` as the scope.
+
+    Not ``--dist loadgroup``: it groups by a suffix xdist appends to ``item._nodeid``, which
+    pytest 9 no longer reads, so every test silently became a unit of its own.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class RunnerScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    return RunnerScheduling(config, log)  # type: ignore[arg-type]

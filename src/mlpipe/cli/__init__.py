@@ -16,7 +16,7 @@ try:  # Ctrl-C while the CLI's own modules import: a line, not a traceback
 
     from mlpipe.cli import bench, cache, cluster, gc, new, registry, run, runs
     from mlpipe.cli.common import describe_oserror, err
-    from mlpipe.core.execution.teardown import skip_teardown_at_exit
+    from mlpipe.core.execution.teardown import exit_now, skip_teardown_at_exit
 except KeyboardInterrupt:  # pragma: no cover - timing-dependent
     sys.stderr.write("error: interrupted (Ctrl-C)\n")
     raise SystemExit(130) from None
@@ -107,8 +107,10 @@ def main() -> None:
             raise
     if received:
         first = received[0]
+        for handled in _SIGNALS:  # the run is over: a second Ctrl-C must not change the status
+            signal.signal(handled, signal.SIG_IGN)
         err.print(f"[bold red]error:[/] {_SIGNALS.get(first, 'interrupted')}", highlight=False)
-        sys.exit(128 + first)
+        exit_now(128 + first)  # exactly 130 / 143, whatever the interpreter's teardown would do
 
 
 if __name__ == "__main__":

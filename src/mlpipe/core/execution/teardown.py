@@ -34,8 +34,17 @@ def _exit_now() -> None:
     if getattr(sys, "last_value", None) is not None:  # an uncaught exception after all: its
         return  # status (1) stands and the interpreter exits as usual
     atexit.unregister(_exit_now)
+    exit_now(0)
+
+
+def exit_now(code: int) -> None:
+    """Run the exit handlers, flush, and end this process with ``code``, skipping the teardown.
+
+    The status is then exactly ``code``: nothing the teardown does (a library's finaliser, a
+    KeyboardInterrupt the interpreter still remembers from a caught Ctrl-C) can change it.
+    """
     atexit._run_exitfuncs()  # the other handlers, each once, in the usual (reverse) order
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # closed or gone: nothing left to lose
             stream.flush()
-    os._exit(0)
+    os._exit(code)
