@@ -49,7 +49,8 @@ class ScaleSettings:
 
 def inference_overrides(rows: int, shards: int, quick: bool) -> list[str]:
     """One run's inference config: the cores split between the shards (each shard one thread on
-    a 2-core box, the single shard both), chunks small enough that every row count has several."""
+    a 2-core box, the single shard both), chunks small enough that every row count has several,
+    and each shard in its own process, side by side, whatever its size (what is compared)."""
     cores = os.cpu_count() or 1
     return [
         f"data.generated.n_samples={rows}",
@@ -59,6 +60,7 @@ def inference_overrides(rows: int, shards: int, quick: bool) -> list[str]:
         f"inference.num_threads={max(1, cores // shards)}",
         f"inference.chunk_rows={500 if quick else 5_000}",
         "inference.batch_size=128",
+        "runtime.in_process_shards_mib=0",
     ]
 
 

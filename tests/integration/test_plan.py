@@ -8,11 +8,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mlpipe.core import INFERENCE, InferenceConfig
-from mlpipe.core.errors import ConfigError, MlpipeError
+from mlpipe.core.errors import ConfigError, MlpipeError, StepFailedError
 from mlpipe.core.execution import get_runner
 from mlpipe.core.execution.execute import execute, retryable
 from mlpipe.core.execution.plan import plan
@@ -112,28 +113,93 @@ def _total(run_dir: Path) -> int:
     return int(json.loads(Path(result["ref"]["uri"]).read_text())[0])
 
 
+#: the local runner's other way to run shards: a process each (their inputs are bytes, not MiB)
+PROCESSES = {"runtime": {"in_process_shards_mib": 0}}
+
+
+def _shard_pids(home: Path, run_id: str, step: str = "square") -> list[int]:
+    folder = home / "runs" / "plan_test" / run_id / step
+    return [json.loads(p.read_text())["pid"] for p in sorted(folder.glob("shard-*/result.json"))]
+
+
 def test_local_runner_runs_every_task_kind(home: Path) -> None:
-    fused = get_runner("local").run(PLAN_PIPELINE, _config(), home=home)
-    plain = get_runner("local").run(PLAN_PIPELINE, PlanConfig(), home=home, use_cache=False)
+    """Shards that fit in memory run in this process, the others a process each: the same
+    outputs and hashes either way."""
+    fused = get_runner("local").run(PLAN_PIPELINE, _config(), home=home, run_id="in-process")
+    plain = get_runner("local").run(PLAN_PIPELINE, PlanConfig.model_validate(PROCESSES),
+                                    home=home, use_cache=False, run_id="processes")
     assert _total(fused.run_dir) == sum(v * v + 1 + 7 for v in range(7)) == 147
     assert [s.step for s in fused.steps] == list(PLAN_PIPELINE.step_names)
     assert {s.step: s.ref.sha256 for s in fused.steps} == {s.step: s.ref.sha256
                                                            for s in plain.steps}
     assert len(list((fused.run_dir / "add_one").glob("shard-*/result.json"))) == 3
+    assert _shard_pids(home, "in-process") == [os.getpid()] * 3  # no interpreter started
+    assert len(set(_shard_pids(home, "processes"))) == 3
+    assert os.getpid() not in _shard_pids(home, "processes")
 
 
 def test_local_runner_serves_cached_shards_without_starting_a_process(home: Path) -> None:
-    first = get_runner("local").run(PLAN_PIPELINE, PlanConfig(), home=home, run_id="shards-1")
-    again = get_runner("local").run(PLAN_PIPELINE, PlanConfig(), home=home, run_id="shards-2")
-
-    def shard_pids(run_id: str) -> set[int]:
-        folder = home / "runs" / "plan_test" / run_id / "square"
-        return {json.loads(p.read_text())["pid"] for p in folder.glob("shard-*/result.json")}
-
-    assert len(shard_pids("shards-1")) == 3 and os.getpid() not in shard_pids("shards-1")
-    assert shard_pids("shards-2") == {os.getpid()}  # served here: no interpreter started
+    config = PlanConfig.model_validate(PROCESSES)  # misses: a process each
+    first = get_runner("local").run(PLAN_PIPELINE, config, home=home, run_id="shards-1")
+    again = get_runner("local").run(PLAN_PIPELINE, config, home=home, run_id="shards-2")
+    assert len(set(_shard_pids(home, "shards-1"))) == 3
+    assert os.getpid() not in _shard_pids(home, "shards-1")
+    assert _shard_pids(home, "shards-2") == [os.getpid()] * 3  # served here: nothing started
     assert all(s.cached for s in again.steps)
     assert [s.ref.sha256 for s in again.steps] == [s.ref.sha256 for s in first.steps]
+
+
+def test_a_failed_shard_process_fails_the_run_and_resume_reruns_only_it(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shard that fails in its own process fails the run naming it; ``--resume`` (here with
+    the shards in this process: the mode is not part of any key) reruns that shard alone."""
+    monkeypatch.setenv("MLPIPE_FAULT", "raise:shard:square:1")  # inherited by shard processes
+    with pytest.raises(StepFailedError, match=r"shard 1 of 3 \(shard-0001\): injected"):
+        get_runner("local").run(PLAN_PIPELINE, PlanConfig.model_validate(PROCESSES), home=home,
+                                run_id="fault")
+    square = home / "runs" / "plan_test" / "fault" / "square"
+    assert (square / "shard-0001" / "error.json").is_file()
+    assert not (square / "result.json").exists()
+    first = [square / f"shard-000{i}" / "result.json" for i in (0, 2)]
+    assert all(p.is_file() for p in first)
+    assert os.getpid() not in _shard_pids(home, "fault")
+    written = [p.stat().st_mtime_ns for p in first]
+    monkeypatch.delenv("MLPIPE_FAULT")
+    resumed = get_runner("local").run(PLAN_PIPELINE, PlanConfig(), home=home, run_id="fault",
+                                      resume=True)
+    cached = [json.loads((square / f"shard-000{i}" / "result.json").read_text())["cached"]
+              for i in range(3)]
+    assert cached == [True, False, True]  # shard 1 alone ran again
+    assert _total(resumed.run_dir) == 147
+    assert _shard_pids(home, "fault")[1] == os.getpid()  # the rerun: in this process
+
+
+def test_ctrl_c_in_a_shard_run_here_records_it_and_stops_the_run(home: Path) -> None:
+    """Ctrl-C (the CLI turns SIGTERM into the same) while a shard runs in this process: the
+    shard records the interruption (exit 130, no outputs), no later shard starts, the run is
+    recorded as failed, and KeyboardInterrupt reaches the caller."""
+    from mlpipe.core.pipeline import Pipeline, Step
+    from tests.support import plan_pipelines as p
+
+    def square(config: PlanConfig, ctx: Any, part: Any) -> Any:
+        if ctx.out_dir.name == "shard-0001":
+            raise KeyboardInterrupt
+        return p.square(config, ctx, part)
+
+    pipeline = Pipeline("plan_test", PlanConfig, steps=(
+        *PLAN_PIPELINE.steps[:2],
+        Step("square", square, "plan_squares", "squared", inputs={"part": "split"},
+             map_over="split")))
+    with pytest.raises(KeyboardInterrupt):
+        get_runner("local").run(pipeline, PlanConfig(), home=home, run_id="ctrl-c")
+    run = home / "runs" / "plan_test" / "ctrl-c"
+    assert (run / "square" / "shard-0000" / "result.json").is_file()
+    error = json.loads((run / "square" / "shard-0001" / "error.json").read_text())
+    assert error["exit_code"] == 130 and error["error_type"] == "KeyboardInterrupt"
+    assert sorted(p.name for p in (run / "square" / "shard-0001").iterdir()) == ["error.json"]
+    assert not (run / "square" / "shard-0002").exists()
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "failed" and record["error"]["exit_code"] == 130
 
 
 @pytest.mark.parametrize("parts", [0, -1])
@@ -212,7 +278,10 @@ def test_a_module_that_runs_its_pipeline_when_imported_fails_instead_of_forking_
         "    Step('split', p.split, 'plan_parts', 'parts', inputs={'values': 'numbers'}),\n"
         "    Step('square', p.square, 'plan_squares', 'squared', inputs={'part': 'split'},\n"
         "         map_over='split')))\n"
-        f"run_pipeline(PIPELINE, p.PlanConfig(), home={str(tmp_path / 'home')!r})\n")
+        # a process per shard (the guard's case): shards run in the runner's process import
+        # nothing again
+        "run_pipeline(PIPELINE, p.PlanConfig(runtime={'in_process_shards_mib': 0}), "
+        f"home={str(tmp_path / 'home')!r})\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT),
                                                        os.environ.get("PYTHONPATH", "")])}
     ran = subprocess.run([sys.executable, "-c", "import runs_at_import"], cwd=tmp_path, env=env,

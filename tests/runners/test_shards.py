@@ -97,8 +97,8 @@ def test_sharded_inference_equals_one_shard(
         assert pids == {os.getpid()}
     if runner == "kubeflow":  # dsl.ParallelFor: one iteration (its own task) per shard
         assert len(list((trained / "kfp").glob("*/for-loop-*-iteration-*"))) == 3
-    if runner == "local":  # a process per shard
-        assert len(pids) == 3 and os.getpid() not in pids
+    if runner == "local":  # shards this small fit in memory: run here, no interpreter started
+        assert pids == {os.getpid()}
 
 
 def _native(runner: str, extra: dict[str, Any]) -> tuple[list[str], bool] | None:

@@ -248,6 +248,13 @@ class RuntimeConfig(_Strict):
         default_factory=list,
         description="groups of consecutive steps each run as one orchestrator task",
     )
+    in_process_shards_mib: Annotated[float, Field(ge=0)] = Field(
+        1.0,
+        description="local runner: a map step whose shards' input files total at most this "
+        "many MiB runs its shards in the runner's process, one after another (no interpreter "
+        "or torch import per shard); a larger one runs a process per shard, one per core at a "
+        "time. 0: always a process per shard",
+    )
 
 
 # Kubernetes' syntax for what ends up in pod specs, so a typo fails at load time (exit 2), not when
