@@ -163,13 +163,15 @@ def test_a_failed_shard_process_fails_the_run_and_resume_reruns_only_it(
     first = [square / f"shard-000{i}" / "result.json" for i in (0, 2)]
     assert all(p.is_file() for p in first)
     assert os.getpid() not in _shard_pids(home, "fault")
-    written = [p.stat().st_mtime_ns for p in first]
+    outputs = [square / f"shard-000{i}" / "values.json" for i in (0, 2)]
+    written = [p.stat().st_mtime_ns for p in outputs]
     monkeypatch.delenv("MLPIPE_FAULT")
     resumed = get_runner("local").run(PLAN_PIPELINE, PlanConfig(), home=home, run_id="fault",
                                       resume=True)
     cached = [json.loads((square / f"shard-000{i}" / "result.json").read_text())["cached"]
               for i in range(3)]
     assert cached == [True, False, True]  # shard 1 alone ran again
+    assert [p.stat().st_mtime_ns for p in outputs] == written  # the others' outputs untouched
     assert _total(resumed.run_dir) == 147
     assert _shard_pids(home, "fault")[1] == os.getpid()  # the rerun: in this process
 
