@@ -67,13 +67,11 @@ def serve_only_the_sdks_api_version() -> list[str]:
     version is not the server's newest (a mismatched install), nothing is changed. Returns the
     dated versions served.
     """
-    from cadwyn import HeadVersion, Version, VersionBundle
-
     from airflow.api_fastapi.execution_api import versions
     from airflow.sdk.api.datamodels._generated import API_VERSION
+    from cadwyn import HeadVersion, Version, VersionBundle
 
-    full = versions.bundle
-    dated = full.versions
+    dated = versions.bundle.versions
     if dated[0].value != API_VERSION or len(dated) < 3:
         return [v.value for v in dated]
     kept = dated[:2]
