@@ -1,5 +1,5 @@
 """The plan on every orchestrator: the test pipeline with a fused group and two map steps gives
-the local runner's outputs, and a map step without shards (none, or not a shard list) exits 2
+the local runner's outputs (``use_cache=False`` recomputes them, a rerun is served from the cache), and a map step without shards (none, or not a shard list) exits 2
 naming it, never tried again whatever ``runtime.retries`` says (kfp failed with a KeyError
 there, Airflow and Dagster gathered nothing and succeeded, before core owned the shard list)."""
 
@@ -34,6 +34,10 @@ def test_the_plan_runs_as_the_local_runner_runs_it(home: Path, runner: str) -> N
     assert [len(s.ref.refs) for s in run.steps if s.step in ("square", "add_one")] == [3, 3]
     states = run.extra["task_states"]
     assert set(states) == PLAN_TASKS and set(states.values()) == {"success"}
+    assert not any(s.cached for s in run.steps)  # use_cache=False: the local run's entries unused
+    again = get_runner(runner).run(PLAN_PIPELINE, _config(), home=home, run_id=f"{runner}-2")
+    assert all(s.cached for s in again.steps)
+    assert {s.step: s.ref.sha256 for s in again.steps} == {s.step: s.ref.sha256 for s in run.steps}
 
 
 @pytest.mark.slow

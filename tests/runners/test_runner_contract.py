@@ -1,6 +1,7 @@
 """Every registered runner runs every pipeline as the local runner does: the built-in training
 and inference pipelines, and a pipeline a user wrote (examples/champion_challenger.py), with
-identical weights, predictions and decisions. Parametrised from the plugin registry."""
+identical weights, predictions and decisions, and serves a second training from the step cache.
+Parametrised from the plugin registry."""
 
 from __future__ import annotations
 
@@ -83,6 +84,7 @@ def _run_all(runner_name: str, seeded: Path, where: Path) -> dict[str, dict]:
                              "training.seed=3", "registry.aliases=[]"])
     assert isinstance(train_cfg, TrainingConfig)
     training = runner.run(TRAINING, train_cfg, home=home)
+    again = runner.run(TRAINING, train_cfg, home=home)  # served from the cache, published once
     infer_cfg = load_config(ROOT / "configs" / "tiny" / "inference.yaml",
                             ["data.generated.n_samples=100", "inference.model=tiny-sentiment:v3",
                              f"runtime.fuse={FUSED}"])  # fused on every runner: same outputs
@@ -96,6 +98,9 @@ def _run_all(runner_name: str, seeded: Path, where: Path) -> dict[str, dict]:
         "fused_named": "load_inference_data__split_inference_data__load_model"
         in json.dumps(inference.extra),
         "training": _hashes(training),
+        "rerun": {"cached": [s.cached for s in again.steps], "hashes": _hashes(again),
+                  "version": (training.outputs["upload_model"].version,  # type: ignore[attr-defined]
+                              again.outputs["upload_model"].version)},  # type: ignore[attr-defined]
         "inference": _hashes(inference),
         "example": _hashes(example),
         "runner": {"training": training.runner, "example": example.runner},
@@ -121,6 +126,11 @@ def test_runner_matches_local_on_every_pipeline(
     for pipeline in ("training", "inference", "example"):
         assert got[pipeline] == reference[pipeline], pipeline  # every step's output hash
     _assert_breakdown(got["timings"])
+    # the second training was served from the step cache: a publish is never cached, and
+    # publishing the same weights again is the same version
+    assert got["rerun"]["cached"] == [True, True, True, False]
+    assert got["rerun"]["hashes"]["train_model"] == got["training"]["train_model"]
+    assert got["rerun"]["version"] == (3, 3)
     assert got["fused_named"], "the orchestrator's run metadata names each fused task"
     assert got["decision"] == reference["decision"]
     assert got["production"] == reference["production"]
@@ -149,6 +159,7 @@ def test_inference_backend_predicts_as_local(
 
 
 def test_local_reference_runs_the_user_pipeline(reference: dict[str, dict]) -> None:
+    assert reference["rerun"]["cached"] == [True, True, True, False]
     assert set(reference["example"]) == set(CHAMPION_CHALLENGER.step_names)
     _assert_breakdown(reference["timings"])
     assert reference["decision"]["winner"].startswith("tiny-sentiment:v")

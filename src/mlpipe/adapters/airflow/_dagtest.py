@@ -56,6 +56,32 @@ def register(dag: Any) -> None:
     sync_bag_to_db(bag, "dags-folder", None)
 
 
+def serve_only_the_sdks_api_version() -> list[str]:
+    """Build ``dag.test()``'s in-process Execution API for the Task SDK's own version only.
+
+    The in-process server and its one client are the same Airflow install, so they always speak
+    the SDK's version; Cadwyn would otherwise generate routers and schemas for every dated API
+    version on the first request, the largest fixed cost of a ``dag.test()`` run. The versions
+    kept are the SDK's and the ones back to the last that restores a route the SDK's version
+    dropped (Cadwyn requires it), then one unchanged version to migrate to. When the SDK's
+    version is not the server's newest (a mismatched install), nothing is changed. Returns the
+    dated versions served.
+    """
+    from airflow.api_fastapi.execution_api import versions
+    from airflow.sdk.api.datamodels._generated import API_VERSION
+    from cadwyn import HeadVersion, Version, VersionBundle
+
+    dated = versions.bundle.versions
+    if dated[0].value != API_VERSION or len(dated) < 3:
+        return [v.value for v in dated]
+    kept = dated[:2]
+    for version in kept:  # Cadwyn binds a change to one bundle: move them to the trimmed one
+        for change in version.changes:
+            change._bound_version_bundle = None
+    versions.bundle = VersionBundle(HeadVersion(), *kept, Version(dated[2].value))
+    return [v.value for v in versions.bundle.versions]
+
+
 def main(request_path: str, result_path: str) -> int:
     request = json.loads(Path(request_path).read_text())
     started = time.perf_counter()
@@ -82,6 +108,7 @@ def main(request_path: str, result_path: str) -> int:
         if request.get("use_cache") is not None:
             conf[CONF_USE_CACHE] = request["use_cache"]
     register(dag)
+    api_versions = serve_only_the_sdks_api_version()
     setup_s = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -100,7 +127,7 @@ def main(request_path: str, result_path: str) -> int:
     report = {
         "dag_id": dag.dag_id, "dag_run_id": dag_run.run_id, "state": str(dag_run.state),
         "dag_test_seconds": test_s, "setup_seconds": setup_s, "migrate_seconds": migrate_s,
-        "tasks": tasks,
+        "tasks": tasks, "execution_api_versions": api_versions,
     }
     Path(result_path).write_text(json.dumps(report, indent=2))
     skip_teardown_at_exit()  # this child is the run's own process: end it once it is written

@@ -141,6 +141,7 @@ class AirflowRunner(Runner):
             "process_seconds": time.perf_counter() - started,
             "setup_seconds": report["setup_seconds"],
             "migrate_seconds": report["migrate_seconds"],
+            "execution_api_versions": report["execution_api_versions"],
             "airflow_home": str(af_home),
             "log": str(log_path),
         }
