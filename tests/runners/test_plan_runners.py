@@ -1,7 +1,8 @@
 """The plan on every orchestrator: the test pipeline with a fused group and two map steps gives
-the local runner's outputs (``use_cache=False`` recomputes them, a rerun is served from the cache), and a map step without shards (none, or not a shard list) exits 2
-naming it, never tried again whatever ``runtime.retries`` says (kfp failed with a KeyError
-there, Airflow and Dagster gathered nothing and succeeded, before core owned the shard list)."""
+the local runner's outputs (``use_cache=False`` recomputes them, a rerun is served from the
+cache), and a map step without shards (none, or not a shard list) exits 2 naming it, never
+tried again whatever ``runtime.retries`` says (kfp failed with a KeyError there, Airflow and
+Dagster gathered nothing and succeeded, before core owned the shard list)."""
 
 from __future__ import annotations
 

@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY_TRAINING = ROOT / "configs" / "tiny" / "training.yaml"
 TINY_INFERENCE = ROOT / "configs" / "tiny" / "inference.yaml"
@@ -51,3 +53,21 @@ def assert_failed_run(home: Path, pipeline: str, step: str) -> dict[str, object]
     assert sorted(p.name for p in step_dir.iterdir()) == ["error.json"]
     assert not any((home / "registry").rglob("manifest.json"))
     return record
+
+
+def tiny_config_files(tmp_path: Path) -> dict[str, str]:
+    """The tiny configs, shrunk like the fixtures, as files a service's code location reads
+    (``MLPIPE_TRAINING_CONFIG`` / ``MLPIPE_INFERENCE_CONFIG``)."""
+    files = {}
+    for name, src, sets in (
+        ("training", TINY_TRAINING, {"n_samples": 300, "epochs": 1}),
+        ("inference", TINY_INFERENCE, {"n_samples": 100}),
+    ):
+        raw = yaml.safe_load(src.read_text())
+        raw["data"]["generated"]["n_samples"] = sets["n_samples"]
+        if "epochs" in sets:
+            raw["training"]["epochs"] = sets["epochs"]
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        files[f"MLPIPE_{name.upper()}_CONFIG"] = str(path)
+    return files
