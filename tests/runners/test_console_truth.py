@@ -84,6 +84,8 @@ def test_the_console_shows_progress_checks_and_only_this_attempt(runner: str,
     assert "✗ score" in first.stderr
     assert "crunch: batch 3/3 (100%)" in first.stderr, first.stderr[-3000:]  # from the task
     assert "! check enough_rows failed (not blocking): 3 rows < 5" in first.stderr
+    for chatter in ("dagster - INFO", "Executing task", "executor_output", "airflow.task"):
+        assert chatter not in first.stderr + first.stdout  # the orchestrator's goes to its log
 
     (record,) = json.loads(_mlpipe("runs", "list", "--json", cwd=tmp_path).stdout)
     marker.unlink()
@@ -92,6 +94,7 @@ def test_the_console_shows_progress_checks_and_only_this_attempt(runner: str,
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "✗" not in resumed.stderr, resumed.stderr  # the first attempt is not replayed
     assert "✓ score" in resumed.stderr and "✓ crunch" in resumed.stderr
+    assert "▶ score" in resumed.stderr  # the same step lines whatever the runner
     assert "crunch: batch" not in resumed.stderr  # reused: its old progress is not replayed
 
     if runner != "local":  # the orchestrator's own output of that run, both attempts
