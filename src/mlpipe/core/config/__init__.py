@@ -24,13 +24,13 @@ from mlpipe.core.config.loading import (
 )
 from mlpipe.core.config.schemas import (
     ArtifactsSettings,
+    BuiltinConfig,
     DataConfig,
     GeneratedDataConfig,
     HubDataConfig,
     InferenceConfig,
     InferenceSettings,
     ModelConfig,
-    PipelineConfig,
     PipelineSettings,
     PromoteIf,
     RegistryConfig,
@@ -47,6 +47,7 @@ from mlpipe.core.errors import ConfigError
 __all__ = [
     "MAX_YAML_NODES",
     "ArtifactsSettings",
+    "BuiltinConfig",
     "ClusterConfig",
     "ConfigError",
     "DataConfig",
@@ -55,7 +56,6 @@ __all__ = [
     "InferenceConfig",
     "InferenceSettings",
     "ModelConfig",
-    "PipelineConfig",
     "PipelineSettings",
     "PromoteIf",
     "RegistryConfig",

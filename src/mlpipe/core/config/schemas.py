@@ -373,4 +373,5 @@ class InferenceConfig(_TaskPipelineSettings):
         return self
 
 
-PipelineConfig = TrainingConfig | InferenceConfig
+#: The config of a built-in pipeline (``PipelineSettings`` is the base of every pipeline's).
+BuiltinConfig = TrainingConfig | InferenceConfig
