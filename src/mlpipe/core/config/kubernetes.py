@@ -134,11 +134,9 @@ class ClusterConfig(StrictModel):
     storage_uri: str | None = Field(
         None, description="object storage (s3://, gs://) synced before and after each step"
     )
-    secrets: list[SecretEnvConfig] = Field(
-        default_factory=lambda: [
-            SecretEnvConfig(env="WANDB_API_KEY", secret="wandb", key="api-key")
-        ]
-    )
+    secrets: list[SecretEnvConfig] = [
+        SecretEnvConfig(env="WANDB_API_KEY", secret="wandb", key="api-key")
+    ]
     env: dict[str, str] = Field(default_factory=dict)
     node_selector: dict[str, str] = Field(default_factory=dict)
 

@@ -53,9 +53,7 @@ class DataConfig(StrictModel):
     generated: GeneratedDataConfig = GeneratedDataConfig()
     text_column: str = "text"
     label_column: str = "label"
-    label_names: Annotated[list[str], Field(min_length=2)] = Field(
-        default_factory=lambda: ["negative", "positive"]
-    )
+    label_names: Annotated[list[str], Field(min_length=2)] = ["negative", "positive"]
     eval_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     max_rows: Annotated[int | None, Field(ge=1)] = None
     seed: int = 13
@@ -131,9 +129,7 @@ class RegistryConfig(StrictModel):
 
     backend: str = "local"
     model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "sentiment"
-    aliases: list[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]] = Field(
-        default_factory=lambda: ["staging"]
-    )
+    aliases: list[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]] = ["staging"]
     promote_if: PromoteIf | None = Field(
         None, description="aliases move only to a better version; default: always (with a warning)"
     )
