@@ -45,6 +45,7 @@ CLUSTER = [
     "cluster.step_resources={train_model: {cpu: '4', memory: 8Gi, gpu: 1},"
     " run_inference: {cpu: '2', memory: 3Gi}}",
     "cluster.env={TOKENIZERS_PARALLELISM: 'false'}",
+    "cluster.secrets=[{env: WANDB_API_KEY, secret: wandb, key: api-key}]",  # none by default
 ]
 TRAIN_SET = ["data.generated.n_samples=300", "training.epochs=1", *CLUSTER]
 #: 100 rows in chunks of 50: two shards

@@ -25,7 +25,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlpipe.core.config import PipelineSettings, looks_secret
+from mlpipe.core import plugins
+from mlpipe.core.config import PipelineSettings, SecretEnvConfig, looks_secret
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.pipeline import Pipeline, portable_ref
 
@@ -165,10 +166,28 @@ def step_args(pipeline: str, step: str, config: PipelineSettings, run_id: str) -
 MIN_SECRET_LEN = 6
 
 
+#: config section -> the plugin kind whose backend it names
+_BACKEND_SECTIONS = (("tracking", "tracker"), ("registry", "registry"))
+
+
+def pod_secrets(config: PipelineSettings) -> list[SecretEnvConfig]:
+    """The env vars a pod fills from Kubernetes Secrets: ``cluster.secrets``, then each Secret
+    the chosen tracker and registry declare (``pod_secrets``; W&B's API key) for an env name
+    ``cluster.secrets`` does not list. Core names no backend: each says what it needs."""
+    found = list(config.cluster.secrets)
+    for section, kind in _BACKEND_SECTIONS:
+        backend = getattr(getattr(config, section, None), "backend", None)
+        if not isinstance(backend, str):
+            continue
+        declared = getattr(plugins.load(kind, backend), "pod_secrets", ())  # type: ignore[arg-type]
+        found += [s for s in declared if s.env not in {f.env for f in found}]
+    return found
+
+
 def secret_values(config: PipelineSettings) -> dict[str, str]:
     """env name -> value, from this process's environment, of every declared secret
-    (``cluster.secrets``) and every variable whose name says it is a credential."""
-    declared = {s.env for s in config.cluster.secrets}
+    (``pod_secrets``) and every variable whose name says it is a credential."""
+    declared = {s.env for s in pod_secrets(config)}
     return {
         name: value
         for name, value in os.environ.items()
@@ -294,11 +313,12 @@ def step_container(
     if res.gpu:
         limits[res.gpu_resource] = str(res.gpu)
     env = {"MLPIPE_HOME": cluster.home, **cluster.env}
-    secret_names = {s.env for s in cluster.secrets}
-    clash = secret_names & set(env)
+    secrets = pod_secrets(config)
+    clash = {s.env for s in secrets} & set(env)
     if clash:
         raise ConfigError(
-            f"cluster.env: {', '.join(sorted(clash))} also come from cluster.secrets; keep one"
+            f"cluster.env: {', '.join(sorted(clash))} also come from cluster.secrets (or a "
+            "backend's pod_secrets); keep one"
         )
     args = step_args(portable_ref(pipeline), step.name, config, run_id)
     args += part_args(part, shard, plan_out)
@@ -328,7 +348,7 @@ def step_container(
         command=("mlpipe",),
         args=args,
         env=env,
-        secret_env=tuple(SecretRef(s.env, s.secret, s.key) for s in cluster.secrets),
+        secret_env=tuple(SecretRef(s.env, s.secret, s.key) for s in secrets),
         requests=requests,
         limits=limits,
         gpu=res.gpu,

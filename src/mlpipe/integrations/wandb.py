@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from mlpipe.core import artifacts
-from mlpipe.core.config import RegistryConfig, TrackingConfig
+from mlpipe.core.config import RegistryConfig, SecretEnvConfig, TrackingConfig
 from mlpipe.core.errors import ConfigError, MlpipeError, ModelNotFoundError
 from mlpipe.core.paths import resolve_home
 from mlpipe.core.refs import ModelVersionRef
@@ -40,6 +40,10 @@ from mlpipe.registries.local import LocalRegistry
 log = logging.getLogger(__name__)
 
 API_KEY_ENV = "WANDB_API_KEY"
+#: In cluster mode a pod reads the key from this Kubernetes Secret (``cluster.secrets`` may
+#: name another for the same env var): create it with
+#: ``kubectl create secret generic wandb --from-literal=api-key=...``.
+POD_SECRETS = (SecretEnvConfig(env=API_KEY_ENV, secret="wandb", key="api-key"),)
 #: Optional W&B registry collection every published model is also linked to (online only),
 #: e.g. ``wandb-registry-model/sentiment``.
 LINK_ENV = "MLPIPE_WANDB_REGISTRY_COLLECTION"
@@ -201,6 +205,7 @@ class WandbTracker:
     """One W&B run per step: config, tags (runner, orchestrator run id), metrics, summary."""
 
     config_type: ClassVar[type[TrackingConfig]] = WandbTrackingConfig
+    pod_secrets: ClassVar[tuple[SecretEnvConfig, ...]] = POD_SECRETS
 
     @classmethod
     def preflight(cls, cfg: TrackingConfig) -> None:
@@ -270,6 +275,7 @@ class WandbRegistry:
     """
 
     config_type: ClassVar[type[RegistryConfig]] = WandbRegistryConfig
+    pod_secrets: ClassVar[tuple[SecretEnvConfig, ...]] = POD_SECRETS
 
     @classmethod
     def preflight(cls, cfg: RegistryConfig) -> None:

@@ -134,9 +134,11 @@ class ClusterConfig(StrictModel):
     storage_uri: str | None = Field(
         None, description="object storage (s3://, gs://) synced before and after each step"
     )
-    secrets: list[SecretEnvConfig] = [
-        SecretEnvConfig(env="WANDB_API_KEY", secret="wandb", key="api-key")
-    ]
+    secrets: list[SecretEnvConfig] = Field(
+        default_factory=list,
+        description="env vars from Kubernetes Secrets; the chosen tracker and registry add the "
+        "ones they declare (pod_secrets) for env names not listed here",
+    )
     env: dict[str, str] = Field(default_factory=dict)
     node_selector: dict[str, str] = Field(default_factory=dict)
 
