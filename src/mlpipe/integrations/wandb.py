@@ -34,7 +34,14 @@ from mlpipe.core.config import RegistryConfig, SecretEnvConfig, TrackingConfig
 from mlpipe.core.errors import ConfigError, MlpipeError, ModelNotFoundError
 from mlpipe.core.paths import resolve_home
 from mlpipe.core.refs import ModelVersionRef
-from mlpipe.core.registry import LATEST, VERSION, alias_in_use, install_verified, parse_spec
+from mlpipe.core.registry import (
+    LATEST,
+    VERSION,
+    alias_in_use,
+    install_verified,
+    parse_spec,
+    pick_version,
+)
 from mlpipe.registries.local import LocalRegistry
 
 log = logging.getLogger(__name__)
@@ -521,22 +528,10 @@ class WandbRegistry:
                 f"(offline store {self.offline_root}; models: {known}). Offline, only models "
                 "published from this machine can be loaded; use WANDB_MODE=online to download"
             )
-        match = VERSION.match(which)
-        if match:
-            hits = [r for r in refs if r.version == int(match.group(1))]
-            if not hits:
-                raise ModelNotFoundError(
-                    f"{name} has no version {which} "
-                    f"(versions: {', '.join(f'v{r.version}' for r in refs)})"
-                )
-        else:
-            hits = [r for r in refs if which in r.aliases]
-            if not hits:
-                seen = sorted({a for r in refs for a in r.aliases})
-                raise ModelNotFoundError(
-                    f"{name} has no alias '{which}' (aliases: {', '.join(seen) or 'none'})"
-                )
-        return hits[-1]
+        by_number = {r.version: r for r in refs}
+        aliases = {a: r.version for r in refs for a in r.aliases}
+        return by_number[pick_version(name, which, by_number, aliases,
+                                      where=f" (offline store {self.offline_root})")]
 
 
 def _normalize(spec: str) -> tuple[str, str]:
