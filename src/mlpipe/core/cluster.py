@@ -26,7 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlpipe.core import plugins
-from mlpipe.core.config import PipelineSettings, SecretEnvConfig, looks_secret
+from mlpipe.core.config import (
+    BACKEND_SECTIONS,
+    PipelineSettings,
+    SecretEnvConfig,
+    looks_secret,
+)
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.pipeline import Pipeline, portable_ref
 
@@ -166,20 +171,16 @@ def step_args(pipeline: str, step: str, config: PipelineSettings, run_id: str) -
 MIN_SECRET_LEN = 6
 
 
-#: config section -> the plugin kind whose backend it names
-_BACKEND_SECTIONS = (("tracking", "tracker"), ("registry", "registry"))
-
-
 def pod_secrets(config: PipelineSettings) -> list[SecretEnvConfig]:
     """The env vars a pod fills from Kubernetes Secrets: ``cluster.secrets``, then each Secret
     the chosen tracker and registry declare (``pod_secrets``; W&B's API key) for an env name
     ``cluster.secrets`` does not list. Core names no backend: each says what it needs."""
     found = list(config.cluster.secrets)
-    for section, kind in _BACKEND_SECTIONS:
+    for section, kind in BACKEND_SECTIONS:
         backend = getattr(getattr(config, section, None), "backend", None)
         if not isinstance(backend, str):
             continue
-        declared = getattr(plugins.load(kind, backend), "pod_secrets", ())  # type: ignore[arg-type]
+        declared = getattr(plugins.load(kind, backend), "pod_secrets", ())
         found += [s for s in declared if s.env not in {f.env for f in found}]
     return found
 

@@ -208,11 +208,16 @@ def _start_run(
         raise classify_error(exc, what) from exc
 
 
-class WandbTracker:
+class _WandbBackend:
+    """What both W&B plugins declare: in cluster mode, the pod Secret holding the API key."""
+
+    pod_secrets: ClassVar[tuple[SecretEnvConfig, ...]] = POD_SECRETS
+
+
+class WandbTracker(_WandbBackend):
     """One W&B run per step: config, tags (runner, orchestrator run id), metrics, summary."""
 
     config_type: ClassVar[type[TrackingConfig]] = WandbTrackingConfig
-    pod_secrets: ClassVar[tuple[SecretEnvConfig, ...]] = POD_SECRETS
 
     @classmethod
     def preflight(cls, cfg: TrackingConfig) -> None:
@@ -273,7 +278,7 @@ class WandbTracker:
             self.run = None
 
 
-class WandbRegistry:
+class WandbRegistry(_WandbBackend):
     """Model versions as W&B ``model`` artifacts; aliases are W&B aliases.
 
     Every fetch downloads into a temporary sibling of ``dest``, verifies every file against the
@@ -282,7 +287,6 @@ class WandbRegistry:
     """
 
     config_type: ClassVar[type[RegistryConfig]] = WandbRegistryConfig
-    pod_secrets: ClassVar[tuple[SecretEnvConfig, ...]] = POD_SECRETS
 
     @classmethod
     def preflight(cls, cfg: RegistryConfig) -> None:

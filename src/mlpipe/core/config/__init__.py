@@ -23,6 +23,7 @@ from mlpipe.core.config.loading import (
     read_yaml,
 )
 from mlpipe.core.config.schemas import (
+    BACKEND_SECTIONS,
     ArtifactsSettings,
     BuiltinConfig,
     DataConfig,
@@ -45,6 +46,7 @@ from mlpipe.core.config.schemas import (
 from mlpipe.core.errors import ConfigError
 
 __all__ = [
+    "BACKEND_SECTIONS",
     "MAX_YAML_NODES",
     "ArtifactsSettings",
     "BuiltinConfig",

@@ -242,6 +242,11 @@ class InferenceSettings(StrictModel):
     rows_per_shard: Annotated[int, Field(ge=1)] = 100_000
 
 
+#: config section -> the plugin kind whose backend it names
+BACKEND_SECTIONS: tuple[tuple[str, plugins.Kind], ...] = (
+    ("tracking", "tracker"), ("registry", "registry"))
+
+
 def _default_task() -> str:
     return plugins.default("task")
 
@@ -272,9 +277,9 @@ class PipelineSettings(StrictModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        for field, kind in (("tracking", "tracker"), ("registry", "registry")):
+        for field, kind in BACKEND_SECTIONS:
             if field in cls.model_fields and field in data:
-                data[field] = plugin_section(kind, data[field], field)  # type: ignore[arg-type]
+                data[field] = plugin_section(kind, data[field], field)
         return data
 
 
