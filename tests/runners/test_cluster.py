@@ -22,7 +22,7 @@ import yaml
 from mlpipe.core import INFERENCE, TRAINING, ConfigError, load_config
 from mlpipe.core import run_pipeline as run_local
 from mlpipe.core.cluster import pod_manifest, step_container
-from mlpipe.core.config import PipelineConfig
+from mlpipe.core.config import BuiltinConfig
 from mlpipe.core.execution import load_step_result
 from mlpipe.core.pipeline import Pipeline
 from tests.support import TINY_INFERENCE, TINY_TRAINING, venv_env
@@ -45,6 +45,7 @@ CLUSTER = [
     "cluster.step_resources={train_model: {cpu: '4', memory: 8Gi, gpu: 1},"
     " run_inference: {cpu: '2', memory: 3Gi}}",
     "cluster.env={TOKENIZERS_PARALLELISM: 'false'}",
+    "cluster.secrets=[{env: WANDB_API_KEY, secret: wandb, key: api-key}]",  # none by default
 ]
 TRAIN_SET = ["data.generated.n_samples=300", "training.epochs=1", *CLUSTER]
 #: 100 rows in chunks of 50: two shards
@@ -55,7 +56,7 @@ SHARDS = 2
 AIRFLOW_SHARD_RUN_ID = "$(MLPIPE_RUN_ID)"
 
 
-def _config(pipeline: str, extra: list[str] = ()) -> PipelineConfig:  # type: ignore[assignment]
+def _config(pipeline: str, extra: list[str] = ()) -> BuiltinConfig:  # type: ignore[assignment]
     if pipeline == "training":
         return load_config(TINY_TRAINING, [*TRAIN_SET, *extra])
     return load_config(TINY_INFERENCE, [*INFER_SET, *extra])

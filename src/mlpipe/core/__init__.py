@@ -9,8 +9,8 @@ directly::
 """
 
 from mlpipe.core.config import (
+    BuiltinConfig,
     InferenceConfig,
-    PipelineConfig,
     PipelineSettings,
     TrainingConfig,
     config_from_json,
@@ -54,6 +54,7 @@ __all__ = [
     "INFERENCE",
     "TRAINING",
     "ArtifactsRef",
+    "BuiltinConfig",
     "CheckResult",
     "ChecksumError",
     "ConfigError",
@@ -65,7 +66,6 @@ __all__ = [
     "ModelRef",
     "ModelVersionRef",
     "Pipeline",
-    "PipelineConfig",
     "PipelineRun",
     "PipelineSettings",
     "PredictionsRef",

@@ -53,15 +53,17 @@ class GcReport:
 
 
 def aliased_run_ids(home: Path) -> set[str]:
-    """Runs that published a version of the embedded registry an alias points at."""
-    from mlpipe.core import plugins
+    """Runs that published a version of the home's own registry (the default backend's, under
+    ``<home>/registry``) an alias points at; core asks that backend, it names none."""
+    from mlpipe.core.config import plugin_section
     from mlpipe.core.errors import MlpipeError
+    from mlpipe.core.registry import open_registry
 
-    root = home / "registry"
-    if not root.is_dir():
+    if not (home / "registry").is_dir():
         return set()
     try:
-        versions = plugins.load("registry", "local")(root).versions()
+        default: Any = plugin_section("registry", {}, "registry")
+        versions = open_registry(default, home).versions()
     except MlpipeError:
         return set()
     return {v.run_id for v in versions if v.aliases and v.run_id}

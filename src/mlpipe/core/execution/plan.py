@@ -38,7 +38,8 @@ _PARTS: dict[str, str] = {"shard_list": "plan", "shard": "shard", "gather": "gat
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One orchestrator task of a plan and everything any runner needs to make it."""
+    """One plan task (what an orchestrator schedules; not an ML ``Task``) and everything any
+    runner needs to make it."""
 
     name: str
     kind: TaskKind
