@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from mlpipe.core import inputs, plugins
@@ -104,31 +104,42 @@ class _YamlProblem(Exception):
         self.line = line
 
 
-class _ConfigLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses duplicate keys instead of keeping the last one."""
+@cache
+def _config_loader() -> type[Any]:
+    """``yaml.SafeLoader`` that refuses duplicate keys instead of keeping the last one (made on
+    first use: a task's process gets its config as JSON and never imports yaml)."""
+    import yaml
 
-    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise _YamlProblem(f"duplicate key {key!r}", key_node.start_mark.line + 1)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+    class ConfigLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise _YamlProblem(f"duplicate key {key!r}", key_node.start_mark.line + 1)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return ConfigLoader
 
 
 def _expanded_size(node: Any, memo: dict[int, int]) -> int:
     """Nodes in the document with every alias expanded, counted without expanding them."""
-    if id(node) in memo:
-        return memo[id(node)]
-    memo[id(node)] = 1  # a recursive alias counts once instead of looping
-    size = 1
-    if isinstance(node, yaml.SequenceNode):
-        size += sum(_expanded_size(child, memo) for child in node.value)
-    elif isinstance(node, yaml.MappingNode):
-        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
-    memo[id(node)] = size
-    return size
+    from yaml import MappingNode, SequenceNode
+
+    def size_of(node: Any) -> int:
+        if id(node) in memo:
+            return memo[id(node)]
+        memo[id(node)] = 1  # a recursive alias counts once instead of looping
+        size = 1
+        if isinstance(node, SequenceNode):
+            size += sum(size_of(child) for child in node.value)
+        elif isinstance(node, MappingNode):
+            size += sum(size_of(k) + size_of(v) for k, v in node.value)
+        memo[id(node)] = size
+        return size
+
+    return size_of(node)
 
 
 def read_yaml(file: Path) -> dict[str, Any]:
@@ -139,7 +150,9 @@ def read_yaml(file: Path) -> dict[str, Any]:
         raise ConfigError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read it ({exc.strerror})") from None
-    loader = _ConfigLoader(text)
+    import yaml
+
+    loader = _config_loader()(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -175,6 +188,8 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"--set {item!r}: '{part}' is a value, not a section")
         node = child
+    import yaml
+
     try:
         node[parts[-1]] = yaml.safe_load(value) if value != "" else None
     except yaml.YAMLError:
