@@ -1,0 +1,40 @@
+"""An orchestrator run in a child process of its own: a JSON request in, a JSON report out.
+
+Orchestrators that fix their home, database or logging when first imported run each pipeline
+run in a fresh ``python -m MODULE REQUEST.json REPORT.json``, its output appended to the run's
+log; what the child reports is the orchestrator's view of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def run_child(module: str, request: dict[str, Any], env: dict[str, str], log_path: Path
+              ) -> tuple[dict[str, Any] | None, int]:
+    """Run ``module`` on ``request``, its output appended to ``log_path`` (a resumed run keeps
+    the first try's): (its report, or None when it wrote none, and its exit code)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mlpipe-child-") as tmp:
+        request_path, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        request_path.write_text(json.dumps(request))
+        with log_path.open("ab") as log_file:
+            code = subprocess.run(
+                [sys.executable, "-m", module, str(request_path), str(result)], env=env,
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, check=False,
+            ).returncode
+        report = json.loads(result.read_text()) if code == 0 and result.is_file() else None
+        return report, code
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last ``lines`` lines of a log ("" when there is none)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
