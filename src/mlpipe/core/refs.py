@@ -133,25 +133,25 @@ class ModelRef(Ref):
         return sha256_file(Path(self.uri) / "model.safetensors") == self.sha256
 
 
-def _manifest_valid(ref: Ref) -> bool:
-    from mlpipe.core import artifacts
+class ManifestRef(Ref):
+    """A folder with a manifest: still valid while every file it lists has its hash."""
 
-    artifacts.verify(Path(ref.uri))
-    return artifacts.manifest_sha256(Path(ref.uri)) == ref.sha256
+    def still_valid(self) -> bool:
+        from mlpipe.core import artifacts
+
+        artifacts.verify(Path(self.uri))
+        return artifacts.manifest_sha256(Path(self.uri)) == self.sha256
 
 
-class ArtifactsRef(Ref):
+class ArtifactsRef(ManifestRef):
     """The publishable artifact directory; ``sha256`` is the hash of its ``manifest.json``."""
 
     kind: Literal["artifacts"] = "artifacts"
     files: dict[str, str]
     metrics: dict[str, float] = {}
 
-    def still_valid(self) -> bool:
-        return _manifest_valid(self)
 
-
-class ModelVersionRef(Ref):
+class ModelVersionRef(ManifestRef):
     """One version of a model in a registry; ``uri`` is where its verified files are."""
 
     kind: Literal["model_version"] = "model_version"
@@ -173,9 +173,6 @@ class ModelVersionRef(Ref):
     @property
     def spec(self) -> str:
         return f"{self.name}:v{self.version}"
-
-    def still_valid(self) -> bool:
-        return _manifest_valid(self)
 
 
 class PredictionsRef(Ref):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 MARKER = ".mlpipe-db-migrated"
+LOCK = ".mlpipe-db.lock"  # the migration's, and a template copy's
 
 
 def ensure_db(airflow_home: Path) -> float:
@@ -23,7 +24,7 @@ def ensure_db(airflow_home: Path) -> float:
     from mlpipe.core.files import exclusive
 
     marker = airflow_home / MARKER
-    with exclusive(airflow_home / ".mlpipe-db.lock", what="airflow metadata DB migration"):
+    with exclusive(airflow_home / LOCK, what="airflow metadata DB migration"):
         if marker.is_file() and marker.read_text().strip() == airflow.__version__:
             return 0.0
         from airflow.utils import db

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner
-from mlpipe.core.execution.child import log_tail, run_child
+from mlpipe.core.execution.child import log_tail, run_child, seed_home
 from mlpipe.core.execution.facts import Instance, failed_try_note, task_facts
 from mlpipe.core.execution.floor import Floor, FloorTask
 from mlpipe.core.execution.runner import RunRequest
@@ -52,33 +52,11 @@ def airflow_env(airflow_home: Path, base: dict[str, str] | None = None) -> dict[
 
 
 def seed_db(airflow_home: Path) -> bool:
-    """Copy the migrated DB of ``$MLPIPE_AIRFLOW_DB_TEMPLATE`` into a home that has none; the
-    child still checks its marker against its Airflow version (a stale one costs a migration)."""
-    import shutil
+    """The migrated DB of ``$MLPIPE_AIRFLOW_DB_TEMPLATE`` in a home that has none; the child
+    still checks its marker against its Airflow version (a stale one costs a migration)."""
+    from mlpipe.adapters.airflow._dagtest import LOCK, MARKER
 
-    from mlpipe.adapters.airflow._dagtest import MARKER
-    from mlpipe.core.errors import ConfigError
-    from mlpipe.core.files import exclusive
-
-    template = os.environ.get(TEMPLATE_ENV)
-    if not template:
-        return False
-    source = Path(template).expanduser()
-    if not (source / "airflow.db").is_file() or not (source / MARKER).is_file():
-        raise ConfigError(
-            f"{TEMPLATE_ENV}={template}: no migrated Airflow DB there (airflow.db and {MARKER}); "
-            "point it at an Airflow home mlpipe has run in, or unset it")
-    if source.resolve() == airflow_home:
-        return False
-    airflow_home.mkdir(parents=True, exist_ok=True)
-    with exclusive(airflow_home / ".mlpipe-db.lock", what="airflow metadata DB migration"):
-        if (airflow_home / "airflow.db").exists():
-            return False
-        partial = airflow_home / ".airflow.db.copy"
-        shutil.copyfile(source / "airflow.db", partial)
-        os.replace(partial, airflow_home / "airflow.db")
-        shutil.copyfile(source / MARKER, airflow_home / MARKER)
-    return True
+    return seed_home(TEMPLATE_ENV, airflow_home, ("airflow.db", MARKER), LOCK)
 
 
 class AirflowRunner(Runner):

@@ -1,16 +1,11 @@
-"""``DagsterRunner``: a pipeline's job executed in a real Dagster instance, in this process.
-
-The job runs on an ephemeral instance, or on the persistent one in ``$DAGSTER_HOME`` when that is
-set (so the run shows up in ``dagster dev``), tagged ``mlpipe/run_id``. Steps record their own
-outcome (``result.json``/``error.json``); the event log adds per-asset states, seconds and checks.
-"""
+"""``DagsterRunner``: a pipeline's job executed in this process on a real Dagster instance
+(``$DAGSTER_HOME``'s, so the run shows in ``dagster dev``), tagged ``mlpipe/run_id``; the event
+log gives per-asset states, times and checks."""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,17 +34,6 @@ class AssetState:
     ended: float | None = None
     checks: dict[str, bool] = field(default_factory=dict)
 
-
-
-@contextmanager
-def _instance() -> Iterator[dg.DagsterInstance]:
-    """``$DAGSTER_HOME``'s instance when set (run history kept), else a throwaway one."""
-    if os.environ.get("DAGSTER_HOME"):
-        with dg.DagsterInstance.get() as instance:
-            yield instance
-    else:
-        with dg.DagsterInstance.ephemeral() as instance:
-            yield instance
 
 
 def asset_states(instance: dg.DagsterInstance, dagster_run_id: str) -> dict[str, AssetState]:
@@ -86,7 +70,9 @@ class DagsterRunner(Runner):
         job = defs.resolve_job_def(job_name(pipeline.name))
         level = os.environ.get(LOG_LEVEL_ENV, "INFO").upper()  # INFO: one line per asset
         run_config = {"loggers": {"console": {"config": {"log_level": level}}}}
-        with _instance() as instance:
+        # $DAGSTER_HOME's instance when set (run history kept), else a throwaway one
+        home = os.environ.get("DAGSTER_HOME")
+        with dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral() as instance:
             started = time.perf_counter()
             result = job.execute_in_process(run_config=run_config, instance=instance,
                                             tags={RUN_ID_TAG: request.run_id}, raise_on_error=False)
