@@ -29,7 +29,6 @@ from .assets import (
     dagster_name,
     job_name,
     mlpipe_run_id,
-    plan_assets,
 )
 
 #: What the rendered specs show where the asset puts the run's id at run time.
@@ -78,19 +77,6 @@ def run_pod(context: Any, pipeline: Pipeline, task: TaskSpec, shard: int | None,
     return [int(s) for s in shards]
 
 
-def location_env(pipeline: Pipeline) -> str:
-    """``MLPIPE_PIPELINES=<ref> `` for a pipeline the code location does not serve by default."""
-    ref = portable_ref(pipeline)
-    return "" if ref in BUILT_IN else f"MLPIPE_PIPELINES={ref} "
-
-
-def build_cluster_assets(pipeline: Pipeline, config: PipelineSettings) -> list[Any]:
-    tasks = plan(pipeline, config)
-    for task in tasks:  # bad settings fail at load
-        task.container(pipeline)
-    return plan_assets(tasks, run_pod, pod=True)
-
-
 def pod_body(spec: ContainerSpec, pod_name: str) -> dict[str, Any]:
     """The pod ``PipesK8sClient.run`` creates for ``spec`` (built by dagster-k8s itself), as a
     plain dict; the Pipes session's bootstrap env vars are added at run time."""
@@ -114,10 +100,12 @@ def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) 
         return pod_body(spec, f"dagster-{RUN_ID_PLACEHOLDER}-{spec.name}")
 
     paths = write_pods(plan(pipeline, config), config, Path(out_dir), body)
+    ref = portable_ref(pipeline)  # the code location serves the built-in ones unasked
+    location = "" if ref in BUILT_IN else f"MLPIPE_PIPELINES={ref} "
     job = {
         "job": job_name(pipeline.name),
         "code_location": "dagster dev -m mlpipe.adapters.dagster.definitions "
-                         f"({location_env(pipeline)}{config_env(pipeline.name)}=<this config>)",
+                         f"({location}{config_env(pipeline.name)}=<this config>)",
         "launcher": "dagster_k8s.PipesK8sClient (resource 'pipes_k8s'), one pod per asset; "
                     "a map step's asset: a plan pod, one pod per shard (dynamic outputs), a "
                     "gather pod",
