@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -133,28 +134,26 @@ ResumeOpt = Annotated[
 ]
 
 
-def train(
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    home: HomeOpt = None,
-    runner: RunnerOpt = "local",
-    no_cache: NoCacheOpt = False,
-    json_: JsonOpt = False,
-) -> None:
-    """Run the training pipeline (default: locally, in this process)."""
-    run_command("training", runner, config, set_, home, no_cache, json_)
+def _pipeline_command(pipeline: str, name: str) -> Callable[..., None]:
+    """``mlpipe train`` / ``mlpipe infer``: ``mlpipe run`` of one built-in pipeline."""
+
+    def command(
+        config: ConfigOpt = None,
+        set_: SetOpt = None,
+        home: HomeOpt = None,
+        runner: RunnerOpt = "local",
+        no_cache: NoCacheOpt = False,
+        json_: JsonOpt = False,
+    ) -> None:
+        run_command(pipeline, runner, config, set_, home, no_cache, json_)
+
+    command.__name__ = name
+    command.__doc__ = f"Run the {pipeline} pipeline (default: locally, in this process)."
+    return command
 
 
-def infer(
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    home: HomeOpt = None,
-    runner: RunnerOpt = "local",
-    no_cache: NoCacheOpt = False,
-    json_: JsonOpt = False,
-) -> None:
-    """Run the inference pipeline (default: locally, in this process)."""
-    run_command("inference", runner, config, set_, home, no_cache, json_)
+train = _pipeline_command("training", "train")
+infer = _pipeline_command("inference", "infer")
 
 
 def run(

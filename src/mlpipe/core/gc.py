@@ -19,7 +19,7 @@ import re
 import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +41,7 @@ class GcReport:
     dry_run: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "dry_run": self.dry_run,
-            "runs": self.runs,
-            "cache_entries": self.cache_entries,
-            "leftovers": self.leftovers,
-            "kept_for_aliases": self.kept_for_aliases,
-            "kept_for_runs": self.kept_for_runs,
-            "bytes_freed": self.bytes_freed,
-        }
+        return {"dry_run": self.dry_run, **asdict(self)}
 
 
 def aliased_run_ids(home: Path) -> set[str]:

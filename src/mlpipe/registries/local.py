@@ -21,7 +21,7 @@ import re
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -108,13 +108,7 @@ class Finding:
     damage: bool = True  # False: a leftover that is harmless and removed on the next change
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "path": self.path,
-            "problem": self.problem,
-            "fix": self.fix,
-            "damage": self.damage,
-        }
+        return asdict(self)
 
 
 class LocalRegistry:
