@@ -1,8 +1,8 @@
-"""mlpipe pipelines as kfp v2 pipelines: one generated component per step, for any pipeline.
+"""mlpipe pipelines as kfp v2 pipelines: one generated component per plan task, for any pipeline.
 
 kfp's lightweight components ship their function's *source* to the pod, so a component cannot be
 a closure over a ``Step``. Instead, for each step this module writes a short function source (typed
-kfp inputs and outputs, body = one call to :func:`mlpipe.adapters.kubeflow.task.run_component`
+kfp inputs and outputs, body = one call to :func:`mlpipe.adapters.kubeflow.task.run_task`
 with the pipeline's portable ref), registers it with :mod:`linecache` so ``inspect.getsource``
 (which kfp uses) can read it, and wraps it with ``dsl.component``.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kfp import compiler, dsl
+from kfp import compiler, dsl, kubernetes
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 from kfp.dsl.utils import maybe_rename_for_k8s
 
@@ -292,16 +292,7 @@ def _step_options(task: Any, cacheable: bool, runtime: Any, retries: bool = True
     if retries and runtime.retries:
         task.set_retry(num_retries=runtime.retries,
                        backoff_duration=f"{int(runtime.retry_delay_s)}s")
-    _set_timeout(task, runtime.timeout_s)
-
-
-def _set_timeout(task: Any, seconds: float) -> None:
-    """``runtime.timeout_s`` as the pod's activeDeadlineSeconds (kfp-kubernetes; not local)."""
-    try:
-        from kfp import kubernetes
-    except ImportError:  # kfp-kubernetes is optional: no timeout in the YAML then
-        return
-    kubernetes.set_timeout(task, int(seconds))
+    kubernetes.set_timeout(task, int(runtime.timeout_s))  # the pod's activeDeadlineSeconds
 
 
 def compile_pipeline(
