@@ -308,7 +308,7 @@ def test_compiled_kfp_yaml(rendered: dict[str, Any], pipeline: Pipeline) -> None
             shard = spec["deploymentSpec"]["executors"][f"exec-{name}-shard"]["container"]
             assert shard["args"][-2:] == ["--shard", KFP_SHARD]
             assert shard["resources"]["resourceCpuLimit"] == "2"
-            upstream = {loop["taskInfo"]["name"]}
+            upstream |= {loop["taskInfo"]["name"]}  # the plan's gather: after both, as Airflow's
         assert set(tasks[name].get("dependentTasks", [])) == upstream
         res = container["resources"]
         gpu = step.name == "train_model"
@@ -329,6 +329,34 @@ def test_compiled_kfp_yaml(rendered: dict[str, Any], pipeline: Pipeline) -> None
         assert k8s["securityContext"]["runAsNonRoot"] is True
     run = yaml.safe_load((root / "kubeflow" / f"{pipeline.name}.run.yaml").read_text())
     assert run["namespace"] == "ml-team" and run["service_account"] == "mlpipe-runner"
+
+
+def test_every_cluster_translation_runs_a_fused_group_as_one_pod(tmp_path: Path) -> None:
+    """runtime.fuse in cluster mode: Airflow's, Dagster's and kfp's renderings each run the group
+    as one pod, ``mlpipe step save_artifacts__upload_model``, and no pod per fused step."""
+    from mlpipe.core.execution.plan import plan
+    from mlpipe.core.execution.runner import get_runner
+
+    cfg = _config("training", ["runtime.fuse=[[save_artifacts, upload_model]]"])
+    group = "save_artifacts__upload_model"
+    for orch in ORCHESTRATORS:
+        get_runner(orch).render_cluster(TRAINING, cfg, tmp_path / orch)
+        if orch == "kubeflow":
+            spec, _ = _kfp(tmp_path, "training")
+            executors = spec["deploymentSpec"]["executors"]
+            assert set(executors) == {f"exec-{s}" for s in (
+                "load-training-data", "train-model", "save-artifacts-upload-model")}
+            args = executors["exec-save-artifacts-upload-model"]["container"]["args"]
+            assert set(spec["root"]["dag"]["tasks"]["save-artifacts-upload-model"][
+                "dependentTasks"]) == {u.replace("_", "-") for u in plan(TRAINING, cfg).task(
+                    group).upstream}
+        else:
+            pods = sorted(p.name for p in (tmp_path / orch).glob("*.pod.yaml"))
+            assert pods == [f"training-{t}.pod.yaml" for t in sorted(
+                ("load_training_data", "train_model", group))], orch
+            args = _pod_args(yaml.safe_load((tmp_path / orch / f"training-{group}.pod.yaml")
+                                            .read_text()))
+        assert args[:4] == ["step", group, "--pipeline", "training"], orch
 
 
 @pytest.mark.slow
