@@ -1,7 +1,7 @@
 """Cluster mode for Kubeflow: core's plan, each task a kfp *container* component running
 ``mlpipe step`` (:meth:`~mlpipe.core.execution.plan.TaskSpec.container`).
 
-The same plan walk as the in-process mode (:func:`~mlpipe.adapters.kubeflow.compiler.walk`):
+The same plan walk as the in-process mode (:func:`~mlpipe.adapters.kubeflow.walk.walk`):
 a step or fused group is one pod, a map step's shard list pod writes the shard numbers to its
 output parameter ``shards``, a ``dsl.ParallelFor`` over it runs one shard pod per item and the
 gather pod follows the loop. Pods pass nothing through kfp: each reads the earlier tasks'
@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from kfp import compiler, dsl, kubernetes
 
-from mlpipe.adapters.kubeflow.compiler import walk
+from mlpipe.adapters.kubeflow.walk import walk
 from mlpipe.core.cluster import RUN_ID_SLOT, SHARD_SLOT, ContainerSpec
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.plan import TaskSpec

@@ -20,6 +20,7 @@ from kfp import compiler, dsl, kubernetes
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 from kfp.dsl.utils import maybe_rename_for_k8s
 
+from mlpipe.adapters.kubeflow.walk import walk
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.execution.plan import Plan, TaskSpec, group_inputs
@@ -266,24 +267,6 @@ def build_pipeline(
     pipeline_fn.__name__ = f"mlpipe_{pipeline.name}"
     return dsl.pipeline(name=f"mlpipe-{pipeline.name}",
                         description=pipeline.description or None)(pipeline_fn)
-
-
-def walk(tasks: Plan, make: Callable[[TaskSpec, dict[str, Any], Any], Any],
-         listed: str) -> dict[str, Any]:
-    """The plan walk both modes translate: ``make(task, made, shard)`` makes each task's kfp task
-    in plan order (``made``: plan task -> kfp task so far); a shard task inside a ``ParallelFor``
-    over its shard list's output ``listed`` (``shard``: the loop item, else None)."""
-    made: dict[str, Any] = {}
-    for task in tasks:
-        if task.kind == "shard":
-            with dsl.ParallelFor(made[task.upstream[0]].outputs[listed]) as shard:
-                made[task.name] = make(task, made, shard)
-        else:
-            made[task.name] = make(task, made, None)
-        made[task.name].set_display_name(
-            {"shard_list": f"{task.step} shards", "shard": f"{task.step} shard"}.get(
-                task.kind, task.name))
-    return made
 
 
 def _step_options(task: Any, cacheable: bool, runtime: Any, retries: bool = True) -> None:
