@@ -183,3 +183,114 @@ def test_7_gc_never_empties_a_symlinked_trash(tmp_path: Path) -> None:
     gc.collect(home)
     assert (outside / "precious").is_dir()
     assert not (home / ".trash").is_symlink()
+
+
+# --- point 2: a killed run can be resumed; one liveness rule; a lock per run id -------------
+
+_KILLED_RUN = """
+import sys
+from mlpipe.core.execution import get_runner
+from tests.support.plan_pipelines import PLAN_PIPELINE, PlanConfig
+get_runner("local").run(PLAN_PIPELINE, PlanConfig(), home=sys.argv[1], run_id="k")
+"""
+
+
+def test_2_a_sigkilled_run_is_listed_killed_and_resumes(tmp_path: Path) -> None:
+    """SIGKILL after the steps, before run.json says how it ended (OOM, kill -9, power loss):
+    ``runs list`` and ``--resume`` judge it by the same rule, and the resume completes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from mlpipe.core import runs
+    from mlpipe.core.execution import get_runner
+    from tests.conftest import ROOT
+    from tests.support.plan_pipelines import PLAN_PIPELINE, PlanConfig
+
+    home = tmp_path / "home"
+    env = {**os.environ, "MLPIPE_FAULT": "run.finish", "PYTHONPATH": os.pathsep.join(
+        [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    killed = subprocess.run([sys.executable, "-c", _KILLED_RUN, str(home)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert runs.find_run(home, "k")["status"] == "killed"
+    resumed = get_runner("local").run(PLAN_PIPELINE, PlanConfig(), home=home, run_id="k",
+                                      resume=True)
+    assert runs.find_run(home, "k")["status"] == "succeeded"
+    assert resumed.run_dir.name == "k"
+
+
+def test_2_a_second_resume_of_one_run_is_refused_naming_it(tmp_path: Path) -> None:
+    """While one process holds run k (a run or a resume of it), another resume of k is refused
+    with exit 2 before it touches the run's folders."""
+    from mlpipe.core.errors import ConfigError
+    from mlpipe.core.execution import get_runner
+    import fcntl
+
+    from tests.support.plan_pipelines import PLAN_PIPELINE, PlanConfig
+
+    home = tmp_path / "home"
+    run = _run(home, "plan_test", "k", {"run_id": "k", "status": "failed", "pipeline": "plan_test"})
+    (run / "numbers").mkdir()
+    handle = (run / ".lock").open("a+")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the other resume holds it
+    try:
+        with pytest.raises(ConfigError, match=r"run k of plan_test is in use") as err:
+            get_runner("local").run(PLAN_PIPELINE, PlanConfig(), home=home, run_id="k",
+                                    resume=True)
+        assert err.value.exit_code == 2
+        assert json.loads((run / "run.json").read_text())["status"] == "failed"  # untouched
+        assert (run / "numbers").is_dir()
+    finally:
+        handle.close()
+
+
+def test_2_liveness_by_pid_start_time_and_pid_namespace(tmp_path: Path) -> None:
+    """A reused pid (same pid, another start time) is dead; a run in another PID namespace of
+    this hostname is not judged dead (gc keeps it), whatever its pid means here."""
+    import os
+    import socket
+
+    from mlpipe.core import gc, runs
+    from mlpipe.core.liveness import identity
+
+    home = tmp_path / "home"
+    me = identity()
+    base = {"pipeline": "p", "status": "running", "host": socket.gethostname()}
+    _run(home, "p", "reused", {**base, "run_id": "reused", "started_at": "2020-01-03",
+                                **me, "pid_start": "1"})
+    _run(home, "p", "container", {**base, "run_id": "container", "started_at": "2020-01-02",
+                                   **me, "pid": 2**22 + 7, "pid_ns": "1"})
+    _run(home, "p", "new", {**base, "run_id": "new", "started_at": "2020-01-04",
+                             "status": "succeeded"})
+    listed = {r["run_id"]: r["status"] for r in runs.list_runs(home)}
+    assert listed == {"reused": "killed", "container": "running", "new": "succeeded"}
+    report = gc.collect(home, keep_last=1)
+    assert (home / "runs" / "p" / "container").is_dir()  # a live run elsewhere is never removed
+    assert not (home / "runs" / "p" / "reused").exists()
+    assert os.getpid() == me["pid"] and report.runs
+
+
+def test_2_gc_keeps_a_live_publishers_staging_folder_whatever_its_copied_mtime(
+    tmp_path: Path,
+) -> None:
+    """copytree gives the staging folder its source's old mtime: gc asks whether its writer
+    lives (named in the folder's name) instead; a dead writer's staging folder is removed."""
+    import os
+    import subprocess
+
+    from mlpipe.core import gc
+    from mlpipe.core.files import temp_name
+
+    model = tmp_path / "home" / "registry" / "m"
+    live = model / temp_name("staging")
+    live.mkdir(parents=True)
+    os.utime(live, (1_000_000, 1_000_000))  # as copied from an old checkpoint
+    gone = subprocess.run(["true"], timeout=10)
+    dead = model / temp_name("staging").replace(f"-{os.getpid()}.", f"-{2**22 + 9}.")
+    dead.mkdir()
+    assert gone.returncode == 0
+    report = gc.collect(tmp_path / "home")
+    assert live.is_dir()
+    assert str(dead) in report.leftovers and not dead.exists()

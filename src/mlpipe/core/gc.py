@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe.core.errors import ConfigError
+from mlpipe.core.files import age, is_dead_temp, is_temp
 from mlpipe.core.runs import list_runs
 
 #: crash leftovers younger than this may belong to a publish in progress
@@ -168,9 +169,7 @@ def collect(home: Path, *, keep_last: int = 5, dry_run: bool = False) -> GcRepor
             if not model.is_dir():
                 continue
             for leftover in model.iterdir():
-                if re.match(r"^\.(staging|deleted)[-.]", leftover.name) and (
-                    now - leftover.stat().st_mtime > STALE_S
-                ):
+                if re.match(r"^\.(staging|deleted)[-.]", leftover.name) and _stale(leftover, now):
                     doomed.append(leftover)
                     report.leftovers.append(str(leftover))
     trash = home / ".trash"
@@ -187,6 +186,14 @@ def collect(home: Path, *, keep_last: int = 5, dry_run: bool = False) -> GcRepor
             if path.exists() or path.is_symlink():
                 _remove(home, path)
     return report
+
+
+def _stale(leftover: Path, now: float) -> bool:
+    """A publisher's or deleter's leftover whose writer is gone: judged by the writer named in
+    it (same rule as the temp sweep), else by its own age (never its copied mtime)."""
+    if is_temp(leftover):
+        return is_dead_temp(leftover, now=now)
+    return age(leftover, now=now) > STALE_S
 
 
 def freed_bytes(doomed: list[Path]) -> int:

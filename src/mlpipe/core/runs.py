@@ -8,6 +8,7 @@ from typing import Any
 
 from mlpipe.core import names
 from mlpipe.core.errors import ConfigError
+from mlpipe.core.liveness import alive, boot_id, held
 
 RUN_FILE = "run.json"
 STATUSES = ("running", "succeeded", "failed", "killed")
@@ -45,21 +46,29 @@ def list_runs(
     return sorted(records, key=lambda r: (r.get("started_at") or "", r["run_id"]), reverse=True)
 
 
-def _gone(record: dict[str, Any]) -> bool:
-    """A ``running`` record whose process, on this host, no longer exists."""
-    import os
-    import socket
+LOCK_FILE = ".lock"
 
-    pid, host = record.get("pid"), record.get("host")
-    if not isinstance(pid, int) or host != socket.gethostname():
-        return False  # another machine's run (a pod, a worker): we cannot tell
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+
+def run_alive(record: dict[str, Any], *, locked_by_me: bool = False) -> bool | None:
+    """Whether a run's process still runs (None: it cannot be told from here). The one rule
+    that ``runs list``, ``--resume``, the killed-run sweep and gc share: the run's lock (held by
+    the kernel for as long as the process lives, in any PID namespace of this machine), then
+    its process identity (host, boot, PID namespace, pid and start time). ``locked_by_me``: the
+    caller holds the lock, so no other process on this machine does."""
+    path = record.get("path")
+    if locked_by_me:
+        lock: bool | None = False
+    else:
+        lock = held(Path(path) / LOCK_FILE) if isinstance(path, str) else None
+    if lock:
         return True
-    except PermissionError:
-        return False
-    return False
+    if lock is False and record.get("boot_id") and record.get("boot_id") == boot_id():
+        return False  # same kernel, lock free: its holder is gone, whatever its namespace
+    return alive(record)
+
+
+def _gone(record: dict[str, Any]) -> bool:
+    return run_alive(record) is False
 
 
 def sweep_killed(home: Path, pipeline: str) -> list[Path]:

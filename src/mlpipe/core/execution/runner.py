@@ -13,14 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 from mlpipe.core import names, plugins
 from mlpipe.core.artifacts import write_json
@@ -32,10 +31,11 @@ from mlpipe.core.execution.plan import Plan, plan
 from mlpipe.core.execution.step import StepCallback, StepRun, read_step
 from mlpipe.core.faults import fault_point
 from mlpipe.core.hashing import sha256_json
+from mlpipe.core.liveness import HeldError, hold, identity
 from mlpipe.core.paths import new_run_id, resolve_home, run_dir
 from mlpipe.core.pipeline import Pipeline, resolve_pipeline
 from mlpipe.core.refs import Ref
-from mlpipe.core.runs import RUN_FILE, sweep_killed
+from mlpipe.core.runs import LOCK_FILE, RUN_FILE, run_alive, sweep_killed
 
 #: ``on_progress(step, line)``: a plain progress line of a step running in another process
 ProgressCallback = Callable[[str, str], None]
@@ -229,8 +229,9 @@ class Runner(ABC):
         if resume and not run_id:
             raise ConfigError("resume: name the run to resume (mlpipe runs list)")
         run_id = names.run_id(run_id) if run_id else new_run_id()
-        sweep_killed(root, pipe.name)  # what killed runs left half-written goes first
         record = RunRecord(root, pipe, run_id, self.name, config)
+        record.lock()  # before the sweep: this run's folders are ours alone from here
+        sweep_killed(root, pipe.name)  # what killed runs left half-written goes first
         if resume:
             record.resume()
         since = time.time()  # records older than this are an earlier attempt's (--resume)
@@ -491,6 +492,7 @@ class RunRecord:
         self, home: Path, pipeline: Pipeline, run_id: str, runner: str, config: PipelineSettings
     ) -> None:
         self.path = run_dir(home, pipeline.name, run_id) / RUN_FILE
+        self._lock: IO[str] | None = None
         self.config = config.model_dump(mode="json")
         self.data: dict[str, Any] = {
             "pipeline": pipeline.name,
@@ -498,8 +500,8 @@ class RunRecord:
             "run_id": run_id,
             "runner": runner,
             "status": "running",
-            "host": socket.gethostname(),
-            "pid": os.getpid(),  # with host: a run whose process is gone shows as killed
+            # host, boot, PID namespace, pid, start time: a run whose process is gone is killed
+            **identity(),
             "started_at": _now(),
             "started_ts": time.time(),  # epoch: the first step's wait is measured from it
             "ended_at": None,
@@ -515,6 +517,17 @@ class RunRecord:
             "config": self.config,
         }
 
+    def lock(self) -> None:
+        """Hold this run id's lock until the process ends: two processes never share a run's
+        folders (a second ``--resume`` of one run is refused, exit 2)."""
+        try:
+            self._lock = hold(self.path.parent / LOCK_FILE)
+        except HeldError:
+            raise ConfigError(
+                f"run {self.data['run_id']} of {self.data['pipeline']} is in use by another "
+                "mlpipe process (a run or a --resume of it); wait for it to end (mlpipe runs "
+                "list)") from None
+
     def start(self) -> None:
         fault_point("run.start")
         write_json(self.path, self.data)
@@ -525,8 +538,12 @@ class RunRecord:
             raise ConfigError(f"resume: no run {self.data['run_id']} of {self.data['pipeline']} "
                               f"under {self.path.parent.parent} (see mlpipe runs list)")
         earlier = read_run(self.path)
-        if earlier.get("status") == "running":
-            raise ConfigError(f"resume: run {self.data['run_id']} is still running")
+        mine = self._lock is not None
+        if earlier.get("status") == "running" and (
+            run_alive(earlier, locked_by_me=mine) is not False
+        ):
+            where = f" on {earlier.get('host')} (pid {earlier.get('pid')})"
+            raise ConfigError(f"resume: run {self.data['run_id']} is still running{where}")
         self.data.update(resuming=True, resumed_from={
             # a changed config is allowed: steps whose cache key changed are rerun
             "config_changed": earlier.get("config_sha256") != self.data["config_sha256"],
@@ -563,10 +580,18 @@ class RunRecord:
         with contextlib.suppress(OSError):  # the run's own outcome matters more than its record
             fault_point("run.finish")
             write_json(self.path, self.data)
+        if self._lock is not None:
+            self._lock.close()  # the run is over: a --resume may take it
+            self._lock = None
 
 
 def read_run(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is unreadable ({type(exc).__name__}); it is damaged") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is not a run record (a JSON object); it is damaged")
     return data
 
 
