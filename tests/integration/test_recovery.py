@@ -224,10 +224,10 @@ def test_2_a_sigkilled_run_is_listed_killed_and_resumes(tmp_path: Path) -> None:
 def test_2_a_second_resume_of_one_run_is_refused_naming_it(tmp_path: Path) -> None:
     """While one process holds run k (a run or a resume of it), another resume of k is refused
     with exit 2 before it touches the run's folders."""
-    from mlpipe.core.errors import ConfigError
-    from mlpipe.core.execution import get_runner
     import fcntl
 
+    from mlpipe.core.errors import ConfigError
+    from mlpipe.core.execution import get_runner
     from tests.support.plan_pipelines import PLAN_PIPELINE, PlanConfig
 
     home = tmp_path / "home"
@@ -294,3 +294,29 @@ def test_2_gc_keeps_a_live_publishers_staging_folder_whatever_its_copied_mtime(
     report = gc.collect(tmp_path / "home")
     assert live.is_dir()
     assert str(dead) in report.leftovers and not dead.exists()
+
+
+# --- point 9 -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"aliases": ["staging", "v2"]}, r"registry\.aliases\[1\]"),
+     ({"model_name": "a..b"}, r"registry\.model_name")],
+)
+def test_9_a_bad_model_name_or_alias_fails_before_any_step(
+    tmp_path: Path, change: dict[str, object], field: str
+) -> None:
+    from mlpipe.core import TRAINING
+    from mlpipe.core.config import load_config
+    from mlpipe.core.errors import ConfigError
+    from mlpipe.core.execution import get_runner
+    from tests.support import TINY_TRAINING
+
+    cfg = load_config(TINY_TRAINING, ["data.generated.n_samples=300", "training.epochs=1"])
+    cfg = cfg.model_copy(update={"registry": cfg.registry.model_copy(update=change)})
+    home = tmp_path / "home"
+    with pytest.raises(ConfigError, match=field) as err:
+        get_runner("local").run(TRAINING, cfg, home=home)
+    assert err.value.exit_code == 2
+    assert not (home / "runs").exists()  # no step ran, nothing written

@@ -139,11 +139,28 @@ def preflight(pipeline: Pipeline, config: PipelineSettings, home: Path) -> None:
     preflight_tracker(config.tracking)
     registry = getattr(config, "registry", None)
     if registry is not None:
+        check_registry_names(registry)
         preflight_registry(registry)
     inference = getattr(config, "inference", None)
     model = getattr(inference, "model", None)
     if registry is not None and registry.backend == "local" and isinstance(model, str):
         open_registry(registry, home).resolve(model)
+
+
+def check_registry_names(registry: Any) -> None:
+    """The model name and aliases a training will publish under, checked before it trains
+    (not found wrong at upload_model, after all its work)."""
+    for field_name, value, check in [
+        ("registry.model_name", getattr(registry, "model_name", None), names.model_name),
+        *((f"registry.aliases[{i}]", a, names.alias)
+          for i, a in enumerate(getattr(registry, "aliases", None) or ())),
+    ]:
+        if value is None:
+            continue
+        try:
+            check(value)
+        except ConfigError as exc:
+            raise ConfigError(f"{field_name}: {exc}") from None
 
 
 def check_fuse(pipeline: Pipeline, config: PipelineSettings) -> None:
