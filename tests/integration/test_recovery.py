@@ -320,3 +320,31 @@ def test_9_a_bad_model_name_or_alias_fails_before_any_step(
         get_runner("local").run(TRAINING, cfg, home=home)
     assert err.value.exit_code == 2
     assert not (home / "runs").exists()  # no step ran, nothing written
+
+
+def test_9_escape_sequences_are_shown_not_obeyed_and_errors_are_bounded(
+    reg: LocalRegistry, tmp_path: Path
+) -> None:
+    """A label, an error or lineage holding ESC/BEL prints as ``\\x1b``; a huge error is cut on
+    the console (the records keep the whole text)."""
+    from typer.testing import CliRunner
+
+    from mlpipe.cli import app
+
+    home = reg.root.parent
+    evil = "\x1b]0;pwned\x07\x1b[2J"
+    _run(home, "p", "r1", {"run_id": "r1", "status": "failed", "pipeline": "p",
+                            "failed_step": "train", "error": {"message": evil + "x" * 10}})
+    reg.publish(_model(tmp_path, "three"), "m", [], metadata={"note": evil})
+    cli = CliRunner()
+    env = {"MLPIPE_HOME": str(home), "COLUMNS": "200"}
+    for args in (["runs", "list"], ["runs", "show", "r1"], ["registry", "show", "m:v3"],
+                 ["registry", "list"]):
+        done = cli.invoke(app, args, env=env)
+        assert done.exit_code == 0, (args, done.output)
+        assert "\x1b" not in done.output and "\x07" not in done.output, args
+    assert "\\x1b]0;pwned" in cli.invoke(app, ["runs", "show", "r1"], env=env).output
+    huge = cli.invoke(app, ["runs", "show", "r" * 50_000 + "\x1b"], env=env)
+    assert huge.exit_code == 2
+    assert len(huge.output) < 3000 and "more characters" in huge.output
+    assert "\x1b" not in huge.output

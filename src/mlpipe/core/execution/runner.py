@@ -567,6 +567,15 @@ class RunRecord:
             "runner": earlier.get("runner"), "status": earlier.get("status"),
             "failed_step": earlier.get("failed_step"), "started_at": earlier.get("started_at")})
 
+    def _bounded(self, file_name: str, text: str) -> str:
+        """``text``, or its start and where the rest is: run.json stays small and readable."""
+        if len(text) <= RECORD_LIMIT:
+            return text
+        whole = self.path.parent / file_name
+        with contextlib.suppress(OSError):
+            whole.write_text(text)
+        return f"{text[:RECORD_LIMIT]}... ({len(text) - RECORD_LIMIT} more characters in {whole})"
+
     def finish(
         self, steps: list[StepRun], failure: MlpipeError | None, launch: Launch, seconds: float
     ) -> None:
@@ -584,14 +593,19 @@ class RunRecord:
         )
         if failure is not None:
             step_error = self.path.parent / str(getattr(failure, "step", "")) / "error.json"
-            details = json.loads(step_error.read_text()) if step_error.is_file() else {}
+            try:
+                details = json.loads(step_error.read_text()) if step_error.is_file() else {}
+            except (OSError, ValueError):
+                details = {}
             self.data.update(
                 failed_step=getattr(failure, "step", None),
                 error={
                     "type": type(getattr(failure, "cause", failure)).__name__,
-                    "message": str(failure),
+                    "message": self._bounded("error-message.txt", str(failure)),
                     "exit_code": int(getattr(failure, "exit_code", 1)),
-                    "traceback": details.get("traceback"),
+                    "traceback": self._bounded(
+                        "error-traceback.txt", str(details.get("traceback") or "")) or None
+                        if isinstance(details, dict) else None,
                 },
             )
         with contextlib.suppress(OSError):  # the run's own outcome matters more than its record
@@ -600,6 +614,10 @@ class RunRecord:
         if self._lock is not None:
             self._lock.close()  # the run is over: a --resume may take it
             self._lock = None
+
+
+#: the most of an error's text run.json holds; the whole text goes in a file beside it
+RECORD_LIMIT = 4000
 
 
 def read_run(path: Path) -> dict[str, Any]:
