@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe.core.errors import ConfigError
-from mlpipe.core.files import age, is_dead_temp, is_temp
+from mlpipe.core.files import is_dead_temp, is_temp
 from mlpipe.core.runs import list_runs
 
 #: crash leftovers younger than this may belong to a publish in progress
@@ -190,10 +190,14 @@ def collect(home: Path, *, keep_last: int = 5, dry_run: bool = False) -> GcRepor
 
 def _stale(leftover: Path, now: float) -> bool:
     """A publisher's or deleter's leftover whose writer is gone: judged by the writer named in
-    it (same rule as the temp sweep), else by its own age (never its copied mtime)."""
+    it (same rule as the temp sweep; never by a copied mtime). A name without a writer (made
+    by an older mlpipe: no publisher today names one so) goes by its mtime."""
     if is_temp(leftover):
         return is_dead_temp(leftover, now=now)
-    return age(leftover, now=now) > STALE_S
+    try:
+        return now - leftover.lstat().st_mtime > STALE_S
+    except OSError:
+        return False
 
 
 def freed_bytes(doomed: list[Path]) -> int:
