@@ -348,3 +348,30 @@ def test_9_escape_sequences_are_shown_not_obeyed_and_errors_are_bounded(
     assert huge.exit_code == 2
     assert len(huge.output) < 3000 and "more characters" in huge.output
     assert "\x1b" not in huge.output
+
+
+def test_9_a_succeeded_run_is_not_recorded_killed_when_the_disk_fills_after_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every step done, the final run.json rewrite fails with ENOSPC: the run still lists as
+    succeeded (the status word preallocated at start), never ``killed``."""
+    import errno
+
+    from mlpipe.core import runs
+    from mlpipe.core.execution import get_runner
+    from mlpipe.core.execution import runner as runner_module
+    from tests.support.plan_pipelines import PLAN_PIPELINE, PlanConfig
+
+    real = runner_module.write_json
+
+    def full_at_finish(path: Path, obj: dict[str, object]) -> None:
+        if path.name == "run.json" and obj.get("status") != "running":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, obj)
+
+    monkeypatch.setattr(runner_module, "write_json", full_at_finish)
+    home = tmp_path / "home"
+    get_runner("local").run(PLAN_PIPELINE, PlanConfig(), home=home, run_id="full")
+    assert json.loads((home / "runs" / "plan_test" / "full" / "run.json").read_text())[
+        "status"] == "running"  # the rewrite did fail
+    assert runs.find_run(home, "full")["status"] == "succeeded"

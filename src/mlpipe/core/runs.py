@@ -40,13 +40,18 @@ def list_runs(
         record.setdefault("run_id", path.parent.name)
         record["path"] = str(path.parent)
         if record.get("status") == "running" and _gone(record):
-            record["status"] = "killed"  # its process ended without recording an outcome
+            # its process ended without recording an outcome, unless run.json could not be
+            # rewritten (a full disk) and the preallocated word says how it ended
+            record["status"] = _outcome(path.parent) or "killed"
         if status is None or record.get("status") == status:
             records.append(record)
     return sorted(records, key=lambda r: (r.get("started_at") or "", r["run_id"]), reverse=True)
 
 
 LOCK_FILE = ".lock"
+#: a run's status word, preallocated at start; read when run.json could not be rewritten
+OUTCOME_FILE = "outcome"
+OUTCOME_SIZE = 16
 
 
 def run_alive(record: dict[str, Any], *, locked_by_me: bool = False) -> bool | None:
@@ -65,6 +70,14 @@ def run_alive(record: dict[str, Any], *, locked_by_me: bool = False) -> bool | N
     if lock is False and record.get("boot_id") and record.get("boot_id") == boot_id():
         return False  # same kernel, lock free: its holder is gone, whatever its namespace
     return alive(record)
+
+
+def _outcome(run_path: Path) -> str | None:
+    try:
+        word = (run_path / OUTCOME_FILE).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return word if word in ("succeeded", "failed") else None
 
 
 def _gone(record: dict[str, Any]) -> bool:

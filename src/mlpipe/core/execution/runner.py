@@ -35,7 +35,14 @@ from mlpipe.core.liveness import HeldError, hold, identity
 from mlpipe.core.paths import new_run_id, resolve_home, run_dir
 from mlpipe.core.pipeline import Pipeline, resolve_pipeline
 from mlpipe.core.refs import Ref
-from mlpipe.core.runs import LOCK_FILE, RUN_FILE, run_alive, sweep_killed
+from mlpipe.core.runs import (
+    LOCK_FILE,
+    OUTCOME_FILE,
+    OUTCOME_SIZE,
+    RUN_FILE,
+    run_alive,
+    sweep_killed,
+)
 
 #: ``on_progress(step, line)``: a plain progress line of a step running in another process
 ProgressCallback = Callable[[str, str], None]
@@ -548,6 +555,9 @@ class RunRecord:
     def start(self) -> None:
         fault_point("run.start")
         write_json(self.path, self.data)
+        # room for the outcome, taken now: a full disk at the end cannot stop a status word
+        # overwriting it in place (run.json's atomic rewrite needs new blocks)
+        (self.path.parent / OUTCOME_FILE).write_text(" " * OUTCOME_SIZE)
 
     def resume(self) -> None:
         """Continue an earlier run: its finished steps are reused (``run_step`` reads the flag)."""
@@ -608,9 +618,13 @@ class RunRecord:
                         if isinstance(details, dict) else None,
                 },
             )
-        with contextlib.suppress(OSError):  # the run's own outcome matters more than its record
+        try:
             fault_point("run.finish")
             write_json(self.path, self.data)
+        except OSError:  # the run's own outcome matters more than its record: keep the word
+            outcome = self.path.parent / OUTCOME_FILE
+            with contextlib.suppress(OSError), outcome.open("r+") as fh:
+                fh.write(self.data["status"].ljust(OUTCOME_SIZE)[:OUTCOME_SIZE])
         if self._lock is not None:
             self._lock.close()  # the run is over: a --resume may take it
             self._lock = None
