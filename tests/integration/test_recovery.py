@@ -375,3 +375,30 @@ def test_9_a_succeeded_run_is_not_recorded_killed_when_the_disk_fills_after_comm
     assert json.loads((home / "runs" / "plan_test" / "full" / "run.json").read_text())[
         "status"] == "running"  # the rewrite did fail
     assert runs.find_run(home, "full")["status"] == "succeeded"
+
+
+def test_9_gc_across_filesystems(tmp_path: Path) -> None:
+    """``runs/`` on another filesystem (a tmpfs linked into the home): a removed run cannot be
+    renamed into ``<home>/.trash`` ("Invalid cross-device link"); gc deletes it in place."""
+    import os
+    import shutil
+    import tempfile
+
+    from mlpipe.core import gc
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second filesystem (/dev/shm) here")
+    home = tmp_path / "home"
+    home.mkdir()
+    elsewhere = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        (home / "runs").symlink_to(elsewhere)
+        for i in range(3):
+            _run(home, "p", f"r{i}", {"run_id": f"r{i}", "status": "succeeded",
+                                      "pipeline": "p", "started_at": f"2020-01-0{i + 1}"})
+        report = gc.collect(home, keep_last=1)
+        assert len(report.runs) == 2
+        assert sorted(p.name for p in (elsewhere / "p").iterdir()) == ["r2"]
+    finally:
+        shutil.rmtree(elsewhere, ignore_errors=True)
