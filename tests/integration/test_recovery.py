@@ -402,3 +402,17 @@ def test_9_gc_across_filesystems(tmp_path: Path) -> None:
         assert sorted(p.name for p in (elsewhere / "p").iterdir()) == ["r2"]
     finally:
         shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_9_a_version_deleted_while_an_inference_holds_it_is_model_files_gone(
+    reg: LocalRegistry,
+) -> None:
+    from mlpipe.core.errors import ModelNotFoundError
+    from mlpipe.core.predict import LoadedModel
+
+    fetched = reg.fetch("m:v2")
+    loaded = LoadedModel(version=fetched, directory=Path(fetched.uri), task="text-classification")
+    Path(fetched.uri).rename(_base(reg) / ".deleted-v2")  # as a concurrent delete moves it
+    with pytest.raises(ModelNotFoundError, match="model files gone") as err:
+        loaded.predict(["fine"])
+    assert err.value.exit_code == 2
