@@ -225,6 +225,7 @@ def test_2_a_second_resume_of_one_run_is_refused_naming_it(tmp_path: Path) -> No
     """While one process holds run k (a run or a resume of it), another resume of k is refused
     with exit 2 before it touches the run's folders."""
     import fcntl
+    import os
 
     from mlpipe.core.errors import ConfigError
     from mlpipe.core.execution import get_runner
@@ -233,8 +234,8 @@ def test_2_a_second_resume_of_one_run_is_refused_naming_it(tmp_path: Path) -> No
     home = tmp_path / "home"
     run = _run(home, "plan_test", "k", {"run_id": "k", "status": "failed", "pipeline": "plan_test"})
     (run / "numbers").mkdir()
-    handle = (run / ".lock").open("a+")
-    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the other resume holds it
+    handle = os.open(run, os.O_RDONLY)
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the other resume holds its folder
     try:
         with pytest.raises(ConfigError, match=r"run k of plan_test is in use") as err:
             get_runner("local").run(PLAN_PIPELINE, PlanConfig(), home=home, run_id="k",
@@ -243,12 +244,14 @@ def test_2_a_second_resume_of_one_run_is_refused_naming_it(tmp_path: Path) -> No
         assert json.loads((run / "run.json").read_text())["status"] == "failed"  # untouched
         assert (run / "numbers").is_dir()
     finally:
-        handle.close()
+        os.close(handle)
 
 
 def test_2_liveness_by_pid_start_time_and_pid_namespace(tmp_path: Path) -> None:
     """A reused pid (same pid, another start time) is dead; a run in another PID namespace of
-    this hostname is not judged dead (gc keeps it), whatever its pid means here."""
+    this hostname (its pid means nothing here) is not judged dead: its folder lock says it
+    runs, and without one (an older record) it is "cannot tell", so gc keeps it."""
+    import fcntl
     import os
     import socket
 
@@ -258,18 +261,26 @@ def test_2_liveness_by_pid_start_time_and_pid_namespace(tmp_path: Path) -> None:
     home = tmp_path / "home"
     me = identity()
     base = {"pipeline": "p", "status": "running", "host": socket.gethostname()}
-    _run(home, "p", "reused", {**base, "run_id": "reused", "started_at": "2020-01-03",
+    _run(home, "p", "reused", {**base, "run_id": "reused", "started_at": "2020-01-04",
                                 **me, "pid_start": "1"})
-    _run(home, "p", "container", {**base, "run_id": "container", "started_at": "2020-01-02",
-                                   **me, "pid": 2**22 + 7, "pid_ns": "1"})
-    _run(home, "p", "new", {**base, "run_id": "new", "started_at": "2020-01-04",
+    container = _run(home, "p", "container", {**base, "run_id": "container",
+                                              "started_at": "2020-01-03", **me,
+                                              "pid": 2**22 + 7, "pid_ns": "1"})
+    _run(home, "p", "older", {**base, "run_id": "older", "started_at": "2020-01-02",
+                              "pid": 2**22 + 8, "pid_ns": "1"})
+    _run(home, "p", "new", {**base, "run_id": "new", "started_at": "2020-01-05",
                              "status": "succeeded"})
-    listed = {r["run_id"]: r["status"] for r in runs.list_runs(home)}
-    assert listed == {"reused": "killed", "container": "running", "new": "succeeded"}
-    report = gc.collect(home, keep_last=1)
-    assert (home / "runs" / "p" / "container").is_dir()  # a live run elsewhere is never removed
-    assert not (home / "runs" / "p" / "reused").exists()
-    assert os.getpid() == me["pid"] and report.runs
+    lock = os.open(container, os.O_RDONLY)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # as that container's process holds its run folder
+    try:
+        listed = {r["run_id"]: r["status"] for r in runs.list_runs(home)}
+        assert listed == {"reused": "killed", "container": "running", "older": "running",
+                          "new": "succeeded"}
+        gc.collect(home, keep_last=1)
+        assert container.is_dir() and (home / "runs" / "p" / "older").is_dir()
+        assert not (home / "runs" / "p" / "reused").exists()
+    finally:
+        os.close(lock)
 
 
 def test_2_gc_keeps_a_live_publishers_staging_folder_whatever_its_copied_mtime(

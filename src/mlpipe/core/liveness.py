@@ -9,14 +9,13 @@ which (host, pid) alone cannot do. What cannot be judged from here is "unknown",
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import functools
 import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 
 @functools.cache
@@ -76,30 +75,34 @@ class HeldError(Exception):
     """The lock is held by another process."""
 
 
-def hold(path: Path) -> IO[str]:
-    """Take the exclusive lock ``path`` (made if missing) for as long as the handle stays open
-    or the process lives: the kernel drops it on SIGKILL, an OOM kill or a power loss."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("a+")
+def hold(directory: Path) -> int:
+    """Lock ``directory`` itself (made if missing; no lock file to leave behind) for as long as
+    the returned descriptor stays open or the process lives: the kernel drops the lock on
+    SIGKILL, an OOM kill or a power loss. Close it with ``os.close``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as exc:
-        handle.close()
-        raise HeldError(str(path)) from exc
-    return handle
+        os.close(fd)
+        raise HeldError(str(directory)) from exc
+    return fd
 
 
-def held(path: Path) -> bool | None:
-    """Whether a process holds the lock ``path`` (None: no such lock file)."""
+def held(directory: Path) -> bool | None:
+    """Whether a process holds the lock on ``directory`` (None: no such directory)."""
+    if directory.is_symlink():
+        return None
     try:
-        handle = path.open("r")
+        fd = os.open(directory, os.O_RDONLY)
     except OSError:
         return None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        with contextlib.suppress(OSError):
-            fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return False

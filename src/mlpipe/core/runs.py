@@ -48,7 +48,6 @@ def list_runs(
     return sorted(records, key=lambda r: (r.get("started_at") or "", r["run_id"]), reverse=True)
 
 
-LOCK_FILE = ".lock"
 #: a run's status word, preallocated at start; read when run.json could not be rewritten
 OUTCOME_FILE = "outcome"
 OUTCOME_SIZE = 16
@@ -56,15 +55,15 @@ OUTCOME_SIZE = 16
 
 def run_alive(record: dict[str, Any], *, locked_by_me: bool = False) -> bool | None:
     """Whether a run's process still runs (None: it cannot be told from here). The one rule
-    that ``runs list``, ``--resume``, the killed-run sweep and gc share: the run's lock (held by
-    the kernel for as long as the process lives, in any PID namespace of this machine), then
+    that ``runs list``, ``--resume``, the killed-run sweep and gc share: the lock on its folder
+    (held by the kernel while the process lives, in any PID namespace of this machine), then
     its process identity (host, boot, PID namespace, pid and start time). ``locked_by_me``: the
     caller holds the lock, so no other process on this machine does."""
     path = record.get("path")
     if locked_by_me:
         lock: bool | None = False
     else:
-        lock = held(Path(path) / LOCK_FILE) if isinstance(path, str) else None
+        lock = held(Path(path)) if isinstance(path, str) else None
     if lock:
         return True
     if lock is False and record.get("boot_id") and record.get("boot_id") == boot_id():

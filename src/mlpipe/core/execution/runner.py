@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
 from mlpipe.core import names, plugins
 from mlpipe.core.artifacts import write_json
@@ -36,7 +36,6 @@ from mlpipe.core.paths import new_run_id, resolve_home, run_dir
 from mlpipe.core.pipeline import Pipeline, resolve_pipeline
 from mlpipe.core.refs import Ref
 from mlpipe.core.runs import (
-    LOCK_FILE,
     OUTCOME_FILE,
     OUTCOME_SIZE,
     RUN_FILE,
@@ -516,7 +515,7 @@ class RunRecord:
         self, home: Path, pipeline: Pipeline, run_id: str, runner: str, config: PipelineSettings
     ) -> None:
         self.path = run_dir(home, pipeline.name, run_id) / RUN_FILE
-        self._lock: IO[str] | None = None
+        self._lock: int | None = None
         self.config = config.model_dump(mode="json")
         self.data: dict[str, Any] = {
             "pipeline": pipeline.name,
@@ -545,7 +544,7 @@ class RunRecord:
         """Hold this run id's lock until the process ends: two processes never share a run's
         folders (a second ``--resume`` of one run is refused, exit 2)."""
         try:
-            self._lock = hold(self.path.parent / LOCK_FILE)
+            self._lock = hold(self.path.parent)
         except HeldError:
             raise ConfigError(
                 f"run {self.data['run_id']} of {self.data['pipeline']} is in use by another "
@@ -625,8 +624,11 @@ class RunRecord:
             outcome = self.path.parent / OUTCOME_FILE
             with contextlib.suppress(OSError), outcome.open("r+") as fh:
                 fh.write(self.data["status"].ljust(OUTCOME_SIZE)[:OUTCOME_SIZE])
+        else:  # recorded: the preallocated word is not needed
+            with contextlib.suppress(OSError):
+                (self.path.parent / OUTCOME_FILE).unlink()
         if self._lock is not None:
-            self._lock.close()  # the run is over: a --resume may take it
+            os.close(self._lock)  # the run is over: a --resume may take it
             self._lock = None
 
 
