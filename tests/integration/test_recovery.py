@@ -245,6 +245,10 @@ def test_2_a_second_resume_of_one_run_is_refused_naming_it(tmp_path: Path) -> No
         assert (run / "numbers").is_dir()
     finally:
         os.close(handle)
+    with pytest.raises(ConfigError, match="no run nope"):  # and no folder made for it
+        get_runner("local").run(PLAN_PIPELINE, PlanConfig(), home=home, run_id="nope",
+                                resume=True)
+    assert not (home / "runs" / "plan_test" / "nope").exists()
 
 
 def test_2_liveness_by_pid_start_time_and_pid_namespace(tmp_path: Path) -> None:

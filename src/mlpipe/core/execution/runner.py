@@ -253,6 +253,8 @@ class Runner(ABC):
             raise ConfigError("resume: name the run to resume (mlpipe runs list)")
         run_id = names.run_id(run_id) if run_id else new_run_id()
         record = RunRecord(root, pipe, run_id, self.name, config)
+        if resume:
+            record.require_earlier()  # before the lock makes its folder
         record.lock()  # before the sweep: this run's folders are ours alone from here
         sweep_killed(root, pipe.name)  # what killed runs left half-written goes first
         if resume:
@@ -557,6 +559,11 @@ class RunRecord:
         # room for the outcome, taken now: a full disk at the end cannot stop a status word
         # overwriting it in place (run.json's atomic rewrite needs new blocks)
         (self.path.parent / OUTCOME_FILE).write_text(" " * OUTCOME_SIZE)
+
+    def require_earlier(self) -> None:
+        if not self.path.is_file():
+            raise ConfigError(f"resume: no run {self.data['run_id']} of {self.data['pipeline']} "
+                              f"under {self.path.parent.parent} (see mlpipe runs list)")
 
     def resume(self) -> None:
         """Continue an earlier run: its finished steps are reused (``run_step`` reads the flag)."""
