@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -89,6 +90,21 @@ def describe_oserror(exc: OSError) -> str:
     return f"{line} ({hint})" if hint else line
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: the most of one error message the console shows (the run's records keep the whole text)
+MESSAGE_LIMIT = 2000
+
+
+def safe(text: object, limit: int | None = None) -> str:
+    """Text from data, labels or records as a terminal may show it: control characters (escape
+    sequences that would retitle, recolour or rewrite the screen) shown as ``\\xNN``, never
+    obeyed; cut to ``limit`` characters with a note of how much was left out."""
+    shown = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    if limit is not None and len(shown) > limit:
+        shown = f"{shown[:limit]}... ({len(shown) - limit} more characters)"
+    return shown
+
+
 def report_error(exc: MlpipeError | OSError) -> int:
     """The CLI's one error boundary (``main``): commands raise, this prints the ``error:`` line
     and picks the exit code, 2 for bad input and 1 otherwise.
@@ -107,7 +123,8 @@ def report_error(exc: MlpipeError | OSError) -> int:
 
         err.print("".join(traceback.format_exception(exc)), markup=False, highlight=False,
                   soft_wrap=True)
-    err.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(safe(text, MESSAGE_LIMIT))}", highlight=False,
+              soft_wrap=True)
     return code
 
 
@@ -174,7 +191,7 @@ def print_run(run: Any, as_json: bool) -> None:
         table.add_column(col, overflow="fold")
     for s in run.steps:
         cached = "yes" if s.cached else ""
-        table.add_row(s.step, f"{s.seconds:.2f}", cached, escape(describe(s.ref)))
+        table.add_row(s.step, f"{s.seconds:.2f}", cached, escape(safe(describe(s.ref))))
     out.print(table)
 
 

@@ -9,8 +9,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from mlpipe.cli.common import ConfigOpt, HomeOpt, JsonOpt, out
+from mlpipe.cli.common import ConfigOpt, HomeOpt, JsonOpt, out, safe
 from mlpipe.core.errors import ConfigError, MlpipeError
 
 app = typer.Typer(
@@ -72,7 +73,7 @@ def version_table(versions: list[Any], width: int) -> Table:
         table.add_column(heads[i], no_wrap=i != 2, overflow="ellipsis" if i != 2 else "fold",
                          min_width=need[i] if i == 2 else None)
     for r in rows:
-        table.add_row(*(r[i] for i in shown))
+        table.add_row(*(Text(safe(r[i])) for i in shown))
     return table
 
 
@@ -133,20 +134,20 @@ def registry_show(
     table.add_column("field")
     table.add_column("value", overflow="fold")
     for key, value in rows:
-        table.add_row(key, str(value))
+        table.add_row(Text(safe(key)), Text(safe(value)))
     out.print(table)
     if history:
         moves = Table(title=f"alias history of {name}")
         for col in ("when (UTC)", "alias", "from", "to", "run"):
             moves.add_column(col, overflow="fold")
         for e in history:
-            moves.add_row(
-                str(e.get("at", "")),
-                str(e.get("alias", "")),
+            moves.add_row(*(Text(safe(c)) for c in (
+                e.get("at", ""),
+                e.get("alias", ""),
                 "-" if e.get("from") is None else f"v{e['from']}",
                 "-" if e.get("to") is None else f"v{e['to']}",
-                str(e.get("run_id") or "-"),
-            )
+                e.get("run_id") or "-",
+            )))
         out.print(moves)
 
 

@@ -27,6 +27,7 @@ from mlpipe.cli.common import (
     plugin_names,
     print_run,
     progress_printer,
+    safe,
     step_printer,
     terminal_console,
 )
@@ -380,5 +381,5 @@ def predict(
     for text, prediction in zip(texts, predictions, strict=True):
         shown = prediction.get("label") or prediction.get("sql") or prediction
         score = f" ({prediction['score']:.3f})" if "score" in prediction else ""
-        table.add_row(Text(text), Text(f"{shown}{score}"))  # text, not markup
+        table.add_row(Text(safe(text)), Text(safe(f"{shown}{score}")))  # text, not markup
     out.print(table)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from mlpipe.cli.common import HomeOpt, JsonOpt, out
+from mlpipe.cli.common import HomeOpt, JsonOpt, out, safe
 
 app = typer.Typer(help="Runs made by any runner: list, show, logs.", no_args_is_help=True)
 
@@ -31,7 +31,7 @@ def runs_list(
                                    for r in records], default=str))
         return
     for line in run_lines(records, out.width):
-        out.print(line, markup=False, highlight=False, soft_wrap=True)
+        out.print(safe(line), markup=False, highlight=False, soft_wrap=True)
 
 
 _LIST_COLUMNS = ("run id", "pipeline", "runner", "status", "seconds")
@@ -91,7 +91,7 @@ def runs_show(
         out.print_json(json.dumps(record, default=str))
         return
     for line in show_lines(record):
-        out.print(line, markup=False, highlight=False, soft_wrap=True)
+        out.print(safe(line), markup=False, highlight=False, soft_wrap=True)
 
 
 def show_lines(record: dict[str, Any]) -> list[str]:

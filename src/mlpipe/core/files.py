@@ -19,8 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe.core.faults import fault_point
+from mlpipe.core.liveness import pid_namespace
 
-_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
+# the PID namespace is part of the writer's "host": a container sharing this hostname (and the
+# volume) is another host here, its pids are never checked against ours
+_HOST = (re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host") + (
+    f"_ns{pid_namespace()}" if pid_namespace() else "")
 _TEMP = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[0-9a-f]{32}\.tmp$")
 #: a temp file whose writer cannot be checked (another host) is stale after this long
 STALE_AFTER_S = 24 * 3600.0
@@ -68,6 +72,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def is_temp(path: Path) -> bool:
+    """Whether ``path`` is named by :func:`temp_name` (its writer can be looked up)."""
+    return _TEMP.match(path.name) is not None
+
+
 def is_dead_temp(path: Path, *, now: float | None = None) -> bool:
     """Whether ``path`` is a temp file of :func:`atomic_path` whose writer is gone."""
     match = _TEMP.match(path.name)
@@ -75,11 +84,17 @@ def is_dead_temp(path: Path, *, now: float | None = None) -> bool:
         return False
     if match["host"] == _HOST:
         return not _pid_alive(int(match["pid"]))
+    return age(path, now=now) > STALE_AFTER_S
+
+
+def age(path: Path, *, now: float | None = None) -> float:
+    """Seconds since ``path`` was last written *or moved here*: a copy keeps its source's mtime
+    (copytree), its ctime is the copy's own. 0 when it cannot be read."""
     try:
-        age = (now or time.time()) - path.stat().st_mtime
+        st = path.lstat()
     except OSError:
-        return False
-    return age > STALE_AFTER_S
+        return 0.0
+    return (now or time.time()) - max(st.st_mtime, st.st_ctime)
 
 
 def sweep_temp(directory: Path) -> list[Path]:

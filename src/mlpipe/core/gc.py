@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe.core.errors import ConfigError
+from mlpipe.core.files import is_dead_temp, is_temp
 from mlpipe.core.runs import list_runs
 
 #: crash leftovers younger than this may belong to a publish in progress
@@ -162,9 +163,7 @@ def collect(home: Path, *, keep_last: int = 5, dry_run: bool = False) -> GcRepor
             if not model.is_dir():
                 continue
             for leftover in model.iterdir():
-                if re.match(r"^\.(staging|deleted)[-.]", leftover.name) and (
-                    now - leftover.stat().st_mtime > STALE_S
-                ):
+                if re.match(r"^\.(staging|deleted)[-.]", leftover.name) and _stale(leftover, now):
                     doomed.append(leftover)
                     report.leftovers.append(str(leftover))
     trash = home / ".trash"
@@ -181,6 +180,18 @@ def collect(home: Path, *, keep_last: int = 5, dry_run: bool = False) -> GcRepor
             if path.exists() or path.is_symlink():
                 _remove(home, path)
     return report
+
+
+def _stale(leftover: Path, now: float) -> bool:
+    """A publisher's or deleter's leftover whose writer is gone: judged by the writer named in
+    it (same rule as the temp sweep; never by a copied mtime). A name without a writer (made
+    by an older mlpipe: no publisher today names one so) goes by its mtime."""
+    if is_temp(leftover):
+        return is_dead_temp(leftover, now=now)
+    try:
+        return now - leftover.lstat().st_mtime > STALE_S
+    except OSError:
+        return False
 
 
 def freed_bytes(doomed: list[Path]) -> int:

@@ -38,6 +38,7 @@ class LoadedModel:
         ``data.text_column``, say ``review``), as a file's columns are."""
         from mlpipe.core.errors import ConfigError
 
+        self._require_files()
         columns = self.input_columns()
         keys = list(columns)
         items = [{keys[0]: r} if isinstance(r, str) else dict(r) for r in rows]
@@ -55,9 +56,24 @@ class LoadedModel:
                     "mlpipe predict MODEL --input FILE --output FILE"
                 )
         extra = {} if self.backend == "torch" else {"backend": self.backend}
-        return get_task(self.task).predict_texts(
-            self.directory, items, batch_size=batch_size, **extra
-        )
+        try:
+            return get_task(self.task).predict_texts(
+                self.directory, items, batch_size=batch_size, **extra
+            )
+        except Exception:
+            self._require_files()  # deleted mid-load: say so, not the loader's Hub lookup error
+            raise
+
+    def _require_files(self) -> None:
+        """A version deleted while this inference holds it: "model files gone", never a path
+        handed to a loader that would take it for a Hub repo id."""
+        from mlpipe.core.artifacts import MANIFEST
+        from mlpipe.core.errors import ModelNotFoundError
+
+        if not (self.directory / MANIFEST).is_file():
+            raise ModelNotFoundError(
+                f"{self.version.spec}: model files gone from {self.directory} (the version was "
+                "deleted while in use); load it again (mlpipe registry list)")
 
     def training_config(self) -> dict[str, Any]:
         """The config sections the version was trained with (``provenance.json``), or {}."""

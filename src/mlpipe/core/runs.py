@@ -8,6 +8,7 @@ from typing import Any
 
 from mlpipe.core import names
 from mlpipe.core.errors import ConfigError
+from mlpipe.core.liveness import alive, boot_id, held
 
 RUN_FILE = "run.json"
 STATUSES = ("running", "succeeded", "failed", "killed")
@@ -39,27 +40,47 @@ def list_runs(
         record.setdefault("run_id", path.parent.name)
         record["path"] = str(path.parent)
         if record.get("status") == "running" and _gone(record):
-            record["status"] = "killed"  # its process ended without recording an outcome
+            # its process ended without recording an outcome, unless run.json could not be
+            # rewritten (a full disk) and the preallocated word says how it ended
+            record["status"] = _outcome(path.parent) or "killed"
         if status is None or record.get("status") == status:
             records.append(record)
     return sorted(records, key=lambda r: (r.get("started_at") or "", r["run_id"]), reverse=True)
 
 
-def _gone(record: dict[str, Any]) -> bool:
-    """A ``running`` record whose process, on this host, no longer exists."""
-    import os
-    import socket
+#: a run's status word, preallocated at start; read when run.json could not be rewritten
+OUTCOME_FILE = "outcome"
+OUTCOME_SIZE = 16
 
-    pid, host = record.get("pid"), record.get("host")
-    if not isinstance(pid, int) or host != socket.gethostname():
-        return False  # another machine's run (a pod, a worker): we cannot tell
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+
+def run_alive(record: dict[str, Any], *, locked_by_me: bool = False) -> bool | None:
+    """Whether a run's process still runs (None: it cannot be told from here). The one rule
+    that ``runs list``, ``--resume``, the killed-run sweep and gc share: the lock on its folder
+    (held by the kernel while the process lives, in any PID namespace of this machine), then
+    its process identity (host, boot, PID namespace, pid and start time). ``locked_by_me``: the
+    caller holds the lock, so no other process on this machine does."""
+    path = record.get("path")
+    if locked_by_me:
+        lock: bool | None = False
+    else:
+        lock = held(Path(path)) if isinstance(path, str) else None
+    if lock:
         return True
-    except PermissionError:
-        return False
-    return False
+    if lock is False and record.get("boot_id") and record.get("boot_id") == boot_id():
+        return False  # same kernel, lock free: its holder is gone, whatever its namespace
+    return alive(record)
+
+
+def _outcome(run_path: Path) -> str | None:
+    try:
+        word = (run_path / OUTCOME_FILE).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return word if word in ("succeeded", "failed") else None
+
+
+def _gone(record: dict[str, Any]) -> bool:
+    return run_alive(record) is False
 
 
 def sweep_killed(home: Path, pipeline: str) -> list[Path]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -32,10 +31,17 @@ from mlpipe.core.execution.plan import Plan, plan
 from mlpipe.core.execution.step import StepCallback, StepRun, read_step
 from mlpipe.core.faults import fault_point
 from mlpipe.core.hashing import sha256_json
+from mlpipe.core.liveness import HeldError, hold, identity
 from mlpipe.core.paths import new_run_id, resolve_home, run_dir
 from mlpipe.core.pipeline import Pipeline, resolve_pipeline
 from mlpipe.core.refs import Ref
-from mlpipe.core.runs import RUN_FILE, sweep_killed
+from mlpipe.core.runs import (
+    OUTCOME_FILE,
+    OUTCOME_SIZE,
+    RUN_FILE,
+    run_alive,
+    sweep_killed,
+)
 
 #: ``on_progress(step, line)``: a plain progress line of a step running in another process
 ProgressCallback = Callable[[str, str], None]
@@ -139,11 +145,28 @@ def preflight(pipeline: Pipeline, config: PipelineSettings, home: Path) -> None:
     preflight_tracker(config.tracking)
     registry = getattr(config, "registry", None)
     if registry is not None:
+        check_registry_names(registry)
         preflight_registry(registry)
     inference = getattr(config, "inference", None)
     model = getattr(inference, "model", None)
     if registry is not None and registry.backend == "local" and isinstance(model, str):
         open_registry(registry, home).resolve(model)
+
+
+def check_registry_names(registry: Any) -> None:
+    """The model name and aliases a training will publish under, checked before it trains
+    (not found wrong at upload_model, after all its work)."""
+    for field_name, value, check in [
+        ("registry.model_name", getattr(registry, "model_name", None), names.model_name),
+        *((f"registry.aliases[{i}]", a, names.alias)
+          for i, a in enumerate(getattr(registry, "aliases", None) or ())),
+    ]:
+        if value is None:
+            continue
+        try:
+            check(value)
+        except ConfigError as exc:
+            raise ConfigError(f"{field_name}: {exc}") from None
 
 
 def check_fuse(pipeline: Pipeline, config: PipelineSettings) -> None:
@@ -227,8 +250,11 @@ class Runner(ABC):
         if resume and not run_id:
             raise ConfigError("resume: name the run to resume (mlpipe runs list)")
         run_id = names.run_id(run_id) if run_id else new_run_id()
-        sweep_killed(root, pipe.name)  # what killed runs left half-written goes first
         record = RunRecord(root, pipe, run_id, self.name, config)
+        if resume:
+            record.require_earlier()  # before the lock makes its folder
+        record.lock()  # before the sweep: this run's folders are ours alone from here
+        sweep_killed(root, pipe.name)  # what killed runs left half-written goes first
         if resume:
             record.resume()
         since = time.time()  # records older than this are an earlier attempt's (--resume)
@@ -489,6 +515,7 @@ class RunRecord:
         self, home: Path, pipeline: Pipeline, run_id: str, runner: str, config: PipelineSettings
     ) -> None:
         self.path = run_dir(home, pipeline.name, run_id) / RUN_FILE
+        self._lock: int | None = None
         self.config = config.model_dump(mode="json")
         self.data: dict[str, Any] = {
             "pipeline": pipeline.name,
@@ -496,8 +523,8 @@ class RunRecord:
             "run_id": run_id,
             "runner": runner,
             "status": "running",
-            "host": socket.gethostname(),
-            "pid": os.getpid(),  # with host: a run whose process is gone shows as killed
+            # host, boot, PID namespace, pid, start time: a run whose process is gone is killed
+            **identity(),
             "started_at": _now(),
             "started_ts": time.time(),  # epoch: the first step's wait is measured from it
             "ended_at": None,
@@ -513,9 +540,28 @@ class RunRecord:
             "config": self.config,
         }
 
+    def lock(self) -> None:
+        """Hold this run id's lock until the process ends: two processes never share a run's
+        folders (a second ``--resume`` of one run is refused, exit 2)."""
+        try:
+            self._lock = hold(self.path.parent)
+        except HeldError:
+            raise ConfigError(
+                f"run {self.data['run_id']} of {self.data['pipeline']} is in use by another "
+                "mlpipe process (a run or a --resume of it); wait for it to end (mlpipe runs "
+                "list)") from None
+
     def start(self) -> None:
         fault_point("run.start")
         write_json(self.path, self.data)
+        # room for the outcome, taken now: a full disk at the end cannot stop a status word
+        # overwriting it in place (run.json's atomic rewrite needs new blocks)
+        (self.path.parent / OUTCOME_FILE).write_text(" " * OUTCOME_SIZE)
+
+    def require_earlier(self) -> None:
+        if not self.path.is_file():
+            raise ConfigError(f"resume: no run {self.data['run_id']} of {self.data['pipeline']} "
+                              f"under {self.path.parent.parent} (see mlpipe runs list)")
 
     def resume(self) -> None:
         """Continue an earlier run: its finished steps are reused (``run_step`` reads the flag)."""
@@ -523,13 +569,26 @@ class RunRecord:
             raise ConfigError(f"resume: no run {self.data['run_id']} of {self.data['pipeline']} "
                               f"under {self.path.parent.parent} (see mlpipe runs list)")
         earlier = read_run(self.path)
-        if earlier.get("status") == "running":
-            raise ConfigError(f"resume: run {self.data['run_id']} is still running")
+        mine = self._lock is not None
+        if earlier.get("status") == "running" and (
+            run_alive(earlier, locked_by_me=mine) is not False
+        ):
+            where = f" on {earlier.get('host')} (pid {earlier.get('pid')})"
+            raise ConfigError(f"resume: run {self.data['run_id']} is still running{where}")
         self.data.update(resuming=True, resumed_from={
             # a changed config is allowed: steps whose cache key changed are rerun
             "config_changed": earlier.get("config_sha256") != self.data["config_sha256"],
             "runner": earlier.get("runner"), "status": earlier.get("status"),
             "failed_step": earlier.get("failed_step"), "started_at": earlier.get("started_at")})
+
+    def _bounded(self, file_name: str, text: str) -> str:
+        """``text``, or its start and where the rest is: run.json stays small and readable."""
+        if len(text) <= RECORD_LIMIT:
+            return text
+        whole = self.path.parent / file_name
+        with contextlib.suppress(OSError):
+            whole.write_text(text)
+        return f"{text[:RECORD_LIMIT]}... ({len(text) - RECORD_LIMIT} more characters in {whole})"
 
     def finish(
         self, steps: list[StepRun], failure: MlpipeError | None, launch: Launch, seconds: float
@@ -548,23 +607,47 @@ class RunRecord:
         )
         if failure is not None:
             step_error = self.path.parent / str(getattr(failure, "step", "")) / "error.json"
-            details = json.loads(step_error.read_text()) if step_error.is_file() else {}
+            try:
+                details = json.loads(step_error.read_text()) if step_error.is_file() else {}
+            except (OSError, ValueError):
+                details = {}
             self.data.update(
                 failed_step=getattr(failure, "step", None),
                 error={
                     "type": type(getattr(failure, "cause", failure)).__name__,
-                    "message": str(failure),
+                    "message": self._bounded("error-message.txt", str(failure)),
                     "exit_code": int(getattr(failure, "exit_code", 1)),
-                    "traceback": details.get("traceback"),
+                    "traceback": self._bounded(
+                        "error-traceback.txt", str(details.get("traceback") or "")) or None
+                        if isinstance(details, dict) else None,
                 },
             )
-        with contextlib.suppress(OSError):  # the run's own outcome matters more than its record
+        try:
             fault_point("run.finish")
             write_json(self.path, self.data)
+        except OSError:  # the run's own outcome matters more than its record: keep the word
+            outcome = self.path.parent / OUTCOME_FILE
+            with contextlib.suppress(OSError), outcome.open("r+") as fh:
+                fh.write(self.data["status"].ljust(OUTCOME_SIZE)[:OUTCOME_SIZE])
+        else:  # recorded: the preallocated word is not needed
+            with contextlib.suppress(OSError):
+                (self.path.parent / OUTCOME_FILE).unlink()
+        if self._lock is not None:
+            os.close(self._lock)  # the run is over: a --resume may take it
+            self._lock = None
+
+
+#: the most of an error's text run.json holds; the whole text goes in a file beside it
+RECORD_LIMIT = 4000
 
 
 def read_run(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is unreadable ({type(exc).__name__}); it is damaged") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is not a run record (a JSON object); it is damaged")
     return data
 
 
