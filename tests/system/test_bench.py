@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mlpipe.benchmark_floor import Node, run_floor, shape_of
+from mlpipe.bench.floor import Node, run_floor, shape_of
 from mlpipe.core import INFERENCE, plugins
 from mlpipe.core.execution.step import StepRun
 from mlpipe.core.pipeline import resolve_pipeline
@@ -137,7 +137,7 @@ def test_service_that_never_becomes_healthy_is_a_clear_error_and_is_stopped(
     tmp_path: Path,
 ) -> None:
     """The service machinery on a real process group: a timeout names the log, stop ends all."""
-    from mlpipe.benchmark_deployed import Service, ServiceError, group_alive
+    from mlpipe.bench.deployed import Service, ServiceError, group_alive
 
     log = tmp_path / "svc.log"
     service = Service("sleeper", ["/bin/sh", "-c", "echo starting; sleep 60 & sleep 60; wait"],
@@ -161,7 +161,7 @@ def test_deployed_needs_a_runner_with_a_service(tmp_path: Path) -> None:
 
 
 def test_a_childs_result_line_is_found_where_kfp_local_indents_it() -> None:
-    from mlpipe.benchmark import result_line
+    from mlpipe.bench.sampling import result_line
 
     out = 'task log\n    SCALE_RESULT {"rows": 3}\n03:51:48 - INFO - finished\n'
     assert result_line(out, "SCALE_RESULT ") == '{"rows": 3}'

@@ -68,14 +68,10 @@ def bench(
     """Compare the runners on the same pipelines: time, overhead, memory, identical outputs."""
     from rich.markdown import Markdown
 
-    from mlpipe.benchmark import (
-        DEPLOYED,
-        BenchSettings,
-        registered_runners,
-        render_markdown,
-        run_benchmark,
-        write_report,
-    )
+    from mlpipe.bench.deployed import DEPLOYED
+    from mlpipe.bench.report import render_markdown, write_report
+    from mlpipe.bench.runs import run_benchmark
+    from mlpipe.bench.settings import BenchSettings, registered_runners
     from mlpipe.core import plugins
     from mlpipe.core.paths import resolve_home
 
@@ -143,7 +139,7 @@ def _bench_scale(
     """``mlpipe bench --scale``: the sharded-inference table, growth, memory and chart."""
     from rich.markdown import Markdown
 
-    from mlpipe.benchmark_scale import ScaleSettings, render_markdown, run_scale, write_report
+    from mlpipe.bench.scale import ScaleSettings, render_markdown, run_scale, write_report
 
     try:
         counts = [int(x.replace("_", "")) for x in rows.split(",") if x.strip()] if rows else []

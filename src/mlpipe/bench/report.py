@@ -1,0 +1,138 @@
+"""The benchmark's Markdown table and the files it writes (JSON, Markdown, PNG charts)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mlpipe.bench.charts import render_breakdown_chart, render_chart
+from mlpipe.bench.deployed import render_deployed
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    s = report["summary"]
+    lines = [
+        f"Measured {report['date'][:10]} on {report['machine']}; {report['mode']} mode, "
+        f"task {report.get('task', 'text-classification')} "
+        f"(model `{report['model']}`, {report['rows']['training']} training rows, "
+        f"{report['rows']['inference']} inference rows), "
+        f"{report['repetitions']} interleaved repetitions; "
+        + ", ".join(f"{k} {v}" for k, v in report["versions"].items())
+        + ".",
+        "",
+        "| runner | training s (min-max) | x local | inference s (min-max) | x local "
+        "| overhead s (train / infer) | start-up s | peak RSS MiB | same weights "
+        "| same predictions |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for runner, e in s.items():
+        if not e["ok"]:
+            lines.append(f"| {runner} | failed: {e['errors'][0][:80]} | | | | | | | | |")
+            continue
+        t, i = e["training"], e["inference"]
+        lines.append(
+            f"| {runner} | {t['median_s']:.1f} ({t['min_s']:.1f}-{t['max_s']:.1f}) | "
+            f"{_ratio(t['ratio_to_local'])} | "
+            f"{i['median_s']:.1f} ({i['min_s']:.1f}-{i['max_s']:.1f}) | "
+            f"{_ratio(i['ratio_to_local'])} | {t['overhead_s']:.2f} / {i['overhead_s']:.2f} | "
+            f"{e['startup_s']:.1f} | {e['peak_rss_mib']:.0f} | {_yes(e['identical_weights'])} | "
+            f"{_yes(e['identical_predictions'])} |"
+        )
+    lines += [
+        "",
+        "Median seconds per step:",
+        "",
+        "| step | " + " | ".join(r for r in s if s[r]["ok"]) + " |",
+        "|---|" + "---|" * sum(1 for r in s if s[r]["ok"]),
+    ]
+    ok = [r for r in s if s[r]["ok"]]
+    if ok:
+        for pipe in ("training", "inference"):
+            for step in s[ok[0]][pipe]["step_s"]:
+                lines.append(
+                    f"| {step} | "
+                    + " | ".join(f"{s[r][pipe]['step_s'][step]:.2f}" for r in ok)
+                    + " |"
+                )
+        lines += _render_floor(s, ok)
+    if "deployed" in report:
+        lines += render_deployed(report["deployed"]["summary"], s)
+    return "\n".join(lines)
+
+
+def _render_floor(s: dict[str, Any], ok: list[str]) -> list[str]:
+    """The floor table, the phase breakdown and the cached rerun, for runners that have them."""
+    have = [r for r in ok if "floor_s" in s[r]["training"]]
+    if not have:
+        return []
+    lines = [
+        "",
+        "Orchestrator floor (a native no-op pipeline of the same shape and fan-out) and mlpipe's "
+        "adapter overhead = run time - step time - floor, median seconds:",
+        "",
+        "| runner | pipeline | run s | step time s | floor s | adapter overhead s "
+        "| overhead / floor |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in have:
+        for pipe in ("training", "inference"):
+            e = s[r][pipe]
+            pct = e.get("adapter_pct_of_floor")
+            lines.append(
+                f"| {r} | {pipe} | {e['median_s']:.2f} | {e['step_sum_s']:.2f} | "
+                f"{e['floor_s']:.2f} | {e['adapter_overhead_s']:.2f} | "
+                f"{'-' if pct is None else f'{pct:.0f}%'} |"
+            )
+    phases = list(s[have[0]]["training"]["phase_s"])
+    lines += [
+        "",
+        "Where the steps' time went, summed over each pipeline's steps (median seconds; "
+        "from the timestamps each step records in result.json):",
+        "",
+        "| runner | pipeline | " + " | ".join(p.removesuffix("_s") for p in phases) + " |",
+        "|---|---|" + "---|" * len(phases),
+    ]
+    for r in have:
+        for pipe in ("training", "inference"):
+            ph = s[r][pipe]["phase_s"]
+            lines.append(f"| {r} | {pipe} | " + " | ".join(f"{ph[p]:.2f}" for p in phases) + " |")
+    rerun = [r for r in have if "rerun_s" in s[r]["training"]]
+    if rerun:
+        lines += [
+            "",
+            "Unchanged training rerun, served from the step cache:",
+            "",
+            "| runner | first run s | rerun s | rerun / first run | floor s | rerun / floor |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in rerun:
+            t = s[r]["training"]
+            over = f"{t['rerun_s'] / t['floor_s']:.2f}x" if t["floor_s"] > 0.05 else "-"
+            lines.append(f"| {r} | {t['median_s']:.2f} | {t['rerun_s']:.2f} | "
+                         f"{t['rerun_pct']:.1f}% | {t['floor_s']:.2f} | {over} |")
+    return lines
+
+
+def _ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def _yes(x: bool) -> str:
+    return "yes" if x else "**no**"
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": out_dir / "bench.json",
+        "markdown": out_dir / "bench.md",
+        "chart": out_dir / "bench.png",
+    }
+    paths["json"].write_text(json.dumps(report, indent=2))
+    paths["markdown"].write_text(render_markdown(report) + "\n")
+    render_chart(report, paths["chart"])
+    breakdown = render_breakdown_chart(report, out_dir / "bench-breakdown.png")
+    if breakdown is not None:
+        paths["breakdown_chart"] = breakdown
+    return paths
