@@ -1,4 +1,4 @@
-"""One runner in a fresh process: ``python -m mlpipe.bench.child RUNNER HOME TRAIN_JSON INFER_JSON``
+"""One runner in a fresh process: ``python -m mlpipe.bench.child RUNNER HOME PIPELINES_JSON``
 runs the pipelines, the cached rerun and the floor, and prints one ``BENCH_RESULT`` JSON line."""
 
 from __future__ import annotations
@@ -12,9 +12,13 @@ from typing import Any
 
 
 def child_main(argv: Sequence[str]) -> None:
-    """``python -m mlpipe.bench.child RUNNER HOME TRAIN_JSON INFER_JSON`` -> one JSON line."""
+    """``python -m mlpipe.bench.child RUNNER HOME PIPELINES_JSON`` -> one JSON line.
+
+    ``PIPELINES_JSON``: ``[[pipeline reference, config JSON], ...]``, run in order (inference
+    after the training that registered its model); the first one is rerun unchanged, from the
+    step cache the first run filled."""
     started = time.perf_counter()
-    runner, home, train_json, infer_json = argv
+    runner, home, pipelines_json = argv
     from mlpipe.bench.floor import floor_seconds, shape_of
     from mlpipe.core.config import config_from_json
     from mlpipe.core.execution import get_runner
@@ -23,35 +27,51 @@ def child_main(argv: Sequence[str]) -> None:
 
     chosen = get_runner(runner)  # imports the orchestrator (its start-up is measured apart)
     import_s = time.perf_counter() - started
-    out: dict[str, Any] = {"runner": runner, "import_s": import_s}
+    pipelines = [(resolve_pipeline(ref), raw) for ref, raw in json.loads(pipelines_json)]
+    out: dict[str, Any] = {"runner": runner, "import_s": import_s,
+                           "pipelines": [p.name for p, _ in pipelines]}
     runs: dict[str, Any] = {}
-    for name, raw in (("training", train_json), ("inference", infer_json)):
-        run = runs[name] = chosen.run(name, config_from_json(raw), home=Path(home),
-                                      use_cache=False)
-        out[name] = {
+    for pipeline, raw in pipelines:
+        run = runs[pipeline.name] = chosen.run(pipeline, config_from_json(raw,
+                                               pipeline.config_type), home=Path(home),
+                                               use_cache=False)
+        out[pipeline.name] = {
             "seconds": run.seconds,
             "wall_s": run.extra.get("wall_seconds", run.seconds),
             "steps": {s.step: s.seconds for s in run.steps},
             "step_sum": sum(s.seconds for s in run.steps),
-            "sha256": {s.step: s.ref.sha256 for s in run.steps},
+            "sha256": output_hashes(run),
             "breakdown": {s.step: _breakdown(s, run.extra) for s in run.steps},
         }
-    # an unchanged rerun, served from the step cache (the first runs filled it)
+    # an unchanged rerun of the first pipeline, served from the step cache (the first run filled it)
     measuring = time.perf_counter()
-    rerun = chosen.run("training", config_from_json(train_json), home=Path(home), use_cache=True)
-    out["training"]["rerun_s"] = rerun.seconds
-    out["training"]["rerun_cached"] = [s.cached for s in rerun.steps]
-    for name in ("training", "inference"):  # the orchestrator's own floor, same shape and fan-out
-        shape = shape_of(resolve_pipeline(name), runs[name])
-        floor = floor_seconds(runner, shape, name, Path(home) / "floor")
+    first, first_raw = pipelines[0]
+    rerun = chosen.run(first, config_from_json(first_raw, first.config_type), home=Path(home),
+                       use_cache=True)
+    out[first.name]["rerun_s"] = rerun.seconds
+    out[first.name]["rerun_cached"] = [s.cached for s in rerun.steps]
+    for pipeline, _ in pipelines:  # the orchestrator's own floor, same shape and fan-out
+        shape = shape_of(pipeline, runs[pipeline.name])
+        floor = floor_seconds(runner, shape, pipeline.name, Path(home) / "floor")
         if floor is not None:  # a runner without a floor is reported as having none
-            out[name]["floor_s"] = floor
+            out[pipeline.name]["floor_s"] = floor
     out["measure_s"] = time.perf_counter() - measuring  # the rerun and floors: not start-up
-    out["weights_sha256"] = out["training"]["sha256"]["train_model"]
-    out["predictions_sha256"] = out["inference"]["sha256"]["save_results"]
     out["child_s"] = time.perf_counter() - started
     print("BENCH_RESULT " + json.dumps(out), flush=True)
     skip_teardown_at_exit()  # the child's own process: its teardown is nobody's start-up
+
+
+def output_hashes(run: Any) -> dict[str, str]:
+    """Every output reference's sha256: each step's, and each shard's of a map step's output
+    (``step[i]``), so identity covers every file a run produced, not one chosen output."""
+    from mlpipe.core.refs import ShardsRef
+
+    hashes: dict[str, str] = {}
+    for s in run.steps:
+        hashes[s.step] = s.ref.sha256
+        if isinstance(s.ref, ShardsRef):
+            hashes.update({f"{s.step}[{i}]": r.sha256 for i, r in enumerate(s.ref.refs)})
+    return hashes
 
 
 def _breakdown(step: Any, extra: dict[str, Any]) -> dict[str, float]:

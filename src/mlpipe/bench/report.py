@@ -11,34 +11,37 @@ from mlpipe.bench.deployed import render_deployed
 
 
 def render_markdown(report: dict[str, Any]) -> str:
+    """The summary first (fastest runner per pipeline, overhead, identical or not), then tables."""
     s = report["summary"]
+    pipes = report.get("pipelines", ["training", "inference"])
+    rows = ", ".join(f"{n} {p} rows" for p, n in report.get("rows", {}).items())
+    what = ", ".join(f"`{p}`" for p in report.get("references", pipes))
     lines = [
         f"Measured {report['date'][:10]} on {report['machine']}; {report['mode']} mode, "
-        f"task {report.get('task', 'text-classification')} "
-        f"(model `{report['model']}`, {report['rows']['training']} training rows, "
-        f"{report['rows']['inference']} inference rows), "
-        f"{report['repetitions']} interleaved repetitions; "
+        f"pipelines {what}"
+        + (f" (model `{report['model']}`, {rows})" if report.get("model") else "")
+        + f", {report['repetitions']} interleaved repetitions; "
         + ", ".join(f"{k} {v}" for k, v in report["versions"].items())
         + ".",
         "",
-        "| runner | training s (min-max) | x local | inference s (min-max) | x local "
-        "| overhead s (train / infer) | start-up s | peak RSS MiB | same weights "
-        "| same predictions |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        *render_summary(report),
+        "",
+        "| runner | pipeline | s (min-max) | x local | overhead s | start-up s | peak RSS MiB "
+        "| same outputs |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for runner, e in s.items():
         if not e["ok"]:
-            lines.append(f"| {runner} | failed: {e['errors'][0][:80]} | | | | | | | | |")
+            lines.append(f"| {runner} | failed: {e['errors'][0][:80]} | | | | | | |")
             continue
-        t, i = e["training"], e["inference"]
-        lines.append(
-            f"| {runner} | {t['median_s']:.1f} ({t['min_s']:.1f}-{t['max_s']:.1f}) | "
-            f"{_ratio(t['ratio_to_local'])} | "
-            f"{i['median_s']:.1f} ({i['min_s']:.1f}-{i['max_s']:.1f}) | "
-            f"{_ratio(i['ratio_to_local'])} | {t['overhead_s']:.2f} / {i['overhead_s']:.2f} | "
-            f"{e['startup_s']:.1f} | {e['peak_rss_mib']:.0f} | {_yes(e['identical_weights'])} | "
-            f"{_yes(e['identical_predictions'])} |"
-        )
+        for pipe in pipes:
+            p = e[pipe]
+            lines.append(
+                f"| {runner} | {pipe} | {p['median_s']:.1f} ({p['min_s']:.1f}-{p['max_s']:.1f}) | "
+                f"{_ratio(p['ratio_to_local'])} | {p['overhead_s']:.2f} | "
+                f"{e['startup_s']:.1f} | {e['peak_rss_mib']:.0f} | "
+                f"{_same(e)} |"
+            )
     lines += [
         "",
         "Median seconds per step:",
@@ -48,22 +51,22 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     ok = [r for r in s if s[r]["ok"]]
     if ok:
-        for pipe in ("training", "inference"):
+        for pipe in pipes:
             for step in s[ok[0]][pipe]["step_s"]:
                 lines.append(
                     f"| {step} | "
                     + " | ".join(f"{s[r][pipe]['step_s'][step]:.2f}" for r in ok)
                     + " |"
                 )
-        lines += _render_floor(s, ok)
+        lines += _render_floor(s, ok, pipes)
     if "deployed" in report:
         lines += render_deployed(report["deployed"]["summary"], s)
     return "\n".join(lines)
 
 
-def _render_floor(s: dict[str, Any], ok: list[str]) -> list[str]:
+def _render_floor(s: dict[str, Any], ok: list[str], pipes: list[str]) -> list[str]:
     """The floor table, the phase breakdown and the cached rerun, for runners that have them."""
-    have = [r for r in ok if "floor_s" in s[r]["training"]]
+    have = [r for r in ok if "floor_s" in s[r][pipes[0]]]
     if not have:
         return []
     lines = [
@@ -76,7 +79,7 @@ def _render_floor(s: dict[str, Any], ok: list[str]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for r in have:
-        for pipe in ("training", "inference"):
+        for pipe in pipes:
             e = s[r][pipe]
             pct = e.get("adapter_pct_of_floor")
             lines.append(
@@ -84,7 +87,7 @@ def _render_floor(s: dict[str, Any], ok: list[str]) -> list[str]:
                 f"{e['floor_s']:.2f} | {e['adapter_overhead_s']:.2f} | "
                 f"{'-' if pct is None else f'{pct:.0f}%'} |"
             )
-    phases = list(s[have[0]]["training"]["phase_s"])
+    phases = list(s[have[0]][pipes[0]]["phase_s"])
     lines += [
         "",
         "Where the steps' time went, summed over each pipeline's steps (median seconds; "
@@ -94,24 +97,55 @@ def _render_floor(s: dict[str, Any], ok: list[str]) -> list[str]:
         "|---|---|" + "---|" * len(phases),
     ]
     for r in have:
-        for pipe in ("training", "inference"):
+        for pipe in pipes:
             ph = s[r][pipe]["phase_s"]
             lines.append(f"| {r} | {pipe} | " + " | ".join(f"{ph[p]:.2f}" for p in phases) + " |")
-    rerun = [r for r in have if "rerun_s" in s[r]["training"]]
+    rerun = [r for r in have if "rerun_s" in s[r][pipes[0]]]
     if rerun:
         lines += [
             "",
-            "Unchanged training rerun, served from the step cache:",
+            f"Unchanged {pipes[0]} rerun, served from the step cache:",
             "",
             "| runner | first run s | rerun s | rerun / first run | floor s | rerun / floor |",
             "|---|---|---|---|---|---|",
         ]
         for r in rerun:
-            t = s[r]["training"]
+            t = s[r][pipes[0]]
             over = f"{t['rerun_s'] / t['floor_s']:.2f}x" if t["floor_s"] > 0.05 else "-"
             lines.append(f"| {r} | {t['median_s']:.2f} | {t['rerun_s']:.2f} | "
                          f"{t['rerun_pct']:.1f}% | {t['floor_s']:.2f} | {over} |")
     return lines
+
+
+def render_summary(report: dict[str, Any]) -> list[str]:
+    """The one-screen answer: per pipeline the fastest runner and each runner's overhead (run
+    time above its steps' own time, in seconds and as a share of the run), and identity."""
+    s = {r: e for r, e in report["summary"].items() if e["ok"]}
+    lines = ["**Summary**", ""]
+    for pipe in report.get("pipelines", ["training", "inference"]):
+        if not s:
+            break
+        fastest = min(s, key=lambda r: s[r][pipe]["median_s"])
+        over = "; ".join(
+            f"{r} {s[r][pipe]['overhead_s']:.1f} s "
+            f"({100 * s[r][pipe]['overhead_s'] / max(s[r][pipe]['median_s'], 1e-9):.0f}%)"
+            for r in s)
+        lines.append(f"- `{pipe}`: fastest **{fastest}** ({s[fastest][pipe]['median_s']:.1f} s); "
+                     f"overhead {over}")
+    same = [r for r in s if s[r].get("identical_outputs")]
+    differ = {r: s[r].get("different_outputs", []) for r in s if r not in same}
+    lines.append(f"- identical outputs (every output's sha256, against local): "
+                 f"{', '.join(same) or 'none'}"
+                 + "".join(f"; **{r} differs**: {', '.join(d[:5]) or 'not compared'}"
+                           for r, d in differ.items()))
+    failed = [r for r, e in report["summary"].items() if not e["ok"]]
+    if failed:
+        lines.append(f"- failed: {', '.join(failed)}")
+    return lines
+
+
+def _same(e: dict[str, Any]) -> str:
+    return f"{_yes(e['identical_outputs'])} ({e['outputs_compared']})"
 
 
 def _ratio(x: float | None) -> str:

@@ -26,13 +26,13 @@ from mlpipe.bench.settings import BenchSettings, default_overrides
 from mlpipe.bench.summary import summarize
 
 
-def run_child(runner: str, home: Path, train_json: str, infer_json: str) -> dict[str, Any]:
+def run_child(runner: str, home: Path, pipelines: list[tuple[str, str]]) -> dict[str, Any]:
     """Run one runner's pipelines in a fresh child process and collect its figures."""
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     child = run_sampled(
-        [sys.executable, "-m", "mlpipe.bench.child", runner, str(home), train_json, infer_json], env
+        [sys.executable, "-m", "mlpipe.bench.child", runner, str(home), json.dumps(pipelines)], env
     )
     line = result_line(child.stdout, "BENCH_RESULT ")
     if child.returncode != 0 or line is None:
@@ -41,26 +41,47 @@ def run_child(runner: str, home: Path, train_json: str, infer_json: str) -> dict
         return {"runner": runner, "ok": False, "error": error, "wall_s": child.wall_s}
     result: dict[str, Any] = json.loads(line)
     result.update(ok=True, wall_s=child.wall_s, peak_rss_mib=child.peak_rss_bytes / 2**20)
-    pipelines_s = result["training"]["seconds"] + result["inference"]["seconds"]
+    pipelines_s = sum(result[name]["seconds"] for name in result["pipelines"])
+    hashes = {name: result[name]["sha256"] for name in result["pipelines"]}
+    for key, pipe, step in (("weights_sha256", "training", "train_model"),
+                            ("predictions_sha256", "inference", "save_results")):
+        if step in hashes.get(pipe, {}):  # the built-ins' headline outputs, named
+            result[key] = hashes[pipe][step]
     result["startup_s"] = child.wall_s - pipelines_s - result.get("measure_s", 0.0)
     return result
+
+
+def bench_configs(settings: BenchSettings) -> list[tuple[str, Any]]:
+    """Each pipeline to run and its validated config. The built-ins start from the benchmark's
+    own sizes (quick or full) plus ``--set-training`` / ``--set-inference``; every pipeline then
+    takes ``-c`` and ``--set``, as ``mlpipe run`` would."""
+    from mlpipe.core.config import load_config
+    from mlpipe.core.pipeline import resolve_pipeline
+
+    train_o, infer_o = default_overrides(settings.quick, settings.task)
+    builtin = {"training": [*train_o, *settings.training_overrides],
+               "inference": [*infer_o, *settings.inference_overrides]}
+    out = []
+    for ref in settings.pipelines:
+        pipeline = resolve_pipeline(ref)
+        overrides = [*builtin.get(ref, []), *settings.overrides]
+        out.append((ref, load_config(settings.config, overrides, pipeline=pipeline.name,
+                                     config_type=pipeline.config_type)))
+    return out
 
 
 def run_benchmark(
     settings: BenchSettings, on_progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
     """Run every runner ``repetitions`` times, rotating the order each repetition."""
-    from mlpipe.core.config import TrainingConfig, load_config
-
-    train_o, infer_o = default_overrides(settings.quick, settings.task)
-    train_cfg = load_config(None, [*train_o, *settings.training_overrides], pipeline="training")
-    assert isinstance(train_cfg, TrainingConfig)
-    infer_cfg = load_config(None, [*infer_o, *settings.inference_overrides], pipeline="inference")
+    loaded = bench_configs(settings)
+    pipelines = [(ref, cfg.model_dump_json()) for ref, cfg in loaded]
+    names = [cfg.pipeline for _, cfg in loaded]
     runners = list(settings.runners)
     deployed = [r for r in runners if settings.deployed and r in DEPLOYED]
     raw: list[dict[str, Any]] = []
     deployed_raw: list[dict[str, Any]] = []
-    configs = {"training": train_cfg.model_dump_json(), "inference": infer_cfg.model_dump_json()}
+    configs = dict(zip(names, (raw for _, raw in pipelines), strict=True))
     with tempfile.TemporaryDirectory(prefix="mlpipe-bench-") as tmp:
         for rep in range(settings.repetitions):
             order = runners[rep % len(runners) :] + runners[: rep % len(runners)]
@@ -68,7 +89,7 @@ def run_benchmark(
                 if on_progress:
                     on_progress(f"repetition {rep + 1}/{settings.repetitions}: {runner}")
                 home = Path(tmp) / f"{runner}-{rep}"
-                result = run_child(runner, home, configs["training"], configs["inference"])
+                result = run_child(runner, home, pipelines)
                 result["repetition"] = rep
                 raw.append(result)
             for runner in deployed:  # one service start per runner and repetition
@@ -85,13 +106,13 @@ def run_benchmark(
         "mode": "quick" if settings.quick else "full",
         "task": settings.task,
         "repetitions": settings.repetitions,
-        "model": train_cfg.model.base,
-        "rows": {
-            "training": train_cfg.data.generated.n_samples,
-            "inference": infer_cfg.data.generated.n_samples,
-        },
+        "pipelines": names,
+        "references": [ref for ref, _ in loaded],
+        "model": next((c.model.base for _, c in loaded if hasattr(c, "model")), None),
+        "rows": {cfg.pipeline: cfg.data.generated.n_samples for _, cfg in loaded
+                 if getattr(getattr(cfg, "data", None), "generated", None) is not None},
         "raw": raw,
-        "summary": summarize(raw, runners),
+        "summary": summarize(raw, runners, names),
     }
     if deployed:
         local = {r["repetition"]: r for r in raw if r["runner"] == "local" and r.get("ok")}

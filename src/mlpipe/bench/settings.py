@@ -22,6 +22,11 @@ class BenchSettings:
     quick: bool = True
     repetitions: int = 3
     task: str = "text-classification"
+    #: The pipelines, in order: registered names or ``module:ATTRIBUTE`` (a user's own).
+    pipelines: Sequence[str] = ("training", "inference")
+    #: A config file and ``--set`` overrides, applied to every pipeline (as ``mlpipe run``).
+    config: Path | None = None
+    overrides: list[str] = field(default_factory=list)
     runners: Sequence[str] = field(default_factory=registered_runners)
     out_dir: Path = Path("bench/results")
     training_overrides: list[str] = field(default_factory=list)

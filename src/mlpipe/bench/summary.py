@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def summarize(raw: list[dict[str, Any]], runners: Sequence[str]) -> dict[str, Any]:
-    """Per runner: medians, min/max, ratio to local in the same repetition, identical outputs."""
+def summarize(raw: list[dict[str, Any]], runners: Sequence[str],
+              pipelines: Sequence[str] = ("training", "inference")) -> dict[str, Any]:
+    """Per runner: medians, min/max, ratio to local in the same repetition, identical outputs
+    (every output reference's sha256, each pipeline's, against local's in the same repetition)."""
     local = {r["repetition"]: r for r in raw if r["runner"] == "local" and r.get("ok")}
     summary: dict[str, Any] = {}
     for runner in runners:
@@ -21,7 +23,7 @@ def summarize(raw: list[dict[str, Any]], runners: Sequence[str]) -> dict[str, An
             "errors": [r["error"] for r in runs if not r.get("ok")],
         }
         if ok:
-            for pipe in ("training", "inference"):
+            for pipe in pipelines:
                 secs = [r[pipe]["seconds"] for r in ok]
                 ratios = [
                     r[pipe]["seconds"] / local[r["repetition"]][pipe]["seconds"]
@@ -43,28 +45,40 @@ def summarize(raw: list[dict[str, Any]], runners: Sequence[str]) -> dict[str, An
                     "overhead_s": statistics.median(overhead),
                     **_floor_figures(ok, pipe),
                 }
-            rerun = [r["training"]["rerun_s"] for r in ok if "rerun_s" in r["training"]]
-            if rerun:
-                first = entry["training"]["median_s"]
-                entry["training"]["rerun_s"] = statistics.median(rerun)
-                entry["training"]["rerun_pct"] = 100 * statistics.median(rerun) / first
+            for pipe in pipelines:  # the cached rerun (of the first pipeline)
+                rerun = [r[pipe]["rerun_s"] for r in ok if "rerun_s" in r[pipe]]
+                if rerun:
+                    first = entry[pipe]["median_s"]
+                    entry[pipe]["rerun_s"] = statistics.median(rerun)
+                    entry[pipe]["rerun_pct"] = 100 * statistics.median(rerun) / first
             entry["startup_s"] = statistics.median(r["startup_s"] for r in ok)
             entry["import_s"] = statistics.median(r["import_s"] for r in ok)
             entry["peak_rss_mib"] = max(r["peak_rss_mib"] for r in ok)
-            same = [
-                (
-                    r["weights_sha256"] == local[r["repetition"]]["weights_sha256"],
-                    r["predictions_sha256"] == local[r["repetition"]]["predictions_sha256"],
-                )
-                for r in ok
-                if r["repetition"] in local
-            ]
-            entry["identical_weights"] = bool(same) and all(w for w, _ in same)
-            entry["identical_predictions"] = bool(same) and all(p for _, p in same)
-            entry["weights_sha256"] = ok[0]["weights_sha256"]
-            entry["predictions_sha256"] = ok[0]["predictions_sha256"]
+            compared = [r for r in ok if r["repetition"] in local]
+            different = sorted({d for r in compared
+                                for d in different_outputs(r, local[r["repetition"]], pipelines)})
+            entry["identical_outputs"] = bool(compared) and not different
+            entry["different_outputs"] = different
+            entry["outputs_compared"] = sum(len(ok[0][p]["sha256"]) for p in pipelines)
+            for key, name in (("weights_sha256", "weights"), ("predictions_sha256", "predictions")):
+                if key in ok[0]:  # the built-ins' two headline outputs, named
+                    entry[f"identical_{name}"] = bool(compared) and all(
+                        r[key] == local[r["repetition"]][key] for r in compared)
+                    entry[key] = ok[0][key]
         summary[runner] = entry
     return summary
+
+
+def different_outputs(run: dict[str, Any], reference: dict[str, Any],
+                      pipelines: Sequence[str]) -> list[str]:
+    """``pipeline/output`` for every output reference whose sha256 differs from the reference
+    run's (or that only one of the two produced)."""
+    out = []
+    for pipe in pipelines:
+        mine, theirs = run[pipe]["sha256"], reference[pipe]["sha256"]
+        out += [f"{pipe}/{k}" for k in sorted(set(mine) | set(theirs))
+                if mine.get(k) != theirs.get(k)]
+    return out
 
 
 def _floor_figures(ok: list[dict[str, Any]], pipe: str) -> dict[str, Any]:
