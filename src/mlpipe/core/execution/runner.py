@@ -506,6 +506,8 @@ class RunRecord:
             "seconds": None,
             "orchestrator_run_id": None,
             "config_sha256": sha256_json(self.config),
+            "code": code_of(pipeline),  # what ``mlpipe runs diff`` compares
+            "environment": environment(),
             "model_version": None,
             "failed_step": None,
             "error": None,
@@ -568,6 +570,30 @@ class RunRecord:
 def read_run(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text())
     return data
+
+
+def code_of(pipeline: Pipeline) -> dict[str, str]:
+    """The code a run ran: mlpipe core's source hash and, for a user pipeline, its module's."""
+    from mlpipe.core.cache import code_version, module_version
+
+    code = {"mlpipe_core": code_version()}
+    ref = _ref_or_name(pipeline)
+    if ":" in ref:
+        with contextlib.suppress(Exception):  # a module gone since: nothing to compare
+            code[ref.split(":")[0]] = module_version(ref.split(":")[0])
+    return code
+
+
+def environment() -> dict[str, str]:
+    """Where a run ran: Python, the platform and the versions of the libraries a step uses."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    env = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("mlpipe", "torch", "transformers", "pyarrow", "pydantic"):
+        with contextlib.suppress(PackageNotFoundError):
+            env[package] = version(package)
+    return env
 
 
 def _ref_or_name(pipeline: Pipeline) -> str:
