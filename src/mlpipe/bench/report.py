@@ -138,6 +138,10 @@ def render_summary(report: dict[str, Any]) -> list[str]:
                  f"{', '.join(same) or 'none'}"
                  + "".join(f"; **{r} differs**: {', '.join(d[:5]) or 'not compared'}"
                            for r, d in differ.items()))
+    for runner, pipes in report.get("not_honoured", {}).items():
+        lines.append(f"- not honoured here by **{runner}**: " + "; ".join(
+            f"{setting} in {pipe} ({level}: {why})"
+            for pipe, found in pipes.items() for setting, level, why in found))
     failed = [r for r, e in report["summary"].items() if not e["ok"]]
     if failed:
         lines.append(f"- failed: {', '.join(failed)}")

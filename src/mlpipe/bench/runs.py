@@ -70,6 +70,24 @@ def bench_configs(settings: BenchSettings) -> list[tuple[str, Any]]:
     return out
 
 
+def not_honoured(settings: BenchSettings) -> dict[str, dict[str, list[list[str]]]]:
+    """Per runner and pipeline: the settings its config (or shape) uses that the runner, as run
+    here, only approximates or ignores (``[setting, level, why]``), from each plugin's
+    declarations (``Runner.honours``)."""
+    from mlpipe.core import plugins
+    from mlpipe.core.execution.honours import not_honoured as check
+    from mlpipe.core.pipeline import resolve_pipeline
+
+    out: dict[str, dict[str, list[list[str]]]] = {}
+    loaded = [(resolve_pipeline(ref), cfg) for ref, cfg in bench_configs(settings)]
+    for runner in settings.runners:
+        honours = getattr(plugins.load("runner", runner), "honours", {})
+        found = {p.name: [list(x) for x in check(honours, p, cfg)] for p, cfg in loaded}
+        if any(found.values()):
+            out[runner] = {k: v for k, v in found.items() if v}
+    return out
+
+
 def run_benchmark(
     settings: BenchSettings, on_progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
@@ -111,6 +129,7 @@ def run_benchmark(
         "model": next((c.model.base for _, c in loaded if hasattr(c, "model")), None),
         "rows": {cfg.pipeline: cfg.data.generated.n_samples for _, cfg in loaded
                  if getattr(getattr(cfg, "data", None), "generated", None) is not None},
+        "not_honoured": not_honoured(settings),
         "raw": raw,
         "summary": summarize(raw, runners, names),
     }

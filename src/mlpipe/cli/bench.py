@@ -87,7 +87,7 @@ def bench(
 
     from mlpipe.bench.deployed import DEPLOYED
     from mlpipe.bench.report import render_markdown, write_report
-    from mlpipe.bench.runs import run_benchmark
+    from mlpipe.bench.runs import not_honoured, run_benchmark
     from mlpipe.bench.settings import BenchSettings, registered_runners
     from mlpipe.cli.run import pipeline_from_cli
     from mlpipe.core import plugins
@@ -139,6 +139,11 @@ def bench(
         deployed=deployed,
     )
     try:
+        for runner, found in not_honoured(settings).items():  # said before the minutes it takes
+            for pipe, items in found.items():
+                for setting, level, why in items:
+                    err.print(f"[yellow]warning: {runner} {level} {setting} ({pipe}): {why}[/]",
+                              highlight=False, soft_wrap=True)
         with err.status("benchmark starting") as status:
             report = run_benchmark(settings, on_progress=lambda msg: status.update(msg))
     except MlpipeError as exc:

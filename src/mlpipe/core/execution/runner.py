@@ -28,6 +28,7 @@ from mlpipe.core.config import DataConfig, PipelineSettings
 from mlpipe.core.errors import ConfigError, MlpipeError, RemoteStepError, StepFailedError
 from mlpipe.core.execution.execute import INSIDE_TASK
 from mlpipe.core.execution.floor import Floor, FloorTask
+from mlpipe.core.execution.honours import Level
 from mlpipe.core.execution.plan import Plan, plan
 from mlpipe.core.execution.step import StepCallback, StepRun, read_step
 from mlpipe.core.faults import fault_point
@@ -188,6 +189,9 @@ class Runner(ABC):
     runs_locally: ClassVar[bool] = True
     #: whether ``launch`` calls ``on_step`` itself; else the base watches the step records
     reports_steps: ClassVar[bool] = False
+    #: what this runner does, on this machine, with each setting of
+    #: :data:`mlpipe.core.execution.honours.SETTINGS`: (applied | approximated | ignored, why)
+    honours: ClassVar[Mapping[str, tuple[Level, str]]] = {}
 
     def run(
         self,
