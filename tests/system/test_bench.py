@@ -55,7 +55,7 @@ def test_quick_bench_runs_every_runner_in_process_and_deployed(tmp_path: Path) -
         assert raw["measure_s"] >= raw["training"]["rerun_s"] > 0, raw["runner"]
     assert report["summary"]["local"]["training"]["ratio_to_local"] == pytest.approx(1.0)
     table = (out / "bench.md").read_text()
-    assert "| airflow |" in table and "same predictions" in table
+    assert "| airflow | training |" in table and "same outputs" in table  # one row per pipeline
     assert "adapter overhead" in table and "| kubeflow | inference |" in table
     assert "Unchanged training rerun" in table
     for chart in ("bench.png", "bench-breakdown.png"):
