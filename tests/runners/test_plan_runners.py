@@ -6,13 +6,14 @@ Dagster gathered nothing and succeeded, before core owned the shard list)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import pytest
 
 from mlpipe.core.errors import StepFailedError
-from mlpipe.core.execution import get_runner
+from mlpipe.core.execution import PipelineRun, get_runner
 from tests.support.plan_pipelines import FUSED, PLAN_PIPELINE, PlanConfig
 
 RUNNERS = ["airflow", "dagster", "kubeflow"]
@@ -36,11 +37,26 @@ def test_the_plan_runs_as_the_local_runner_runs_it(home: Path, runner: str) -> N
     states = run.extra["task_states"]
     assert set(states) == PLAN_TASKS and set(states.values()) == {"success"}
     assert not any(s.cached for s in run.steps)  # use_cache=False: the local run's entries unused
+    _assert_shards_as_declared(run, runner)
     again = get_runner(runner).run(PLAN_PIPELINE, _config(), home=home, run_id=f"{runner}-2")
     assert all(s.cached for s in again.steps)
     assert {s.step: s.ref.sha256 for s in again.steps} == {s.step: s.ref.sha256 for s in run.steps}
     if runner == "dagster":  # once: records are records, whichever orchestrator wrote them
         _assert_runs_diff(home, runner)
+
+
+def _assert_shards_as_declared(run: PipelineRun, runner: str) -> None:
+    """The runner's declaration (``Runner.honours``) against what this run did: a runner that
+    says it runs a map step's shards one after another must show no two shards' windows
+    (step entry to record written, from each shard's result.json) overlapping."""
+    level = type(get_runner(runner)).honours["side_by_side_shards"][0]
+    run_dir = Path(run.run_dir)
+    windows = sorted((r["timings"]["entered"], r["ended"]) for r in (
+        json.loads(p.read_text()) for p in run_dir.glob("square/shard-*/result.json")))
+    assert len(windows) == 3
+    overlap = any(later[0] < earlier[1] for earlier, later in itertools.pairwise(windows))
+    if level == "ignored":
+        assert not overlap, (runner, windows)
 
 
 def _assert_runs_diff(home: Path, runner: str) -> None:
