@@ -18,17 +18,34 @@ from mlpipe.core.pipeline import resolve_pipeline
 from mlpipe.core.refs import PredictionsRef, ShardsRef
 from tests.support import venv_env
 
+REPO = Path(__file__).resolve().parents[2]
+USER_PIPELINE = "tests.support.plan_pipelines:PLAN_PIPELINE"
 
-@pytest.mark.slow
-def test_quick_bench_runs_every_runner_in_process_and_deployed(tmp_path: Path) -> None:
-    out = tmp_path / "results"
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
+    """The one `mlpipe bench` of this file, shared by the tests below: the built-ins (training
+    first: its cached rerun) and a user pipeline (a fused group, two map steps) on every runner,
+    one repetition, the built-ins also through the services; ``runtime.retries=1`` is a setting
+    kfp.local and the local runner do not honour."""
+    tmp = tmp_path_factory.mktemp("bench")
+    env = venv_env()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     proc = subprocess.run(  # a relative --out, as the README's command gives it
-        [sys.executable, "-m", "mlpipe", "bench", "--quick", "-n", "1", "--deployed",
-         "--out", "results"],
-        capture_output=True, text=True, env=venv_env(), timeout=1800, cwd=tmp_path,
+        [sys.executable, "-m", "mlpipe", "bench", "training", "inference", USER_PIPELINE,
+         "--quick", "-n", "1", "--deployed", "--set", "runtime.retries=1", "--out", "results"],
+        capture_output=True, text=True, env=env, timeout=1800, cwd=tmp,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads((out / "bench.json").read_text())
+    out = tmp / "results"
+    return json.loads((out / "bench.json").read_text()), out, proc.stderr
+
+
+@pytest.mark.slow
+def test_quick_bench_runs_every_runner_in_process_and_deployed(
+    bench_run: tuple[dict[str, Any], Path, str],
+) -> None:
+    report, out, _ = bench_run
     assert {"date", "machine", "versions", "raw", "summary", "mode"} <= set(report)
     assert report["mode"] == "quick" and report["repetitions"] == 1
     runners = list(report["summary"])  # every registered runner, local (the reference) first
@@ -168,61 +185,38 @@ def test_a_childs_result_line_is_found_where_kfp_local_indents_it() -> None:
     assert result_line("no marker here\n", "SCALE_RESULT ") is None
 
 
-REPO = Path(__file__).resolve().parents[2]
-USER_PIPELINE = "tests.support.plan_pipelines:PLAN_PIPELINE"
-
-
-@pytest.fixture(scope="module")
-def user_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
-    """One `mlpipe bench` of a user pipeline (fused group, two map steps) on every runner, one
-    repetition, shared by the assertions below; ``runtime.retries=1`` is a setting kfp.local and
-    the local runner do not honour."""
-    out = tmp_path_factory.mktemp("user-bench")
-    proc = subprocess.run(
-        [sys.executable, "-m", "mlpipe", "bench", USER_PIPELINE, "--quick", "-n", "1",
-         "--set", "runtime.retries=1", "--out", str(out)],
-        capture_output=True, text=True, env=venv_env(), timeout=1200, cwd=REPO,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads((out / "bench.json").read_text()), out, proc.stderr
-
-
 @pytest.mark.slow
-def test_bench_of_a_user_pipeline_has_floors_breakdown_rerun_and_identity(
-    user_bench: tuple[dict[str, Any], Path, str],
+def test_bench_of_a_user_pipeline_has_floors_breakdown_and_identity(
+    bench_run: tuple[dict[str, Any], Path, str],
 ) -> None:
-    report, out, _ = user_bench
+    report, out, _ = bench_run
     assert_user_bench(report, out)
 
 
 def assert_user_bench(report: dict[str, Any], out: Path) -> None:
-    assert report["pipelines"] == ["plan_test"] and report["references"] == [USER_PIPELINE]
+    assert report["pipelines"] == ["training", "inference", "plan_test"]
+    assert report["references"][2] == USER_PIPELINE
     assert set(report["summary"]) == {"local", "airflow", "kubeflow", "dagster"}
     for runner, entry in report["summary"].items():
         assert entry["ok"] == 1, (runner, entry["errors"])
-        # identity on every output reference: 5 steps, 3 shards each from split, square, add_one
-        assert entry["identical_outputs"] and entry["outputs_compared"] == 14, runner
+        assert entry["identical_outputs"] and not entry["different_outputs"], runner
         figures = entry["plan_test"]
         assert figures["floor_s"] > 0 and set(figures["breakdown"]) == set(figures["step_s"])
-        assert figures["rerun_s"] > 0  # the cached rerun of the first pipeline
     for raw in report["raw"]:
-        # served from the cache (kfp.local recomputed `total` in the rerun measured on 2026-12-04:
-        # see the issue-27 note; the steps before it must be cached everywhere)
-        assert all(raw["plan_test"]["rerun_cached"][:4]), raw["runner"]
-        assert "square[2]" in raw["plan_test"]["sha256"]  # each shard's hash, compared
+        # identity on every output reference: 5 steps, 3 shards each from split, square, add_one
+        assert len(raw["plan_test"]["sha256"]) == 14 and "square[2]" in raw["plan_test"]["sha256"]
     table = (out / "bench.md").read_text()
     assert table.index("**Summary**") < table.index("| runner | pipeline |")  # summary first
     assert "fastest" in table and "| kubeflow | plan_test |" in table
-    assert "Unchanged plan_test rerun" in table
     for chart in ("bench.png", "bench-breakdown.png"):
         assert (out / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
 def test_bench_names_the_settings_a_runner_does_not_honour(
-    user_bench: tuple[dict[str, Any], Path, str],
+    bench_run: tuple[dict[str, Any], Path, str],
 ) -> None:
-    report, out, stderr = user_bench
+    report, out, stderr = bench_run
     assert "warning: kubeflow ignored retries (plan_test)" in stderr  # before the run
     assert "retries" in {s for s, *_ in report["not_honoured"]["kubeflow"]["plan_test"]}
     shards = {r: {s for s, *_ in p.get("plan_test", [])}

@@ -20,7 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlpipe.bench.deployed import DEPLOYED, ServiceError, run_deployed, summarize_deployed
+from mlpipe.bench.deployed import (
+    DEPLOYED,
+    DEPLOYED_PIPELINES,
+    ServiceError,
+    run_deployed,
+    summarize_deployed,
+)
 from mlpipe.bench.sampling import machine, result_line, run_sampled, versions
 from mlpipe.bench.settings import BenchSettings, default_overrides
 from mlpipe.bench.summary import summarize
@@ -116,7 +122,8 @@ def run_benchmark(
                                 f"({DEPLOYED[runner]})")
                 deployed_raw.append(_deployed_run(
                     runner, rep, Path(tmp) / f"deployed-{runner}-{rep}",
-                    settings.out_dir / "deployed" / f"{runner}-{rep}", configs))
+                    settings.out_dir / "deployed" / f"{runner}-{rep}",
+                    {k: v for k, v in configs.items() if k in DEPLOYED_PIPELINES}))
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
