@@ -11,7 +11,7 @@
 #                `pip download` (set PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
 #                where PyPI's default torch is the CUDA build); a wheel index (.../whl/cu126):
 #                torch from there, for a CUDA image
-#   EXTRAS       extras installed in the image (default dagster,wandb)
+#   EXTRAS       extras installed in the step image (default dagster,wandb,onnx)
 #   IMAGE_NAME   default mlpipe (mlpipe-inference for the inference image)
 #
 #   docker/build-image.sh [step|inference] [--print-tag]
@@ -29,7 +29,7 @@ else
     IMAGE_NAME="${IMAGE_NAME:-mlpipe}"
     DOCKERFILE=docker/Dockerfile
 fi
-EXTRAS="${EXTRAS:-dagster,wandb}"
+EXTRAS="${EXTRAS:-dagster,wandb,onnx}"
 TORCH_INDEX="${TORCH_INDEX:-}"
 TORCH_VERSION="$(sed -n 's/^torch==//p' constraints.txt)"
 SLIM="docker.io/library/python:3.11-slim"

@@ -109,7 +109,7 @@ def score(config: ChampionChallengerConfig, ctx: StepContext, dataset: DatasetRe
     cfg = _inference_config(config, candidate.model)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        model = steps.load_model(cfg, _sub(ctx, "model"))
+        model = steps.fetch_model(cfg, _sub(ctx, "model"))
     except ModelNotFoundError:  # no champion yet: the challenger wins by default
         empty = ctx.out_dir / "absent.json"
         empty.write_text(json.dumps({"model": candidate.model, "absent": True}))

@@ -101,6 +101,35 @@ def test_onnx_inference_pipeline_imports_neither_torch_nor_transformers(
     assert run.outputs["run_inference"].sha256 == result["sha"]
 
 
+def test_a_fresh_task_process_imports_only_what_its_step_needs(onnx_home: Path) -> None:
+    """``run_inference``'s shard task, as a kfp or Airflow task runs it (a fresh interpreter,
+    ``execute(job)``): none of the runners, the YAML parser, pandas, torch or transformers get
+    imported, and it writes the same bytes as the shard run in this process."""
+    from mlpipe.core.execution.plan import plan
+
+    cfg = load_config(TINY_INFERENCE, ["data.generated.n_samples=90", "inference.backend=onnx",
+                                       "runtime.cache=false"])
+    assert isinstance(cfg, InferenceConfig)
+    run = run_pipeline(INFERENCE, cfg, home=onnx_home)
+    shard = next((onnx_home / "runs" / "inference" / run.run_id / "run_inference").glob("shard-*"))
+    before = (shard / "predictions.parquet").read_bytes()
+    job = plan(INFERENCE, cfg).task("run_inference__shard").job(
+        run.run_id, home=str(onnx_home), runner="test", shard=0, use_cache=False)
+    code = textwrap.dedent("""
+        import json, sys
+        from mlpipe.core.execution.execute import execute
+        execute(json.loads(sys.argv[1]))
+        unwanted = ("torch", "transformers", "pandas", "yaml", "mlpipe.core.execution.runner",
+                    "kfp", "dagster", "airflow")
+        print(json.dumps([m for m in unwanted if m in sys.modules]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(job)], capture_output=True,
+                          text=True, env=venv_env(), cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+    assert (shard / "predictions.parquet").read_bytes() == before
+
+
 def test_predict_cli_backend_onnx_and_missing_export_is_exit_2(
     onnx_home: Path, tmp_path: Path
 ) -> None:

@@ -366,7 +366,7 @@ def test_offline_registry_numbers_like_wandb_and_resolves_aliases(
     with pytest.raises(ModelNotFoundError, match="no alias 'prod'") as caught:
         registry.resolve("m:prod")
     assert caught.value.exit_code == 2
-    with pytest.raises(ModelNotFoundError, match=r"no version v7 \(versions: v0, v1\)"):
+    with pytest.raises(ModelNotFoundError, match=r"no version 7 \(versions: v0, v1\)"):
         registry.resolve("m:v7")
     with pytest.raises(ModelNotFoundError, match="'nope' was not published offline"):
         registry.fetch("nope:latest", tmp_path / "dest")

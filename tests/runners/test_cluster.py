@@ -22,7 +22,7 @@ import yaml
 from mlpipe.core import INFERENCE, TRAINING, ConfigError, load_config
 from mlpipe.core import run_pipeline as run_local
 from mlpipe.core.cluster import pod_manifest, step_container
-from mlpipe.core.config import PipelineConfig
+from mlpipe.core.config import BuiltinConfig
 from mlpipe.core.execution import load_step_result
 from mlpipe.core.pipeline import Pipeline
 from tests.support import TINY_INFERENCE, TINY_TRAINING, venv_env
@@ -45,6 +45,7 @@ CLUSTER = [
     "cluster.step_resources={train_model: {cpu: '4', memory: 8Gi, gpu: 1},"
     " run_inference: {cpu: '2', memory: 3Gi}}",
     "cluster.env={TOKENIZERS_PARALLELISM: 'false'}",
+    "cluster.secrets=[{env: WANDB_API_KEY, secret: wandb, key: api-key}]",  # none by default
 ]
 TRAIN_SET = ["data.generated.n_samples=300", "training.epochs=1", *CLUSTER]
 #: 100 rows in chunks of 50: two shards
@@ -55,7 +56,7 @@ SHARDS = 2
 AIRFLOW_SHARD_RUN_ID = "$(MLPIPE_RUN_ID)"
 
 
-def _config(pipeline: str, extra: list[str] = ()) -> PipelineConfig:  # type: ignore[assignment]
+def _config(pipeline: str, extra: list[str] = ()) -> BuiltinConfig:  # type: ignore[assignment]
     if pipeline == "training":
         return load_config(TINY_TRAINING, [*TRAIN_SET, *extra])
     return load_config(TINY_INFERENCE, [*INFER_SET, *extra])
@@ -307,7 +308,7 @@ def test_compiled_kfp_yaml(rendered: dict[str, Any], pipeline: Pipeline) -> None
             shard = spec["deploymentSpec"]["executors"][f"exec-{name}-shard"]["container"]
             assert shard["args"][-2:] == ["--shard", KFP_SHARD]
             assert shard["resources"]["resourceCpuLimit"] == "2"
-            upstream = {loop["taskInfo"]["name"]}
+            upstream |= {loop["taskInfo"]["name"]}  # the plan's gather: after both, as Airflow's
         assert set(tasks[name].get("dependentTasks", [])) == upstream
         res = container["resources"]
         gpu = step.name == "train_model"
@@ -328,6 +329,34 @@ def test_compiled_kfp_yaml(rendered: dict[str, Any], pipeline: Pipeline) -> None
         assert k8s["securityContext"]["runAsNonRoot"] is True
     run = yaml.safe_load((root / "kubeflow" / f"{pipeline.name}.run.yaml").read_text())
     assert run["namespace"] == "ml-team" and run["service_account"] == "mlpipe-runner"
+
+
+def test_every_cluster_translation_runs_a_fused_group_as_one_pod(tmp_path: Path) -> None:
+    """runtime.fuse in cluster mode: Airflow's, Dagster's and kfp's renderings each run the group
+    as one pod, ``mlpipe step save_artifacts__upload_model``, and no pod per fused step."""
+    from mlpipe.core.execution.plan import plan
+    from mlpipe.core.execution.runner import get_runner
+
+    cfg = _config("training", ["runtime.fuse=[[save_artifacts, upload_model]]"])
+    group = "save_artifacts__upload_model"
+    for orch in ORCHESTRATORS:
+        get_runner(orch).render_cluster(TRAINING, cfg, tmp_path / orch)
+        if orch == "kubeflow":
+            spec, _ = _kfp(tmp_path, "training")
+            executors = spec["deploymentSpec"]["executors"]
+            assert set(executors) == {f"exec-{s}" for s in (
+                "load-training-data", "train-model", "save-artifacts-upload-model")}
+            args = executors["exec-save-artifacts-upload-model"]["container"]["args"]
+            assert set(spec["root"]["dag"]["tasks"]["save-artifacts-upload-model"][
+                "dependentTasks"]) == {u.replace("_", "-") for u in plan(TRAINING, cfg).task(
+                    group).upstream}
+        else:
+            pods = sorted(p.name for p in (tmp_path / orch).glob("*.pod.yaml"))
+            assert pods == [f"training-{t}.pod.yaml" for t in sorted(
+                ("load_training_data", "train_model", group))], orch
+            args = _pod_args(yaml.safe_load((tmp_path / orch / f"training-{group}.pod.yaml")
+                                            .read_text()))
+        assert args[:4] == ["step", group, "--pipeline", "training"], orch
 
 
 @pytest.mark.slow

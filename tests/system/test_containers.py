@@ -12,7 +12,9 @@ outputs, byte for byte.
   cpu/memory limits, labels, deadline; plus ``--read-only`` (no tmpfs either) and
   ``--network none``. The PVC is one host directory; an emptyDir a fresh one per pod.
 * Once more with no shared volume and a ``file://`` object store (the "bucket" directory is the
-  only thing the pods share).
+  only thing the pods share), with ``inference.backend: onnx``: ``run_inference``'s pods run in
+  the slim inference image (``docker/build-image.sh inference``, no torch), the other steps in
+  the step image.
 * The Kubeflow cluster-mode pipeline (container components) with ``kfp.local.DockerRunner``
   (training: kfp.local cannot run the ParallelFor of inference's shard pods)
   against podman's Docker-compatible API.
@@ -46,7 +48,7 @@ AIRFLOW_RUN_ID = "{{ (dag_run.conf or {}).get('mlpipe_run_id') or run_id }}"
 PIPELINES = {"training": ["load_training_data", "train_model", "save_artifacts", "upload_model"],
              "inference": ["load_inference_data", "split_inference_data", "load_model",
                            "run_inference", "save_results"]}
-SETS = {"training": ["data.generated.n_samples=300", "training.epochs=1"],
+SETS = {"training": ["data.generated.n_samples=300", "training.epochs=1", "artifacts.onnx=true"],
         "inference": ["data.generated.n_samples=100", "inference.chunk_rows=50",
                       "inference.shards=2"]}
 #: A rendered Airflow shard pod's run id: the kubelet fills it from the env var Airflow renders.
@@ -94,8 +96,25 @@ def image(engine: str) -> str:
                           text=True, env=env, timeout=2400)
     assert proc.returncode == 0, proc.stderr[-5000:]
     TIMINGS["image"] = {"build_or_reuse_s": round(time.perf_counter() - started, 1)}
-    tag = proc.stdout.strip().splitlines()[-1]
+    return _local_tag(engine, proc.stdout)
+
+
+def _local_tag(engine: str, stdout: str) -> str:
+    tag = stdout.strip().splitlines()[-1]
     return tag if engine == "docker" or "/" in tag.split(":")[0] else f"localhost/{tag}"
+
+
+@pytest.fixture(scope="module")
+def inference_image(engine: str) -> str:
+    """The slim inference image (no torch), built (or reused) by docker/build-image.sh inference;
+    only ``run_inference``'s pods run in it, with ``inference.backend: onnx``."""
+    env = {**os.environ, "ENGINE": engine, "PYTHON": sys.executable, "WANDB_API_KEY": FAKE_KEY}
+    started = time.perf_counter()
+    proc = subprocess.run([str(ROOT / "docker" / "build-image.sh"), "inference"],
+                          capture_output=True, text=True, env=env, timeout=2400)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    TIMINGS["inference_image"] = {"build_or_reuse_s": round(time.perf_counter() - started, 1)}
+    return _local_tag(engine, proc.stdout)
 
 
 def _cluster_sets(image: str, extra: list[str] = ()) -> list[str]:  # type: ignore[assignment]
@@ -110,31 +129,41 @@ def _hashes(results: dict[str, dict[str, Any]]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def local_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """``mlpipe train`` / ``mlpipe infer`` here, runtime.mode local, the same tiny configs."""
+def local_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+    """``mlpipe train`` / ``mlpipe infer`` here, runtime.mode local, the same tiny configs: the
+    hashes per inference backend (``torch``, ``onnx``; the training run is the same)."""
     home = tmp_path_factory.mktemp("local-home")
     env = {**venv_env(), "HF_HUB_OFFLINE": "1"}  # as the image sets it
     results: dict[str, dict[str, Any]] = {}
-    for name, command in (("training", "train"), ("inference", "infer")):
+    by_backend: dict[str, dict[str, str]] = {}
+    for name, command, backend in (("training", "train", ""), ("inference", "infer", "torch"),
+                                   ("inference", "infer", "onnx")):
+        sets = [*SETS[name], *([f"inference.backend={backend}"] if backend else [])]
         proc = subprocess.run(
             [sys.executable, "-m", "mlpipe", command, "-c", str(CONFIGS[name]),
-             *[a for s in SETS[name] for a in ("--set", s)], "--home", str(home), "--json",
+             *[a for s in sets for a in ("--set", s)], "--home", str(home), "--json",
              "--no-cache"], capture_output=True, text=True, env=env, timeout=900)
         assert proc.returncode == 0, proc.stderr[-3000:]
         run = json.loads(proc.stdout)
         results.update({s["step"]: s for s in run["steps"]})
-        TIMINGS[f"local-{name}"] = {s["step"]: round(s["seconds"], 1) for s in run["steps"]}
-        TIMINGS[f"local-{name}"]["total"] = round(run["seconds"], 1)
-    return _hashes(results)
+        key = f"local-{name}" + (f"-{backend}" if backend == "onnx" else "")
+        TIMINGS[key] = {s["step"]: round(s["seconds"], 1) for s in run["steps"]}
+        TIMINGS[key]["total"] = round(run["seconds"], 1)
+        if backend:
+            by_backend[backend] = _hashes(results)
+    return by_backend
 
 
-def _render(image: str, out: Path, extra: list[str] = ()) -> Path:  # type: ignore[assignment]
-    """``mlpipe render airflow`` for both pipelines, with the planted key in the env."""
+def _render(image: str, out: Path, extra: list[str] = (),  # type: ignore[assignment]
+            inference_extra: list[str] = ()) -> Path:  # type: ignore[assignment]
+    """``mlpipe render airflow`` for both pipelines, with the planted key in the env;
+    ``inference_extra``: settings of the inference pipeline only."""
     env = {**venv_env(), "WANDB_API_KEY": FAKE_KEY, "AIRFLOW_HOME": str(out / "airflow-home"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     procs = []
     for name in PIPELINES:
-        sets = [*SETS[name], *_cluster_sets(image, list(extra))]
+        sets = [*SETS[name], *_cluster_sets(image, list(extra)),
+                *(inference_extra if name == "inference" else ())]
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "mlpipe", "render", "airflow", "--pipeline", name,
              "--config", str(CONFIGS[name]), *[a for s in sets for a in ("--set", s)],
@@ -290,7 +319,7 @@ def test_each_step_in_its_own_container_on_a_shared_volume(
     run_ids = {"training": "podman-train-1", "inference": "podman-infer-1"}
     results = _run_pods(engine, rendered, run_ids, work=tmp_path, pvc=pvc, bucket=None,
                         logs=logs, timing_key="containers-pvc")
-    assert _hashes(results) == local_reference
+    assert _hashes(results) == local_reference["torch"]
     # the outputs are on the shared volume, written by the image's user
     for name, steps in PIPELINES.items():
         for step in steps:
@@ -300,17 +329,26 @@ def test_each_step_in_its_own_container_on_a_shared_volume(
 
 
 def test_each_step_in_its_own_container_with_a_file_object_store(
-    engine: str, image: str, local_reference: dict[str, str], tmp_path: Path,
-    render_root: Path, logs: list[str],
+    engine: str, image: str, inference_image: str, local_reference: dict[str, dict[str, str]],
+    tmp_path: Path, render_root: Path, logs: list[str],
 ) -> None:
-    """No shared volume: each pod's home is an emptyDir; only the bucket is shared."""
+    """No shared volume: each pod's home is an emptyDir; only the bucket is shared. Inference
+    with the onnx backend: ``run_inference``'s plan, shard and gather pods run ``mlpipe step`` in
+    the slim image (no torch), every other step in the step image."""
     rendered = _render(image, render_root / "store",
-                       ["cluster.volume_claim=null", f"cluster.storage_uri=file://{BUCKET}/mlpipe"])
+                       ["cluster.volume_claim=null", f"cluster.storage_uri=file://{BUCKET}/mlpipe"],
+                       ["inference.backend=onnx", f"cluster.inference_image={inference_image}"])
+    images = {path.name: {c["image"] for c in yaml.safe_load(path.read_text())["spec"]["containers"]
+                          if c["name"] == "mlpipe"}
+              for path in rendered.glob("inference-*.pod.yaml")}
+    slim = {name for name, used in images.items() if used == {inference_image}}
+    assert slim == {n for n in images if n.startswith("inference-run_inference")} and len(slim) == 4
+    assert all(used == {image} for name, used in images.items() if name not in slim)
     bucket = tmp_path / "bucket"
     run_ids = {"training": "store-train-1", "inference": "store-infer-1"}
     results = _run_pods(engine, rendered, run_ids, work=tmp_path, pvc=None, bucket=bucket,
                         logs=logs, timing_key="containers-store")
-    assert _hashes(results) == local_reference
+    assert _hashes(results) == local_reference["onnx"]
     for name, steps in PIPELINES.items():
         for step in steps:
             assert (bucket / "mlpipe" / "runs" / name / run_ids[name] / step
@@ -344,7 +382,7 @@ def docker_api(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def test_kubeflow_cluster_pipeline_on_kfp_local_docker_runner(
-    engine: str, image: str, docker_api: str, local_reference: dict[str, str],
+    engine: str, image: str, docker_api: str, local_reference: dict[str, dict[str, str]],
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logs: list[str],
     capfd: pytest.CaptureFixture[str],
 ) -> None:
@@ -410,7 +448,7 @@ def test_kubeflow_cluster_pipeline_on_kfp_local_docker_runner(
     (run_dir,) = (store / "runs" / "training").iterdir()  # the kfp run name, made safe
     for step in PIPELINES["training"]:
         results[step] = load_step_result(store, "training", run_dir.name, step).to_json()
-    assert _hashes(results) == {k: v for k, v in local_reference.items()
+    assert _hashes(results) == {k: v for k, v in local_reference["torch"].items()
                                 if k in ("weights", "artifacts")}
 
 

@@ -127,7 +127,6 @@ def test_the_checker_sees_lazy_imports_and_cycles() -> None:
 #: Built-in plugin names core still spells, each owned by another change; remove as they go.
 #: ``local`` is also core's own runner and the ``runtime.mode`` value, so it is never checked.
 KNOWN_PLUGIN_NAMES_IN_CORE = {
-    ("mlpipe.core.config", "wandb"),  # default W&B cluster secret (issue 25)
     ("mlpipe.core.plugins", "airflow"),  # missing-extra hints: module -> extra (issue 25)
     ("mlpipe.core.plugins", "dagster"),
     ("mlpipe.core.plugins", "kubeflow"),

@@ -12,10 +12,10 @@ from types import FrameType
 
 try:  # Ctrl-C while the CLI's own modules import: a line, not a traceback
     import typer
-    from rich.markup import escape
 
     from mlpipe.cli import bench, cache, cluster, gc, new, registry, run, runs
-    from mlpipe.cli.common import describe_oserror, err
+    from mlpipe.cli.common import err, report_error
+    from mlpipe.core.errors import MlpipeError
     from mlpipe.core.execution.teardown import exit_now, skip_teardown_at_exit
 except KeyboardInterrupt:  # pragma: no cover - timing-dependent
     sys.stderr.write("error: interrupted (Ctrl-C)\n")
@@ -80,8 +80,9 @@ _SIGNALS: dict[int, str] = {
 
 def main() -> None:
     """Run the CLI: Ctrl-C exits 130 and SIGTERM 143, each with a one-line message (the step in
-    progress records the interruption and removes its outputs on the way out); an OSError (a
-    read-only or full disk, a home that is a file) is one line and exit 1, never a traceback."""
+    progress records the interruption and removes its outputs on the way out). Commands raise;
+    an ``MlpipeError`` or an OSError (a read-only or full disk, a home that is a file) becomes
+    one ``error:`` line here and its exit code, never a traceback (``-v`` adds one)."""
     received: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -91,13 +92,12 @@ def main() -> None:
     for handled in _SIGNALS:
         signal.signal(handled, on_signal)
     try:
-        app()
+        try:
+            app()
+        except (MlpipeError, OSError) as exc:  # the one error boundary: commands just raise
+            sys.exit(report_error(exc))
     except KeyboardInterrupt:
         received.append(received[-1] if received else signal.SIGINT)
-    except OSError as exc:
-        message = escape(describe_oserror(exc))
-        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-        sys.exit(1)
     except SystemExit as exc:
         if not received:
             if exc.code in (0, None):  # done and written: skip the interpreter's teardown

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from mlpipe.cli.common import err, fail, out, plugin_names
-from mlpipe.core.errors import ConfigError, MlpipeError
+from mlpipe.cli.common import err, out, plugin_names
+from mlpipe.core.errors import ConfigError
 
 
 def bench(
@@ -93,29 +93,26 @@ def bench(
     from mlpipe.core import plugins
     from mlpipe.core.paths import resolve_home
 
-    try:
-        known = registered_runners()
-        chosen = [r.strip() for r in (runners or ",".join(known)).split(",") if r.strip()]
-        unknown = [r for r in chosen if r not in known]
-        if unknown or not chosen:
-            raise ConfigError(f"--runners: unknown {unknown}; registered: {', '.join(known)}")
-        if task not in plugins.names("task"):
-            raise plugins.unknown("task", task)
-        if scale and deployed:
-            raise ConfigError("--scale and --deployed: run them one at a time")
-        refs = list(pipelines or ("training", "inference"))
-        for ref in refs:
-            pipeline_from_cli(ref)  # a clear error now, not in every child
-        if config is not None and not config.is_file():
-            raise ConfigError(f"--config {config}: no such file")
-        if deployed and not {"training", "inference"} <= set(refs):
-            raise ConfigError("--deployed: runs the built-in training and inference pipelines "
-                              "through the services (your own run in process only); name both")
-        if deployed and not set(chosen) & set(DEPLOYED):
-            raise ConfigError(f"--deployed: needs one of {', '.join(DEPLOYED)} in --runners "
-                              f"(got {', '.join(chosen)})")
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    known = registered_runners()
+    chosen = [r.strip() for r in (runners or ",".join(known)).split(",") if r.strip()]
+    unknown = [r for r in chosen if r not in known]
+    if unknown or not chosen:
+        raise ConfigError(f"--runners: unknown {unknown}; registered: {', '.join(known)}")
+    if task not in plugins.names("task"):
+        raise plugins.unknown("task", task)
+    if scale and deployed:
+        raise ConfigError("--scale and --deployed: run them one at a time")
+    refs = list(pipelines or ("training", "inference"))
+    for ref in refs:
+        pipeline_from_cli(ref)  # a clear error now, not in every child
+    if config is not None and not config.is_file():
+        raise ConfigError(f"--config {config}: no such file")
+    if deployed and not {"training", "inference"} <= set(refs):
+        raise ConfigError("--deployed: runs the built-in training and inference pipelines "
+                          "through the services (your own run in process only); name both")
+    if deployed and not set(chosen) & set(DEPLOYED):
+        raise ConfigError(f"--deployed: needs one of {', '.join(DEPLOYED)} in --runners "
+                          f"(got {', '.join(chosen)})")
     if "local" not in chosen:
         chosen.insert(0, "local")  # every ratio and identity check is against local
     if backend != "torch":  # overrides the user's own --set-* for the same fields come after
@@ -138,16 +135,13 @@ def bench(
         inference_overrides=set_infer or [],
         deployed=deployed,
     )
-    try:
-        for runner, found in not_honoured(settings).items():  # said before the minutes it takes
-            for pipe, items in found.items():
-                for setting, level, why in items:
-                    err.print(f"[yellow]warning: {runner} {level} {setting} ({pipe}): {why}[/]",
-                              highlight=False, soft_wrap=True)
-        with err.status("benchmark starting") as status:
-            report = run_benchmark(settings, on_progress=lambda msg: status.update(msg))
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    for runner, found in not_honoured(settings).items():  # said before the minutes it takes
+        for pipe, items in found.items():
+            for setting, level, why in items:
+                err.print(f"[yellow]warning: {runner} {level} {setting} ({pipe}): {why}[/]",
+                          highlight=False, soft_wrap=True)
+    with err.status("benchmark starting") as status:
+        report = run_benchmark(settings, on_progress=lambda msg: status.update(msg))
     paths = write_report(report, out_dir)
     out.print(Markdown(render_markdown(report)))
     out.print(
@@ -178,16 +172,13 @@ def _bench_scale(
     try:
         counts = [int(x.replace("_", "")) for x in rows.split(",") if x.strip()] if rows else []
     except ValueError:
-        raise fail(ConfigError(f"--rows {rows!r}: use whole numbers, e.g. 10000,100000")) from None
+        raise ConfigError(f"--rows {rows!r}: use whole numbers, e.g. 10000,100000") from None
     if any(n < 1 for n in counts):
-        raise fail(ConfigError(f"--rows {rows!r}: every row count must be at least 1"))
+        raise ConfigError(f"--rows {rows!r}: every row count must be at least 1")
     settings = ScaleSettings(runners=runners, out_dir=out_dir, quick=quick, rows=counts,
                              inference_overrides=overrides)
-    try:
-        with err.status("scale benchmark starting") as status:
-            report = run_scale(settings, on_progress=lambda msg: status.update(msg))
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    with err.status("scale benchmark starting") as status:
+        report = run_scale(settings, on_progress=lambda msg: status.update(msg))
     paths = write_report(report, out_dir)
     out.print(Markdown(render_markdown(report)))
     out.print(f"raw figures: {paths['json']}\ntable: {paths['markdown']}\nchart: {paths['chart']}",

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mlpipe.cli.common import HomeOpt, JsonOpt, fail, out
-from mlpipe.core.errors import MlpipeError
+from mlpipe.cli.common import HomeOpt, JsonOpt, out
 
 app = typer.Typer(help="The step cache: why a step was or was not served from it.",
                   no_args_is_help=True)
@@ -26,10 +25,7 @@ def explain(
     from mlpipe.core.explain import explain as explain_run
     from mlpipe.core.paths import resolve_home
 
-    try:
-        report = explain_run(resolve_home(home), run_id, step)
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    report = explain_run(resolve_home(home), run_id, step)
     if json_:
         out.print_json(json.dumps(report, default=str))
         return

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mlpipe.cli.common import ConfigOpt, SetOpt, fail, out, plugin_names
-from mlpipe.core.errors import MlpipeError
+from mlpipe.cli.common import ConfigOpt, SetOpt, out, plugin_names
 
 PipelineOpt = Annotated[
     str, typer.Option(help="Pipeline: a registered name or module:ATTRIBUTE")
@@ -27,12 +26,9 @@ def compile_(
     from mlpipe.core.config import load_config
     from mlpipe.core.execution import get_runner
 
-    try:
-        pipe = pipeline_from_cli(pipeline)
-        cfg = load_config(config, set_ or [], pipeline=pipe.name, config_type=pipe.config_type)
-        path = get_runner(runner).compile(pipe, cfg, output)
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    pipe = pipeline_from_cli(pipeline)
+    cfg = load_config(config, set_ or [], pipeline=pipe.name, config_type=pipe.config_type)
+    path = get_runner(runner).compile(pipe, cfg, output)
     out.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 
@@ -58,14 +54,11 @@ def render(
     from mlpipe.core.config import load_config
     from mlpipe.core.execution import get_runner
 
-    try:
-        pipe = pipeline_from_cli(pipeline)
-        cfg = load_config(config, set_ or [], pipeline=pipe.name, config_type=pipe.config_type)
-        cfg = cfg.model_copy(
-            update={"runtime": cfg.runtime.model_copy(update={"mode": "kubernetes"})}
-        )
-        paths = get_runner(orchestrator).render_cluster(pipe, cfg, output)
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    pipe = pipeline_from_cli(pipeline)
+    cfg = load_config(config, set_ or [], pipeline=pipe.name, config_type=pipe.config_type)
+    cfg = cfg.model_copy(
+        update={"runtime": cfg.runtime.model_copy(update={"mode": "kubernetes"})}
+    )
+    paths = get_runner(orchestrator).render_cluster(pipe, cfg, output)
     for path in paths:
         out.print(f"wrote {path}", highlight=False, soft_wrap=True)

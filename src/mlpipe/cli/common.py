@@ -89,15 +89,18 @@ def describe_oserror(exc: OSError) -> str:
     return f"{line} ({hint})" if hint else line
 
 
-def fail(exc: BaseException) -> typer.Exit:
-    """Print a clear error and pick the exit code: 2 for bad input, 1 otherwise, 130 for Ctrl-C.
+def report_error(exc: MlpipeError | OSError) -> int:
+    """The CLI's one error boundary (``main``): commands raise, this prints the ``error:`` line
+    and picks the exit code, 2 for bad input and 1 otherwise.
 
-    The message is printed as text, never as markup: ``[...]`` in an error stays visible.
+    An error that carries the orchestrator's log or the run record (a failed run) has them
+    printed first. The message is printed as text, never as markup: ``[...]`` stays visible.
     """
-    if isinstance(exc, KeyboardInterrupt):
-        err.print("[bold red]error:[/] interrupted (Ctrl-C)", highlight=False)
-        return typer.Exit(130)
-    code = getattr(exc, "exit_code", 1) if isinstance(exc, MlpipeError) else 1
+    for label in ("log", "run_record"):
+        if getattr(exc, label, None):
+            err.print(f"{label.replace('_', ' ')}:", highlight=False)
+            err.print(str(getattr(exc, label)), markup=False, highlight=False, soft_wrap=True)
+    code = int(getattr(exc, "exit_code", 1)) if isinstance(exc, MlpipeError) else 1
     text = describe_oserror(exc) if isinstance(exc, OSError) else str(exc)
     if verbose():
         import traceback
@@ -105,7 +108,7 @@ def fail(exc: BaseException) -> typer.Exit:
         err.print("".join(traceback.format_exception(exc)), markup=False, highlight=False,
                   soft_wrap=True)
     err.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+    return code
 
 
 def step_printer(console: Console) -> Any:

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mlpipe.cli.common import HomeOpt, JsonOpt, fail, out
-from mlpipe.core.errors import MlpipeError
+from mlpipe.cli.common import HomeOpt, JsonOpt, out
 
 
 def gc(
@@ -29,12 +28,9 @@ def gc(
     from mlpipe.core.paths import resolve_home
 
     root = resolve_home(home)
-    try:
-        before = du(root) if root.exists() else 0
-        report = collect(root, keep_last=keep_last, dry_run=dry_run)
-        after = du(root) if root.exists() else 0
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    before = du(root) if root.exists() else 0
+    report = collect(root, keep_last=keep_last, dry_run=dry_run)
+    after = du(root) if root.exists() else 0
     if json_:
         out.print_json(json.dumps({**report.as_json(), "home_bytes_before": before,
                                    "home_bytes_after": after}))

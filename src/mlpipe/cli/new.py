@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from mlpipe.cli.common import err, fail, out
-from mlpipe.core.errors import ConfigError, MlpipeError
+from mlpipe.cli.common import err, out
+from mlpipe.core.errors import ConfigError
 
 app = typer.Typer(help="Start a pipeline of your own from a template.", no_args_is_help=True)
 
@@ -34,10 +34,7 @@ def new_pipeline(
 ) -> None:
     """Write NAME.py (a two-step pipeline), NAME.yaml (its config) and test_NAME.py (runs it on
     every installed runner); each passes as generated."""
-    try:
-        written = write_pipeline(name, directory)
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    written = write_pipeline(name, directory)
     err.print(f"wrote the {name} pipeline:", highlight=False, markup=False)
     for path in written:
         out.print(str(path), markup=False, highlight=False, soft_wrap=True)

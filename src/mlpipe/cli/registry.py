@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mlpipe.cli.common import ConfigOpt, HomeOpt, JsonOpt, fail, out
+from mlpipe.cli.common import ConfigOpt, HomeOpt, JsonOpt, out
 from mlpipe.core.errors import ConfigError, MlpipeError
 
 app = typer.Typer(
@@ -40,13 +40,10 @@ def registry_list(
     """List model versions with their aliases and metrics."""
     from mlpipe.core import names
 
-    try:
-        if name is not None:
-            names.model_name(name)
-        registry = open_from_cli(config, home)
-        versions = registry.versions(name)
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    if name is not None:
+        names.model_name(name)
+    registry = open_from_cli(config, home)
+    versions = registry.versions(name)
     _warn_damage(registry, name)
     if json_:
         out.print_json(json.dumps([v.model_dump(mode="json") for v in versions]))
@@ -115,14 +112,11 @@ def registry_show(
     from mlpipe.core import names
     from mlpipe.core.registry import parse_spec
 
-    try:
-        name, _ = parse_spec(spec)
-        names.model_name(name)
-        registry = open_from_cli(config, home)
-        ref = registry.resolve(spec)
-        history = registry.history(name) if hasattr(registry, "history") else []
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    name, _ = parse_spec(spec)
+    names.model_name(name)
+    registry = open_from_cli(config, home)
+    ref = registry.resolve(spec)
+    history = registry.history(name) if hasattr(registry, "history") else []
     if json_:
         out.print_json(json.dumps({**ref.model_dump(mode="json"), "alias_history": history}))
         return
@@ -167,11 +161,8 @@ def registry_diff(
     """Compare two versions: metrics, the config fields that differ, the data hash."""
     from mlpipe.core.registry import diff_versions
 
-    try:
-        registry = open_from_cli(config, home)
-        diff = diff_versions(registry.resolve(a), registry.resolve(b))
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    registry = open_from_cli(config, home)
+    diff = diff_versions(registry.resolve(a), registry.resolve(b))
     if json_:
         out.print_json(json.dumps(diff, default=str))
         return
@@ -202,12 +193,9 @@ def registry_delete(
     """Delete VERSION of model NAME (refused while an alias points at it)."""
     from mlpipe.core import names
 
-    try:
-        names.model_name(name)
-        number = _version_number(version)
-        open_from_cli(config, home).delete(name, number)
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    names.model_name(name)
+    number = _version_number(version)
+    open_from_cli(config, home).delete(name, number)
     out.print(f"deleted {name}:v{number}", highlight=False)
 
 
@@ -222,13 +210,10 @@ def registry_promote(
     """Point ALIAS (e.g. production) at VERSION of model NAME."""
     from mlpipe.core import names
 
-    try:
-        names.model_name(name)
-        names.alias(alias)
-        number = _version_number(version)
-        ref = open_from_cli(config, home).promote(name, number, alias)
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    names.model_name(name)
+    names.alias(alias)
+    number = _version_number(version)
+    ref = open_from_cli(config, home).promote(name, number, alias)
     out.print(f"{ref.spec} now has aliases: {', '.join(ref.aliases)}", highlight=False)
 
 
@@ -237,19 +222,16 @@ def _check(command: str, name: str | None, config: Path | None, home: Path | Non
     integrity have neither, which is bad input here (exit 2)."""
     from mlpipe.core import names
 
-    try:
-        if name is not None:
-            names.model_name(name)
-        registry = open_from_cli(config, home)
-        method = getattr(registry, command, None)
-        if method is None:
-            raise ConfigError(
-                f"registry backend '{registry.backend}' has no `{command}`: its server keeps "
-                f"its own integrity (the local backend has both)"
-            )
-        found: list[Any] = method(name)
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    if name is not None:
+        names.model_name(name)
+    registry = open_from_cli(config, home)
+    method = getattr(registry, command, None)
+    if method is None:
+        raise ConfigError(
+            f"registry backend '{registry.backend}' has no `{command}`: its server keeps "
+            f"its own integrity (the local backend has both)"
+        )
+    found: list[Any] = method(name)
     return found
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +22,6 @@ from mlpipe.cli.common import (
     NoCacheOpt,
     SetOpt,
     err,
-    fail,
     on_step,
     out,
     plugin_names,
@@ -68,39 +68,32 @@ def run_command(
     from mlpipe.core.config import config_from_json, load_config
     from mlpipe.core.execution import get_runner
 
-    try:
-        pipeline = pipeline_from_cli(pipeline_ref)
-        if resume and config is None and not overrides:
-            cfg = config_from_json(_run_record(pipeline.name, resume, home)["config"],
-                                   pipeline.config_type)  # the run's own config
-        elif resume and config is None:  # --set fixes applied to the run's own config
-            cfg = load_config(None, overrides or [], pipeline=pipeline.name,
-                              config_type=pipeline.config_type,
-                              base=_run_record(pipeline.name, resume, home)["config"])
-        else:
-            cfg = load_config(
-                config, overrides or [], pipeline=pipeline.name, config_type=pipeline.config_type
-            )
-        chosen = get_runner(runner)
-        local = runner == "local"
-        console = err if local else terminal_console()
-        run = chosen.run(
-            pipeline,
-            cfg,
-            home=home,
-            run_id=resume,
-            resume=resume is not None,
-            use_cache=False if no_cache else None,
-            on_step=on_step if local else step_printer(console),
-            quiet=not local,  # orchestrator chatter goes to a log file, printed below
-            on_progress=None if local else progress_printer(console),  # tasks' progress lines
+    pipeline = pipeline_from_cli(pipeline_ref)
+    if resume and config is None and not overrides:
+        cfg = config_from_json(_run_record(pipeline.name, resume, home)["config"],
+                               pipeline.config_type)  # the run's own config
+    elif resume and config is None:  # --set fixes applied to the run's own config
+        cfg = load_config(None, overrides or [], pipeline=pipeline.name,
+                          config_type=pipeline.config_type,
+                          base=_run_record(pipeline.name, resume, home)["config"])
+    else:
+        cfg = load_config(
+            config, overrides or [], pipeline=pipeline.name, config_type=pipeline.config_type
         )
-    except MlpipeError as exc:
-        for label in ("log", "run_record"):
-            if getattr(exc, label, None):
-                err.print(f"{label.replace('_', ' ')}:", highlight=False)
-                err.print(str(getattr(exc, label)), markup=False, highlight=False, soft_wrap=True)
-        raise fail(exc) from exc
+    chosen = get_runner(runner)
+    local = runner == "local"
+    console = err if local else terminal_console()
+    run = chosen.run(
+        pipeline,
+        cfg,
+        home=home,
+        run_id=resume,
+        resume=resume is not None,
+        use_cache=False if no_cache else None,
+        on_step=on_step if local else step_printer(console),
+        quiet=not local,  # orchestrator chatter goes to a log file, printed below
+        on_progress=None if local else progress_printer(console),  # tasks' progress lines
+    )
     print_run(run, as_json)
     if resume and not as_json:
         _say_what_resumed(run)
@@ -141,28 +134,26 @@ ResumeOpt = Annotated[
 ]
 
 
-def train(
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    home: HomeOpt = None,
-    runner: RunnerOpt = "local",
-    no_cache: NoCacheOpt = False,
-    json_: JsonOpt = False,
-) -> None:
-    """Run the training pipeline (default: locally, in this process)."""
-    run_command("training", runner, config, set_, home, no_cache, json_)
+def _pipeline_command(pipeline: str, name: str) -> Callable[..., None]:
+    """``mlpipe train`` / ``mlpipe infer``: ``mlpipe run`` of one built-in pipeline."""
+
+    def command(
+        config: ConfigOpt = None,
+        set_: SetOpt = None,
+        home: HomeOpt = None,
+        runner: RunnerOpt = "local",
+        no_cache: NoCacheOpt = False,
+        json_: JsonOpt = False,
+    ) -> None:
+        run_command(pipeline, runner, config, set_, home, no_cache, json_)
+
+    command.__name__ = name
+    command.__doc__ = f"Run the {pipeline} pipeline (default: locally, in this process)."
+    return command
 
 
-def infer(
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    home: HomeOpt = None,
-    runner: RunnerOpt = "local",
-    no_cache: NoCacheOpt = False,
-    json_: JsonOpt = False,
-) -> None:
-    """Run the inference pipeline (default: locally, in this process)."""
-    run_command("inference", runner, config, set_, home, no_cache, json_)
+train = _pipeline_command("training", "train")
+infer = _pipeline_command("inference", "infer")
 
 
 def run(
@@ -240,57 +231,54 @@ def step(
     from mlpipe.core.execution.step import shard_threads
     from mlpipe.core.paths import resolve_home
 
-    try:
-        chosen = [o for o, on in (("--shard", shard is not None), ("--plan", plan),
-                                  ("--gather", gather)) if on]
-        if len(chosen) > 1:
-            raise ConfigError(f"{' and '.join(chosen)}: choose one")
-        if plan_out is not None and not plan:
-            raise ConfigError("--plan-out: only with --plan")
-        if shard is not None and shard < 0:
-            raise ConfigError(f"--shard: {shard} is not a shard number (0, 1, ...)")
-        pipe = pipeline_from_cli(pipeline)
-        cfg = (
-            config_from_json(config_json, pipe.config_type)
-            if config_json
-            else load_config(config, set_ or [], pipeline=pipe.name, config_type=pipe.config_type)
-        )
-        where, rid = resolve_home(home), _step_run_id(run_id)
-        tasks = plan_of(pipe, cfg)
-        task = tasks.task_of(name)
-        if chosen:
-            if task.kind not in ("shard_list", "shard", "gather"):
-                raise ConfigError(f"{chosen[0]}: step '{name}' of pipeline {pipe.name} is not a "
-                                  "map step (only steps with map_over run as shards)")
-            suffix = {"--plan": SHARD_LIST_SUFFIX, "--shard": SHARD_SUFFIX, "--gather": ""}
-            task = tasks.task(task.step + suffix[chosen[0]])
-        jobs = [task]
-        if task.kind == "gather" and not chosen and name == task.step:
-            jobs = tasks.select([task.step + SHARD_LIST_SUFFIX, task.step + SHARD_SUFFIX,
-                                 task.step])  # the whole map step here, as before
-        use_cache = False if no_cache else None
-        result = None
-        for each in jobs:
-            job = each.job(rid, home=str(where), runner="step", use_cache=use_cache, sync=True,
-                           shard=(shard or 0) if each.kind == "shard" else None)
-            if each.kind == "shard" and shard is None:
-                from mlpipe.core.execution.local import run_shards
+    chosen = [o for o, on in (("--shard", shard is not None), ("--plan", plan),
+                              ("--gather", gather)) if on]
+    if len(chosen) > 1:
+        raise ConfigError(f"{' and '.join(chosen)}: choose one")
+    if plan_out is not None and not plan:
+        raise ConfigError("--plan-out: only with --plan")
+    if shard is not None and shard < 0:
+        raise ConfigError(f"--shard: {shard} is not a shard number (0, 1, ...)")
+    pipe = pipeline_from_cli(pipeline)
+    cfg = (
+        config_from_json(config_json, pipe.config_type)
+        if config_json
+        else load_config(config, set_ or [], pipeline=pipe.name, config_type=pipe.config_type)
+    )
+    where, rid = resolve_home(home), _step_run_id(run_id)
+    tasks = plan_of(pipe, cfg)
+    task = tasks.task_of(name)
+    if chosen:
+        if task.kind not in ("shard_list", "shard", "gather"):
+            raise ConfigError(f"{chosen[0]}: step '{name}' of pipeline {pipe.name} is not a "
+                              "map step (only steps with map_over run as shards)")
+        suffix = {"--plan": SHARD_LIST_SUFFIX, "--shard": SHARD_SUFFIX, "--gather": ""}
+        task = tasks.task(task.step + suffix[chosen[0]])
+    jobs = [task]
+    if task.kind == "gather" and not chosen and name == task.step:
+        jobs = tasks.select([task.step + SHARD_LIST_SUFFIX, task.step + SHARD_SUFFIX,
+                             task.step])  # the whole map step here, as before
+    use_cache = False if no_cache else None
+    result = None
+    for each in jobs:
+        job = each.job(rid, home=str(where), runner="step", use_cache=use_cache, sync=True,
+                       shard=(shard or 0) if each.kind == "shard" else None)
+        if each.kind == "shard" and shard is None:
+            from mlpipe.core.execution.local import run_shards
 
-                run_shards(pipe, each, job, result.shards if result else ())
-                continue
-            # a shard alone in its pod uses all the pod's cores, not a share of them
-            with shard_threads(1) if each.kind == "shard" else contextlib.nullcontext():
-                result = execute(job, pipeline=pipe, config=cfg)
-        assert result is not None
-        if result.kind == "shard_list":
-            listed = json.dumps(list(result.shards))
-            if plan_out is not None:
-                plan_out.parent.mkdir(parents=True, exist_ok=True)
-                plan_out.write_text(listed)
-            sys.stdout.write(listed + "\n")
-            return
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+            run_shards(pipe, each, job, result.shards if result else ())
+            continue
+        # a shard alone in its pod uses all the pod's cores, not a share of them
+        with shard_threads(1) if each.kind == "shard" else contextlib.nullcontext():
+            result = execute(job, pipeline=pipe, config=cfg)
+    assert result is not None
+    if result.kind == "shard_list":
+        listed = json.dumps(list(result.shards))
+        if plan_out is not None:
+            plan_out.parent.mkdir(parents=True, exist_ok=True)
+            plan_out.write_text(listed)
+        sys.stdout.write(listed + "\n")
+        return
     runs = {k: v.to_json() for k, v in result.runs.items()}
     sys.stdout.write(json.dumps(next(iter(runs.values())) if len(runs) == 1 else runs) + "\n")
 
@@ -306,15 +294,12 @@ def demo(home: HomeOpt = None, no_cache: NoCacheOpt = False) -> None:
     err.print(f"[bold]mlpipe demo[/] · home {root}", highlight=False)
     use_cache = False if no_cache else None
     local = get_runner("local")
-    try:
-        training = local.run(TRAINING, TrainingConfig(), home=root, use_cache=use_cache,
-                             on_step=on_step)
-        version: Any = training.final
-        inference_config = InferenceConfig.model_validate({"inference": {"model": version.spec}})
-        inference = local.run(INFERENCE, inference_config, home=root, use_cache=use_cache,
-                              on_step=on_step)
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    training = local.run(TRAINING, TrainingConfig(), home=root, use_cache=use_cache,
+                         on_step=on_step)
+    version: Any = training.final
+    inference_config = InferenceConfig.model_validate({"inference": {"model": version.spec}})
+    inference = local.run(INFERENCE, inference_config, home=root, use_cache=use_cache,
+                          on_step=on_step)
     results: Any = inference.final
     table = Table(title=f"mlpipe demo · {time.perf_counter() - started:.0f}s")
     table.add_column("what")
@@ -362,32 +347,29 @@ def predict(
     from mlpipe.core.errors import ConfigError
     from mlpipe.core.predict import load_model
 
-    try:
-        if (input_ is None) != (output is None):
-            raise ConfigError("--input and --output go together: mlpipe predict M "
-                              "--input rows.csv --output predictions.csv")
-        if input_ is not None and texts:
-            raise ConfigError("give texts or --input FILE, not both")
-        if input_ is None and not texts:
-            raise ConfigError("give at least one text, e.g. mlpipe predict sentiment:latest "
-                              "'good', or --input FILE --output FILE")
-        registry = load_config(config).registry if config else None
-        loaded = load_model(model, home=home, registry=registry, backend=backend)
-        if input_ is not None and output is not None:
-            rows = loaded.predict_file(input_, output, text_column=text_column,
-                                       batch_size=batch_size)
-            if json_:
-                out.print_json(json.dumps({"model": loaded.version.spec, "rows": rows,
-                                           "output": str(output.resolve())}))
-            else:
-                err.print(f"{rows} rows predicted with {loaded.version.spec}; written to:",
-                          highlight=False, markup=False)
-                out.print(str(output.resolve()), markup=False, highlight=False, soft_wrap=True)
-            return
-        assert texts is not None
-        predictions = loaded.predict(texts, batch_size=batch_size)
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    if (input_ is None) != (output is None):
+        raise ConfigError("--input and --output go together: mlpipe predict M "
+                          "--input rows.csv --output predictions.csv")
+    if input_ is not None and texts:
+        raise ConfigError("give texts or --input FILE, not both")
+    if input_ is None and not texts:
+        raise ConfigError("give at least one text, e.g. mlpipe predict sentiment:latest "
+                          "'good', or --input FILE --output FILE")
+    registry = load_config(config).registry if config else None
+    loaded = load_model(model, home=home, registry=registry, backend=backend)
+    if input_ is not None and output is not None:
+        rows = loaded.predict_file(input_, output, text_column=text_column,
+                                   batch_size=batch_size)
+        if json_:
+            out.print_json(json.dumps({"model": loaded.version.spec, "rows": rows,
+                                       "output": str(output.resolve())}))
+        else:
+            err.print(f"{rows} rows predicted with {loaded.version.spec}; written to:",
+                      highlight=False, markup=False)
+            out.print(str(output.resolve()), markup=False, highlight=False, soft_wrap=True)
+        return
+    assert texts is not None
+    predictions = loaded.predict(texts, batch_size=batch_size)
     if json_:
         out.print_json(json.dumps([{"text": t, **p} for t, p in zip(texts, predictions,
                                                                    strict=True)]))

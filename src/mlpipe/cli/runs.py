@@ -8,8 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from mlpipe.cli.common import HomeOpt, JsonOpt, fail, out
-from mlpipe.core.errors import MlpipeError
+from mlpipe.cli.common import HomeOpt, JsonOpt, out
 
 app = typer.Typer(help="Runs made by any runner: list, show, logs, diff.", no_args_is_help=True)
 
@@ -26,10 +25,7 @@ def runs_list(
     from mlpipe.core.paths import resolve_home
     from mlpipe.core.runs import list_runs
 
-    try:
-        records = list_runs(resolve_home(home), pipeline=pipeline, status=status)
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    records = list_runs(resolve_home(home), pipeline=pipeline, status=status)
     if json_:
         out.print_json(json.dumps([{k: v for k, v in r.items() if k != "config"}
                                    for r in records], default=str))
@@ -90,10 +86,7 @@ def runs_show(
     from mlpipe.core.paths import resolve_home
     from mlpipe.core.runs import find_run
 
-    try:
-        record = find_run(resolve_home(home), run_id)
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    record = find_run(resolve_home(home), run_id)
     if json_:
         out.print_json(json.dumps(record, default=str))
         return
@@ -145,10 +138,7 @@ def runs_logs(
     from mlpipe.core.paths import resolve_home
     from mlpipe.core.runs import find_run, step_logs
 
-    try:
-        parts = step_logs(find_run(resolve_home(home), run_id), step)
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    parts = step_logs(find_run(resolve_home(home), run_id), step)
     for title, text in parts:
         out.print(f"[bold]{escape(title)}[/]", highlight=False)
         if text:
@@ -167,11 +157,8 @@ def runs_diff(
     from mlpipe.core.paths import resolve_home
     from mlpipe.core.runs import diff_runs, find_run
 
-    try:
-        where = resolve_home(home)
-        diff = diff_runs(find_run(where, run_a), find_run(where, run_b))
-    except MlpipeError as exc:
-        raise fail(exc) from exc
+    where = resolve_home(home)
+    diff = diff_runs(find_run(where, run_a), find_run(where, run_b))
     if json_:
         out.print_json(json.dumps(diff, default=str))
         return

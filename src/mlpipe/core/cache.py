@@ -114,6 +114,8 @@ def _imported_distributions(modules: list[ModuleType]) -> set[str]:
             )
             if isinstance(name, str):
                 tops.add(name.split(".")[0])
+    if not tops:  # mlpipe's own steps: no scan of every installed package's file list
+        return set()
     dists = _distributions(tuple(sys.path))
     return {d for top in tops for d in dists.get(top, [])}
 

@@ -25,8 +25,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlpipe.core.config import PipelineSettings as PipelineConfig
-from mlpipe.core.config import looks_secret
+from mlpipe.core import plugins
+from mlpipe.core.config import (
+    BACKEND_SECTIONS,
+    PipelineSettings,
+    SecretEnvConfig,
+    looks_secret,
+)
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.pipeline import Pipeline, portable_ref
 
@@ -124,7 +129,7 @@ def k8s_name(step: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", step.lower()).strip("-")
 
 
-def check_cluster(config: PipelineConfig) -> None:
+def check_cluster(config: PipelineSettings) -> None:
     """Reject cluster settings under which the steps' pods could not see each other's outputs."""
     cluster = config.cluster
     if cluster.volume_claim is None and cluster.storage_uri is None:
@@ -143,7 +148,7 @@ def check_cluster(config: PipelineConfig) -> None:
         raise ConfigError(f"cluster.home: must be an absolute path in the pod (got {home!r})")
 
 
-def step_args(pipeline: str, step: str, config: PipelineConfig, run_id: str) -> tuple[str, ...]:
+def step_args(pipeline: str, step: str, config: PipelineSettings, run_id: str) -> tuple[str, ...]:
     """``mlpipe``'s arguments for one step; ``pipeline`` is a registered name or ``module:ATTR``.
 
     The config JSON holds no secret (only env refs do).
@@ -166,10 +171,24 @@ def step_args(pipeline: str, step: str, config: PipelineConfig, run_id: str) -> 
 MIN_SECRET_LEN = 6
 
 
-def secret_values(config: PipelineConfig) -> dict[str, str]:
+def pod_secrets(config: PipelineSettings) -> list[SecretEnvConfig]:
+    """The env vars a pod fills from Kubernetes Secrets: ``cluster.secrets``, then each Secret
+    the chosen tracker and registry declare (``pod_secrets``; W&B's API key) for an env name
+    ``cluster.secrets`` does not list. Core names no backend: each says what it needs."""
+    found = list(config.cluster.secrets)
+    for section, kind in BACKEND_SECTIONS:
+        backend = getattr(getattr(config, section, None), "backend", None)
+        if not isinstance(backend, str):
+            continue
+        declared = getattr(plugins.load(kind, backend), "pod_secrets", ())
+        found += [s for s in declared if s.env not in {f.env for f in found}]
+    return found
+
+
+def secret_values(config: PipelineSettings) -> dict[str, str]:
     """env name -> value, from this process's environment, of every declared secret
-    (``cluster.secrets``) and every variable whose name says it is a credential."""
-    declared = {s.env for s in config.cluster.secrets}
+    (``pod_secrets``) and every variable whose name says it is a credential."""
+    declared = {s.env for s in pod_secrets(config)}
     return {
         name: value
         for name, value in os.environ.items()
@@ -178,7 +197,7 @@ def secret_values(config: PipelineConfig) -> dict[str, str]:
 
 
 def check_no_secret_values(
-    config: PipelineConfig, *, args: tuple[str, ...], env: dict[str, str]
+    config: PipelineSettings, *, args: tuple[str, ...], env: dict[str, str]
 ) -> None:
     """Refuse to render a pod whose arguments or plain env contain a secret's value.
 
@@ -204,7 +223,7 @@ def check_no_secret_values(
                 )
 
 
-def _config_field_with(config: PipelineConfig, value: str) -> str | None:
+def _config_field_with(config: PipelineSettings, value: str) -> str | None:
     def walk(node: Any, path: str) -> str | None:
         if isinstance(node, dict):
             for k, v in node.items():
@@ -240,7 +259,7 @@ def part_args(part: str, shard: int | str | None = None, plan_out: str | None = 
     raise ValueError(f"part {part!r}: one of step, {', '.join(MAP_PARTS)}")
 
 
-def rendered_shards(pipeline: Pipeline, step_name: str, config: PipelineConfig) -> int:
+def rendered_shards(pipeline: Pipeline, step_name: str, config: PipelineSettings) -> int:
     """How many shard pods to render for a map step: a fixed ``shards`` count in one of the
     step's config sections (``inference.shards``), else :data:`RENDER_SHARDS`."""
     for section in pipeline.step(step_name).config_sections:
@@ -250,7 +269,7 @@ def rendered_shards(pipeline: Pipeline, step_name: str, config: PipelineConfig) 
     return RENDER_SHARDS
 
 
-def step_image(config: PipelineConfig, step_name: str) -> str:
+def step_image(config: PipelineSettings, step_name: str) -> str:
     """``cluster.inference_image`` for ``run_inference`` with the onnx backend (it needs no
     torch), else ``cluster.image``."""
     cluster = config.cluster
@@ -267,7 +286,7 @@ def step_image(config: PipelineConfig, step_name: str) -> str:
 def step_container(
     pipeline: Pipeline,
     step_name: str,
-    config: PipelineConfig,
+    config: PipelineSettings,
     run_id: str,
     *,
     part: str = "step",
@@ -295,11 +314,12 @@ def step_container(
     if res.gpu:
         limits[res.gpu_resource] = str(res.gpu)
     env = {"MLPIPE_HOME": cluster.home, **cluster.env}
-    secret_names = {s.env for s in cluster.secrets}
-    clash = secret_names & set(env)
+    secrets = pod_secrets(config)
+    clash = {s.env for s in secrets} & set(env)
     if clash:
         raise ConfigError(
-            f"cluster.env: {', '.join(sorted(clash))} also come from cluster.secrets; keep one"
+            f"cluster.env: {', '.join(sorted(clash))} also come from cluster.secrets (or a "
+            "backend's pod_secrets); keep one"
         )
     args = step_args(portable_ref(pipeline), step.name, config, run_id)
     args += part_args(part, shard, plan_out)
@@ -329,7 +349,7 @@ def step_container(
         command=("mlpipe",),
         args=args,
         env=env,
-        secret_env=tuple(SecretRef(s.env, s.secret, s.key) for s in cluster.secrets),
+        secret_env=tuple(SecretRef(s.env, s.secret, s.key) for s in secrets),
         requests=requests,
         limits=limits,
         gpu=res.gpu,
@@ -346,7 +366,7 @@ def step_container(
 
 
 def pipeline_containers(
-    pipeline: Pipeline, config: PipelineConfig, run_id: str
+    pipeline: Pipeline, config: PipelineSettings, run_id: str
 ) -> list[ContainerSpec]:
     """One ContainerSpec per step, in pipeline order; a map step's is its gather pod."""
     return [step_container(pipeline, s.name, config, run_id,

@@ -77,6 +77,32 @@ def rows_to_tables(
         yield _rows_table(batch, names)
 
 
+#: Arrow type -> the numpy dtype whose buffer :func:`arrow_array` hands over as it is
+_FIXED_WIDTH = {pa.int64(): np.int64, pa.int32(): np.int32, pa.float64(): np.float64,
+                pa.float32(): np.float32}
+
+
+def arrow_array(values: Iterable[Any], type_: pa.DataType) -> pa.Array:
+    """``pa.array(values, type_)`` for values without nulls, built from numpy buffers.
+
+    ``pa.array`` on Python objects first asks whether pandas is installed, which imports it (a
+    few tenths of a second in every task's process) though nothing here uses it. Fixed-width
+    numbers and strings only; any other type goes to ``pa.array``.
+    """
+    if type_ == pa.string():
+        encoded = [str(v).encode() for v in values]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+        return pa.Array.from_buffers(type_, len(encoded), buffers)
+    dtype = _FIXED_WIDTH.get(type_)
+    if dtype is None:
+        return pa.array(list(values), type_)
+    given = values if isinstance(values, Sequence | np.ndarray) else list(values)
+    numbers = np.ascontiguousarray(given, dtype=dtype)
+    return pa.Array.from_buffers(type_, len(numbers), [None, pa.py_buffer(numbers)])
+
+
 def _rows_table(rows: list[Sequence[Any]], names: Sequence[str]) -> pa.Table:
     columns = zip(*rows, strict=True)
     return pa.table({name: list(values) for name, values in zip(names, columns, strict=True)})
@@ -531,7 +557,7 @@ def write_predictions(
     ):
         for chunk in iter_chunks(data_path, chunk_rows, columns=columns):
             predicted = predict(chunk)  # ticks ``progress.advance`` per batch, if it likes
-            ids = pa.array(range(rows, rows + len(chunk)), pa.int64())
+            ids = arrow_array(np.arange(rows, rows + len(chunk)), pa.int64())
             writer.write_table(pa.table({"row_id": ids, **predicted}, schema=schema))
             rows += len(chunk)
             if progress.done < rows:  # whatever the batches did not report

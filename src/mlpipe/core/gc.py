@@ -19,7 +19,7 @@ import re
 import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,27 +41,21 @@ class GcReport:
     dry_run: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "dry_run": self.dry_run,
-            "runs": self.runs,
-            "cache_entries": self.cache_entries,
-            "leftovers": self.leftovers,
-            "kept_for_aliases": self.kept_for_aliases,
-            "kept_for_runs": self.kept_for_runs,
-            "bytes_freed": self.bytes_freed,
-        }
+        return {"dry_run": self.dry_run, **asdict(self)}
 
 
 def aliased_run_ids(home: Path) -> set[str]:
-    """Runs that published a version of the embedded registry an alias points at."""
-    from mlpipe.core import plugins
+    """Runs that published a version of the home's own registry (the default backend's, under
+    ``<home>/registry``) an alias points at; core asks that backend, it names none."""
+    from mlpipe.core.config import plugin_section
     from mlpipe.core.errors import MlpipeError
+    from mlpipe.core.registry import open_registry
 
-    root = home / "registry"
-    if not root.is_dir():
+    if not (home / "registry").is_dir():
         return set()
     try:
-        versions = plugins.load("registry", "local")(root).versions()
+        default: Any = plugin_section("registry", {}, "registry")
+        versions = open_registry(default, home).versions()
     except MlpipeError:
         return set()
     return {v.run_id for v in versions if v.aliases and v.run_id}

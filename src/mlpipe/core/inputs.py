@@ -39,31 +39,39 @@ class _InputPath(type(Path())):  # type: ignore[misc]
             serialization=core_schema.plain_serializer_function_ser_schema(str, when_used="json"),
         )
 
-    def content_key(self, where: str) -> str:
+    #: the word errors use, whether the path must be a file, and its content key
+    noun = "path"
+
+    def present(self) -> bool:
         raise NotImplementedError
+
+    def key(self) -> str:
+        raise NotImplementedError
+
+    def content_key(self, where: str) -> str:
+        if not self.present():
+            raise ConfigError(f"{where}: {self.noun} not found: {self} (fix the path; relative "
+                              f"paths are taken from the config file's folder)")
+        return self.key()
 
 
 class InputFile(_InputPath):
     """A file a step reads: keyed by its sha256."""
 
-    kind = "file"
+    kind, noun = "file", "file"
+    present = Path.is_file
 
-    def content_key(self, where: str) -> str:
-        if not self.is_file():
-            raise ConfigError(f"{where}: file not found: {self} (fix the path; relative paths "
-                              f"are taken from the config file's folder)")
+    def key(self) -> str:
         return sha256_file(self)
 
 
 class InputDir(_InputPath):
     """A folder a step reads: keyed by the sorted tree of its files' sha256."""
 
-    kind = "dir"
+    kind, noun = "dir", "folder"
+    present = Path.is_dir
 
-    def content_key(self, where: str) -> str:
-        if not self.is_dir():
-            raise ConfigError(f"{where}: folder not found: {self} (fix the path; relative paths "
-                              f"are taken from the config file's folder)")
+    def key(self) -> str:
         return sha256_json(file_hashes(self))
 
 

@@ -73,7 +73,7 @@ INFERENCE = Pipeline(
         ),
         Step(
             "load_model",
-            steps.load_model,
+            steps.fetch_model,
             asset="loaded_model",
             description="The registry version resolved and checksum-verified",
             config_sections=("inference", "registry"),

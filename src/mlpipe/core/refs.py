@@ -29,6 +29,11 @@ class CheckResult(BaseModel):
     value: float | None = None
     threshold: float | None = None
 
+    def facts(self) -> dict[str, Any]:
+        """Whether it blocks, and its value and threshold where it has them."""
+        found = {"blocking": self.blocking, "value": self.value, "threshold": self.threshold}
+        return {k: v for k, v in found.items() if v is not None}
+
 
 class Ref(BaseModel):
     """Base of every reference. A subclass names its ``kind`` (``kind: Literal["mine"] =
@@ -49,6 +54,24 @@ class Ref(BaseModel):
         kind = cls.model_fields["kind"].default
         if isinstance(kind, str):
             Ref.kinds[kind] = cls
+
+    def summary(self) -> dict[str, Any]:
+        """What an orchestrator's UI shows for it: scalar fields as they are, a mapping of
+        numbers as ``name/key`` entries, any other non-empty field as JSON, and ``row_count``
+        (summed over a mapping of row counts) and ``model_version`` where it has them."""
+        found: dict[str, Any] = {}
+        for name, value in self.model_dump(mode="json", exclude={"checks"}).items():
+            if isinstance(value, dict) and value and all(
+                    isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()):
+                found.update({f"{name}/{k}": v for k, v in value.items()})
+            elif value or isinstance(value, bool | str | int | float):
+                found[name] = value
+        rows = getattr(self, "rows", None)
+        if isinstance(rows, dict | int) and not isinstance(rows, bool):
+            found["row_count"] = sum(rows.values()) if isinstance(rows, dict) else rows
+        if isinstance(getattr(self, "spec", None), str):
+            found["model_version"] = getattr(self, "spec", None)
+        return found
 
     def failed_blocking_checks(self) -> list[CheckResult]:
         return [c for c in self.checks if c.blocking and not c.passed]
@@ -110,25 +133,25 @@ class ModelRef(Ref):
         return sha256_file(Path(self.uri) / "model.safetensors") == self.sha256
 
 
-def _manifest_valid(ref: Ref) -> bool:
-    from mlpipe.core import artifacts
+class ManifestRef(Ref):
+    """A folder with a manifest: still valid while every file it lists has its hash."""
 
-    artifacts.verify(Path(ref.uri))
-    return artifacts.manifest_sha256(Path(ref.uri)) == ref.sha256
+    def still_valid(self) -> bool:
+        from mlpipe.core import artifacts
+
+        artifacts.verify(Path(self.uri))
+        return artifacts.manifest_sha256(Path(self.uri)) == self.sha256
 
 
-class ArtifactsRef(Ref):
+class ArtifactsRef(ManifestRef):
     """The publishable artifact directory; ``sha256`` is the hash of its ``manifest.json``."""
 
     kind: Literal["artifacts"] = "artifacts"
     files: dict[str, str]
     metrics: dict[str, float] = {}
 
-    def still_valid(self) -> bool:
-        return _manifest_valid(self)
 
-
-class ModelVersionRef(Ref):
+class ModelVersionRef(ManifestRef):
     """One version of a model in a registry; ``uri`` is where its verified files are."""
 
     kind: Literal["model_version"] = "model_version"
@@ -150,9 +173,6 @@ class ModelVersionRef(Ref):
     @property
     def spec(self) -> str:
         return f"{self.name}:v{self.version}"
-
-    def still_valid(self) -> bool:
-        return _manifest_valid(self)
 
 
 class PredictionsRef(Ref):

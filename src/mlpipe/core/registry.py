@@ -13,14 +13,14 @@ import logging
 import re
 import shutil
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from mlpipe.core import artifacts, plugins
 from mlpipe.core.config import PromoteIf, RegistryConfig, validate_section
-from mlpipe.core.errors import ChecksumError, ConfigError
+from mlpipe.core.errors import ChecksumError, ConfigError, ModelNotFoundError
 from mlpipe.core.refs import ModelVersionRef
 
 log = logging.getLogger("mlpipe.registry")
@@ -35,6 +35,40 @@ def parse_spec(spec: str) -> tuple[str, str]:
     if not name:
         raise ConfigError(f"model reference {spec!r}: expected name:alias or name:vN")
     return name, which or LATEST
+
+
+def pick_version(
+    name: str, which: str, versions: Collection[int], aliases: Mapping[str, int], where: str = ""
+) -> int:
+    """The version ``which`` names among a model's ``versions`` (those present): ``vN`` or ``N``,
+    an alias of ``aliases`` (alias -> version), or ``latest`` (the alias if the backend keeps
+    one, else the highest). Every backend resolves with this, so a spec means the same on each;
+    ``ModelNotFoundError`` names what exists (``where``: the registry, for a dangling alias)."""
+    present = sorted(versions)
+    if not present:
+        raise ModelNotFoundError(f"model '{name}' has no versions{where}")
+    match = VERSION.match(which)
+    if match:
+        number = int(match.group(1))
+        if number not in present:
+            raise ModelNotFoundError(
+                f"{name} has no version {number} (versions: {', '.join(f'v{n}' for n in present)})"
+            )
+        return number
+    if which in aliases:
+        number = aliases[which]
+        if number not in present:
+            raise ModelNotFoundError(
+                f"{name}:{which} points at v{number}, which is no longer in the registry{where}; "
+                f"point it at a version that exists: mlpipe registry promote {name} <version> "
+                f"{which}"
+            )
+        return number
+    if which == LATEST:
+        return present[-1]
+    raise ModelNotFoundError(
+        f"{name} has no alias '{which}' (aliases: {', '.join(sorted({LATEST, *aliases}))})"
+    )
 
 
 class Registry(Protocol):

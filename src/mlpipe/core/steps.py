@@ -245,8 +245,9 @@ def split_inference_data(
     return ShardsRef.of(shards, uri=str(ctx.out_dir))
 
 
-def load_model(config: InferenceConfig, ctx: StepContext) -> ModelVersionRef:
-    """Resolve ``name:alias`` or ``name:vN`` in the registry and verify every file's checksum."""
+def fetch_model(config: InferenceConfig, ctx: StepContext) -> ModelVersionRef:
+    """The ``load_model`` step: resolve ``name:alias`` or ``name:vN`` in the registry and verify
+    every file's checksum (``mlpipe.load_model`` is the in-memory predictor, not this)."""
     registry = open_registry(config.registry, ctx.home)
     return registry.fetch(config.inference.model, ctx.out_dir / "model")
 

@@ -25,8 +25,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from mlpipe.core.config import InferenceConfig
-from mlpipe.core.config import PipelineSettings as PipelineConfig
+from mlpipe.core.config import InferenceConfig, PipelineSettings
 from mlpipe.core.errors import ConfigError, ModelNotFoundError
 from mlpipe.core.paths import run_dir
 from mlpipe.core.pipeline import Pipeline
@@ -106,7 +105,7 @@ class ArtifactStore:
         return path[len(base) + 1 :] if path.startswith(base + "/") else Path(path).name
 
 
-def open_store(config: PipelineConfig, home: Path) -> ArtifactStore | None:
+def open_store(config: PipelineSettings, home: Path) -> ArtifactStore | None:
     """The store ``cluster.storage_uri`` names, or None when steps share a volume instead."""
     uri = config.cluster.storage_uri
     if not uri:
@@ -133,7 +132,7 @@ def _paths_in(data: Any) -> list[Path]:
     return found + [p for k, v in data.items() if isinstance(v, list | dict) for p in _paths_in(v)]
 
 
-def _registry_names(config: PipelineConfig) -> list[str]:
+def _registry_names(config: PipelineSettings) -> list[str]:
     registry = getattr(config, "registry", None)
     if registry is None:
         return []
@@ -144,7 +143,7 @@ def _registry_names(config: PipelineConfig) -> list[str]:
 
 
 def pull_for_step(
-    config: PipelineConfig, pipeline: Pipeline, step_name: str, home: Path, run_id: str
+    config: PipelineSettings, pipeline: Pipeline, step_name: str, home: Path, run_id: str
 ) -> dict[str, Any]:
     """Before a step runs: fetch its upstream steps' directories and whatever their refs point
     to, and for steps that use the local registry its index and the version to load."""
@@ -170,7 +169,7 @@ def pull_for_step(
     return {"store": store.uri, "pulled": copied}
 
 
-def _pull_registry(store: ArtifactStore, config: PipelineConfig) -> int:
+def _pull_registry(store: ArtifactStore, config: PipelineSettings) -> int:
     """The registry's index (aliases and every version's manifest), and the version to load."""
     from mlpipe.core import plugins
 
@@ -197,7 +196,7 @@ def _pull_registry(store: ArtifactStore, config: PipelineConfig) -> int:
 
 
 def push_for_step(
-    config: PipelineConfig,
+    config: PipelineSettings,
     pipeline: Pipeline,
     step_name: str,
     home: Path,

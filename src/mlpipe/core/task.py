@@ -36,7 +36,8 @@ class ResultsAccumulator(Protocol):
 
 
 class Task(Protocol):
-    """What a task provides to the steps. Every method writes only under the directory it gets."""
+    """What an ML task (the config's ``task:``) provides to the steps; not a plan task
+    (``execution.plan.TaskSpec``). Every method writes only under the directory it gets."""
 
     name: ClassVar[str]
     #: appended to the inputs in the results file, in order

@@ -55,6 +55,7 @@ from mlpipe.core.registry import (
     install_verified,
     lineage_of,
     parse_spec,
+    pick_version,
     utc_now,
 )
 
@@ -410,25 +411,7 @@ class MlflowRegistry:
         by_number = {int(mv.version): mv for mv in found}
         latest = max(by_number)
         aliases = self._aliases(model)
-        match = VERSION.match(which)
-        if which == LATEST:
-            number = latest
-        elif match:
-            number = int(match.group(1))
-            if number not in by_number:
-                raise ModelNotFoundError(
-                    f"{name} has no version {number} "
-                    f"(versions: {', '.join(f'v{n}' for n in sorted(by_number))})"
-                )
-        elif which in aliases:
-            number = aliases[which]
-        else:
-            raise ModelNotFoundError(
-                f"{name} has no alias '{which}' "
-                f"(aliases: {', '.join(sorted([LATEST, *aliases]))})"
-            )
-        if number not in by_number:
-            raise ModelNotFoundError(f"{name}:{which} points at v{number}, which is gone")
+        number = pick_version(name, which, by_number, aliases, where=f" at {self.registry_uri}")
         return by_number[number], aliases, latest
 
     # -- the Registry interface ---------------------------------------------------------------

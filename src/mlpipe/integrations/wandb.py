@@ -30,16 +30,27 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from mlpipe.core import artifacts
-from mlpipe.core.config import RegistryConfig, TrackingConfig
+from mlpipe.core.config import RegistryConfig, SecretEnvConfig, TrackingConfig
 from mlpipe.core.errors import ConfigError, MlpipeError, ModelNotFoundError
 from mlpipe.core.paths import resolve_home
 from mlpipe.core.refs import ModelVersionRef
-from mlpipe.core.registry import LATEST, VERSION, alias_in_use, install_verified, parse_spec
+from mlpipe.core.registry import (
+    LATEST,
+    VERSION,
+    alias_in_use,
+    install_verified,
+    parse_spec,
+    pick_version,
+)
 from mlpipe.registries.local import LocalRegistry
 
 log = logging.getLogger(__name__)
 
 API_KEY_ENV = "WANDB_API_KEY"
+#: In cluster mode a pod reads the key from this Kubernetes Secret (``cluster.secrets`` may
+#: name another for the same env var): create it with
+#: ``kubectl create secret generic wandb --from-literal=api-key=...``.
+POD_SECRETS = (SecretEnvConfig(env=API_KEY_ENV, secret="wandb", key="api-key"),)
 #: Optional W&B registry collection every published model is also linked to (online only),
 #: e.g. ``wandb-registry-model/sentiment``.
 LINK_ENV = "MLPIPE_WANDB_REGISTRY_COLLECTION"
@@ -197,7 +208,13 @@ def _start_run(
         raise classify_error(exc, what) from exc
 
 
-class WandbTracker:
+class _WandbBackend:
+    """What both W&B plugins declare: in cluster mode, the pod Secret holding the API key."""
+
+    pod_secrets: ClassVar[tuple[SecretEnvConfig, ...]] = POD_SECRETS
+
+
+class WandbTracker(_WandbBackend):
     """One W&B run per step: config, tags (runner, orchestrator run id), metrics, summary."""
 
     config_type: ClassVar[type[TrackingConfig]] = WandbTrackingConfig
@@ -261,7 +278,7 @@ class WandbTracker:
             self.run = None
 
 
-class WandbRegistry:
+class WandbRegistry(_WandbBackend):
     """Model versions as W&B ``model`` artifacts; aliases are W&B aliases.
 
     Every fetch downloads into a temporary sibling of ``dest``, verifies every file against the
@@ -515,22 +532,10 @@ class WandbRegistry:
                 f"(offline store {self.offline_root}; models: {known}). Offline, only models "
                 "published from this machine can be loaded; use WANDB_MODE=online to download"
             )
-        match = VERSION.match(which)
-        if match:
-            hits = [r for r in refs if r.version == int(match.group(1))]
-            if not hits:
-                raise ModelNotFoundError(
-                    f"{name} has no version {which} "
-                    f"(versions: {', '.join(f'v{r.version}' for r in refs)})"
-                )
-        else:
-            hits = [r for r in refs if which in r.aliases]
-            if not hits:
-                seen = sorted({a for r in refs for a in r.aliases})
-                raise ModelNotFoundError(
-                    f"{name} has no alias '{which}' (aliases: {', '.join(seen) or 'none'})"
-                )
-        return hits[-1]
+        by_number = {r.version: r for r in refs}
+        aliases = {a: r.version for r in refs for a in r.aliases}
+        return by_number[pick_version(name, which, by_number, aliases,
+                                      where=f" (offline store {self.offline_root})")]
 
 
 def _normalize(spec: str) -> tuple[str, str]:

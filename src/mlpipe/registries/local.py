@@ -21,7 +21,7 @@ import re
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +40,7 @@ from mlpipe.core.registry import (
     decide_aliases,
     lineage_of,
     parse_spec,
+    pick_version,
     utc_now,
 )
 
@@ -107,13 +108,7 @@ class Finding:
     damage: bool = True  # False: a leftover that is harmless and removed on the next change
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "path": self.path,
-            "problem": self.problem,
-            "fix": self.fix,
-            "damage": self.damage,
-        }
+        return asdict(self)
 
 
 class LocalRegistry:
@@ -251,32 +246,13 @@ class LocalRegistry:
             if match and (self._version_dir(name, int(match.group(1))) / "manifest.json").is_file():
                 return self._checked_ref(name, int(match.group(1)), {})
             raise
-        numbers = self._present(name, state)
         if not state.versions:
             known = ", ".join(self.names()) or "none"
             raise ModelNotFoundError(
                 f"model '{name}' is not in the registry at {self.root} (models: {known})"
             )
-        if match:
-            version = int(match.group(1))
-            if version not in numbers:
-                raise ModelNotFoundError(
-                    f"{name} has no version {version} "
-                    f"(versions: {', '.join(f'v{n}' for n in numbers) or 'none'})"
-                )
-        elif which in state.aliases:
-            version = state.aliases[which]
-            if version not in numbers:
-                raise ModelNotFoundError(
-                    f"{name}:{which} points at v{version}, which is no longer in the registry "
-                    f"at {self.root} (removed by hand?); point it at a version that exists: "
-                    f"mlpipe registry promote {name} <version> {which}"
-                )
-        else:
-            raise ModelNotFoundError(
-                f"{name} has no alias '{which}' "
-                f"(aliases: {', '.join(sorted(state.aliases)) or 'none'})"
-            )
+        version = pick_version(name, which, self._present(name, state), state.aliases,
+                               where=f" at {self.root} (removed by hand?)")
         return self._checked_ref(name, version, state.aliases)
 
     def _checked_ref(self, name: str, version: int, aliases: dict[str, int]) -> ModelVersionRef:

@@ -1,12 +1,7 @@
-"""Child process of ``AirflowRunner.launch`` (and its floor): migrate the metadata DB once,
-then ``dag.test()``.
-
-Run as ``python -m mlpipe.adapters.airflow._dagtest REQUEST.json RESULT.json`` with ``AIRFLOW_HOME``
-already set: Airflow reads its home and database at import time, so each run gets a fresh process
-(and the caller's process never imports Airflow). The request names the pipeline by its portable
-reference; the steps record their own outcomes (``result.json`` / ``error.json``), so the report is
-only Airflow's view: the DAG run's id and state and, per task instance (a mapped task has one per
-map index), its state, try, duration, max tries.
+"""Child process of ``AirflowRunner`` (core's ``run_child``): migrate the metadata DB once, then
+``dag.test()``. The steps record their own outcomes, so the report is only Airflow's view: the
+DAG run's id and state, and each task instance (a mapped task one per map index) as core's
+:class:`~mlpipe.core.execution.facts.Instance`.
 """
 
 from __future__ import annotations
@@ -19,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 MARKER = ".mlpipe-db-migrated"
+LOCK = ".mlpipe-db.lock"  # the migration's, and a template copy's
 
 
 def ensure_db(airflow_home: Path) -> float:
@@ -28,7 +24,7 @@ def ensure_db(airflow_home: Path) -> float:
     from mlpipe.core.files import exclusive
 
     marker = airflow_home / MARKER
-    with exclusive(airflow_home / ".mlpipe-db.lock", what="airflow metadata DB migration"):
+    with exclusive(airflow_home / LOCK, what="airflow metadata DB migration"):
         if marker.is_file() and marker.read_text().strip() == airflow.__version__:
             return 0.0
         from airflow.utils import db
@@ -40,11 +36,7 @@ def ensure_db(airflow_home: Path) -> float:
 
 
 def register(dag: Any) -> None:
-    """Store the serialized DAG in the metadata DB (``dag.test`` refuses unserialized DAGs).
-
-    The DAG is built in memory from the run's config, not parsed from the dags folder, so it is
-    written directly, as the dag processor would.
-    """
+    """Store the in-memory DAG serialized, as the dag processor would (``dag.test`` needs it)."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
     from airflow.utils.session import create_session
@@ -99,11 +91,11 @@ def main(request_path: str, result_path: str) -> int:
         from mlpipe.core.execution.floor import FloorTask
 
         noops = [FloorTask(**t) for t in request["floor"]["tasks"]]
-        dag, steps = floor_dag(noops, request["floor"]["name"]), [t.name for t in noops]
+        dag = floor_dag(noops, request["floor"]["name"])
     else:
         pipeline = resolve_pipeline(request["pipeline"])
         config = config_from_json(request["config"], pipeline.config_type)
-        dag, steps = build_dag(pipeline, config, home=request["home"]), list(pipeline.step_names)
+        dag = build_dag(pipeline, config, home=request["home"])
         conf[CONF_RUN_ID] = request["run_id"]
         if request.get("use_cache") is not None:
             conf[CONF_USE_CACHE] = request["use_cache"]
@@ -115,13 +107,12 @@ def main(request_path: str, result_path: str) -> int:
     dag_run = dag.test(run_conf=conf)
     test_s = time.perf_counter() - started
 
-    order = {name: i for i, name in enumerate(steps)}
-    tasks = [{
-        "task_id": ti.task_id, "map_index": ti.map_index,
-        "state": str(ti.state) if ti.state else None,
-        "try_number": ti.try_number, "max_tries": ti.max_tries, "duration": ti.duration,
-        "start": ti.start_date.isoformat() if ti.start_date else None,
-        "end": ti.end_date.isoformat() if ti.end_date else None,
+    order = {name: i for i, name in enumerate(dag.task_ids)}  # the plan's order
+    tasks = [{  # core's Instance fields
+        "task": ti.task_id, "index": ti.map_index, "state": str(ti.state) if ti.state else None,
+        "tries": ti.try_number, "max_tries": ti.max_tries + 1, "seconds": ti.duration,
+        "started": ti.start_date.timestamp() if ti.start_date else None,
+        "ended": ti.end_date.timestamp() if ti.end_date else None,
     } for ti in sorted(dag_run.get_task_instances(),
                        key=lambda t: (order.get(t.task_id, 99), t.map_index))]
     report = {

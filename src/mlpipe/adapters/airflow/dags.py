@@ -1,24 +1,13 @@
-"""Build Airflow 3 DAGs from core's plan: one Airflow task per plan task, in either mode.
-
-``build_dag`` walks :func:`mlpipe.core.execution.plan.plan` and hands each task to a
-*translation*: :func:`python_task` here (a TaskFlow task whose body is one
-:func:`~mlpipe.core.execution.execute.execute` call in the worker) or, in cluster mode,
-:func:`mlpipe.adapters.airflow.kubernetes.pod_task` (a KubernetesPodOperator running
-``mlpipe step``). Kinds map onto Airflow's primitives: a step or fused group is a task, a map
-step's ``shard_list`` a task whose XCom is the shard list, its ``shard`` task a mapped task
-expanded over that list, its ``gather`` a task after all of them. Steps find their upstream
-references in the run's records, so XCom carries only small results; bad input (exit 2) fails
-the task without its retries.
-
-Importing this module imports Airflow; ``mlpipe.adapters.airflow.runner`` does not.
+"""Airflow 3 DAGs from core's plan: each plan task through a *translation*, :func:`python_task`
+(TaskFlow, in process) or ``kubernetes.pod_task`` (a pod). A ``shard_list`` task's XCom is the
+shard list its ``shard`` task is expanded over; steps read their upstream from the run's records,
+so XCom carries only small results. Importing this module imports Airflow.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
-import shlex
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,9 +16,10 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Variable, task
 
-from mlpipe.core.config import PipelineSettings, load_config
+from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.plan import plan
-from mlpipe.core.pipeline import Pipeline, resolve_pipeline
+from mlpipe.core.pipeline import Pipeline
+from mlpipe.core.served import PIPELINES_ENV, listed, served_pipelines
 
 from .spec import CONF_USE_CACHE, DagTask, Translation, dag_conf, mlpipe_run_id, task_args
 
@@ -40,11 +30,10 @@ START_DATE = pendulum.datetime(2025, 1, 1, tz="UTC")
 
 
 def run_task(spec: DagTask, context: Mapping[str, Any], shard: int | None = None) -> Any:
-    """What an in-process task does: ``execute`` its job; bad input fails without retries."""
+    """What an in-process task does: core's ``run_task``; bad input fails without retries."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from mlpipe.core.errors import MlpipeError
-    from mlpipe.core.execution.execute import execute, retryable
+    from mlpipe.core.execution.body import run_task as run
 
     use_cache = dag_conf(context).get(CONF_USE_CACHE)
     job = spec.task.job(
@@ -52,18 +41,13 @@ def run_task(spec: DagTask, context: Mapping[str, Any], shard: int | None = None
         use_cache=None if use_cache is None else bool(use_cache),
         orchestrator_run_id=str(context.get("run_id", "")),
         attempt=int(getattr(context.get("ti"), "try_number", 0) or 0))
-    try:
-        result = execute(job)
-    except MlpipeError as exc:
-        if retryable(exc):
-            raise
-        raise AirflowFailException(str(exc)) from exc
-    return list(result.shards) if spec.task.kind == "shard_list" else result.to_json()
+    result = run(spec.task, job, lambda exc, retry: exc if retry else AirflowFailException(
+        str(exc)))
+    return result if isinstance(result, list) else result.to_json()
 
 
 def python_task(spec: DagTask) -> Any:
-    """The in-process translation: a TaskFlow ``@task`` per plan task; a shard task is mapped
-    over its shard list's XCom (one task instance per shard, each retried on its own)."""
+    """A TaskFlow ``@task`` per plan task; a shard task's mapped over its list's XCom."""
     doc = spec.task.description or spec.pipeline.step(spec.task.step).description
     if spec.task.kind == "shard":
         @task(**task_args(spec.task), doc_md=doc,
@@ -97,15 +81,9 @@ def build_dag(
     doc_note: str = "",
     fileloc: str | None = None,
 ) -> DAG:
-    """Translate ``pipeline`` + ``config`` into a DAG; nothing runs until Airflow schedules it.
-
-    Task names, upstream, retries, retry delay and timeouts come from core's plan (from
-    ``config.runtime``), the schedule from ``config.runtime.schedule`` (a cron, a preset like
-    ``@weekly``, or ``None`` for manual only). ``home`` is the mlpipe home the tasks write to
-    (``None``: resolved in the worker from ``$MLPIPE_HOME``). ``translation`` defaults to
-    in-process tasks, or to pods when ``runtime.mode`` is ``kubernetes``. ``fileloc`` is the DAG
-    file Airflow re-parses to run the tasks (default: this module).
-    """
+    """The plan of ``pipeline`` + ``config`` as a DAG scheduled by ``runtime.schedule``.
+    ``home``: the mlpipe home (None: ``$MLPIPE_HOME`` in the worker); ``translation``: default
+    by ``runtime.mode``; ``fileloc``: the DAG file Airflow re-parses to run the tasks."""
     if config.pipeline != pipeline.name:
         raise ValueError(f"config is for '{config.pipeline}', pipeline is '{pipeline.name}'")
     runtime = config.runtime
@@ -144,23 +122,18 @@ def build_dag(
 
 # --- the dags-folder entry point -------------------------------------------------------------
 
-ENV_PIPELINES = "MLPIPE_PIPELINES"  # e.g. "training,inference,my_module:PIPELINE"
 DEFAULT_PIPELINES = "training,inference"
-ENV_CONFIG = "MLPIPE_{name}_CONFIG"  # e.g. MLPIPE_TRAINING_CONFIG=/path/training.yaml
-ENV_OVERRIDES = "MLPIPE_{name}_OVERRIDES"  # e.g. "training.epochs=2 data.max_rows=1000"
-VAR_CONFIG = "mlpipe_{name}_config"  # Airflow Variable with the same meaning
-VAR_OVERRIDES = "mlpipe_{name}_overrides"
 
 
-def _setting(env_name: str, var_name: str) -> str | None:
-    """An env var, else an Airflow Variable (``AIRFLOW_VAR_*`` env vars count), else None."""
+def _setting(env_name: str) -> str | None:
+    """An env var, else the Airflow Variable of its name in lower case (``mlpipe_pipelines``)."""
     value = os.environ.get(env_name)
     if value:
         return value
     try:
-        found = Variable.get(var_name, default=None)
+        found = Variable.get(env_name.lower(), default=None)
     except Exception as exc:  # no metadata DB / API reachable while parsing: treat as unset
-        log.debug("Airflow Variable %s unavailable: %s", var_name, exc)
+        log.debug("Airflow Variable %s unavailable: %s", env_name.lower(), exc)
         return None
     return str(found) if found else None
 
@@ -168,40 +141,15 @@ def _setting(env_name: str, var_name: str) -> str | None:
 def dags_from_environment(
     home: str | Path | None = None, fileloc: str | None = None
 ) -> dict[str, DAG]:
-    """The DAGs ``dags/mlpipe_dags.py`` exposes, configured from env vars or Airflow Variables.
-
-    The pipelines are ``$MLPIPE_PIPELINES`` (or the Variable ``mlpipe_pipelines``): comma-separated
-    registered names or ``module:ATTR`` refs, default ``training,inference``. For each, the config
-    file is ``$MLPIPE_<PIPELINE>_CONFIG`` (or the Variable ``mlpipe_<pipeline>_config``) with
-    optional ``--set``-style overrides from ``$MLPIPE_<PIPELINE>_OVERRIDES``. Without one, the DAG
-    uses the config type's defaults and says so in the log and the DAG docs. A named config that
-    is missing or invalid raises, so Airflow shows it as an import error instead of silently
-    running something else. The mlpipe home is ``home``, else ``$MLPIPE_HOME`` / Variable
-    ``mlpipe_home``, else ``$AIRFLOW_HOME/mlpipe``. ``fileloc`` defaults to the calling file.
-    """
+    """The DAGs ``dags/mlpipe_dags.py`` exposes: core's served pipelines
+    (:mod:`mlpipe.core.served`; default ``training,inference``), each setting read from its env
+    var or the Airflow Variable of the same name in lower case. The mlpipe home is ``home``, else
+    ``$MLPIPE_HOME`` / Variable ``mlpipe_home``, else ``$AIRFLOW_HOME/mlpipe``; ``fileloc``
+    defaults to the calling file."""
     fileloc = fileloc or sys._getframe(1).f_code.co_filename
-    home = home or _setting("MLPIPE_HOME", "mlpipe_home") or (
-        Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "mlpipe"
-    )
-    refs = _setting(ENV_PIPELINES, ENV_PIPELINES.lower()) or DEFAULT_PIPELINES
-    dags: dict[str, DAG] = {}
-    for ref in filter(None, (r.strip() for r in refs.split(","))):
-        pipeline = resolve_pipeline(ref)
-        key = re.sub(r"\W", "_", pipeline.name)
-        env_config = ENV_CONFIG.format(name=key.upper())
-        path = _setting(env_config, VAR_CONFIG.format(name=key))
-        overrides = shlex.split(
-            _setting(ENV_OVERRIDES.format(name=key.upper()), VAR_OVERRIDES.format(name=key)) or ""
-        )
-        if path:
-            note = f"Config: `{path}` {' '.join(overrides)}"
-        else:
-            log.info("mlpipe: %s not set; the %s DAG uses mlpipe's built-in default config",
-                     env_config, pipeline.name)
-            note = f"Config: mlpipe's built-in defaults (set {env_config})."
-        config = load_config(
-            path or None, overrides, pipeline=pipeline.name, config_type=pipeline.config_type
-        )
-        dag = build_dag(pipeline, config, home=home, doc_note=note, fileloc=fileloc)
-        dags[dag.dag_id] = dag
-    return dags
+    home = home or _setting("MLPIPE_HOME") or (
+        Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "mlpipe")
+    refs = listed(_setting(PIPELINES_ENV) or DEFAULT_PIPELINES)
+    dags = [build_dag(s.pipeline, s.config, home=home, doc_note=s.note, fileloc=fileloc)
+            for s in served_pipelines(refs, _setting)]
+    return {dag.dag_id: dag for dag in dags}

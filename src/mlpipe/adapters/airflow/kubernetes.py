@@ -1,24 +1,10 @@
 """Cluster mode for Airflow: each plan task is a KubernetesPodOperator running ``mlpipe step``.
 
-``build_dag`` swaps its translation for :func:`pod_task` when
-``config.runtime.mode == "kubernetes"``; the plan, the DAG's wiring, retries, timeout and
-schedule stay the same; ``mlpipe.adapters.airflow.render`` writes what such a DAG would
-submit. This module only translates the task's :class:`~mlpipe.core.cluster.ContainerSpec` into
-KubernetesPodOperator arguments (V1EnvVar with ``secretKeyRef``, V1ResourceRequirements, PVC or
-emptyDir volumes, node selector, service account, namespace, security context).
-
-No XCom between pods: each pod reads the earlier steps' ``result.json`` of the same run from the
-shared volume or store (``mlpipe step`` does), so ``do_xcom_push`` stays off and tasks are
-ordered by the DAG's explicit dependencies. The run id is the Jinja template
-:data:`RUN_ID_TEMPLATE` (``conf['mlpipe_run_id']`` or Airflow's ``run_id``), which Airflow
-renders per run and ``mlpipe step`` makes safe exactly as the in-process tasks do.
-
-A map step is one pod per shard, as core's plan says: ``<step>__shards`` (the list pod, the
-one pod that pushes an XCom: the shard list, written to the XCom sidecar's file),
-``<step>__shard`` (``KubernetesPodOperator.partial(...).expand(arguments=...)`` over that list,
-each mapped pod with the step's resources and ``--shard I``) and ``<step>`` (the gather pod).
-Airflow does not render templates in expanded values, so a shard pod's ``--run-id`` is
-``$(MLPIPE_RUN_ID)``, which Kubernetes fills from the pod's env var, rendered by Airflow as usual.
+Only the translation of a task's :class:`~mlpipe.core.cluster.ContainerSpec` into operator
+arguments; the plan, wiring, retries, timeout and schedule are ``build_dag``'s. No XCom between
+pods (each reads the run's records from the shared volume or store) except the shard list pod's
+list, which a shard task is expanded over. Airflow renders no templates in expanded values, so a
+shard pod's ``--run-id`` is ``$(MLPIPE_RUN_ID)``, filled by Kubernetes from the pod's env var.
 """
 
 from __future__ import annotations
@@ -91,10 +77,8 @@ def operator_kwargs(spec: ContainerSpec) -> dict[str, Any]:
 
 
 def shard_mapper(container: ContainerSpec) -> Callable[[int], list[str]]:
-    """The function ``.expand(arguments=listing.output.map(...))`` applies to each shard number
-    of the list's XCom: the shard pod's arguments with that shard in its slot (plain values,
-    never templated). A function, not a partial: Airflow serializes a map callable by its
-    source."""
+    """A shard number -> the shard pod's arguments (``.expand(arguments=...map(...))``); a
+    function, not a partial: Airflow serializes a map callable by its source."""
     args = list(container.args)
 
     def shard_arguments(shard: int) -> list[str]:
@@ -104,9 +88,8 @@ def shard_mapper(container: ContainerSpec) -> Callable[[int], list[str]]:
 
 
 def pod_task(spec: DagTask) -> Any:
-    """The cluster-mode translation: a KubernetesPodOperator per plan task running its
-    ``mlpipe step`` pod; a shard task is one pod per shard, expanded over the shard list the
-    ``shard_list`` pod pushes as its XCom (the only pod that pushes one)."""
+    """A KubernetesPodOperator per plan task; a shard task's expanded over the list the
+    ``shard_list`` pod pushes as its XCom."""
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
     task = spec.task

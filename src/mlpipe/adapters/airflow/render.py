@@ -1,7 +1,8 @@
 """``mlpipe render airflow``: build the cluster-mode DAG and write what it would submit.
 
 No cluster is contacted: each KubernetesPodOperator builds its pod request from a dummy
-kubeconfig, and the V1Pod is written as YAML next to the DAG's shape.
+kubeconfig; a shard task's mapped operator is unmapped as Airflow does it, with the arguments
+made by the expand's own map function.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from typing import Any
 import yaml
 from kubernetes.client import ApiClient
 
-from mlpipe.core.cluster import pipeline_containers, rendered_shards
+from mlpipe.core.cluster import pipeline_containers
 from mlpipe.core.config import PipelineSettings
-from mlpipe.core.execution.plan import Plan, plan
+from mlpipe.core.execution.plan import TaskSpec, plan
 from mlpipe.core.pipeline import Pipeline
+from mlpipe.core.render import write_pods, write_yaml
 
 from .dags import build_dag
 from .kubernetes import RUN_ID_TEMPLATE, pod_task
@@ -30,69 +32,42 @@ DUMMY_KUBECONFIG = {
 }
 
 
-def _task_pods(dag: Any, tasks: Plan, config: PipelineSettings) -> dict[str, Any]:
-    """file stem -> the operator that makes that pod: one per plan task; a shard task's mapped
-    operator unmapped as Airflow does it, for ``rendered_shards`` shards, with the arguments
-    made by the expand's own map function."""
-    ops: dict[str, Any] = {}
-    for task in tasks:
-        op = dag.get_task(task.name)
-        if task.kind != "shard":
-            ops[task.name] = op
-            continue
-        expanded = op.expand_input.value["arguments"]  # listing.output.map(...)
-        for shard in range(rendered_shards(tasks.pipeline, task.step, config)):
-            args: Any = shard
-            for fn in expanded.callables:
-                args = fn(args)
-            ops[f"{task.name}-{shard:04d}"] = op.unmap({"arguments": args})
-    return ops
-
-
 def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) -> list[Path]:
-    """Write each task's pod (``<pipeline>-<step>.pod.yaml``, as KubernetesPodOperator would
-    create it, templates not yet rendered; one per plan task, ``<step>__shard-NNNN`` per
-    shard) and the DAG's shape (``<pipeline>.dag.yaml``)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Each plan task's pod as KubernetesPodOperator would create it (templates not yet
+    rendered) and the DAG's shape (``<pipeline>.dag.yaml``)."""
     if config.runtime.mode != "kubernetes":
         runtime = config.runtime.model_copy(update={"mode": "kubernetes"})
         config = config.model_copy(update={"runtime": runtime})
     pipeline_containers(pipeline, config, RUN_ID_TEMPLATE)  # fail on bad settings before Airflow
-    dag = build_dag(pipeline, config, translation=pod_task)
-    tasks = plan(pipeline, config)
-    paths: list[Path] = []
+    dag, tasks = build_dag(pipeline, config, translation=pod_task), plan(pipeline, config)
     with tempfile.TemporaryDirectory(prefix="mlpipe-kubeconfig-") as tmp:
         kubeconfig = Path(tmp) / "config"
         kubeconfig.write_text(yaml.safe_dump(DUMMY_KUBECONFIG))
-        for stem, op in _task_pods(dag, tasks, config).items():
+
+        def body(task: TaskSpec, shard: int | None) -> dict[str, Any]:
+            op: Any = dag.get_task(task.name)
+            if shard is not None:
+                args: Any = shard
+                for fn in op.expand_input.value["arguments"].callables:  # listing.output.map
+                    args = fn(args)
+                op = op.unmap({"arguments": args})
             op.config_file = str(kubeconfig)
-            body = ApiClient().sanitize_for_serialization(op.build_pod_request_obj(context=None))
-            path = out_dir / f"{pipeline.name}-{stem}.pod.yaml"
-            path.write_text(yaml.safe_dump(body, sort_keys=False, width=120))
-            paths.append(path)
-    shape = {
-        "dag_id": dag.dag_id,
-        "schedule": config.runtime.schedule,
-        "run_id": f"{RUN_ID_TEMPLATE} (made safe by `mlpipe step`)",
-        "tasks": [_task_shape(pipeline.name, dag.get_task(name), tasks) for name in tasks.names],
-    }
-    path = out_dir / f"{pipeline.name}.dag.yaml"
-    path.write_text(yaml.safe_dump(shape, sort_keys=False, width=120))
-    return [*paths, path]
+            pod: Any = op.build_pod_request_obj(context=None)
+            return ApiClient().sanitize_for_serialization(pod)
+
+        paths = write_pods(tasks, config, Path(out_dir), body)
+    shape = {"dag_id": dag.dag_id, "schedule": config.runtime.schedule,
+             "run_id": f"{RUN_ID_TEMPLATE} (made safe by `mlpipe step`)",
+             "tasks": [_task_shape(pipeline.name, dag.get_task(t.name), t) for t in tasks]}
+    return [*paths, write_yaml(Path(out_dir) / f"{pipeline.name}.dag.yaml", shape)]
 
 
-def _task_shape(pipeline: str, task: Any, tasks: Plan) -> dict[str, Any]:
-    mapped = type(task).__name__ == "MappedOperator"
+def _task_shape(pipeline: str, op: Any, task: TaskSpec) -> dict[str, Any]:
+    mapped = task.kind == "shard"
     shape: dict[str, Any] = {
-        "task_id": task.task_id,
-        "operator": task.operator_name if mapped else type(task).__name__,
-        "upstream": sorted(task.upstream_task_ids),
-        "retries": task.retries,
-        "pod": f"{pipeline}-{task.task_id}{'-NNNN' if mapped else ''}.pod.yaml",
-    }
+        "task_id": op.task_id, "operator": op.operator_name if mapped else type(op).__name__,
+        "upstream": sorted(op.upstream_task_ids), "retries": op.retries,
+        "pod": f"{pipeline}-{op.task_id}{'-NNNN' if mapped else ''}.pod.yaml"}
     if mapped:
-        listing = [u for u in tasks.task(task.task_id).upstream
-                   if tasks.task(u).kind == "shard_list"]
-        shape["expand"] = "arguments, over the shard list in the XCom of " + listing[0]
+        shape["expand"] = f"arguments, over the shard list in the XCom of {task.upstream[0]}"
     return shape

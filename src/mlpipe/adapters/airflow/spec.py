@@ -1,15 +1,11 @@
-"""What the DAG builder and its task factories share; imports no Airflow.
-
-``dags`` (in-process TaskFlow tasks) and ``kubernetes`` (one pod per task) are two translations
-of one plan: both make operators from a :class:`DagTask` and read the same ``dag_run.conf`` keys,
-so both import this module and neither imports the other's internals.
-"""
+"""What the two translations of a plan (``dags``: in-process tasks, ``kubernetes``: pods)
+share; imports no Airflow."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from mlpipe.core.execution.plan import TaskSpec
 from mlpipe.core.paths import safe_run_id
@@ -22,9 +18,8 @@ CONF_USE_CACHE = "use_cache"  # true/false forces the step cache on/off for this
 
 @dataclass(frozen=True)
 class DagTask:
-    """One task of core's plan as it goes into a DAG: what a translation needs to make its
-    operator. ``listing`` is, for a shard task, the operator of its ``shard_list`` task (whose
-    XCom is the shard list the shard task is expanded over)."""
+    """A plan task as a translation gets it; ``listing``: a shard task's ``shard_list``
+    operator (whose XCom it is expanded over)."""
 
     dag_id: str
     task: TaskSpec
@@ -33,10 +28,8 @@ class DagTask:
     listing: Any = None
 
 
-class Translation(Protocol):
-    """Makes the operator for one plan task (the in-process one, or a pod); returns it."""
-
-    def __call__(self, spec: DagTask) -> Any: ...
+#: Makes the operator for one plan task (the in-process one, or a pod).
+Translation = Callable[[DagTask], Any]
 
 
 def task_args(task: TaskSpec) -> dict[str, Any]:
@@ -55,8 +48,5 @@ def dag_conf(context: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def mlpipe_run_id(context: Mapping[str, Any]) -> str:
-    """The mlpipe run id of a DAG run: ``conf['mlpipe_run_id']`` or the Airflow run id, made safe.
-
-    All tasks of one DAG run compute the same id, so they share ``<home>/runs/<pipeline>/<run_id>``.
-    """
+    """``conf['mlpipe_run_id']`` or the Airflow run id, made safe (the same in every task)."""
     return safe_run_id(str(dag_conf(context).get(CONF_RUN_ID) or context["run_id"]))

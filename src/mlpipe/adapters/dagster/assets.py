@@ -1,18 +1,12 @@
 """Core's plan as Dagster software-defined assets, in either mode.
 
-``plan_assets`` walks :func:`mlpipe.core.execution.plan.plan`: a step or fused group is one
-(multi-)asset materializing each of its steps' assets (``Step.asset``), a map step a graph-backed
-asset whose ``shard_list`` op yields one ``DynamicOutput`` per shard, its ``shard`` op is mapped
-over them and its ``gather`` op collects them. What a task body does is the mode's *body*:
-:func:`run_task` here (one :func:`~mlpipe.core.execution.execute.execute` call in the run's
-process; the asset's value is the step's reference as JSON) or, in cluster mode,
-:func:`mlpipe.adapters.dagster.cluster.run_pod` (one pod running ``mlpipe step``). Declared quality
-checks (``Pipeline.checks_for``) become Dagster asset checks on the asset they describe.
+A step or fused group is one (multi-)asset of its steps' assets, with their declared checks as
+asset checks; a map step a graph-backed asset (``shard_list`` op with ``DynamicOut``, ``shard``
+op mapped over it, ``gather`` op after ``.collect()``). What a task does is the mode's *body*:
+:func:`run_task` (``execute`` in the run's process) or ``cluster.run_pod`` (a pod).
 """
 
 import inspect
-import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,13 +16,16 @@ import dagster as dg
 from pydantic import Field
 
 from mlpipe.core.config import config_from_json
-from mlpipe.core.errors import ConfigError, MlpipeError
-from mlpipe.core.execution.execute import TaskResult, execute, retryable
+from mlpipe.core.errors import ConfigError
+from mlpipe.core.execution.body import run_task as run
+from mlpipe.core.execution.execute import TaskResult
 from mlpipe.core.execution.plan import Plan, TaskSpec
+from mlpipe.core.execution.step import StepRun
 from mlpipe.core.paths import resolve_home, safe_run_id
 from mlpipe.core.pipeline import Pipeline
 from mlpipe.core.progress import forward_to
-from mlpipe.core.refs import CheckResult, Ref, ref_from_json
+from mlpipe.core.refs import CheckResult, ref_from_json
+from mlpipe.core.refstore import RefStore
 
 RESOURCE_KEY = "mlpipe"
 PIPES_KEY = "pipes_k8s"  # cluster mode: the dagster-k8s Pipes client the assets launch pods with
@@ -46,18 +43,9 @@ def job_name(pipeline: str) -> str:
     return f"mlpipe_{dagster_name(pipeline)}"
 
 
-def config_env(pipeline: str) -> str:
-    """The env var naming a pipeline's config file for the shipped code location."""
-    return f"MLPIPE_{dagster_name(pipeline).upper()}_CONFIG"
-
-
 class MlpipeResource(dg.ConfigurableResource):
-    """The validated configs (as JSON) and pipeline refs, by pipeline name, and the mlpipe home.
-
-    ``configs[name]`` is ``config.model_dump_json()``; a run can replace it through the run config
-    (``resources.mlpipe.config.configs``) and core validates it again. ``refs[name]`` is what
-    another process imports the pipeline by (``training`` or ``module:ATTR``).
-    """
+    """Configs (JSON; a run may replace them, core validates again) and pipeline refs by
+    pipeline name, and the mlpipe home."""
 
     home: str = ""
     configs: dict[str, str] = Field(default_factory=dict)
@@ -75,40 +63,21 @@ class MlpipeResource(dg.ConfigurableResource):
 
 
 class RefIOManager(dg.ConfigurableIOManager):
-    """Stores each asset's value (a reference dict) as JSON under ``<home>/dagster/refs``.
-
-    Small, readable and safe across processes (atomic replace), so the multiprocess executor and
-    ``dagster dev`` runs pass references between steps exactly like the in-process runner. Each
-    value is kept per run (``runs/<run_id>/``) and as the asset's latest: a step reads its own
-    run's upstream first, so two runs of one job at once never read each other's references;
-    the latest serves runs that materialize only downstream assets.
-    """
+    """Each asset's reference as JSON in core's :class:`~mlpipe.core.refstore.RefStore` under
+    ``<home>/dagster/refs`` (per run, and the latest): safe across processes and runs."""
 
     home: str = ""
 
-    def _path(self, key: dg.AssetKey, run_id: str | None = None) -> Path:
-        root = resolve_home(self.home or None) / "dagster" / "refs"
-        scope = root / "runs" / run_id if run_id else root / "latest"
-        return scope / ("/".join(key.path) + ".json")
+    def _store(self) -> RefStore:
+        return RefStore(resolve_home(self.home or None) / "dagster" / "refs")
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        text = json.dumps(obj, indent=2, sort_keys=True)
-        for path in (self._path(context.asset_key, context.run_id), self._path(context.asset_key)):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(text)
-            tmp.replace(path)
+        self._store().put("/".join(context.asset_key.path), context.run_id, obj)
 
     def load_input(self, context: dg.InputContext) -> Any:
         upstream = context.upstream_output
-        run_id = upstream.run_id if upstream is not None else None
-        candidates = [self._path(context.asset_key, run_id)] if run_id else []
-        for path in [*candidates, self._path(context.asset_key)]:
-            if path.is_file():
-                return json.loads(path.read_text())
-        raise ConfigError(f"asset {context.asset_key.to_user_string()} has no stored "
-                          f"reference under {self._path(context.asset_key).parent}: "
-                          "materialize it first")
+        return self._store().get("/".join(context.asset_key.path),
+                                 upstream.run_id if upstream is not None else None)
 
 
 def mlpipe_run_id(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str:
@@ -117,41 +86,22 @@ def mlpipe_run_id(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> 
     return safe_run_id(run.tags.get(RUN_ID_TAG) or run.run_id)
 
 
-def ref_metadata(ref: Ref) -> dict[str, Any]:
-    """Materialization metadata from any reference: rows, metrics, versions, hashes, location."""
-    meta: dict[str, Any] = {"uri": dg.MetadataValue.path(ref.uri), "sha256": ref.sha256}
-    for name, value in ref.model_dump(mode="json", exclude={"uri", "sha256", "checks"}).items():
-        if isinstance(value, bool | str | int | float):
-            meta[name] = value
-        elif isinstance(value, dict) and value and all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()
-        ):
-            meta.update({f"{name}/{k}": v for k, v in value.items()})
-        elif value:
-            meta[name] = dg.MetadataValue.json(value)
-    rows = getattr(ref, "rows", None)
-    if isinstance(rows, dict):
-        meta["dagster/row_count"] = sum(rows.values())
-    elif isinstance(rows, int):
-        meta["dagster/row_count"] = rows
-    spec = getattr(ref, "spec", None)
-    if isinstance(spec, str):
-        meta["model_version"] = spec
-    return meta
+def run_metadata(run: StepRun) -> dict[str, Any]:
+    """Materialization metadata: the reference's own summary, the step's seconds and cache."""
+    meta = {k: v if isinstance(v, bool | str | int | float) else dg.MetadataValue.json(v)
+            for k, v in run.ref.summary().items()}
+    if "row_count" in meta:
+        meta["dagster/row_count"] = meta.pop("row_count")
+    return {**meta, "uri": dg.MetadataValue.path(run.ref.uri), "mlpipe/seconds": run.seconds,
+            "mlpipe/cached": run.cached}
 
 
 def check_result(asset: str, check: CheckResult) -> dg.AssetCheckResult:
     """A core CheckResult as a Dagster one: ERROR severity only where core says it blocks."""
-    meta: dict[str, Any] = {"blocking": check.blocking}
-    if check.value is not None:
-        meta["value"] = check.value
-    if check.threshold is not None:
-        meta["threshold"] = check.threshold
     return dg.AssetCheckResult(
         asset_key=dg.AssetKey(asset), check_name=check.name, passed=check.passed,
         severity=dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN,
-        description=check.message or None, metadata=meta,
-    )
+        description=check.message or None, metadata=check.facts())
 
 
 def retry_policy(task: TaskSpec) -> dg.RetryPolicy | None:
@@ -167,19 +117,15 @@ Body = Callable[[Any, Pipeline, TaskSpec, "int | None", dict[str, Any]],
 
 def run_task(context: Any, pipeline: Pipeline, task: TaskSpec, shard: int | None,
              inputs: dict[str, Any]) -> TaskResult | list[int] | None:
-    """The in-process body: ``execute`` the task's job; bad input fails without retries."""
+    """The in-process body: core's ``run_task``; bad input fails without retries."""
     res: MlpipeResource = getattr(context.resources, RESOURCE_KEY)
     job = task.job(mlpipe_run_id(context), home=str(res.home_path()), runner="dagster",
                    shard=shard, use_cache=res.use_cache, orchestrator_run_id=context.run.run_id,
                    attempt=context.retry_number + 1)
-    config = config_from_json(res.config_json(pipeline.name), pipeline.config_type)
-    try:
-        with forward_to(context.log.info):  # progress lines into Dagster's event log
-            result = execute(job, pipeline=pipeline, config=config,
-                             inputs={k: ref_from_json(v) for k, v in inputs.items()})
-    except MlpipeError as exc:  # error.json says what; Dagster only needs to stop
-        raise dg.Failure(description=str(exc), allow_retries=retryable(exc)) from exc
-    return list(result.shards) if task.kind == "shard_list" else result
+    with forward_to(context.log.info):  # progress lines into Dagster's event log
+        return run(task, job, lambda exc, retry: dg.Failure(str(exc), allow_retries=retry),
+                   pipeline=pipeline, inputs={k: ref_from_json(v) for k, v in inputs.items()},
+                   config=config_from_json(res.config_json(pipeline.name), pipeline.config_type))
 
 
 def _outputs(context: Any, pipeline: Pipeline, task: TaskSpec, result: Any,
@@ -193,8 +139,7 @@ def _outputs(context: Any, pipeline: Pipeline, task: TaskSpec, result: Any,
             yield dg.MaterializeResult(asset_key=asset, metadata=meta)
             continue
         run = result.runs[name]
-        meta.update({**ref_metadata(run.ref), "mlpipe/seconds": run.seconds,
-                     "mlpipe/cached": run.cached})
+        meta.update(run_metadata(run))
         context.log.info(f"{name}: {run.seconds:.2f}s{' (cached)' if run.cached else ''} -> "
                          f"{run.ref.uri}")
         yield dg.Output(run.ref.model_dump(mode="json"), output_name=asset, metadata=meta)
@@ -283,10 +228,8 @@ def map_asset(pipeline: Pipeline, tasks: list[TaskSpec], body: Body, pod: bool) 
                                 "mlpipe/shards": len(done)}
         if not isinstance(result, TaskResult):
             return dg.Output(meta, metadata=meta)
-        run = result.run
-        meta.update({**ref_metadata(run.ref), "mlpipe/seconds": run.seconds,
-                     "mlpipe/cached": run.cached})
-        return dg.Output(run.ref.model_dump(mode="json"), metadata=meta)
+        meta.update(run_metadata(result.run))
+        return dg.Output(result.run.ref.model_dump(mode="json"), metadata=meta)
 
     def compose(**values: Any) -> Any:
         return run_gather(list_shards(**values).map(run_shard).collect(), **values)

@@ -23,7 +23,7 @@ from .assets import (
     job_name,
     plan_assets,
 )
-from .cluster import PIPES_KEY, build_cluster_assets, pipes_client
+from .cluster import PIPES_KEY, pipes_client, run_pod
 
 # Used when a built-in pipeline's config sets no runtime.schedule: retrain weekly, score daily
 # (both start stopped). Other pipelines get a schedule only when their config sets one.
@@ -59,10 +59,14 @@ def _executor() -> dg.ExecutorDefinition:
 
 
 def build_assets(pipeline: Pipeline, config: PipelineSettings) -> list[dg.AssetsDefinition]:
-    """The plan's assets in order: in-process tasks, or one pod each (cluster mode)."""
-    if config.runtime.mode == "kubernetes":
-        return build_cluster_assets(pipeline, config)
-    return plan_assets(plan(pipeline, config))
+    """The plan's assets in order: in-process tasks, or one pod each (cluster mode, whose
+    bad settings fail at load)."""
+    tasks = plan(pipeline, config)
+    if config.runtime.mode != "kubernetes":
+        return plan_assets(tasks)
+    for task in tasks:
+        task.container(pipeline)
+    return plan_assets(tasks, run_pod, pod=True)
 
 
 def _ref(pipeline: Pipeline) -> str:

@@ -1,20 +1,9 @@
-"""Cluster mode for Dagster: each asset launches its step as a pod running ``mlpipe step``.
+"""Cluster mode for Dagster: each task's pod through dagster-k8s Pipes (``PipesK8sClient``).
 
-Uses dagster-k8s Pipes (``PipesK8sClient``) rather than ``k8s_job_executor``: the executor would
-run Dagster's own ``dagster api execute_step`` in every pod, whereas Pipes runs exactly the
-command every other cluster mode runs, ``mlpipe step NAME ...`` in ``cluster.image``, with the
-pod spec translated from core's :class:`~mlpipe.core.cluster.ContainerSpec` (``pod_manifest``).
-The Dagster run (run worker) only creates the pods and waits; the run worker needs a kubeconfig
-or an in-cluster service account allowed to create pods in ``cluster.namespace``.
-
-Assets depend on their upstream assets (``deps``) and carry no value: each pod reads the earlier
-steps' ``result.json`` of the same run from the shared volume or store. Blocking quality checks
-are enforced inside the pod (``mlpipe step`` exits non-zero), which fails the asset.
-
-A map step is a graph-backed asset whose ops each launch pods: ``<step>__shards`` runs the plan
-pod (:mod:`.pipes_plan`, which reports the shard list through Pipes) and yields one dynamic
-output per shard, ``<step>__shard`` is mapped over them (one pod per shard, the step's
-resources, ``--shard I``; each retried on its own) and ``<step>`` runs the gather pod.
+Pipes, not ``k8s_job_executor``: the pod runs exactly what every cluster mode runs (``mlpipe
+step`` in ``cluster.image``, spec from core's ``pod_manifest``), not Dagster's own step command.
+Assets carry no value (each pod reads the run's records on the shared volume or store); a map
+step's shard list pod (:mod:`.pipes_plan`) reports its list through Pipes.
 """
 
 # No ``from __future__ import annotations``: Dagster reads the context annotation at runtime.
@@ -24,23 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import yaml
 
-from mlpipe.core.cluster import ContainerSpec, pod_manifest, rendered_shards
+from mlpipe.core.cluster import ContainerSpec, pod_manifest
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.plan import TaskSpec, plan
 from mlpipe.core.pipeline import Pipeline, portable_ref
+from mlpipe.core.render import write_pods, write_yaml
+from mlpipe.core.served import config_env
 
 from . import pipes_plan
 from .assets import (
     BUILT_IN,
     PIPES_KEY,
     RUN_ID_TAG,
-    config_env,
     dagster_name,
     job_name,
     mlpipe_run_id,
-    plan_assets,
 )
 
 #: What the rendered specs show where the asset puts the run's id at run time.
@@ -65,12 +53,19 @@ def pod_arguments(spec: ContainerSpec) -> dict[str, Any]:
     }
 
 
+def _container(pipeline: Pipeline, task: TaskSpec, run_id: str, shard: int | None
+               ) -> ContainerSpec:
+    """The task's pod; a shard list pod runs :mod:`.pipes_plan`, which reports the list."""
+    spec = task.container(pipeline).filled(run_id=run_id, shard=shard)
+    if task.kind == "shard_list":
+        spec = dataclasses.replace(spec, command=pipes_plan.COMMAND)
+    return spec
+
+
 def run_pod(context: Any, pipeline: Pipeline, task: TaskSpec, shard: int | None,
             inputs: dict[str, Any]) -> list[int] | None:
     """The cluster body: the task's pod through Pipes; a shard list pod reports its list."""
-    spec = task.container(pipeline).filled(run_id=mlpipe_run_id(context), shard=shard)
-    if task.kind == "shard_list":
-        spec = dataclasses.replace(spec, command=pipes_plan.COMMAND)
+    spec = _container(pipeline, task, mlpipe_run_id(context), shard)
     invocation = getattr(context.resources, PIPES_KEY).run(context=context,
                                                             **pod_arguments(spec))
     if task.kind != "shard_list":
@@ -80,19 +75,6 @@ def run_pod(context: Any, pipeline: Pipeline, task: TaskSpec, shard: int | None,
     if shards is None:
         raise dg.Failure(description=f"{task.step}: the plan pod reported no shard list")
     return [int(s) for s in shards]
-
-
-def location_env(pipeline: Pipeline) -> str:
-    """``MLPIPE_PIPELINES=<ref> `` for a pipeline the code location does not serve by default."""
-    ref = portable_ref(pipeline)
-    return "" if ref in BUILT_IN else f"MLPIPE_PIPELINES={ref} "
-
-
-def build_cluster_assets(pipeline: Pipeline, config: PipelineSettings) -> list[Any]:
-    tasks = plan(pipeline, config)
-    for task in tasks:  # bad settings fail at load
-        task.container(pipeline)
-    return plan_assets(tasks, run_pod, pod=True)
 
 
 def pod_body(spec: ContainerSpec, pod_name: str) -> dict[str, Any]:
@@ -110,28 +92,20 @@ def pod_body(spec: ContainerSpec, pod_name: str) -> dict[str, Any]:
 
 
 def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) -> list[Path]:
-    """Write ``<pipeline>-<step>.pod.yaml`` (each step's pod) and ``<pipeline>.dagster.yaml``
-    (the job: assets in order, their deps, the resource and how the run id is chosen)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths: list[Path] = []
-    for task in plan(pipeline, config):
-        spec = task.container(pipeline).filled(run_id=RUN_ID_PLACEHOLDER)
-        if task.kind == "shard_list":
-            spec = dataclasses.replace(spec, command=pipes_plan.COMMAND)
-        pods = {task.name: spec}
-        if task.kind == "shard":
-            pods = {f"{task.name}-{i:04d}": spec.filled(shard=i)
-                    for i in range(rendered_shards(pipeline, task.step, config))}
-        for stem, each in pods.items():
-            pod = pod_body(each, f"dagster-{RUN_ID_PLACEHOLDER}-{each.name}")
-            path = out_dir / f"{pipeline.name}-{stem}.pod.yaml"
-            path.write_text(yaml.safe_dump(pod, sort_keys=False, width=120))
-            paths.append(path)
+    """Each plan task's pod and ``<pipeline>.dagster.yaml`` (the job: assets in order, their
+    deps, the resource and how the run id is chosen)."""
+
+    def body(task: TaskSpec, shard: int | None) -> dict[str, Any]:
+        spec = _container(pipeline, task, RUN_ID_PLACEHOLDER, shard)
+        return pod_body(spec, f"dagster-{RUN_ID_PLACEHOLDER}-{spec.name}")
+
+    paths = write_pods(plan(pipeline, config), config, Path(out_dir), body)
+    ref = portable_ref(pipeline)  # the code location serves the built-in ones unasked
+    location = "" if ref in BUILT_IN else f"MLPIPE_PIPELINES={ref} "
     job = {
         "job": job_name(pipeline.name),
         "code_location": "dagster dev -m mlpipe.adapters.dagster.definitions "
-                         f"({location_env(pipeline)}{config_env(pipeline.name)}=<this config>)",
+                         f"({location}{config_env(pipeline.name)}=<this config>)",
         "launcher": "dagster_k8s.PipesK8sClient (resource 'pipes_k8s'), one pod per asset; "
                     "a map step's asset: a plan pod, one pod per shard (dynamic outputs), a "
                     "gather pod",
@@ -142,6 +116,4 @@ def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) 
                     "deps": [dagster_name(pipeline.step(s).asset) for s in step.upstream],
                     "pod": f"{pipeline.name}-{step.name}.pod.yaml"} for step in pipeline.steps],
     }
-    path = out_dir / f"{pipeline.name}.dagster.yaml"
-    path.write_text(yaml.safe_dump(job, sort_keys=False, width=120))
-    return [*paths, path]
+    return [*paths, write_yaml(Path(out_dir) / f"{pipeline.name}.dagster.yaml", job)]

@@ -1,16 +1,12 @@
-"""``DagsterRunner``: a pipeline's job executed in a real Dagster instance, in this process.
-
-The job runs on an ephemeral instance, or on the persistent one in ``$DAGSTER_HOME`` when that is
-set (so the run shows up in ``dagster dev``), tagged ``mlpipe/run_id``. Steps record their own
-outcome (``result.json``/``error.json``); the event log adds per-asset states, seconds and checks.
-"""
+"""``DagsterRunner``: a pipeline's job executed in this process on a real Dagster instance
+(``$DAGSTER_HOME``'s, so the run shows in ``dagster dev``), tagged ``mlpipe/run_id``; the event
+log gives per-asset states, times and checks."""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,9 +15,10 @@ import dagster as dg
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner
+from mlpipe.core.execution.facts import Instance, task_facts
 from mlpipe.core.execution.floor import Floor, FloorTask
 from mlpipe.core.execution.honours import Level
-from mlpipe.core.execution.runner import RunRequest, TaskFacts
+from mlpipe.core.execution.runner import RunRequest
 from mlpipe.core.pipeline import Pipeline
 
 from .assets import RUN_ID_TAG, job_name, op_key
@@ -39,22 +36,6 @@ class AssetState:
     ended: float | None = None
     checks: dict[str, bool] = field(default_factory=dict)
 
-    @property
-    def seconds(self) -> float | None:
-        if self.started is None or self.ended is None:
-            return None
-        return self.ended - self.started
-
-
-@contextmanager
-def _instance() -> Iterator[dg.DagsterInstance]:
-    """``$DAGSTER_HOME``'s instance when set (run history kept), else a throwaway one."""
-    if os.environ.get("DAGSTER_HOME"):
-        with dg.DagsterInstance.get() as instance:
-            yield instance
-    else:
-        with dg.DagsterInstance.ephemeral() as instance:
-            yield instance
 
 
 def asset_states(instance: dg.DagsterInstance, dagster_run_id: str) -> dict[str, AssetState]:
@@ -94,38 +75,28 @@ class DagsterRunner(Runner):
     }
 
     def launch(self, request: RunRequest) -> Launch:
-        pipeline, config, home, run_id = (request.pipeline, request.config, request.home,
-                                          request.run_id)
-        use_cache = request.use_cache
-        defs = build_definitions([(pipeline, config)], home=home, use_cache=use_cache)
+        pipeline = request.pipeline
+        defs = build_definitions([(pipeline, request.config)], home=request.home,
+                                 use_cache=request.use_cache)
         job = defs.resolve_job_def(job_name(pipeline.name))
         level = os.environ.get(LOG_LEVEL_ENV, "INFO").upper()  # INFO: one line per asset
         run_config = {"loggers": {"console": {"config": {"log_level": level}}}}
-        with _instance() as instance:
+        # $DAGSTER_HOME's instance when set (run history kept), else a throwaway one
+        home = os.environ.get("DAGSTER_HOME")
+        with dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral() as instance:
             started = time.perf_counter()
             result = job.execute_in_process(run_config=run_config, instance=instance,
-                                            tags={RUN_ID_TAG: run_id}, raise_on_error=False)
+                                            tags={RUN_ID_TAG: request.run_id}, raise_on_error=False)
             seconds = time.perf_counter() - started
             states = asset_states(instance, result.run_id)
-        facts = {}
-        for task in request.plan:  # a shard task: one step key per shard, in shard order
-            key = op_key(pipeline, task)
-            mapped = [st for k, st in sorted(states.items()) if k.startswith(f"{key}[")]
-            own = states.get(key) or (mapped[0] if mapped else None)
-            if own is None:
-                continue
-            parts = mapped or [own]
-            began = [st.started for st in parts if st.started is not None]
-            ended = [st.ended for st in parts if st.ended is not None]
-            failed = any(st.state == "failed" for st in parts)
-            facts[task.name] = TaskFacts(
-                state="failed" if failed else own.state, started=min(began, default=None),
-                seconds=max(ended) - min(began) if began and ended else None,
-                map_states=tuple(st.state for st in mapped))
+        instances = [Instance(task.name, st.state, st.started, st.ended,
+                              index=int(key.rsplit("_", 1)[1].rstrip("]")) if "[" in key else -1)
+                     for task in request.plan for key, st in states.items()
+                     if key.split("[")[0] == op_key(pipeline, task)]
         return Launch(
             orchestrator_run_id=result.run_id,
             seconds=seconds,
-            tasks=facts,
+            tasks=task_facts(instances),
             extra={
                 "asset_states": {a: st.state for a, st in states.items()},
                 "asset_checks": {a: st.checks for a, st in states.items() if st.checks},

@@ -1,19 +1,14 @@
-"""Cluster mode for Kubeflow: one kfp *container* component per step, running ``mlpipe step``.
+"""Cluster mode for Kubeflow: core's plan, each task a kfp *container* component running
+``mlpipe step`` (:meth:`~mlpipe.core.execution.plan.TaskSpec.container`).
 
-Translates core's :class:`~mlpipe.core.cluster.ContainerSpec` only: image, command and args
-become a ``dsl.ContainerSpec``; resources become the task's cpu/memory requests and limits and
-accelerator settings; Secrets, the PVC (or an emptyDir when object storage carries the data), the
-node selector, labels, image pull policy, security context and timeout go through kfp-kubernetes.
-Steps pass nothing to each other through kfp: each pod reads the earlier steps' ``result.json``
-of the same run from the shared volume or store, so tasks are ordered with ``.after()``.
-
-A map step is one pod per shard: ``<step>-shards`` (the plan pod) writes the shard list to its
-output parameter ``shards``, a ``dsl.ParallelFor`` over it runs ``<step>-shard`` once per shard
-(``--shard`` from the loop item, the step's resources) and ``<step>`` gathers them after the loop.
-
-The run id is the kfp run name (``dsl.PIPELINE_JOB_NAME_PLACEHOLDER``), fed to every component as
-its one input ``run_id``. Namespace and service account are not part of a kfp pipeline: they are
-chosen when the run is submitted, so ``render_cluster`` writes them next to the YAML.
+The same plan walk as the in-process mode (:func:`~mlpipe.adapters.kubeflow.walk.walk`):
+a step or fused group is one pod, a map step's shard list pod writes the shard numbers to its
+output parameter ``shards``, a ``dsl.ParallelFor`` over it runs one shard pod per item and the
+gather pod follows the loop. Pods pass nothing through kfp: each reads the earlier tasks'
+``result.json`` of the same run from the shared volume or store, so tasks are ordered with
+``.after()``. The run id is the kfp run name, every component's one input ``run_id``. Namespace
+and service account are chosen when the run is submitted: ``render_cluster`` writes them next to
+the YAML.
 """
 
 # No ``from __future__ import annotations``: kfp reads the component signature's real types.
@@ -25,63 +20,41 @@ from typing import Any
 import yaml
 from kfp import compiler, dsl, kubernetes
 
-from mlpipe.core.cluster import ContainerSpec, pipeline_containers, step_container
+from mlpipe.adapters.kubeflow.walk import walk
+from mlpipe.core.cluster import RUN_ID_SLOT, SHARD_SLOT, ContainerSpec
 from mlpipe.core.config import PipelineSettings
+from mlpipe.core.execution.plan import TaskSpec
+from mlpipe.core.execution.plan import plan as core_plan
 from mlpipe.core.pipeline import Pipeline
 
-#: Stands for the run id while building the specs; replaced by the component input ``run_id``.
-_RUN_ID = "<<mlpipe-run-id>>"
 #: How the component's ``run_id`` input appears in the compiled container args.
 RUN_ID_ARG = "{{$.inputs.parameters['run_id']}}"
-#: Stand for a shard pod's shard and the plan pod's output file; replaced by the component's
-#: ``shard`` input and ``shards`` output parameter.
-_SHARD = "<<mlpipe-shard>>"
-#: The plan component's output parameter: the shard list.
+#: The shard list component's output parameter, and the slot its file path fills.
 PLAN_OUTPUT = "shards"
 _PLAN_OUT = "<<mlpipe-plan-out>>"
 
 
-def _component(spec: ContainerSpec, description: str) -> Callable[..., Any]:
-    """A container component whose args are the spec's, with the run id as its one input."""
+def _component(task: TaskSpec, spec: ContainerSpec, doc: str) -> Callable[..., Any]:
+    """The task's container component: the run id (and a shard's number, a list's output file)
+    fill the spec's slots. kfp.local runs no ParallelFor over a container component's output."""
+
+    def made(**slots: Any) -> dsl.ContainerSpec:
+        args = [slots.get(a, a) for a in spec.args]
+        return dsl.ContainerSpec(image=spec.image, command=list(spec.command), args=args)
 
     def component(run_id: str) -> dsl.ContainerSpec:
-        args = [run_id if a == _RUN_ID else a for a in spec.args]
-        return dsl.ContainerSpec(image=spec.image, command=list(spec.command), args=args)
+        return made(**{RUN_ID_SLOT: run_id})
 
-    component.__name__ = spec.step
-    component.__qualname__ = spec.step
-    component.__doc__ = description
-    return dsl.container_component(component)
+    def shard(run_id: str, shard: int) -> dsl.ContainerSpec:
+        return made(**{RUN_ID_SLOT: run_id, SHARD_SLOT: shard})
 
+    def shard_list(run_id: str, shards: dsl.OutputPath(list)) -> dsl.ContainerSpec:  # type: ignore[valid-type]
+        return made(**{RUN_ID_SLOT: run_id, _PLAN_OUT: shards})
 
-def _plan_component(spec: ContainerSpec) -> Callable[..., Any]:
-    """A map step's plan pod: its output parameter ``shards`` is the list ParallelFor runs over.
-
-    KFP backends iterate over any list output; kfp.local 2.17 only over a Python component's
-    return value (``Output``, a name container components may not use), so kfp.local cannot run
-    this loop."""
-
-    def component(run_id: str, shards: dsl.OutputPath(list)) -> dsl.ContainerSpec:  # type: ignore[valid-type]
-        args = [{_RUN_ID: run_id, _PLAN_OUT: shards}.get(a, a) for a in spec.args]
-        return dsl.ContainerSpec(image=spec.image, command=list(spec.command), args=args)
-
-    return _named(component, f"{spec.step}_shards", f"The shards {spec.step} runs over")
-
-
-def _shard_component(spec: ContainerSpec, description: str) -> Callable[..., Any]:
-    """One shard of a map step: the run id and the shard (a ParallelFor item) as inputs."""
-
-    def component(run_id: str, shard: int) -> dsl.ContainerSpec:
-        args = [{_RUN_ID: run_id, _SHARD: shard}.get(a, a) for a in spec.args]
-        return dsl.ContainerSpec(image=spec.image, command=list(spec.command), args=args)
-
-    return _named(component, f"{spec.step}_shard", description)
-
-
-def _named(component: Callable[..., Any], name: str, doc: str) -> Callable[..., Any]:
-    component.__name__ = component.__qualname__ = name
-    component.__doc__ = doc
-    return dsl.container_component(component)
+    fn = {"shard": shard, "shard_list": shard_list}.get(task.kind, component)
+    fn.__name__ = fn.__qualname__ = task.name
+    fn.__doc__ = doc
+    return dsl.container_component(fn)
 
 
 def apply_container_spec(task: Any, spec: ContainerSpec) -> None:
@@ -121,41 +94,22 @@ def apply_container_spec(task: Any, spec: ContainerSpec) -> None:
 
 
 def build_cluster_pipeline(pipeline: Pipeline, config: PipelineSettings) -> Any:
-    """The kfp pipeline for cluster mode (no parameters: the config is in each step's args)."""
-    specs = pipeline_containers(pipeline, config, _RUN_ID)
-    components = {s.step: _component(s, pipeline.step(s.step).description) for s in specs}
+    """The kfp pipeline for cluster mode (no parameters: the config is in each pod's args)."""
+    tasks = core_plan(pipeline, config)
+    specs = {t.name: t.container(pipeline, plan_out=_PLAN_OUT) for t in tasks}
+    components = {t.name: _component(t, specs[t.name], t.description
+                                     or pipeline.step(t.step).description) for t in tasks}
 
-    mapped = {s.name: (step_container(pipeline, s.name, config, _RUN_ID, part="plan",
-                                      plan_out=_PLAN_OUT),
-                       step_container(pipeline, s.name, config, _RUN_ID, part="shard",
-                                      shard=_SHARD))
-              for s in pipeline.steps if s.map_over}
-    parts = {name: (_plan_component(plan), _shard_component(shard, pipeline.step(name).description))
-             for name, (plan, shard) in mapped.items()}
-    run_id = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
+    def make(task: TaskSpec, made: dict[str, Any], shard: Any) -> Any:
+        extra = {} if shard is None else {"shard": shard}
+        kfp_task = components[task.name](run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, **extra)
+        for upstream in task.upstream if shard is None else ():  # a shard follows its item
+            kfp_task.after(made[upstream])
+        apply_container_spec(kfp_task, specs[task.name])
+        return kfp_task
 
     def pipeline_fn() -> None:
-        tasks: dict[str, Any] = {}
-        for spec in specs:
-            after = [tasks[upstream] for upstream in pipeline.step(spec.step).upstream]
-            if spec.step in mapped:  # plan, a ParallelFor of shard pods, then the gather pod
-                plan_spec, shard_spec = mapped[spec.step]
-                plan = parts[spec.step][0](run_id=run_id)
-                plan.set_display_name(f"{spec.step} shards")
-                for task in after:
-                    plan.after(task)
-                apply_container_spec(plan, plan_spec)
-                with dsl.ParallelFor(plan.outputs[PLAN_OUTPUT]) as shard:
-                    one = parts[spec.step][1](run_id=run_id, shard=shard)
-                    one.set_display_name(f"{spec.step} shard")
-                    apply_container_spec(one, shard_spec)
-                after = [one]
-            task = components[spec.step](run_id=run_id)
-            task.set_display_name(spec.step)
-            for upstream in after:
-                task.after(upstream)
-            apply_container_spec(task, spec)
-            tasks[spec.step] = task
+        walk(tasks, make, PLAN_OUTPUT)
 
     pipeline_fn.__name__ = f"mlpipe_{pipeline.name}"
     return dsl.pipeline(name=f"mlpipe-{pipeline.name}",

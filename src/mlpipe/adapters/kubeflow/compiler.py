@@ -1,8 +1,8 @@
-"""mlpipe pipelines as kfp v2 pipelines: one generated component per step, for any pipeline.
+"""mlpipe pipelines as kfp v2 pipelines: one generated component per plan task, for any pipeline.
 
 kfp's lightweight components ship their function's *source* to the pod, so a component cannot be
 a closure over a ``Step``. Instead, for each step this module writes a short function source (typed
-kfp inputs and outputs, body = one call to :func:`mlpipe.adapters.kubeflow.task.run_component`
+kfp inputs and outputs, body = one call to :func:`mlpipe.adapters.kubeflow.task.run_task`
 with the pipeline's portable ref), registers it with :mod:`linecache` so ``inspect.getsource``
 (which kfp uses) can read it, and wraps it with ``dsl.component``.
 """
@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kfp import compiler, dsl
+from kfp import compiler, dsl, kubernetes
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 from kfp.dsl.utils import maybe_rename_for_k8s
 
+from mlpipe.adapters.kubeflow.walk import walk
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.execution.plan import Plan, TaskSpec, group_inputs
@@ -230,36 +231,32 @@ def build_pipeline(
     tasks = core_plan(pipeline, config)
     components = build_components(pipeline, tasks, base_image)
     plans = {p.step.name: p for p in plan(pipeline)}
+    plan_of = {s: t for t in tasks for s in t.steps if t.kind in ("step", "group", "gather")}
     runtime = config.runtime
     config_default = config.model_dump_json()
 
     def body(config_json: str, mlpipe_home: str, run_id: str) -> Any:
-        outputs: dict[str, Any] = {}  # step -> the kfp output carrying its reference
-        listed: dict[str, Any] = {}  # map step -> its shard list task
-        collected: dict[str, Any] = {}  # map step -> its shards' outputs, collected
         params = {"config_json": config_json, "mlpipe_home": mlpipe_home, "run_id": run_id,
                   "job_name": dsl.PIPELINE_JOB_NAME_PLACEHOLDER}
-        for task in tasks:
-            item = plans[task.step]
-            args = {a: outputs[s] for a, s in task_inputs(pipeline, task, plans).items()}
+
+        def output(made: dict[str, Any], step: str) -> Any:  # the kfp output of a step's ref
+            return made[plan_of[step].name].outputs[plans[step].output]
+
+        def make(task: TaskSpec, made: dict[str, Any], shard: Any) -> Any:
+            args = {a: output(made, s) for a, s in task_inputs(pipeline, task, plans).items()}
+            if task.kind == "gather":  # the shards' outputs, collected outside their loop
+                args["shard_results"] = dsl.Collected(
+                    made[task.upstream[-1]].outputs[plans[task.step].output])
+            kfp_task = components[task.name](**params, **args,
+                                             **({} if shard is None else {"shard": shard}))
             cacheable = all(pipeline.step(s).cacheable for s in task.steps)
-            if task.kind == "shard":
-                with dsl.ParallelFor(listed[task.step].output) as shard:
-                    one = components[task.name](**params, **args, shard=shard)
-                    _step_options(one, f"{task.step} shard", cacheable, runtime)
-                collected[task.step] = dsl.Collected(one.outputs[item.output])
-                continue
-            if task.kind == "gather":
-                args["shard_results"] = collected[task.step]
-            made = components[task.name](**params, **args)
-            if task.kind == "shard_list":
-                listed[task.step] = made
-            _step_options(made, f"{task.step} shards" if task.kind == "shard_list" else task.name,
-                          cacheable and task.kind in ("step", "group"), runtime,
-                          retries=task.kind in ("step", "group"))
-            for step in () if task.kind == "shard_list" else task.steps:
-                outputs[step] = made.outputs[plans[step].output]
-        return outputs[pipeline.steps[-1].name]
+            whole = task.kind in ("step", "group")
+            _step_options(kfp_task, cacheable and (whole or task.kind == "shard"), runtime,
+                          retries=whole or task.kind == "shard")
+            return kfp_task
+
+        made = walk(tasks, make, "Output")
+        return output(made, pipeline.steps[-1].name)
 
     # kfp reads parameter names, types and defaults from the signature: build a real one.
     def pipeline_fn(config_json: str = config_default, mlpipe_home: str = home,
@@ -272,24 +269,13 @@ def build_pipeline(
                         description=pipeline.description or None)(pipeline_fn)
 
 
-def _step_options(task: Any, name: str, cacheable: bool, runtime: Any,
-                  retries: bool = True) -> None:
-    """Display name, caching, retries and timeout from ``runtime`` (one task, or one shard's)."""
-    task.set_display_name(name)
+def _step_options(task: Any, cacheable: bool, runtime: Any, retries: bool = True) -> None:
+    """Caching, retries and timeout from ``runtime`` (one task, or one shard's)."""
     task.set_caching_options(enable_caching=runtime.cache and cacheable)
     if retries and runtime.retries:
         task.set_retry(num_retries=runtime.retries,
                        backoff_duration=f"{int(runtime.retry_delay_s)}s")
-    _set_timeout(task, runtime.timeout_s)
-
-
-def _set_timeout(task: Any, seconds: float) -> None:
-    """``runtime.timeout_s`` as the pod's activeDeadlineSeconds (kfp-kubernetes; not local)."""
-    try:
-        from kfp import kubernetes
-    except ImportError:  # kfp-kubernetes is optional: no timeout in the YAML then
-        return
-    kubernetes.set_timeout(task, int(seconds))
+    kubernetes.set_timeout(task, int(runtime.timeout_s))  # the pod's activeDeadlineSeconds
 
 
 def compile_pipeline(

@@ -129,22 +129,8 @@ def confusion_matrix(
 
 def _ref_metadata(ref: Mapping[str, Any]) -> dict[str, Any]:
     """What the KFP UI shows for an artifact: its kind, hash, where it is, sizes, metrics."""
-    keep = (
-        "kind",
-        "uri",
-        "sha256",
-        "rows",
-        "columns",
-        "has_labels",
-        "label_names",
-        "name",
-        "version",
-        "aliases",
-        "model",
-        "throughput",
-        "metrics",
-        "predictions_uri",
-    )
+    keep = ("kind", "uri", "sha256", "rows", "columns", "has_labels", "label_names", "name",
+            "version", "aliases", "model", "throughput", "metrics", "predictions_uri")
     meta = {k: ref[k] for k in keep if k in ref}
     checks = ref.get("checks") or ()
     if checks:

@@ -2,27 +2,44 @@
 (``run_step``), a whole run (``Runner``).
 
 ``mlpipe.core.execution.execute`` is not imported here: it is also run as a module
-(``python -m mlpipe.core.execution.execute``), the entry point of a task's own process.
+(``python -m mlpipe.core.execution.execute``), the entry point of a task's own process, which
+needs neither the runners nor a second copy of itself; the runner and step names are imported on
+first use (PEP 562). ``plan`` is imported now: it is also the name of its own submodule, which
+would otherwise shadow the function once anything imported the submodule.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from mlpipe.core.execution.plan import Plan, TaskSpec, plan
-from mlpipe.core.execution.runner import (
-    Launch,
-    PipelineRun,
-    Runner,
-    RunnerError,
-    RunRequest,
-    TaskFacts,
-    get_runner,
-    preflight,
-    run_pipeline,
-)
-from mlpipe.core.execution.step import (
-    StepRun,
-    load_step_result,
-    read_step,
-    run_step,
-)
+
+if TYPE_CHECKING:
+    from mlpipe.core.execution.runner import (
+        Launch,
+        PipelineRun,
+        Runner,
+        RunnerError,
+        RunRequest,
+        TaskFacts,
+        get_runner,
+        preflight,
+        run_pipeline,
+    )
+    from mlpipe.core.execution.step import (
+        StepRun,
+        load_step_result,
+        read_step,
+        run_step,
+    )
+
+#: public name -> the submodule that defines it
+_WHERE = {
+    **dict.fromkeys(("Launch", "PipelineRun", "Runner", "RunnerError", "RunRequest", "TaskFacts",
+                     "get_runner", "preflight", "run_pipeline"), "runner"),
+    **dict.fromkeys(("StepRun", "load_step_result", "read_step", "run_step"), "step"),
+}
 
 __all__ = [
     "Launch",
@@ -42,3 +59,16 @@ __all__ = [
     "run_pipeline",
     "run_step",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlpipe.core.execution' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"mlpipe.core.execution.{module}"), name)
+    globals()[name] = value  # imported once: later lookups do not come back here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})

@@ -38,7 +38,8 @@ _PARTS: dict[str, str] = {"shard_list": "plan", "shard": "shard", "gather": "gat
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One orchestrator task of a plan and everything any runner needs to make it."""
+    """One plan task (what an orchestrator schedules; not an ML ``Task``) and everything any
+    runner needs to make it."""
 
     name: str
     kind: TaskKind
@@ -122,9 +123,9 @@ class Plan:
         return tuple(t.name for t in self.tasks)
 
     def task(self, name: str) -> TaskSpec:
-        for t in self.tasks:
-            if t.name == name:
-                return t
+        found = {t.name: t for t in self.tasks}.get(name)
+        if found is not None:
+            return found
         raise ConfigError(f"pipeline {self.pipeline.name} has no task '{name}' "
                           f"(tasks: {', '.join(self.names)})")
 

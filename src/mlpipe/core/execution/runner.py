@@ -148,11 +148,9 @@ def preflight(pipeline: Pipeline, config: PipelineSettings, home: Path) -> None:
 
 
 def check_fuse(pipeline: Pipeline, config: PipelineSettings) -> None:
-    """``runtime.fuse`` names consecutive steps of this pipeline; cluster mode runs one pod each."""
+    """``runtime.fuse`` names consecutive steps of this pipeline (a group is one task, or one
+    pod in cluster mode)."""
     plan(pipeline, config)
-    if config.runtime.fuse and config.runtime.mode == "kubernetes":
-        raise ConfigError("runtime.fuse: cluster mode runs one pod per step; fuse steps with "
-                          "runtime.mode=local")
 
 
 def refuse_kubernetes(config: PipelineSettings, runner: str) -> None:

@@ -23,7 +23,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,16 +70,8 @@ class StepRun:
     timings: Mapping[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "seconds": self.seconds,
-            "cached": self.cached,
-            "started": self.started,
-            "ended": self.ended,
-            "pid": self.pid,
-            "timings": dict(self.timings),
-            "ref": self.ref.model_dump(mode="json"),
-        }
+        own = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**own, "timings": dict(self.timings), "ref": self.ref.model_dump(mode="json")}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StepRun:

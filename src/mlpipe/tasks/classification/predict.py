@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from mlpipe.core.batching import pad_batch, rescore_close_calls, sorted_batches, tokenize
-from mlpipe.core.data import write_predictions
+from mlpipe.core.data import arrow_array, write_predictions
 from mlpipe.core.modeling import quantize_int8, set_threads
 
 
@@ -124,9 +124,9 @@ def predict_file(
     def predict(chunk: pa.Table) -> dict[str, pa.Array]:
         labels, scores = predictor.predict(chunk.column("text").to_pylist())
         return {
-            "pred_id": pa.array(labels, pa.int64()),
-            "pred_label": pa.array([predictor.label_names[i] for i in labels], pa.string()),
-            "score": pa.array(scores, pa.float32()),
+            "pred_id": arrow_array(labels, pa.int64()),
+            "pred_label": arrow_array([predictor.label_names[i] for i in labels], pa.string()),
+            "score": arrow_array(scores, pa.float32()),
         }
 
     return write_predictions(
