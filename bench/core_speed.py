@@ -270,7 +270,7 @@ def run_cli(home: Path, *args: str) -> tuple[float, int]:
     RSS is sampled from outside: the child's own ``ru_maxrss`` would inherit this (much larger)
     benchmark process's high-water mark through fork.
     """
-    from mlpipe.benchmark import run_sampled
+    from mlpipe.bench.sampling import run_sampled
 
     child = run_sampled([sys.executable, "-m", "mlpipe", *args, "--home", str(home)])
     if child.returncode != 0:
@@ -453,7 +453,7 @@ def main() -> None:
 
 
 def _versions() -> dict[str, str]:
-    from mlpipe.benchmark import versions
+    from mlpipe.bench.sampling import versions
 
     return {k: v for k, v in versions().items() if k in ("torch", "transformers", "mlpipe")}
 

@@ -11,24 +11,41 @@ from typing import Any
 
 import pytest
 
-from mlpipe.benchmark_floor import Node, run_floor, shape_of
+from mlpipe.bench.floor import Node, run_floor, shape_of
 from mlpipe.core import INFERENCE, plugins
 from mlpipe.core.execution.step import StepRun
 from mlpipe.core.pipeline import resolve_pipeline
 from mlpipe.core.refs import PredictionsRef, ShardsRef
 from tests.support import venv_env
 
+REPO = Path(__file__).resolve().parents[2]
+USER_PIPELINE = "tests.support.plan_pipelines:PLAN_PIPELINE"
 
-@pytest.mark.slow
-def test_quick_bench_runs_every_runner_in_process_and_deployed(tmp_path: Path) -> None:
-    out = tmp_path / "results"
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
+    """The one `mlpipe bench` of this file, shared by the tests below: the built-ins (training
+    first: its cached rerun) and a user pipeline (a fused group, two map steps) on every runner,
+    one repetition, the built-ins also through the services; ``runtime.retries=1`` is a setting
+    kfp.local and the local runner do not honour."""
+    tmp = tmp_path_factory.mktemp("bench")
+    env = venv_env()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     proc = subprocess.run(  # a relative --out, as the README's command gives it
-        [sys.executable, "-m", "mlpipe", "bench", "--quick", "-n", "1", "--deployed",
-         "--out", "results"],
-        capture_output=True, text=True, env=venv_env(), timeout=1800, cwd=tmp_path,
+        [sys.executable, "-m", "mlpipe", "bench", "training", "inference", USER_PIPELINE,
+         "--quick", "-n", "1", "--deployed", "--set", "runtime.retries=1", "--out", "results"],
+        capture_output=True, text=True, env=env, timeout=1800, cwd=tmp,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads((out / "bench.json").read_text())
+    out = tmp / "results"
+    return json.loads((out / "bench.json").read_text()), out, proc.stderr
+
+
+@pytest.mark.slow
+def test_quick_bench_runs_every_runner_in_process_and_deployed(
+    bench_run: tuple[dict[str, Any], Path, str],
+) -> None:
+    report, out, _ = bench_run
     assert {"date", "machine", "versions", "raw", "summary", "mode"} <= set(report)
     assert report["mode"] == "quick" and report["repetitions"] == 1
     runners = list(report["summary"])  # every registered runner, local (the reference) first
@@ -55,7 +72,7 @@ def test_quick_bench_runs_every_runner_in_process_and_deployed(tmp_path: Path) -
         assert raw["measure_s"] >= raw["training"]["rerun_s"] > 0, raw["runner"]
     assert report["summary"]["local"]["training"]["ratio_to_local"] == pytest.approx(1.0)
     table = (out / "bench.md").read_text()
-    assert "| airflow |" in table and "same predictions" in table
+    assert "| airflow | training |" in table and "same outputs" in table  # one row per pipeline
     assert "adapter overhead" in table and "| kubeflow | inference |" in table
     assert "Unchanged training rerun" in table
     for chart in ("bench.png", "bench-breakdown.png"):
@@ -137,7 +154,7 @@ def test_service_that_never_becomes_healthy_is_a_clear_error_and_is_stopped(
     tmp_path: Path,
 ) -> None:
     """The service machinery on a real process group: a timeout names the log, stop ends all."""
-    from mlpipe.benchmark_deployed import Service, ServiceError, group_alive
+    from mlpipe.bench.deployed import Service, ServiceError, group_alive
 
     log = tmp_path / "svc.log"
     service = Service("sleeper", ["/bin/sh", "-c", "echo starting; sleep 60 & sleep 60; wait"],
@@ -161,8 +178,49 @@ def test_deployed_needs_a_runner_with_a_service(tmp_path: Path) -> None:
 
 
 def test_a_childs_result_line_is_found_where_kfp_local_indents_it() -> None:
-    from mlpipe.benchmark import result_line
+    from mlpipe.bench.sampling import result_line
 
     out = 'task log\n    SCALE_RESULT {"rows": 3}\n03:51:48 - INFO - finished\n'
     assert result_line(out, "SCALE_RESULT ") == '{"rows": 3}'
     assert result_line("no marker here\n", "SCALE_RESULT ") is None
+
+
+@pytest.mark.slow
+def test_bench_of_a_user_pipeline_has_floors_breakdown_and_identity(
+    bench_run: tuple[dict[str, Any], Path, str],
+) -> None:
+    report, out, _ = bench_run
+    assert_user_bench(report, out)
+
+
+def assert_user_bench(report: dict[str, Any], out: Path) -> None:
+    assert report["pipelines"] == ["training", "inference", "plan_test"]
+    assert report["references"][2] == USER_PIPELINE
+    assert set(report["summary"]) == {"local", "airflow", "kubeflow", "dagster"}
+    for runner, entry in report["summary"].items():
+        assert entry["ok"] == 1, (runner, entry["errors"])
+        assert entry["identical_outputs"] and not entry["different_outputs"], runner
+        figures = entry["plan_test"]
+        assert figures["floor_s"] > 0 and set(figures["breakdown"]) == set(figures["step_s"])
+    for raw in report["raw"]:
+        # identity on every output reference: 5 steps, 3 shards each from split, square, add_one
+        assert len(raw["plan_test"]["sha256"]) == 14 and "square[2]" in raw["plan_test"]["sha256"]
+    table = (out / "bench.md").read_text()
+    assert table.index("**Summary**") < table.index("| runner | pipeline |")  # summary first
+    assert "fastest" in table and "| kubeflow | plan_test |" in table
+    for chart in ("bench.png", "bench-breakdown.png"):
+        assert (out / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_bench_names_the_settings_a_runner_does_not_honour(
+    bench_run: tuple[dict[str, Any], Path, str],
+) -> None:
+    report, out, stderr = bench_run
+    assert "warning: kubeflow ignored retries (plan_test)" in stderr  # before the run
+    assert "retries" in {s for s, *_ in report["not_honoured"]["kubeflow"]["plan_test"]}
+    shards = {r: {s for s, *_ in p.get("plan_test", [])}
+              for r, p in report["not_honoured"].items()}
+    assert "side_by_side_shards" in shards["airflow"] and "side_by_side_shards" in shards["dagster"]
+    assert "side_by_side_shards" not in shards["kubeflow"]
+    assert "not honoured here by **kubeflow**" in (out / "bench.md").read_text()

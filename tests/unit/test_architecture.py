@@ -11,7 +11,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 #: What core must never import: orchestrators, integrations, plugins, the CLI, the benchmark.
-OUTSIDE_CORE = ("adapters", "integrations", "registries", "tasks", "cli", "benchmark")
+OUTSIDE_CORE = ("adapters", "integrations", "registries", "tasks", "cli", "bench")
 
 
 def _modules() -> dict[str, Path]:

@@ -12,6 +12,22 @@ from mlpipe.core.errors import ConfigError
 
 
 def bench(
+    pipelines: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Pipelines to compare, in order: registered names or module:PIPELINE (your "
+            "own) [default: training inference]",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Config file for every pipeline (as mlpipe run)"),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override for every pipeline, dotted.key=value (repeatable)"),
+    ] = None,
     quick: Annotated[
         bool,
         typer.Option(
@@ -65,17 +81,15 @@ def bench(
         ),
     ] = False,
 ) -> None:
-    """Compare the runners on the same pipelines: time, overhead, memory, identical outputs."""
+    """Compare the runners on the same pipelines (the built-ins, or your own): time, overhead,
+    the orchestrator's floor, per-step breakdown, cached rerun, memory, identical outputs."""
     from rich.markdown import Markdown
 
-    from mlpipe.benchmark import (
-        DEPLOYED,
-        BenchSettings,
-        registered_runners,
-        render_markdown,
-        run_benchmark,
-        write_report,
-    )
+    from mlpipe.bench.deployed import DEPLOYED
+    from mlpipe.bench.report import render_markdown, write_report
+    from mlpipe.bench.runs import not_honoured, run_benchmark
+    from mlpipe.bench.settings import BenchSettings, registered_runners
+    from mlpipe.cli.run import pipeline_from_cli
     from mlpipe.core import plugins
     from mlpipe.core.paths import resolve_home
 
@@ -88,6 +102,14 @@ def bench(
         raise plugins.unknown("task", task)
     if scale and deployed:
         raise ConfigError("--scale and --deployed: run them one at a time")
+    refs = list(pipelines or ("training", "inference"))
+    for ref in refs:
+        pipeline_from_cli(ref)  # a clear error now, not in every child
+    if config is not None and not config.is_file():
+        raise ConfigError(f"--config {config}: no such file")
+    if deployed and not {"training", "inference"} <= set(refs):
+        raise ConfigError("--deployed: runs the built-in training and inference pipelines "
+                          "through the services (your own run in process only); name both")
     if deployed and not set(chosen) & set(DEPLOYED):
         raise ConfigError(f"--deployed: needs one of {', '.join(DEPLOYED)} in --runners "
                           f"(got {', '.join(chosen)})")
@@ -106,10 +128,18 @@ def bench(
         runners=chosen,
         out_dir=out_dir,
         task=task,
+        pipelines=refs,
+        config=config.resolve() if config else None,
+        overrides=set_ or [],
         training_overrides=set_train or [],
         inference_overrides=set_infer or [],
         deployed=deployed,
     )
+    for runner, found in not_honoured(settings).items():  # said before the minutes it takes
+        for pipe, items in found.items():
+            for setting, level, why in items:
+                err.print(f"[yellow]warning: {runner} {level} {setting} ({pipe}): {why}[/]",
+                          highlight=False, soft_wrap=True)
     with err.status("benchmark starting") as status:
         report = run_benchmark(settings, on_progress=lambda msg: status.update(msg))
     paths = write_report(report, out_dir)
@@ -137,7 +167,7 @@ def _bench_scale(
     """``mlpipe bench --scale``: the sharded-inference table, growth, memory and chart."""
     from rich.markdown import Markdown
 
-    from mlpipe.benchmark_scale import ScaleSettings, render_markdown, run_scale, write_report
+    from mlpipe.bench.scale import ScaleSettings, render_markdown, run_scale, write_report
 
     try:
         counts = [int(x.replace("_", "")) for x in rows.split(",") if x.strip()] if rows else []

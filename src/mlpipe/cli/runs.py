@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from mlpipe.cli.common import HomeOpt, JsonOpt, out, safe
 
-app = typer.Typer(help="Runs made by any runner: list, show, logs.", no_args_is_help=True)
+app = typer.Typer(help="Runs made by any runner: list, show, logs, diff.", no_args_is_help=True)
 
 
 @app.command("list")
@@ -143,3 +143,52 @@ def runs_logs(
         out.print(f"[bold]{escape(title)}[/]", highlight=False)
         if text:
             out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("diff")
+def runs_diff(
+    run_a: Annotated[str, typer.Argument(help="Run id (see mlpipe runs list)")],
+    run_b: Annotated[str, typer.Argument(help="Run id to compare it with (any runner)")],
+    home: HomeOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Two runs side by side (any runners): config, code and environment differences, each
+    step's seconds, and whether each step's output has the same sha256."""
+    from mlpipe.core.paths import resolve_home
+    from mlpipe.core.runs import diff_runs, find_run
+
+    where = resolve_home(home)
+    diff = diff_runs(find_run(where, run_a), find_run(where, run_b))
+    if json_:
+        out.print_json(json.dumps(diff, default=str))
+        return
+    for line in diff_lines(diff):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def diff_lines(diff: dict[str, Any]) -> list[str]:
+    """Differences first (config, code, environment), then the steps, then the verdict."""
+    a, b = diff["runs"]
+    ra, rb = diff["runners"]
+    lines = [f"A {a} ({diff['pipelines'][0]} via {ra})", f"B {b} ({diff['pipelines'][1]} via {rb})"]
+    for section in ("config", "code", "environment"):
+        changed = diff[section]
+        if not changed:
+            lines.append(f"{section}: same")
+            continue
+        lines.append(f"{section}: {len(changed)} different")
+        lines += [f"  {key}: {va!r} -> {vb!r}" for key, (va, vb) in changed.items()]
+    width = max([4, *(len(str(s["step"])) for s in diff["steps"])])
+    lines.append(f"{'step'.ljust(width)}  {'A s':>8}  {'B s':>8}  output")
+
+    def secs(x: Any, cached: Any) -> str:
+        return "-" if x is None else f"{float(x):.2f}{'c' if cached else ''}"
+
+    for s in diff["steps"]:
+        (sa, sb), (ca, cb) = s["seconds"], s["cached"]
+        lines.append(f"{str(s['step']).ljust(width)}  {secs(sa, ca):>8}  {secs(sb, cb):>8}  "
+                     f"{'same' if s['same_output'] else 'DIFFERENT'}")
+    ta, tb = diff["seconds"]
+    lines.append(f"{'run'.ljust(width)}  {secs(ta, False):>8}  {secs(tb, False):>8}  "
+                 + ("identical outputs" if diff["identical_outputs"] else "outputs differ"))
+    return lines

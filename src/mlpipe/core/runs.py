@@ -153,3 +153,55 @@ def _record(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         return {"message": f"{path} is not a JSON object; it is damaged"}
     return data
+
+
+def diff_runs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """What differs between two run records (any runners): config keys, code and environment,
+    each step's seconds side by side and whether its output (every shard's too) has the same
+    sha256. ``identical_outputs``: every output both runs produced hashes the same."""
+    def changed(x: dict[str, Any], y: dict[str, Any]) -> dict[str, list[Any]]:
+        return {k: [x.get(k), y.get(k)] for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)}
+
+    steps_a = {s.get("step"): s for s in a.get("steps") or []}
+    steps_b = {s.get("step"): s for s in b.get("steps") or []}
+    steps = []
+    for name in [*steps_a, *(s for s in steps_b if s not in steps_a)]:
+        sa, sb = steps_a.get(name) or {}, steps_b.get(name) or {}
+        ha, hb = _output_hashes(sa.get("ref")), _output_hashes(sb.get("ref"))
+        steps.append({"step": name, "seconds": [sa.get("seconds"), sb.get("seconds")],
+                      "cached": [sa.get("cached"), sb.get("cached")],
+                      "same_output": bool(ha) and ha == hb})
+    return {
+        "runs": [a.get("run_id"), b.get("run_id")],
+        "runners": [a.get("runner"), b.get("runner")],
+        "pipelines": [a.get("pipeline_ref") or a.get("pipeline"),
+                      b.get("pipeline_ref") or b.get("pipeline")],
+        "seconds": [a.get("seconds"), b.get("seconds")],
+        "config": changed(_flat(a.get("config") or {}), _flat(b.get("config") or {})),
+        "code": changed(a.get("code") or {}, b.get("code") or {}),
+        "environment": changed(a.get("environment") or {}, b.get("environment") or {}),
+        "steps": steps,
+        "identical_outputs": bool(steps) and all(s["same_output"] for s in steps),
+    }
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: config differences named as ``--set`` takes them."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _output_hashes(ref: Any) -> dict[str, str]:
+    """A step's output sha256, and each shard's for a map step's output."""
+    if not isinstance(ref, dict):
+        return {}
+    hashes = {"": str(ref.get("sha256"))}
+    for i, shard in enumerate(ref.get("shards") or ()):
+        if isinstance(shard, dict):
+            hashes[str(i)] = str(shard.get("sha256"))
+    return hashes

@@ -27,6 +27,7 @@ from mlpipe.core.config import DataConfig, PipelineSettings
 from mlpipe.core.errors import ConfigError, MlpipeError, RemoteStepError, StepFailedError
 from mlpipe.core.execution.execute import INSIDE_TASK
 from mlpipe.core.execution.floor import Floor, FloorTask
+from mlpipe.core.execution.honours import Level
 from mlpipe.core.execution.plan import Plan, plan
 from mlpipe.core.execution.step import StepCallback, StepRun, read_step
 from mlpipe.core.faults import fault_point
@@ -209,6 +210,9 @@ class Runner(ABC):
     runs_locally: ClassVar[bool] = True
     #: whether ``launch`` calls ``on_step`` itself; else the base watches the step records
     reports_steps: ClassVar[bool] = False
+    #: what this runner does, on this machine, with each setting of
+    #: :data:`mlpipe.core.execution.honours.SETTINGS`: (applied | approximated | ignored, why)
+    honours: ClassVar[Mapping[str, tuple[Level, str]]] = {}
 
     def run(
         self,
@@ -531,6 +535,8 @@ class RunRecord:
             "seconds": None,
             "orchestrator_run_id": None,
             "config_sha256": sha256_json(self.config),
+            "code": code_of(pipeline),  # what ``mlpipe runs diff`` compares
+            "environment": environment(),
             "model_version": None,
             "failed_step": None,
             "error": None,
@@ -649,6 +655,30 @@ def read_run(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} is not a run record (a JSON object); it is damaged")
     return data
+
+
+def code_of(pipeline: Pipeline) -> dict[str, str]:
+    """The code a run ran: mlpipe core's source hash and, for a user pipeline, its module's."""
+    from mlpipe.core.cache import code_version, module_version
+
+    code = {"mlpipe_core": code_version()}
+    ref = _ref_or_name(pipeline)
+    if ":" in ref:
+        with contextlib.suppress(Exception):  # a module gone since: nothing to compare
+            code[ref.split(":")[0]] = module_version(ref.split(":")[0])
+    return code
+
+
+def environment() -> dict[str, str]:
+    """Where a run ran: Python, the platform and the versions of the libraries a step uses."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    env = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("mlpipe", "torch", "transformers", "pyarrow", "pydantic"):
+        with contextlib.suppress(PackageNotFoundError):
+            env[package] = version(package)
+    return env
 
 
 def _ref_or_name(pipeline: Pipeline) -> str:

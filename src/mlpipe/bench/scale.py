@@ -68,7 +68,7 @@ def inference_overrides(rows: int, shards: int, quick: bool) -> list[str]:
 
 
 def child_main(argv: Sequence[str]) -> None:
-    """``python -m mlpipe.benchmark_scale RUNNER HOME INFER_JSON`` -> one JSON line."""
+    """``python -m mlpipe.bench.scale RUNNER HOME INFER_JSON`` -> one JSON line."""
     started = time.perf_counter()
     runner, home, infer_json = argv
     from mlpipe.core.config import config_from_json
@@ -119,7 +119,8 @@ def run_scale(
     settings: ScaleSettings, on_progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
     """Train the tiny model, then run every row count x runner x shard count once."""
-    from mlpipe.benchmark import default_overrides, machine, run_sampled, versions
+    from mlpipe.bench.sampling import machine, run_sampled, versions
+    from mlpipe.bench.settings import default_overrides
     from mlpipe.core.config import InferenceConfig, TrainingConfig, load_config
     from mlpipe.core.errors import MlpipeError
     from mlpipe.core.execution import get_runner
@@ -144,7 +145,7 @@ def run_scale(
                                  *settings.inference_overrides]
                     cfg = load_config(None, overrides, pipeline="inference")
                     assert isinstance(cfg, InferenceConfig)
-                    child = run_sampled([sys.executable, "-m", "mlpipe.benchmark_scale", runner,
+                    child = run_sampled([sys.executable, "-m", "mlpipe.bench.scale", runner,
                                          str(home), cfg.model_dump_json()], env)
                     raw.append(_collect(child, runner, rows, shards))
     if not any(r["ok"] for r in raw):
@@ -165,7 +166,7 @@ def run_scale(
 
 
 def _collect(child: Any, runner: str, rows: int, shards: int) -> dict[str, Any]:
-    from mlpipe.benchmark import result_line
+    from mlpipe.bench.sampling import result_line
 
     line = result_line(child.stdout, "SCALE_RESULT ")
     base = {"runner": runner, "rows": rows, "shard_count": shards, "wall_s": child.wall_s}
@@ -316,7 +317,7 @@ def render_chart(report: dict[str, Any], path: Path) -> Path:
     ax.legend(fontsize=7)
     ax.set_title(f"mlpipe sharded inference · {report['mode']} · {report['date'][:10]} · "
                  f"{report['machine']}", fontsize=8)
-    from mlpipe.benchmark import save_chart
+    from mlpipe.bench.charts import save_chart
 
     return save_chart(fig, path)
 

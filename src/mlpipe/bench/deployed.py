@@ -47,6 +47,8 @@ from mlpipe.core.errors import MlpipeError
 DEPLOYED = {"airflow": "airflow standalone (scheduler, LocalExecutor, API server)",
             "dagster": "dagster dev (webserver, daemon, multiprocess executor)"}
 PIPELINES = ("training", "inference")
+#: What ``--deployed`` runs through the services (other pipelines of a bench run in process only)
+DEPLOYED_PIPELINES = PIPELINES
 HEALTH_TIMEOUT_S = 240.0  # a cold start on a loaded 2-core machine takes up to a minute
 POLL_S = 0.25
 RUN_POLL_S = 1.0  # figures come from the orchestrator's timestamps, not the poll

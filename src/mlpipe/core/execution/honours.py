@@ -1,0 +1,47 @@
+"""What a runner does with each setting when it runs on this machine: applies it, approximates it
+or ignores it. Each runner plugin declares this as data (``Runner.honours``); core checks a config
+against it before a run, and the benchmark prints what was not honoured. No runner is named here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+Level = Literal["applied", "approximated", "ignored"]
+
+#: The settings a runner may or may not honour, each with the test "does this config set it"
+#: (a value other than the default, or, for shards, a pipeline with a map step).
+SETTINGS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
+    "resources": ("cpu/memory requests and limits (resources, step_resources)",
+                  lambda p, c: _set(c, "resources") or bool(getattr(c, "step_resources", None))),
+    "gpu": ("resources.gpu", lambda p, c: any(
+        r.gpu for r in [getattr(c, "resources", None), *getattr(c, "step_resources", {}).values()]
+        if r is not None)),
+    "retries": ("runtime.retries", lambda p, c: c.runtime.retries > 0),
+    "timeout": ("runtime.timeout_s", lambda p, c: _set(c.runtime, "timeout_s")),
+    "side_by_side_shards": ("a map step's shards run side by side",
+                            lambda p, c: any(s.map_over is not None for s in p.steps)),
+}
+
+
+def _set(model: Any, field: str) -> bool:
+    return field in getattr(model, "model_fields_set", set())
+
+
+def not_honoured(honours: Mapping[str, tuple[Level, str]], pipeline: Any,
+                 config: Any) -> list[tuple[str, Level, str]]:
+    """``(setting, level, why)`` for each setting ``config`` (or the pipeline's shape) uses that
+    the runner only approximates or ignores; an undeclared setting counts as ignored."""
+    out: list[tuple[str, Level, str]] = []
+    for name, (_, used) in SETTINGS.items():
+        level, why = honours.get(name, ("ignored", "not declared by the runner"))
+        if level != "applied" and used(pipeline, config):
+            out.append((name, level, why))
+    return out
+
+
+def declared(honours: Mapping[str, tuple[Level, str]]) -> dict[str, dict[str, str]]:
+    """A runner's declarations as JSON (every setting, undeclared ones as ignored)."""
+    return {name: dict(zip(("level", "why"), honours.get(name, ("ignored", "not declared")),
+                           strict=True)) for name in SETTINGS}
