@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from kfp import compiler, dsl, kubernetes
 
-from mlpipe.adapters.kubeflow.walk import walk
+from mlpipe.adapters.kubeflow.walk import function_name, kfp_names, kfp_pipeline, walk
 from mlpipe.core.cluster import RUN_ID_SLOT, SHARD_SLOT, ContainerSpec
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.plan import TaskSpec
@@ -52,13 +52,14 @@ def _component(task: TaskSpec, spec: ContainerSpec, doc: str) -> Callable[..., A
         return made(**{RUN_ID_SLOT: run_id, _PLAN_OUT: shards})
 
     fn = {"shard": shard, "shard_list": shard_list}.get(task.kind, component)
-    fn.__name__ = fn.__qualname__ = task.name
+    fn.__name__ = fn.__qualname__ = function_name(task)
     fn.__doc__ = doc
     return dsl.container_component(fn)
 
 
 def apply_container_spec(task: Any, spec: ContainerSpec) -> None:
-    """Everything of the pod but image/command/args, set on a kfp task."""
+    """Everything of the pod but image/command/args (and the plan's retries and timeout, which
+    :func:`~.walk.walk` sets), set on a kfp task."""
     if "cpu" in spec.requests:
         task.set_cpu_request(spec.requests["cpu"]).set_cpu_limit(spec.limits["cpu"])
     if "memory" in spec.requests:
@@ -85,9 +86,6 @@ def apply_container_spec(task: Any, spec: ContainerSpec) -> None:
     kubernetes.set_security_context(
         task, run_as_user=spec.run_as_user, run_as_group=spec.run_as_user, run_as_non_root=True
     )
-    kubernetes.set_timeout(task, spec.timeout_s)
-    if spec.retries:
-        task.set_retry(num_retries=spec.retries, backoff_duration=f"{int(spec.retry_delay_s)}s")
     # The run id (kfp run name) is an input, so kfp's cache would never hit; a hit would also
     # skip writing this run's step directory. mlpipe's own step cache works inside the pod.
     task.set_caching_options(enable_caching=False)
@@ -96,6 +94,7 @@ def apply_container_spec(task: Any, spec: ContainerSpec) -> None:
 def build_cluster_pipeline(pipeline: Pipeline, config: PipelineSettings) -> Any:
     """The kfp pipeline for cluster mode (no parameters: the config is in each pod's args)."""
     tasks = core_plan(pipeline, config)
+    kfp_names(tasks)  # refuses names that clash as kfp tasks
     specs = {t.name: t.container(pipeline, plan_out=_PLAN_OUT) for t in tasks}
     components = {t.name: _component(t, specs[t.name], t.description
                                      or pipeline.step(t.step).description) for t in tasks}
@@ -111,9 +110,7 @@ def build_cluster_pipeline(pipeline: Pipeline, config: PipelineSettings) -> Any:
     def pipeline_fn() -> None:
         walk(tasks, make, PLAN_OUTPUT)
 
-    pipeline_fn.__name__ = f"mlpipe_{pipeline.name}"
-    return dsl.pipeline(name=f"mlpipe-{pipeline.name}",
-                        description=pipeline.description or None)(pipeline_fn)
+    return kfp_pipeline(pipeline, pipeline_fn)
 
 
 def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) -> list[Path]:

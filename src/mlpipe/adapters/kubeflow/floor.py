@@ -5,8 +5,6 @@ whose cost it measures."""
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import time
 import typing
 from pathlib import Path
@@ -16,8 +14,9 @@ from mlpipe.core.execution.floor import Floor, FloorTask, listing_of
 
 
 def kubeflow_floor(tasks: list[FloorTask], name: str, pipeline_root: Path) -> Floor:
-    from kfp import dsl, local
-    from kfp.local import config as local_config
+    from kfp import dsl
+
+    from mlpipe.adapters.kubeflow.session import local_session
 
     def component(fn: Any) -> Any:
         # real types, not this module's postponed strings, which kfp would read as artifacts
@@ -59,16 +58,10 @@ def kubeflow_floor(tasks: list[FloorTask], name: str, pipeline_root: Path) -> Fl
                 made[spec.name].after(made[up])
 
     pipeline_root.mkdir(parents=True, exist_ok=True)
-    previous = local_config.LocalExecutionConfig.instance
     before = set(pipeline_root.iterdir())
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            local.init(runner=local.SubprocessRunner(use_venv=False),
-                       pipeline_root=str(pipeline_root), raise_on_error=True)
-            started = time.perf_counter()
-            floor_pipeline()
-            seconds = time.perf_counter() - started
-    finally:
-        local_config.LocalExecutionConfig.instance = previous
+    with local_session(pipeline_root):
+        started = time.perf_counter()
+        floor_pipeline()
+        seconds = time.perf_counter() - started
     runs = set(pipeline_root.iterdir()) - before  # one folder per task (and ParallelFor item)
     return Floor(seconds, sum(1 for run in runs for _ in run.rglob("executor_output.json")))
