@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from kfp import compiler, dsl, kubernetes
 
-from mlpipe.adapters.kubeflow.walk import function_name, kfp_names, kfp_pipeline, walk
+from mlpipe.adapters.kubeflow.walk import function_name, kfp_pipeline, walk
 from mlpipe.core.cluster import RUN_ID_SLOT, SHARD_SLOT, ContainerSpec
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.plan import TaskSpec
@@ -94,7 +94,6 @@ def apply_container_spec(task: Any, spec: ContainerSpec) -> None:
 def build_cluster_pipeline(pipeline: Pipeline, config: PipelineSettings) -> Any:
     """The kfp pipeline for cluster mode (no parameters: the config is in each pod's args)."""
     tasks = core_plan(pipeline, config)
-    kfp_names(tasks)  # refuses names that clash as kfp tasks
     specs = {t.name: t.container(pipeline, plan_out=_PLAN_OUT) for t in tasks}
     components = {t.name: _component(t, specs[t.name], t.description
                                      or pipeline.step(t.step).description) for t in tasks}

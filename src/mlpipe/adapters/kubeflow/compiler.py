@@ -18,7 +18,7 @@ from kfp import compiler, dsl
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 from mlpipe.adapters.kubeflow.task import task_inputs
-from mlpipe.adapters.kubeflow.walk import function_name, kfp_names, kfp_pipeline, walk
+from mlpipe.adapters.kubeflow.walk import function_name, kfp_pipeline, walk
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.execution.plan import TaskSpec
@@ -100,15 +100,11 @@ def build_pipeline(
     over its shard list's output, its gather taking them ``Collected``. Caching and retries come
     from ``config.runtime``.
     """
-    if config.pipeline != pipeline.name:
-        raise ConfigError(
-            f"pipeline: a '{config.pipeline}' config cannot drive the '{pipeline.name}' pipeline")
     if config.runtime.mode == "kubernetes":  # one container component per step: cluster.py
         from mlpipe.adapters.kubeflow.cluster import build_cluster_pipeline
 
         return build_cluster_pipeline(pipeline, config)
-    tasks = core_plan(pipeline, config)
-    kfp_names(tasks)  # refuses names that clash as kfp tasks
+    tasks = core_plan(pipeline, config)  # refuses a config of another pipeline
     ref = portable_ref(pipeline)
     components = {}
     for task in tasks:  # no pip installs at run time: the image (or venv) has mlpipe
@@ -120,7 +116,9 @@ def build_pipeline(
                                               base_image=base_image, packages_to_install=[],
                                               install_kfp_package=False)
 
-    def body(config_json: str, mlpipe_home: str, run_id: str) -> Any:
+    # kfp reads parameter names, types and defaults from the signature: build a real one.
+    def pipeline_fn(config_json: str = config.model_dump_json(), mlpipe_home: str = home,
+                    run_id: str = run_id):
         params = {"config_json": config_json, "mlpipe_home": mlpipe_home, "run_id": run_id,
                   "job_name": dsl.PIPELINE_JOB_NAME_PLACEHOLDER}
 
@@ -139,11 +137,6 @@ def build_pipeline(
 
         last = pipeline.steps[-1]
         return walk(tasks, make, "Output")[tasks.task_of(last.name).name].outputs[last.asset]
-
-    # kfp reads parameter names, types and defaults from the signature: build a real one.
-    def pipeline_fn(config_json: str = config.model_dump_json(), mlpipe_home: str = home,
-                    run_id: str = run_id):
-        return body(config_json, mlpipe_home, run_id)
 
     pipeline_fn.__annotations__["return"] = next(iter(step_outputs(pipeline.steps[-1]).values()))
     return kfp_pipeline(pipeline, pipeline_fn)

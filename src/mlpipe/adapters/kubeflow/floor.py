@@ -3,10 +3,9 @@ as ``KubeflowRunner`` runs mlpipe's pipeline (a shard list, a ``ParallelFor`` ov
 on ``Collected``). Written in kfp's API directly: it must not share the adapter's translation,
 whose cost it measures."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: kfp reads the components' real types.
 
 import time
-import typing
 from pathlib import Path
 from typing import Any, List  # noqa: UP035 (kfp's component source, as mlpipe's compiler writes)
 
@@ -17,11 +16,6 @@ def kubeflow_floor(tasks: list[FloorTask], name: str, pipeline_root: Path) -> Fl
     from kfp import dsl
 
     from mlpipe.adapters.kubeflow.session import local_session
-
-    def component(fn: Any) -> Any:
-        # real types, not this module's postponed strings, which kfp would read as artifacts
-        fn.__annotations__ = typing.get_type_hints(fn, localns={"List": List})  # noqa: UP006
-        return dsl.component(fn, packages_to_install=[], install_kfp_package=False)
 
     def noop():  # no "-> None": kfp would read it as an output artifact
         return None
@@ -36,7 +30,8 @@ def kubeflow_floor(tasks: list[FloorTask], name: str, pipeline_root: Path) -> Fl
         return None
 
     noop_task, lister_task, shard_task, gather_task = (
-        component(fn) for fn in (noop, list_shards, noop_shard, gather))
+        dsl.component(fn, packages_to_install=[], install_kfp_package=False)
+        for fn in (noop, list_shards, noop_shard, gather))
 
     @dsl.pipeline(name=f"floor-{name}")
     def floor_pipeline():  # (as for noop)

@@ -35,6 +35,7 @@ def walk(tasks: Plan, make: Callable[[TaskSpec, dict[str, Any], Any], Any],
     in plan order (``made``: plan task -> kfp task so far); a shard task inside a ``ParallelFor``
     over its shard list's output ``listed`` (``shard``: the loop item, else None). Core's retries
     and timeout go on every task, in both modes."""
+    kfp_names(tasks)  # refuses names that clash as kfp tasks
     made: dict[str, Any] = {}
     for task in tasks:
         if task.kind == "shard":
