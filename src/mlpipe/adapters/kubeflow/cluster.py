@@ -1,15 +1,8 @@
-"""Cluster mode for Kubeflow: core's plan, each task a kfp *container* component running
-``mlpipe step`` (:meth:`~mlpipe.core.execution.plan.TaskSpec.container`).
-
-The same plan walk as the in-process mode (:func:`~mlpipe.adapters.kubeflow.walk.walk`):
-a step or fused group is one pod, a map step's shard list pod writes the shard numbers to its
-output parameter ``shards``, a ``dsl.ParallelFor`` over it runs one shard pod per item and the
-gather pod follows the loop. Pods pass nothing through kfp: each reads the earlier tasks'
-``result.json`` of the same run from the shared volume or store, so tasks are ordered with
-``.after()``. The run id is the kfp run name, every component's one input ``run_id``. Namespace
-and service account are chosen when the run is submitted: ``render_cluster`` writes them next to
-the YAML.
-"""
+"""Cluster mode for Kubeflow: the plan walk of the in-process mode, each task a kfp *container*
+component running ``mlpipe step`` (:meth:`~mlpipe.core.execution.plan.TaskSpec.container`); a
+shard list pod writes the shard numbers to its output parameter ``shards``. Pods pass nothing
+through kfp (each reads the earlier tasks' ``result.json`` from the shared volume or store), so
+tasks are ordered with ``.after()``; the run id is the kfp run name."""
 
 # No ``from __future__ import annotations``: kfp reads the component signature's real types.
 
@@ -27,8 +20,6 @@ from mlpipe.core.execution.plan import TaskSpec
 from mlpipe.core.execution.plan import plan as core_plan
 from mlpipe.core.pipeline import Pipeline
 
-#: How the component's ``run_id`` input appears in the compiled container args.
-RUN_ID_ARG = "{{$.inputs.parameters['run_id']}}"
 #: The shard list component's output parameter, and the slot its file path fills.
 PLAN_OUTPUT = "shards"
 _PLAN_OUT = "<<mlpipe-plan-out>>"
@@ -68,11 +59,9 @@ def apply_container_spec(task: Any, spec: ContainerSpec) -> None:
         task.set_accelerator_type(spec.gpu_resource).set_accelerator_limit(spec.gpu)
     for name, value in spec.env.items():
         task.set_env_variable(name, value)
-    by_secret: dict[str, dict[str, str]] = {}
     for ref in spec.secret_env:
-        by_secret.setdefault(ref.secret, {})[ref.key] = ref.env
-    for secret, keys in by_secret.items():
-        kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env=keys)
+        kubernetes.use_secret_as_env(task, secret_name=ref.secret,
+                                     secret_key_to_env={ref.key: ref.env})
     for volume in spec.volumes:
         if volume.claim is None:
             kubernetes.empty_dir_mount(task, volume_name=volume.name, mount_path=volume.mount_path)

@@ -1,16 +1,12 @@
-"""mlpipe pipelines as kfp v2 pipelines: one generated component per plan task, for any pipeline.
-
-kfp's lightweight components ship their function's *source* to the pod, so a component cannot be
-a closure over a ``Step``. Instead, for each task this module writes a short function source (typed
-kfp inputs and outputs, body = one call to :func:`mlpipe.adapters.kubeflow.task.run_task`
-with the pipeline's portable ref), registers it with :mod:`linecache` so ``inspect.getsource``
-(which kfp uses) can read it, and wraps it with ``dsl.component``.
-"""
+"""mlpipe pipelines as kfp v2 pipelines: one generated component per plan task. kfp ships a
+lightweight component's *source* to the pod, so each is a short function written here (typed
+artifacts, body = :func:`~.task.run_task`), kept in :mod:`linecache` for ``inspect.getsource``."""
 
 import json
 import keyword
 import linecache
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +21,6 @@ from mlpipe.core.execution.plan import TaskSpec
 from mlpipe.core.execution.plan import plan as core_plan
 from mlpipe.core.pipeline import Pipeline, Step, portable_ref
 from mlpipe.core.refs import Ref
-
-# The image a cluster run would use: mlpipe installed, so the body's import resolves. kfp.local's
-# SubprocessRunner ignores it (it runs the same body with this interpreter).
-DEFAULT_BASE_IMAGE = "mlpipe:latest"
 
 #: kfp's artifact type per ``Ref.artifact_type``; the artifact's file holds the reference JSON.
 ARTIFACTS: dict[str, type[dsl.Artifact]] = {"dataset": Dataset, "model": Model}
@@ -54,10 +46,9 @@ def step_outputs(step: Step) -> dict[str, type[dsl.Artifact]]:
 
 
 def task_source(ref: str, task: TaskSpec, pipeline: Pipeline) -> str:
-    """The Python source of one plan task's component, as it will appear in the pipeline YAML:
-    the upstream steps' artifacts in, the task's outputs out (a shard list returns the shard
-    numbers) and a body that hands its arguments to :func:`~.task.run_task` (``ref``: the
-    pipeline's portable ref, which the component's process resolves again)."""
+    """The source of one plan task's component, as the YAML holds it: upstream artifacts in, the
+    task's outputs out (a shard list returns the shard numbers), its arguments to ``run_task``
+    (``ref``: the pipeline's portable ref, which the component's process resolves again)."""
 
     def art(step: str) -> str:
         return next(iter(step_outputs(pipeline.step(step)).values())).__name__
@@ -90,16 +81,14 @@ def build_pipeline(
     pipeline: Pipeline,
     config: PipelineSettings,
     *,
-    base_image: str = DEFAULT_BASE_IMAGE,
     home: str = "",
     run_id: str = "",
+    env: Mapping[str, str] | None = None,
 ) -> Any:
     """The kfp pipeline: parameters ``config_json`` (defaults to ``config``), ``mlpipe_home``
     (empty = ``$MLPIPE_HOME`` or ``./.mlpipe`` where the step runs) and ``run_id`` (empty = the
-    kfp run name). One component per plan task: a map step's shard tasks in a ``ParallelFor``
-    over its shard list's output, its gather taking them ``Collected``. Caching and retries come
-    from ``config.runtime``.
-    """
+    kfp run name); one component per plan task in ``cluster.image`` (mlpipe installed; kfp.local
+    ignores it), ``env`` in each one's environment (a local run's import path)."""
     if config.runtime.mode == "kubernetes":  # one container component per step: cluster.py
         from mlpipe.adapters.kubeflow.cluster import build_cluster_pipeline
 
@@ -113,7 +102,8 @@ def build_pipeline(
         namespace: dict[str, Any] = {"Input": Input, "Output": Output, "List": list, **_NAMESPACE}
         exec(compile(source, filename, "exec"), namespace)  # inspect.getsource reads it back
         components[task.name] = dsl.component(namespace[function_name(task)],
-                                              base_image=base_image, packages_to_install=[],
+                                              base_image=config.cluster.image,
+                                              packages_to_install=[],
                                               install_kfp_package=False)
 
     # kfp reads parameter names, types and defaults from the signature: build a real one.
@@ -130,6 +120,8 @@ def build_pipeline(
                     made[task.upstream[-1]].outputs[pipeline.step(task.step).asset])
             kfp_task = components[task.name](**params, **args,
                                              **({} if shard is None else {"shard": shard}))
+            for name, value in (env or {}).items():
+                kfp_task.set_env_variable(name, value)
             whole = task.kind in ("step", "group", "shard")  # not a shard list, not a gather
             kfp_task.set_caching_options(enable_caching=whole and config.runtime.cache and all(
                 pipeline.step(s).cacheable for s in task.steps))
@@ -146,18 +138,13 @@ def compile_pipeline(
     pipeline: Pipeline,
     config: PipelineSettings,
     output: Path,
-    *,
-    base_image: str = DEFAULT_BASE_IMAGE,
 ) -> Path:
-    """Write the kfp pipeline YAML for ``pipeline`` with ``config`` as the default parameters.
-
-    The YAML holds the config JSON (no secrets live in configs: tokens come from the environment
-    of the pod), the generated components' source and the caching/retry policy.
-    """
+    """Write the kfp pipeline YAML for ``pipeline``, ``config`` its default parameters (configs
+    hold no secrets: tokens come from the pod's environment)."""
     output = Path(output)
     if output.suffix not in (".yaml", ".yml", ".json"):
         raise ConfigError(f"output: kfp writes .yaml (or .json) files, not {output.name!r}")
     output.parent.mkdir(parents=True, exist_ok=True)
-    pipeline_func = build_pipeline(pipeline, config, base_image=base_image)
+    pipeline_func = build_pipeline(pipeline, config)
     compiler.Compiler().compile(pipeline_func, package_path=str(output))
     return output

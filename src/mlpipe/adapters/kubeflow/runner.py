@@ -1,11 +1,7 @@
-"""Run any mlpipe pipeline on Kubeflow Pipelines' local runner (``kfp.local``), offline.
-
-The same compiled pipeline a cluster would get runs here with ``SubprocessRunner``: every
-component is its own Python process running the generated body (``execute``), artifacts
-land under ``<home>/kfp/<kfp run name>/<task>/<output>`` and hold reference JSON, while the steps'
-real outputs and their ``result.json``/``error.json`` go to ``<home>/runs/<pipeline>/<run_id>/``
-as with every other runner (the ``Runner`` base reads them back).
-"""
+"""Run any mlpipe pipeline on Kubeflow Pipelines' local runner (``kfp.local``), offline: the
+compiled pipeline a cluster would get, each component its own process; kfp's artifacts (reference
+JSON) land under ``<home>/kfp/<kfp run name>/<task>/``, the steps' records where every runner's
+do (the ``Runner`` base reads them back)."""
 
 from __future__ import annotations
 
@@ -32,11 +28,8 @@ FINISHED = re.compile(r"^Task '([^']+)' finished with status (\w+)")
 
 
 class TaskEvents(logging.Filter):
-    """Collects kfp.local's own task start/finish log records: the orchestrator's timings.
-
-    kfp.local swaps the root logger's handlers around each task but leaves its filters alone,
-    so a filter on the root logger sees every record it emits (and lets all of them through).
-    """
+    """kfp.local's own task start/finish log records: the orchestrator's timings. kfp.local swaps
+    the root logger's handlers around each task but leaves its filters alone."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -51,25 +44,21 @@ class TaskEvents(logging.Filter):
             self.finished[m.group(1)] = (record.created, m.group(2))
         return True
 
-    def seconds(self, task: str) -> float | None:
-        if task in self.started and task in self.finished:
-            return self.finished[task][0] - self.started[task]
-        return None
-
     def state(self, task: str) -> str:
         if task in self.finished:
             return self.finished[task][1]
         return "RUNNING" if task in self.started else "NOT_RUN"
 
+    def facts(self, task: str) -> TaskFacts:
+        start, end = self.started.get(task), self.finished.get(task, (None, ""))[0]
+        return TaskFacts(state=self.state(task).lower(), started=start,
+                         seconds=None if start is None or end is None else end - start)
+
 
 class KubeflowRunner(Runner):
-    """Compiles the pipeline to kfp components and runs it with kfp.local's SubprocessRunner.
-
-    The mlpipe run id is the kfp pipeline parameter ``run_id``; kfp's own run name is the
-    orchestrator run id. ``use_cache`` overrides ``runtime.cache`` (mlpipe's step cache inside
-    each component; kfp.local's cache stays off, see docs/kubeflow.md). kfp.local's
-    configuration is process-global: do not launch two runs from two threads at once.
-    """
+    """The pipeline's kfp components on kfp.local's SubprocessRunner; the mlpipe run id is the
+    kfp parameter ``run_id``, kfp's run name the orchestrator run id. kfp.local's configuration is
+    process-global: do not launch two runs from two threads at once."""
 
     name = "kubeflow"
     #: kfp.local on this machine; a KFP cluster applies all of them
@@ -88,25 +77,22 @@ class KubeflowRunner(Runner):
             config = config.model_copy(update={"runtime": runtime})
         pipeline_root = home / "kfp"
         pipeline_root.mkdir(parents=True, exist_ok=True)
-        pipeline_func = build_pipeline(pipeline, config, home=str(home), run_id=request.run_id)
+        path = child_env(pipeline).get("PYTHONPATH", "")  # where components find a user's module
+        pipeline_func = build_pipeline(pipeline, config, home=str(home), run_id=request.run_id,
+                                       env={"PYTHONPATH": path})
         kfp_tasks = kfp_names(request.plan)  # plan task -> its kfp task
         events, before, failure = TaskEvents(), set(pipeline_root.iterdir()), None
         started = time.perf_counter()
-        logging.getLogger().addFilter(events)
         try:
-            with local_session(pipeline_root, child_env(pipeline)):
+            with local_session(pipeline_root, events):
                 final = pipeline_func().output
             run_dir: Path | None = Path(final.uri).parent.parent  # <root>/<run>/<task>/<output>
         except RuntimeError as exc:  # only a fallback: a failed step has written its error.json
             new = [p for p in set(pipeline_root.iterdir()) - before if p.is_dir()]
             run_dir = max(new, key=lambda p: p.stat().st_mtime) if new else None
             failure = f"kfp.local: {ANSI.sub('', str(exc))}"
-        finally:
-            logging.getLogger().removeFilter(events)
         seconds = time.perf_counter() - started
-        facts = {task: TaskFacts(state=events.state(name).lower(), seconds=events.seconds(name),
-                                 started=events.started.get(name))
-                 for task, name in kfp_tasks.items()}
+        facts = {task: events.facts(name) for task, name in kfp_tasks.items()}
         # what only kfp knows: each step's task, its state and output artifacts
         steps = {s: kfp_tasks[request.plan.task_of(s).name] for s in pipeline.step_names}
         tasks = {step: {"state": events.state(name), "task": name,

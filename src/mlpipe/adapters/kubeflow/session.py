@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
+import logging
 import sys
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 from kfp import local
@@ -14,14 +14,13 @@ from kfp.local import config as local_config
 
 
 @contextlib.contextmanager
-def local_session(pipeline_root: Path, env: Mapping[str, str] | None = None) -> Iterator[None]:
-    """kfp.local with SubprocessRunner under ``pipeline_root`` for the ``with`` block, its task
-    logs on stderr (stdout stays the caller's: ``mlpipe --json``), ``env``'s ``PYTHONPATH`` for
-    its processes; kfp.local's process-global configuration and the environment restored after.
-    """
-    previous, pythonpath = local_config.LocalExecutionConfig.instance, os.environ.get("PYTHONPATH")
-    if env is not None:
-        os.environ["PYTHONPATH"] = env.get("PYTHONPATH", "")
+def local_session(pipeline_root: Path, events: logging.Filter | None = None) -> Iterator[None]:
+    """kfp.local's SubprocessRunner under ``pipeline_root`` for the ``with`` block, task logs on
+    stderr (stdout stays the caller's: ``mlpipe --json``) and through ``events``; kfp.local's
+    process-global configuration restored after."""
+    previous = local_config.LocalExecutionConfig.instance
+    events = events or logging.Filter()  # lets every record through
+    logging.getLogger().addFilter(events)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
             # the image is for clusters; locally the body runs with this interpreter
@@ -31,8 +30,6 @@ def local_session(pipeline_root: Path, env: Mapping[str, str] | None = None) -> 
                        pipeline_root=str(pipeline_root), raise_on_error=True)
             yield
     finally:
+        logging.getLogger().removeFilter(events)
         local_config.LocalExecutionConfig.instance = previous
-        os.environ.pop("PYTHONPATH", None)
-        if pythonpath is not None:
-            os.environ["PYTHONPATH"] = pythonpath
 

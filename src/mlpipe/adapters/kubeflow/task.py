@@ -1,11 +1,6 @@
-"""What every generated kfp component body calls, inside the component's own process or pod.
-
-A component's source is serialized into the pipeline YAML, so its body is only an import and
-a call to :func:`run_task`; this module (installed with mlpipe, in the venv or the image) turns
-kfp artifacts into mlpipe references, calls core's ``execute`` on the task's job and writes the
-result back as artifacts, with what each reference says of itself. It imports nothing from kfp
-(the compiler imports it): it only touches the artifact objects kfp hands it.
-"""
+"""What every generated kfp component body calls, in the component's own process or pod: kfp
+artifacts in, core's ``execute``, references out as artifacts with what each says of itself.
+No kfp import here: the body must not pull in kfp's compiler."""
 
 from __future__ import annotations
 
@@ -31,15 +26,10 @@ def task_inputs(pipeline: Pipeline, task: TaskSpec) -> dict[str, str]:
 
 
 def run_task(pipeline: str, task: str, args: Mapping[str, Any]) -> list[int] | None:
-    """Run one task of core's plan as a kfp component: ``execute`` its job.
-
-    ``pipeline`` is the pipeline's portable ref (a registered name or ``module:ATTR``); ``args``
-    the component's arguments: its parameters, the upstream steps' artifacts (their file holds the
-    reference JSON), each step's output artifact and, where declared, ``metrics`` (kfp
-    ``Metrics``) and ``confusion_matrix`` (``ClassificationMetrics``). A ``shard_list`` task
-    returns the shard numbers (for ``ParallelFor``). On failure the step's ``error.json`` holds
-    the cause and the process exits with its exit code (2 for bad input).
-    """
+    """``execute`` the job of plan task ``task`` of ``pipeline`` (its portable ref); ``args``:
+    the component's arguments (parameters, input and output artifacts, ``metrics``,
+    ``confusion_matrix``). A shard list returns the shard numbers (for ``ParallelFor``); a failure
+    exits with its exit code (2 for bad input), its cause in the step's ``error.json``."""
     from mlpipe.core.config import config_from_json
     from mlpipe.core.errors import MlpipeError
     from mlpipe.core.execution.execute import execute
