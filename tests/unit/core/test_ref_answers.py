@@ -8,32 +8,26 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlpipe.core.refs import (
-    ArtifactsRef,
-    DatasetRef,
-    ModelRef,
-    ModelVersionRef,
-    PredictionsRef,
-    Ref,
-    ResultsRef,
-    ShardsRef,
-)
+from mlpipe.core import refs
+from mlpipe.core.refs import DatasetRef, ModelRef, PredictionsRef, ResultsRef
 
 
 def test_kinds_say_what_they_are_and_whose_metrics_they_carry() -> None:
-    assert {c.__name__: (c.artifact_type, c.has_own_metrics()) for c in (
-        DatasetRef, ModelRef, ArtifactsRef, ModelVersionRef, PredictionsRef, ResultsRef)} == {
+    kinds = ("DatasetRef", "ModelRef", "ArtifactsRef", "ModelVersionRef", "PredictionsRef",
+             "ResultsRef")
+    assert {k: (getattr(refs, k).artifact_type, getattr(refs, k).has_own_metrics())
+            for k in kinds} == {
         "DatasetRef": ("dataset", False), "ModelRef": ("model", True),
         "ArtifactsRef": ("model", False), "ModelVersionRef": ("model", False),
         "PredictionsRef": ("dataset", True), "ResultsRef": ("dataset", True)}
-    assert (Ref.artifact_type, Ref.has_own_metrics()) == ("artifact", False)
+    assert (refs.Ref.artifact_type, refs.Ref.has_own_metrics()) == ("artifact", False)
 
 
 def test_gathered_predictions_report_all_rows_at_the_slowest_shards_pace() -> None:
     shards = [PredictionsRef(uri=f"/p{i}", sha256="s", rows=rows, model="m", throughput=tput)
               for i, (rows, tput) in enumerate([(60, 30.0), (40, 10.0)])]
     assert shards[0].metric_values() == {"rows": 60.0, "throughput": 30.0}
-    assert ShardsRef.of(shards, "/all").metric_values() == {"rows": 100.0, "throughput": 25.0}
+    assert refs.ShardsRef.of(shards, "/all").metric_values() == {"rows": 100.0, "throughput": 25.0}
     assert ModelRef(uri="/m", sha256="s", metrics={"acc": 1}).metric_values() == {"acc": 1.0}
 
 
