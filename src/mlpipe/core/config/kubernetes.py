@@ -64,7 +64,7 @@ class SecretEnvConfig(StrictModel):
     @field_validator("secret")
     @classmethod
     def _secret_name(cls, value: str) -> str:
-        return _k8s_syntax(value, _DNS_SUBDOMAIN, "a Secret name (DNS-1123)", "'wandb'")
+        return _k8s_syntax(value, _DNS_SUBDOMAIN, "a Secret name (DNS-1123)", "'tracker-keys'")
 
 
 # Words that mark an env name as a credential (TOKENIZERS_PARALLELISM is not one): a name part

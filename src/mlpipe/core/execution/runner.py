@@ -130,7 +130,7 @@ def preflight(pipeline: Pipeline, config: PipelineSettings, home: Path) -> None:
 
     Runs before anything is written, so a bad config fails in seconds and leaves nothing behind.
     """
-    from mlpipe.core.registry import open_registry, preflight_registry
+    from mlpipe.core.registry import preflight_registry
     from mlpipe.core.tracking import preflight_tracker
 
     if config.pipeline != pipeline.name:
@@ -147,11 +147,8 @@ def preflight(pipeline: Pipeline, config: PipelineSettings, home: Path) -> None:
     registry = getattr(config, "registry", None)
     if registry is not None:
         check_registry_names(registry)
-        preflight_registry(registry)
-    inference = getattr(config, "inference", None)
-    model = getattr(inference, "model", None)
-    if registry is not None and registry.backend == "local" and isinstance(model, str):
-        open_registry(registry, home).resolve(model)
+        model = getattr(getattr(config, "inference", None), "model", None)
+        preflight_registry(registry, home, model if isinstance(model, str) else None)
 
 
 def check_registry_names(registry: Any) -> None:
