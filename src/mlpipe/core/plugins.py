@@ -146,6 +146,18 @@ def import_target(target: str, *, what: str = "") -> Any:
     return obj
 
 
+def import_optional(module: str, what: str) -> Any:
+    """A library a plugin imports only when used (``mlflow``, ``wandb``); missing, a
+    ``ConfigError`` saying which mlpipe extra brings it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        extra = extra_for(module) or module
+        raise ConfigError(
+            f"{what} needs the {module} package: pip install 'mlpipe[{extra}]' ({exc})"
+        ) from exc
+
+
 def extra_for(module: str) -> str | None:
     """The mlpipe extra whose requirements bring ``module`` (``kfp`` -> ``kubeflow``), read from
     mlpipe's own package metadata so that core names no plugin; None when no extra does."""

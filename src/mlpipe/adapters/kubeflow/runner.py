@@ -18,9 +18,8 @@ import re
 import sys
 import time
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from kfp import local
 from kfp.local import config as local_config
@@ -32,7 +31,7 @@ from mlpipe.adapters.kubeflow.compiler import (
 )
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.floor import Floor, FloorTask
-from mlpipe.core.execution.honours import Level
+from mlpipe.core.execution.honours import on_this_machine
 from mlpipe.core.execution.plan import plan as core_plan
 from mlpipe.core.execution.runner import Launch, Runner, RunRequest, TaskFacts
 from mlpipe.core.pipeline import Pipeline, import_root
@@ -84,13 +83,11 @@ class KubeflowRunner(Runner):
 
     name = "kubeflow"
     #: kfp.local on this machine; a KFP cluster applies all of them
-    honours: ClassVar[Mapping[str, tuple[Level, str]]] = {
-        "resources": ("ignored", "kfp.local's SubprocessRunner sets no limits"),
-        "gpu": ("ignored", "kfp.local requests no GPU"),
-        "retries": ("ignored", "kfp.local does not retry a failed task"),
-        "timeout": ("ignored", "the timeout is a pod's activeDeadlineSeconds: not in kfp.local"),
-        "side_by_side_shards": ("applied", "kfp.local runs ParallelFor iterations side by side"),
-    }
+    honours = on_this_machine(
+        retries=("ignored", "kfp.local does not retry a failed task"),
+        timeout=("ignored", "the timeout is a pod's activeDeadlineSeconds: not in kfp.local"),
+        side_by_side_shards=("applied", "kfp.local runs ParallelFor iterations side by side"),
+    )
 
     def launch(self, request: RunRequest) -> Launch:
         pipeline, config, home, run_id = (request.pipeline, request.config, request.home,
