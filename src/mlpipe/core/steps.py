@@ -103,8 +103,8 @@ def save_artifacts(
             from mlpipe.core.errors import ConfigError
 
             raise ConfigError(
-                f"artifacts.onnx: the {config.task} task has no ONNX export (the onnx backend "
-                "is for text-classification); set artifacts.onnx: false"
+                f"artifacts.onnx: the {config.task} task has no ONNX export (a task declares "
+                "one with export_onnx); set artifacts.onnx: false"
             )
     manifest = artifacts.assemble(
         Path(model.uri),

@@ -355,8 +355,8 @@ class TrainingConfig(_TaskPipelineSettings):
         """``artifacts.onnx`` for a task with no ONNX export is refused when the config loads."""
         if self.artifacts.onnx and not hasattr(plugins.load("task", self.task), "export_onnx"):
             raise ValueError(
-                f"artifacts.onnx: the {self.task} task has no ONNX export (the onnx backend "
-                "is for text-classification); set artifacts.onnx: false"
+                f"artifacts.onnx: the {self.task} task has no ONNX export (a task declares "
+                "one with export_onnx); set artifacts.onnx: false"
             )
         return self
 

@@ -312,7 +312,8 @@ class Runner(ABC):
 
     def compile(self, pipeline: Pipeline, config: PipelineSettings, output: Path) -> Path:
         """Write the pipeline as this orchestrator's deployable file (kfp YAML, say)."""
-        raise ConfigError(f"runner {self.name!r} has nothing to compile; try kubeflow")
+        raise ConfigError(f"runner {self.name!r} has nothing to compile: its orchestrator has no "
+                          "deployable pipeline file (see mlpipe compile --help)")
 
     def render_cluster(
         self, pipeline: Pipeline, config: PipelineSettings, out_dir: Path
