@@ -122,10 +122,11 @@ def declared(backend: str, what: str) -> Any:
 def preflight_registry(cfg: RegistryConfig, home: Path, model: str | None = None) -> None:
     """The backend's own checks that need no work done (credentials, a reachable server), and
     ``model`` (the spec a run loads) resolved when the backend declares that cheap."""
-    check = declared(cfg.backend, "preflight")
+    backend = plugins.load("registry", cfg.backend)  # unknown: the error lists the known ones
+    check = getattr(backend, "preflight", None)
     if check is not None:
         check(cfg)
-    if model is not None and declared(cfg.backend, "resolve_at_preflight"):
+    if model is not None and getattr(backend, "resolve_at_preflight", False):
         open_registry(cfg, home).resolve(model)
 
 
