@@ -11,8 +11,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mlpipe.core import plugins
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.hashing import file_hashes, sha256_file, sha256_json
 
@@ -180,7 +181,8 @@ class ModelVersionRef(ManifestRef):
     name: str
     version: int
     aliases: tuple[str, ...] = ()
-    backend: str = "local"
+    #: the registry plugin that holds it (refs stored before this field: the default one)
+    backend: str = Field(default_factory=lambda: plugins.default("registry"))
     metrics: dict[str, float] = {}
     #: when the version was created (UTC, ISO 8601) and the mlpipe run that published it
     created_at: str = ""

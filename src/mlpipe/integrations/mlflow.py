@@ -37,12 +37,11 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from types import TracebackType
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from mlpipe.core import artifacts, names
+from mlpipe.core import artifacts, names, plugins
 from mlpipe.core.config import RegistryConfig, TrackingConfig
 from mlpipe.core.errors import ConfigError, MlpipeError, ModelNotFoundError
 from mlpipe.core.paths import resolve_home
@@ -58,6 +57,7 @@ from mlpipe.core.registry import (
     pick_version,
     utc_now,
 )
+from mlpipe.core.tracking import Finishing, TrackedStep
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +125,7 @@ def _import_mlflow() -> Any:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    try:
-        import mlflow
-    except ImportError as exc:
-        raise ConfigError(
-            f"the MLflow backend needs the mlflow package: pip install 'mlpipe[mlflow]' ({exc})"
-        ) from exc
-    return mlflow
+    return plugins.import_optional("mlflow", "the MLflow backend")
 
 
 def store_uri(configured: str | None, home: Path | None) -> str:
@@ -635,7 +629,7 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-class MlflowTracker:
+class MlflowTracker(Finishing):
     """One MLflow run per step: params (the config), tags (runner and its run id, pipeline,
     step), per-step metrics, and the summary (eval metrics, the data hash)."""
 
@@ -646,32 +640,23 @@ class MlflowTracker:
         assert isinstance(cfg, MlflowTrackingConfig)
         _preflight(cfg.tracking_uri)
 
-    def __init__(
-        self,
-        cfg: TrackingConfig,
-        *,
-        name: str,
-        job_type: str,
-        config: Mapping[str, Any],
-        tags: Mapping[str, str],
-        home: Path | None = None,
-    ) -> None:
+    def __init__(self, cfg: TrackingConfig, step: TrackedStep) -> None:
         assert isinstance(cfg, MlflowTrackingConfig)
-        self.uri = store_uri(cfg.tracking_uri, home)
+        self.uri = store_uri(cfg.tracking_uri, step.home)
         check_server(self.uri)
         _prepare(self.uri)
         mlflow = _import_mlflow()
         self.client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-        run_tags = {f"mlpipe.{k}": str(v) for k, v in tags.items() if v}
-        run_tags.update({"mlpipe.job_type": job_type, "mlflow.runName": name})
-        if "runner" in tags:
-            run_tags["runner"] = str(tags["runner"])
+        run_tags = {f"mlpipe.{k}": str(v) for k, v in step.tags.items() if v}
+        run_tags.update({"mlpipe.job_type": step.job_type, "mlflow.runName": step.name})
+        if "runner" in step.tags:
+            run_tags["runner"] = str(step.tags["runner"])
         try:
             exp = _experiment_id(self.client, cfg.experiment, _serverless_artifacts(self.uri))
             self.run_id: str | None = self.client.create_run(
-                exp, run_name=name, tags=run_tags
+                exp, run_name=step.name, tags=run_tags
             ).info.run_id
-            params = _flatten(config)
+            params = _flatten(step.config)
             items = list(params.items())
             from mlflow.entities import Param
 
@@ -680,7 +665,7 @@ class MlflowTracker:
                     self.run_id, params=[Param(k, v) for k, v in items[start : start + 100]]
                 )
         except Exception as exc:
-            raise classify(exc, f"tracking run {name}", self.uri) from exc
+            raise classify(exc, f"tracking run {step.name}", self.uri) from exc
         self._step = 0
 
     def log(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -712,17 +697,9 @@ class MlflowTracker:
                 text = value if isinstance(value, str) else json.dumps(value, default=str)
                 self.client.set_tag(self.run_id, f"mlpipe.{_key(key)}", text[:5000])
 
-    def __enter__(self) -> MlflowTracker:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def finish(self, *, failed: bool) -> None:
         if self.run_id is not None:
-            self.client.set_terminated(self.run_id, status="FAILED" if exc_type else "FINISHED")
+            self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
             self.run_id = None
 
 

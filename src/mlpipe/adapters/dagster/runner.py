@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import dagster as dg
 
@@ -17,7 +16,7 @@ from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner
 from mlpipe.core.execution.facts import Instance, task_facts
 from mlpipe.core.execution.floor import Floor, FloorTask
-from mlpipe.core.execution.honours import Level
+from mlpipe.core.execution.honours import on_this_machine
 from mlpipe.core.execution.runner import RunRequest
 from mlpipe.core.pipeline import Pipeline
 
@@ -65,14 +64,12 @@ class DagsterRunner(Runner):
 
     name = "dagster"
     #: execute_in_process on this machine; dagster dev or cluster mode differs
-    honours: ClassVar[Mapping[str, tuple[Level, str]]] = {
-        "resources": ("ignored", "in-process execution (cluster mode: pod resources)"),
-        "gpu": ("ignored", "in-process execution requests no GPU (cluster mode: pod limits)"),
-        "retries": ("applied", "the asset's RetryPolicy"),
-        "timeout": ("ignored", "Dagster has no per-op timeout (only dagster/max_runtime)"),
-        "side_by_side_shards": ("ignored", "execute_in_process runs the shards' ops one after "
-                                "another (the multiprocess executor runs them side by side)"),
-    }
+    honours = on_this_machine(
+        retries=("applied", "the asset's RetryPolicy"),
+        timeout=("ignored", "Dagster has no per-op timeout (only dagster/max_runtime)"),
+        side_by_side_shards=("ignored", "execute_in_process runs the shards' ops one after "
+                             "another (the multiprocess executor runs them side by side)"),
+    )
 
     def launch(self, request: RunRequest) -> Launch:
         pipeline = request.pipeline

@@ -9,16 +9,15 @@ import json
 import logging
 import re
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from mlpipe.adapters.kubeflow.compiler import build_pipeline, compile_pipeline
 from mlpipe.adapters.kubeflow.session import local_session
 from mlpipe.adapters.kubeflow.walk import kfp_names
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.floor import Floor, FloorTask
-from mlpipe.core.execution.honours import Level
+from mlpipe.core.execution.honours import on_this_machine
 from mlpipe.core.execution.runner import Launch, Runner, RunRequest, TaskFacts
 from mlpipe.core.pipeline import Pipeline, child_env
 
@@ -62,13 +61,11 @@ class KubeflowRunner(Runner):
 
     name = "kubeflow"
     #: kfp.local on this machine; a KFP cluster applies all of them
-    honours: ClassVar[Mapping[str, tuple[Level, str]]] = {
-        "resources": ("ignored", "kfp.local's SubprocessRunner sets no limits"),
-        "gpu": ("ignored", "kfp.local requests no GPU"),
-        "retries": ("ignored", "kfp.local does not retry a failed task"),
-        "timeout": ("ignored", "the timeout is a pod's activeDeadlineSeconds: not in kfp.local"),
-        "side_by_side_shards": ("applied", "kfp.local runs ParallelFor iterations side by side"),
-    }
+    honours = on_this_machine(
+        retries=("ignored", "kfp.local does not retry a failed task"),
+        timeout=("ignored", "the timeout is a pod's activeDeadlineSeconds: not in kfp.local"),
+        side_by_side_shards=("applied", "kfp.local runs ParallelFor iterations side by side"),
+    )
 
     def launch(self, request: RunRequest) -> Launch:
         pipeline, config, home = request.pipeline, request.config, request.home
