@@ -147,8 +147,6 @@ def test_8_mlpipe_train_cut_by_the_server_exits_1_moves_nothing_and_its_retry_ad
     cut = subprocess.run([sys.executable, "-c", _CUT, "train", "-c", str(config)],
                          capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
     assert cut.returncode == 1, cut.stderr[-3000:]
-    assert "publishing tiny-sentiment failed" in cut.stderr
-    assert "nothing was published" in cut.stderr
     up.proc.wait(timeout=30)
 
     up.start()
@@ -157,6 +155,8 @@ def test_8_mlpipe_train_cut_by_the_server_exits_1_moves_nothing_and_its_retry_ad
     assert [v.version for v in reg.versions("tiny-sentiment")] == [1]
     stored = _stored(up.uri, f"{prefix}tiny-sentiment")
     assert sorted(stored) == [1, 2] and "mlpipe.complete" not in stored[2]
+    assert "publishing tiny-sentiment failed" in cut.stderr and up.uri in cut.stderr
+    assert "nothing was published" in cut.stderr and "v2 is hidden" in cut.stderr
 
     retry = subprocess.run([sys.executable, "-m", "mlpipe", "train", "-c", str(config)],
                            capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
@@ -184,21 +184,20 @@ def test_8_a_publish_cut_after_its_version_is_created_moves_nothing_and_a_retry_
         _registry(up.uri, prefix, home).publish(art, "m", ["staging"], {"run_id": "r2"})
     monkeypatch.undo()
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    message = str(info.value)
     assert info.value.exit_code == 1
-    assert "publishing m failed" in message and up.uri in message
-    assert "nothing was published" in message and "v2 is hidden" in message
 
     up.start()  # the same sqlite store
     reg = _registry(up.uri, prefix, home)
     assert reg.resolve("m:latest").version == first.version == 1
     assert reg.resolve("m:staging").version == 1
     assert [v.version for v in reg.versions("m")] == [1]
-    assert [v.version for v in reg.versions()] == [1]
     with pytest.raises(MlpipeError, match="no version 2"):
         reg.resolve("m:v2")
     assert _moves(reg, "staging") == [(None, 1)]
     assert sorted(_stored(up.uri, f"{prefix}m")) == [1, 2]  # the leftover is there, unseen
+    message = str(info.value)
+    assert "publishing m failed" in message and up.uri in message
+    assert "nothing was published" in message and "v2 is hidden" in message
 
     retried = reg.publish(art, "m", ["staging"], {"run_id": "r2"})
     assert retried.version == 3 and "staging" in retried.aliases and "latest" in retried.aliases
