@@ -41,6 +41,7 @@ import logging
 import os
 import re
 import shutil
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -80,6 +81,7 @@ HISTORY_TAG = "mlpipe.alias_history"
 SHA_TAG = "mlpipe.manifest_sha256"
 PUBLISHING_TAG = "mlpipe.publishing"  # set at creation: who publishes the version
 COMPLETE_TAG = "mlpipe.complete"  # written last: the manifest sha256; readers see only these
+STALE_AFTER_S = 3600.0  # an incomplete version this old is abandoned, whoever published it
 _MAX_HISTORY = 40  # alias moves kept in the registered-model tag (MLflow caps tag values)
 _MAX_PARAM = 500
 
@@ -251,9 +253,10 @@ def complete(mv: Any) -> bool:
     return bool(tags.get(COMPLETE_TAG)) and tags.get(COMPLETE_TAG) == tags.get(SHA_TAG)
 
 
-def abandoned(mv: Any) -> bool:
-    """An incomplete version whose publisher is gone (dead, or a publish of this process that
-    has ended): what a retry replaces. One whose publisher may still run is left alone."""
+def abandoned(mv: Any, now: float | None = None) -> bool:
+    """An incomplete version whose publisher is gone (dead, a publish of this process that has
+    ended, or created over ``STALE_AFTER_S`` ago: from creation to completion a publish makes
+    a few requests): what a retry replaces. One whose publisher may still run is left alone."""
     if complete(mv):
         return False
     try:
@@ -262,6 +265,10 @@ def abandoned(mv: Any) -> bool:
         return False
     if not isinstance(who, dict) or who.get("token") in _IN_FLIGHT:
         return False
+    created = getattr(mv, "creation_timestamp", None)
+    clock = time.time() if now is None else now
+    if isinstance(created, int | float) and 0 < created < (clock - STALE_AFTER_S) * 1000:
+        return True  # another machine's publisher (a pod) is judged by age alone
     state = liveness.alive(who)
     if state is False:
         return True
@@ -875,8 +882,6 @@ class MlflowTracker:
     def log(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         if self.run_id is None:
             return
-        import time
-
         from mlflow.entities import Metric
 
         if step is None:

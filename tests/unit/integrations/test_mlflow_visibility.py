@@ -45,5 +45,9 @@ def test_only_a_leftover_whose_publisher_has_ended_is_replaced() -> None:
     assert backend.abandoned(_version(reused_pid))
     elsewhere = {**me, "host": "another-machine", "token": "t"}  # cannot tell: kept
     assert not backend.abandoned(_version(elsewhere))
+    old = _version(elsewhere)
+    old.creation_timestamp = 1_000_000_000_000  # ms; judged at +10 min, then at +2 h
+    assert not backend.abandoned(old, now=1_000_000_000 + 600)
+    assert backend.abandoned(old, now=1_000_000_000 + 7200)
     assert not backend.abandoned(_version(ended_here, completed=SHA))  # complete: never
     assert not backend.abandoned(_version(None))
