@@ -537,7 +537,10 @@ class MlflowRegistry:
                     table[alias] = version
                 latest = max([version, *by_number])
         except BaseException as exc:
-            raise publish.undo(exc, name) from exc
+            error = publish.undo(exc, name)
+            if error is exc:
+                raise
+            raise error from exc
         finally:
             _IN_FLIGHT.discard(token)
         ref = self._ref(name, mv, table, latest)
