@@ -44,12 +44,11 @@ def job_name(pipeline: str) -> str:
 
 
 class MlpipeResource(dg.ConfigurableResource):
-    """Configs (JSON; a run may replace them, core validates again) and pipeline refs by
-    pipeline name, and the mlpipe home."""
+    """Configs by pipeline name (JSON; a run may replace them, core validates again) and the
+    mlpipe home."""
 
     home: str = ""
     configs: dict[str, str] = Field(default_factory=dict)
-    refs: dict[str, str] = Field(default_factory=dict)
     use_cache: bool | None = None
 
     def config_json(self, pipeline: str) -> str:
@@ -128,20 +127,26 @@ def run_task(context: Any, pipeline: Pipeline, task: TaskSpec, shard: int | None
                    config=config_from_json(res.config_json(pipeline.name), pipeline.config_type))
 
 
+def _metadata(context: Any, step: str, run: StepRun | None, **more: Any) -> dict[str, Any]:
+    """An asset's materialization metadata: the run id and step, and (in process) the step run's."""
+    meta = {"mlpipe/run_id": mlpipe_run_id(context), "mlpipe/step": step, **more}
+    if run is None:  # a pod: its outputs stay on the shared volume or store
+        return meta
+    context.log.info(f"{step}: {run.seconds:.2f}s{' (cached)' if run.cached else ''} -> "
+                     f"{run.ref.uri}")
+    return {**meta, **run_metadata(run)}
+
+
 def _outputs(context: Any, pipeline: Pipeline, task: TaskSpec, result: Any,
              declared: dict[str, Any]) -> Iterator[Any]:
     """Each step's reference (in process) or materialization (pod), then its checks."""
-    run_id = mlpipe_run_id(context)
     for name in task.steps:
         asset = dagster_name(pipeline.step(name).asset)
-        meta: dict[str, Any] = {"mlpipe/run_id": run_id, "mlpipe/step": name}
-        if not isinstance(result, TaskResult):  # a pod: its outputs stay on the shared volume
+        run = result.runs[name] if isinstance(result, TaskResult) else None
+        meta = _metadata(context, name, run)
+        if run is None:
             yield dg.MaterializeResult(asset_key=asset, metadata=meta)
             continue
-        run = result.runs[name]
-        meta.update(run_metadata(run))
-        context.log.info(f"{name}: {run.seconds:.2f}s{' (cached)' if run.cached else ''} -> "
-                         f"{run.ref.uri}")
         yield dg.Output(run.ref.model_dump(mode="json"), output_name=asset, metadata=meta)
         yield from (check_result(asset, c) for c in run.ref.checks if c.name in declared[name])
 
@@ -184,23 +189,21 @@ def task_asset(pipeline: Pipeline, task: TaskSpec, body: Body, pod: bool) -> Any
         try:
             result = body(context, pipeline, task, None, _inputs(task, inputs))
         except dg.Failure as exc:  # a blocking check core enforced: Dagster records it too
-            failed = getattr(getattr(exc.__cause__, "cause", None), "checks", ())
             step = getattr(exc.__cause__, "step", "")
-            for check in failed if step in declared else ():
-                if check.name in declared[step]:
-                    asset = dagster_name(pipeline.step(step).asset)
-                    yield check_result(asset, check)
+            for check in getattr(getattr(exc.__cause__, "cause", None), "checks", ()):
+                if check.name in declared.get(step, ()):
+                    yield check_result(dagster_name(pipeline.step(step).asset), check)
             raise
         yield from _outputs(context, pipeline, task, result, declared)
 
     return _task
 
 
-def map_asset(pipeline: Pipeline, tasks: list[TaskSpec], body: Body, pod: bool) -> Any:
+def map_asset(tasks: Plan, gather: TaskSpec, body: Body, pod: bool) -> Any:
     """A map step (its shard_list, shard and gather tasks) as a graph-backed asset."""
-    listing, shards, gather = tasks
-    step, resource = pipeline.step(listing.step), PIPES_KEY if pod else RESOURCE_KEY
-    ins = _upstream(pipeline, listing, pod)
+    pipeline, shards = tasks.pipeline, tasks.task(gather.upstream[-1])
+    listing, resource = tasks.task(shards.upstream[0]), PIPES_KEY if pod else RESOURCE_KEY
+    step, ins = pipeline.step(gather.step), _upstream(pipeline, listing, pod)
     op_ins = {k: dg.In(dg.Nothing) if pod else dg.In() for k in ins}
     tags = {"mlpipe/step": step.name}
 
@@ -224,12 +227,9 @@ def map_asset(pipeline: Pipeline, tasks: list[TaskSpec], body: Body, pod: bool) 
     def run_gather(context: dg.OpExecutionContext, done: list[int], **values: Any
                    ) -> dg.Output[Any]:
         result = body(context, pipeline, gather, None, _inputs(gather, values))
-        meta: dict[str, Any] = {"mlpipe/run_id": mlpipe_run_id(context),
-                                "mlpipe/shards": len(done)}
-        if not isinstance(result, TaskResult):
-            return dg.Output(meta, metadata=meta)
-        meta.update(run_metadata(result.run))
-        return dg.Output(result.run.ref.model_dump(mode="json"), metadata=meta)
+        run = result.run if isinstance(result, TaskResult) else None
+        meta = _metadata(context, step.name, run, **{"mlpipe/shards": len(done)})
+        return dg.Output(meta if run is None else run.ref.model_dump(mode="json"), metadata=meta)
 
     def compose(**values: Any) -> Any:
         return run_gather(list_shards(**values).map(run_shard).collect(), **values)
@@ -245,18 +245,10 @@ def map_asset(pipeline: Pipeline, tasks: list[TaskSpec], body: Body, pod: bool) 
 
 
 def plan_assets(tasks: Plan, body: Body = run_task, pod: bool = False) -> list[Any]:
-    """The plan's assets in order: a step or group each, a map step's three tasks as one."""
-    out: list[Any] = []
-    listing: list[TaskSpec] = []
-    for task in tasks:
-        if task.kind in ("shard_list", "shard"):
-            listing.append(task)
-        elif task.kind == "gather":
-            out.append(map_asset(tasks.pipeline, [*listing, task], body, pod))
-            listing = []
-        else:
-            out.append(task_asset(tasks.pipeline, task, body, pod))
-    return out
+    """The plan's assets in order: a step or group each; a map step one, made at its gather."""
+    return [map_asset(tasks, t, body, pod) if t.kind == "gather"
+            else task_asset(tasks.pipeline, t, body, pod)
+            for t in tasks if t.kind in ("step", "group", "gather")]
 
 
 def op_key(pipeline: Pipeline, task: TaskSpec) -> str:

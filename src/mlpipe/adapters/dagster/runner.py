@@ -29,7 +29,7 @@ LOG_LEVEL_ENV = "MLPIPE_DAGSTER_LOG_LEVEL"
 
 @dataclass
 class AssetState:
-    """One asset's fate in a Dagster run, as its event log tells it."""
+    """One asset's (op's) fate in a Dagster run: its step stats and asset check results."""
 
     state: str = "not_run"  # running | success | failed | skipped | not_run
     started: float | None = None
@@ -37,26 +37,22 @@ class AssetState:
     checks: dict[str, bool] = field(default_factory=dict)
 
 
+_STATES = {"SUCCESS": "success", "FAILURE": "failed", "SKIPPED": "skipped"}
+
 
 def asset_states(instance: dg.DagsterInstance, dagster_run_id: str) -> dict[str, AssetState]:
-    """Per asset (op) name: state, start/end timestamps and check results."""
-    states: dict[str, AssetState] = {}
-    for entry in instance.all_logs(dagster_run_id):
-        event = entry.dagster_event
-        if event is None or event.step_key is None:
-            continue
-        st = states.setdefault(event.step_key, AssetState())
-        kind = event.event_type
-        if kind == dg.DagsterEventType.STEP_START:
-            st.state, st.started = "running", entry.timestamp
-        elif kind in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-            st.ended = entry.timestamp
-            st.state = "success" if kind == dg.DagsterEventType.STEP_SUCCESS else "failed"
-        elif kind == dg.DagsterEventType.STEP_SKIPPED:
-            st.state = "skipped"
-        elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-            data: Any = event.event_specific_data
-            st.checks[data.check_name] = data.passed
+    """Per step key (an asset's op): Dagster's own step stats, and the checks it evaluated."""
+    states = {s.step_key: AssetState(_STATES.get(getattr(s.status, "value", ""), "running"),
+                                     s.start_time, s.end_time)
+              for s in instance.get_run_step_stats(dagster_run_id)}
+    kinds = {dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+             dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED}  # planned: maybe never started
+    for record in instance.get_records_for_run(dagster_run_id, of_type=kinds).records:
+        entry = record.event_log_entry
+        state = states.setdefault(str(entry.step_key), AssetState())
+        if entry.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            data: Any = entry.dagster_event and entry.dagster_event.event_specific_data
+            state.checks[data.check_name] = data.passed
     return states
 
 
