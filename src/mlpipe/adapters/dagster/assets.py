@@ -1,10 +1,7 @@
-"""Core's plan as Dagster software-defined assets, in either mode.
-
-A step or fused group is one (multi-)asset of its steps' assets, with their declared checks as
-asset checks; a map step a graph-backed asset (``shard_list`` op with ``DynamicOut``, ``shard``
-op mapped over it, ``gather`` op after ``.collect()``). What a task does is the mode's *body*:
-:func:`run_task` (``execute`` in the run's process) or ``cluster.run_pod`` (a pod).
-"""
+"""Core's plan as Dagster assets, in either mode: a step or fused group is one (multi-)asset with
+its declared checks as asset checks; a map step a graph-backed asset (shard list op with
+``DynamicOut``, shard op mapped over it, gather op after ``.collect()``). What a task does is the
+mode's *body*: :func:`run_task` (``execute`` in the run's process) or ``cluster.run_pod``."""
 
 import inspect
 import re
