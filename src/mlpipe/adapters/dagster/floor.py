@@ -21,14 +21,8 @@ def dagster_floor(tasks: list[FloorTask], name: str) -> Floor:
 
         return list_shards
 
-    def noop() -> None:
-        return None
-
-    def noop_shard(shard: int) -> int:
-        return shard
-
-    def gather(shards: list[int]) -> None:
-        return None
+    def noop(context: dg.OpExecutionContext, **_: Any) -> int:  # the inputs each op declares
+        return 0
 
     after, kind = {"after": dg.In(dg.Nothing)}, {t.name: t.kind for t in tasks}
 
@@ -42,12 +36,12 @@ def dagster_floor(tasks: list[FloorTask], name: str) -> Floor:
                 op = dg.op(name=spec.name, ins=after, out=dg.DynamicOut())(lister(spec.shards))
                 made[spec.name] = op(**deps)
             elif spec.kind == "shard":
-                op = dg.op(name=spec.name)(noop_shard)
+                op = dg.op(name=spec.name, ins={"shard": dg.In()})(noop)
                 made[spec.name] = made[listing_of(spec, tasks).name].map(op)
             elif spec.kind == "gather":
                 shards = next(u for u in spec.upstream if kind[u] == "shard")
-                op = dg.op(name=spec.name, ins={"shards": dg.In(), **after})(gather)
-                made[spec.name] = op(made[shards].collect(), **deps)
+                op = dg.op(name=spec.name, ins={"shards": dg.In(), **after})(noop)
+                made[spec.name] = op(shards=made[shards].collect(), **deps)
             else:
                 made[spec.name] = dg.op(name=spec.name, ins=after)(noop)(**deps)
 
