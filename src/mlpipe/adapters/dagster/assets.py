@@ -202,23 +202,25 @@ def map_asset(tasks: Plan, gather: TaskSpec, body: Body, pod: bool) -> Any:
     listing, resource = tasks.task(shards.upstream[0]), PIPES_KEY if pod else RESOURCE_KEY
     step, ins = pipeline.step(gather.step), _upstream(pipeline, listing, pod)
     op_ins = {k: dg.In(dg.Nothing) if pod else dg.In() for k in ins}
-    tags = {"mlpipe/step": step.name}
+
+    def tags(task: TaskSpec) -> dict[str, str]:  # the runner maps each op to its task by them
+        return {"mlpipe/step": step.name, "mlpipe/task": task.name}
 
     @dg.op(name=dagster_name(listing.name), ins=op_ins, required_resource_keys={resource},
-           out=dg.DynamicOut(io_manager_key=SHARD_IO_KEY), tags=tags)
+           out=dg.DynamicOut(io_manager_key=SHARD_IO_KEY), tags=tags(listing))
     def list_shards(context: dg.OpExecutionContext, **values: Any) -> Iterator[Any]:
         inputs = _inputs(listing, values)
         for shard in body(context, pipeline, listing, None, inputs) or ():  # type: ignore[union-attr]
             yield dg.DynamicOutput({"shard": int(shard), "inputs": inputs},
                                    mapping_key=f"shard_{int(shard):04d}")
 
-    @dg.op(name=dagster_name(shards.name), out=dg.Out(io_manager_key=SHARD_IO_KEY), tags=tags,
-           required_resource_keys={resource}, retry_policy=retry_policy(shards))
+    @dg.op(name=dagster_name(shards.name), out=dg.Out(io_manager_key=SHARD_IO_KEY),
+           tags=tags(shards), required_resource_keys={resource}, retry_policy=retry_policy(shards))
     def run_shard(context: dg.OpExecutionContext, job: dict[str, Any]) -> dg.Output[int]:
         body(context, pipeline, shards, job["shard"], job["inputs"])
         return dg.Output(job["shard"])  # after a Pipes session an op returns typed events only
 
-    @dg.op(name=dagster_name(gather.name), ins={"done": dg.In(), **op_ins}, tags=tags,
+    @dg.op(name=dagster_name(gather.name), ins={"done": dg.In(), **op_ins}, tags=tags(gather),
            out=dg.Out(io_manager_key=SHARD_IO_KEY if pod else "io_manager"),
            required_resource_keys={resource})
     def run_gather(context: dg.OpExecutionContext, done: list[int], **values: Any
@@ -246,11 +248,3 @@ def plan_assets(tasks: Plan, body: Body = run_task, pod: bool = False) -> list[A
     return [map_asset(tasks, t, body, pod) if t.kind == "gather"
             else task_asset(tasks.pipeline, t, body, pod)
             for t in tasks if t.kind in ("step", "group", "gather")]
-
-
-def op_key(pipeline: Pipeline, task: TaskSpec) -> str:
-    """The Dagster step key of a plan task (a shard task's keys add ``[shard_NNNN]``)."""
-    asset = dagster_name(pipeline.step(task.step).asset)
-    if task.kind == "group":
-        return dagster_name(task.name)
-    return asset if task.kind == "step" else f"{asset}.{dagster_name(task.name)}"

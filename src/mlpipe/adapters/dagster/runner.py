@@ -21,7 +21,7 @@ from mlpipe.core.execution.honours import Level
 from mlpipe.core.execution.runner import RunRequest
 from mlpipe.core.pipeline import Pipeline
 
-from .assets import RUN_ID_TAG, job_name, op_key
+from .assets import RUN_ID_TAG, job_name
 from .build import build_definitions
 
 LOG_LEVEL_ENV = "MLPIPE_DAGSTER_LOG_LEVEL"
@@ -85,10 +85,10 @@ class DagsterRunner(Runner):
                                             tags={RUN_ID_TAG: request.run_id}, raise_on_error=False)
             seconds = time.perf_counter() - started
             states = asset_states(instance, result.run_id)
-        instances = [Instance(task.name, st.state, st.started, st.ended,
-                              index=int(key.rsplit("_", 1)[1].rstrip("]")) if "[" in key else -1)
-                     for task in request.plan for key, st in states.items()
-                     if key.split("[")[0] == op_key(pipeline, task)]
+        task_of = {op.name: op.tags["mlpipe/task"] for op in job.graph.iterate_op_defs()}
+        instances = [Instance(task_of[key.split("[")[0].rsplit(".", 1)[-1]], st.state, st.started,
+                              st.ended, index=int(key.rsplit("_", 1)[1][:-1]) if "[" in key else -1)
+                     for key, st in states.items()]  # a shard's key ends [shard_NNNN]
         return Launch(
             orchestrator_run_id=result.run_id,
             seconds=seconds,
