@@ -48,16 +48,15 @@ def run_task(spec: DagTask, context: Mapping[str, Any], shard: int | None = None
 
 def python_task(spec: DagTask) -> Any:
     """A TaskFlow ``@task`` per plan task; a shard task's mapped over its list's XCom."""
-    doc = spec.task.description or spec.pipeline.step(spec.task.step).description
     if spec.task.kind == "shard":
-        @task(**task_args(spec.task), doc_md=doc,
+        @task(**task_args(spec.task), doc_md=spec.task.description,
               map_index_template="shard {{ task.op_kwargs['shard'] }}")
         def shard_task(shard: int, **context: Any) -> Any:
             return run_task(spec, context, shard)
 
         return shard_task.expand(shard=spec.listing.output).operator  # type: ignore[attr-defined]
 
-    @task(**task_args(spec.task), doc_md=doc)
+    @task(**task_args(spec.task), doc_md=spec.task.description)
     def plan_task(**context: Any) -> Any:
         return run_task(spec, context)
 
@@ -76,25 +75,16 @@ def build_dag(
     config: PipelineSettings,
     *,
     home: str | Path | None = None,
-    dag_id: str | None = None,
-    translation: Translation | None = None,
     doc_note: str = "",
     fileloc: str | None = None,
 ) -> DAG:
-    """The plan of ``pipeline`` + ``config`` as a DAG scheduled by ``runtime.schedule``.
-    ``home``: the mlpipe home (None: ``$MLPIPE_HOME`` in the worker); ``translation``: default
-    by ``runtime.mode``; ``fileloc``: the DAG file Airflow re-parses to run the tasks."""
-    if config.pipeline != pipeline.name:
-        raise ValueError(f"config is for '{config.pipeline}', pipeline is '{pipeline.name}'")
-    runtime = config.runtime
-    if translation is None:
-        translation = python_task
-        if runtime.mode == "kubernetes":
-            from .kubernetes import pod_task  # cluster mode: Airflow's cncf provider
-
-            translation = pod_task
-    dag_id = dag_id or f"mlpipe_{pipeline.name}"
+    """The plan of ``pipeline`` + ``config`` as a DAG scheduled by ``runtime.schedule``, its
+    tasks in process or, with ``runtime.mode: kubernetes``, pods. ``home``: the mlpipe home
+    (None: ``$MLPIPE_HOME`` in the worker); ``fileloc``: the DAG file Airflow re-parses."""
     tasks = plan(pipeline, config)
+    translation: Translation = python_task
+    if config.runtime.mode == "kubernetes":
+        from .kubernetes import pod_task as translation  # cluster mode: Airflow's cncf provider
     home_str = str(Path(home).expanduser().resolve()) if home is not None else None
     doc = (f"{pipeline.description}\n\nmlpipe pipeline `{tasks.tasks[0].pipeline}`; home "
            f"`{home_str}`. {doc_note}")
@@ -103,18 +93,15 @@ def build_dag(
         "on_failure_callback": log_task_failure,
         "on_retry_callback": log_task_failure,
     }
-    with DAG(dag_id=dag_id, schedule=runtime.schedule, start_date=START_DATE, catchup=False,
-             max_active_runs=1, default_args=default_args, tags=["mlpipe", pipeline.name],
-             doc_md=doc, description=pipeline.description[:200] or None) as dag:
+    with DAG(dag_id=f"mlpipe_{pipeline.name}", schedule=config.runtime.schedule,
+             start_date=START_DATE, catchup=False, max_active_runs=1, default_args=default_args,
+             tags=["mlpipe", pipeline.name], doc_md=doc,
+             description=pipeline.description[:200] or None) as dag:
         ops: dict[str, Any] = {}
-        for each in tasks:
-            listing = next((ops[u] for u in each.upstream
-                            if tasks.task(u).kind == "shard_list"), None)
-            op = translation(DagTask(dag_id, each, pipeline, home_str, listing))
-            for upstream in each.upstream:
-                if upstream not in op.upstream_task_ids:
-                    ops[upstream] >> op
-            ops[each.name] = op
+        for each in tasks:  # a shard task's one upstream is its shard list
+            listing = ops[each.upstream[0]] if each.kind == "shard" else None
+            ops[each.name] = translation(DagTask(each, pipeline, home_str, listing))
+            ops[each.name].set_upstream([ops[u] for u in each.upstream])
     if fileloc:
         dag.fileloc = fileloc
     return dag

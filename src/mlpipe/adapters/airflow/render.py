@@ -21,7 +21,7 @@ from mlpipe.core.pipeline import Pipeline
 from mlpipe.core.render import write_pods, write_yaml
 
 from .dags import build_dag
-from .kubernetes import RUN_ID_TEMPLATE, pod_task
+from .kubernetes import RUN_ID_TEMPLATE
 
 #: A kubeconfig that names a cluster nobody dials: building a pod request reads it, no more.
 DUMMY_KUBECONFIG = {
@@ -39,7 +39,7 @@ def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) 
         runtime = config.runtime.model_copy(update={"mode": "kubernetes"})
         config = config.model_copy(update={"runtime": runtime})
     pipeline_containers(pipeline, config, RUN_ID_TEMPLATE)  # fail on bad settings before Airflow
-    dag, tasks = build_dag(pipeline, config, translation=pod_task), plan(pipeline, config)
+    dag, tasks = build_dag(pipeline, config), plan(pipeline, config)
     with tempfile.TemporaryDirectory(prefix="mlpipe-kubeconfig-") as tmp:
         kubeconfig = Path(tmp) / "config"
         kubeconfig.write_text(yaml.safe_dump(DUMMY_KUBECONFIG))

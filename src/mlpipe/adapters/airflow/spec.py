@@ -21,7 +21,6 @@ class DagTask:
     """A plan task as a translation gets it; ``listing``: a shard task's ``shard_list``
     operator (whose XCom it is expanded over)."""
 
-    dag_id: str
     task: TaskSpec
     pipeline: Pipeline
     home: str | None
