@@ -13,26 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-MARKER = ".mlpipe-db-migrated"
-LOCK = ".mlpipe-db.lock"  # the migration's, and a template copy's
-
 
 def ensure_db(airflow_home: Path) -> float:
-    """Create/migrate the metadata DB on first use (once per Airflow version); returns seconds."""
+    """Create/migrate the metadata DB once per Airflow version (core's marker); returns seconds."""
     import airflow
+    from airflow.utils import db
 
-    from mlpipe.core.files import exclusive
+    from mlpipe.core.execution.metadb import migrate_once
 
-    marker = airflow_home / MARKER
-    with exclusive(airflow_home / LOCK, what="airflow metadata DB migration"):
-        if marker.is_file() and marker.read_text().strip() == airflow.__version__:
-            return 0.0
-        from airflow.utils import db
-
-        started = time.perf_counter()
-        db.upgradedb()
-        marker.write_text(airflow.__version__)
-        return time.perf_counter() - started
+    return migrate_once(airflow_home, airflow.__version__, db.upgradedb)
 
 
 def register(dag: Any) -> None:

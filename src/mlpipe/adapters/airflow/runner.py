@@ -17,10 +17,11 @@ from typing import ClassVar
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner
-from mlpipe.core.execution.child import log_tail, run_child, seed_home
+from mlpipe.core.execution.child import log_tail, run_child
 from mlpipe.core.execution.facts import Instance, failed_try_note, task_facts
 from mlpipe.core.execution.floor import Floor, FloorTask
 from mlpipe.core.execution.honours import Level
+from mlpipe.core.execution.metadb import seed_home
 from mlpipe.core.execution.runner import RunRequest
 from mlpipe.core.paths import run_dir
 from mlpipe.core.pipeline import Pipeline, portable_ref
@@ -54,14 +55,6 @@ def airflow_env(airflow_home: Path, base: dict[str, str] | None = None) -> dict[
     return env
 
 
-def seed_db(airflow_home: Path) -> bool:
-    """The migrated DB of ``$MLPIPE_AIRFLOW_DB_TEMPLATE`` in a home that has none; the child
-    still checks its marker against its Airflow version (a stale one costs a migration)."""
-    from mlpipe.adapters.airflow._dagtest import LOCK, MARKER
-
-    return seed_home(TEMPLATE_ENV, airflow_home, ("airflow.db", MARKER), LOCK)
-
-
 class AirflowRunner(Runner):
     """One Airflow DAG run per pipeline run, under the mlpipe run id (conf ``mlpipe_run_id``);
     its log (Airflow's and the tasks' output) is the run's own ``<run>/airflow.log``."""
@@ -86,7 +79,7 @@ class AirflowRunner(Runner):
             mode="json"), "home": str(request.home), "run_id": request.run_id,
             "use_cache": request.use_cache}
         af_home = airflow_home_for(request.home, self.airflow_home)
-        seed_db(af_home)
+        seed_home(TEMPLATE_ENV, af_home, "airflow.db")  # a copy, not a migration, if set
         log = run_dir(request.home, pipeline.name, request.run_id) / f"{self.name}.log"
         report, code = run_child(CHILD, child, airflow_env(af_home), log)
         if report is None:

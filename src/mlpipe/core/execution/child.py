@@ -38,34 +38,3 @@ def log_tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
-
-
-def seed_home(template_env: str, home: Path, files: tuple[str, ...], lock: str) -> bool:
-    """Copy ``files`` (a database, then its migration marker) from the home ``$template_env``
-    names into ``home`` unless it has the first already: where many fresh homes would each
-    migrate their own database, a copy takes milliseconds. Under ``home/lock`` (the lock the
-    migration takes); returns whether it copied."""
-    import os
-    import shutil
-
-    from mlpipe.core.errors import ConfigError
-    from mlpipe.core.files import exclusive
-
-    template = os.environ.get(template_env)
-    if not template:
-        return False
-    source = Path(template).expanduser()
-    if not all((source / f).is_file() for f in files):
-        raise ConfigError(f"{template_env}={template}: no migrated database there "
-                          f"({' and '.join(files)}); point it at a home mlpipe has run in, "
-                          "or unset it")
-    if source.resolve() == home.resolve():
-        return False
-    home.mkdir(parents=True, exist_ok=True)
-    with exclusive(home / lock, what="metadata DB migration"):
-        if (home / files[0]).exists():
-            return False
-        for name in files:  # the database whole before its marker says it is there
-            shutil.copyfile(source / name, home / f".{name}.copy")
-            os.replace(home / f".{name}.copy", home / name)
-    return True
