@@ -14,19 +14,26 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Variable, task
+from airflow.configuration import get_airflow_home
+from airflow.sdk import DAG, Param, Variable, task
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.plan import plan
+from mlpipe.core.paths import safe_run_id
 from mlpipe.core.pipeline import Pipeline
 from mlpipe.core.served import PIPELINES_ENV, listed, served_pipelines
 
-from .spec import CONF_USE_CACHE, DagTask, Translation, dag_conf, mlpipe_run_id, task_args
+from .spec import CONF_RUN_ID, CONF_USE_CACHE, DagTask, Translation, task_args
 
 log = logging.getLogger(__name__)
 
 #: A fixed start date in the past: with ``catchup=False`` a schedule starts at the next tick.
 START_DATE = pendulum.datetime(2025, 1, 1, tz="UTC")
+#: The trigger options (``dag_run.conf``), checked and shown in the trigger form by Airflow.
+PARAMS = {
+    CONF_RUN_ID: Param(None, type=["null", "string"], description="the mlpipe run id"),
+    CONF_USE_CACHE: Param(None, type=["null", "boolean"], description="force the step cache"),
+}
 
 
 def run_task(spec: DagTask, context: Mapping[str, Any], shard: int | None = None) -> Any:
@@ -35,12 +42,11 @@ def run_task(spec: DagTask, context: Mapping[str, Any], shard: int | None = None
 
     from mlpipe.core.execution.body import run_task as run
 
-    use_cache = dag_conf(context).get(CONF_USE_CACHE)
+    params, run_id = context["params"], context["run_id"]  # params: the DAG run's conf, checked
     job = spec.task.job(
-        mlpipe_run_id(context), home=spec.home, runner="airflow", shard=shard,
-        use_cache=None if use_cache is None else bool(use_cache),
-        orchestrator_run_id=str(context.get("run_id", "")),
-        attempt=int(getattr(context.get("ti"), "try_number", 0) or 0))
+        safe_run_id(params[CONF_RUN_ID] or run_id), home=spec.home, runner="airflow",
+        shard=shard, use_cache=params[CONF_USE_CACHE], orchestrator_run_id=run_id,
+        attempt=context["ti"].try_number)
     result = run(spec.task, job, lambda exc, retry: exc if retry else AirflowFailException(
         str(exc)))
     return result if isinstance(result, list) else result.to_json()
@@ -95,7 +101,7 @@ def build_dag(
     }
     with DAG(dag_id=f"mlpipe_{pipeline.name}", schedule=config.runtime.schedule,
              start_date=START_DATE, catchup=False, max_active_runs=1, default_args=default_args,
-             tags=["mlpipe", pipeline.name], doc_md=doc,
+             tags=["mlpipe", pipeline.name], doc_md=doc, params=PARAMS,
              description=pipeline.description[:200] or None) as dag:
         ops: dict[str, Any] = {}
         for each in tasks:  # a shard task's one upstream is its shard list
@@ -114,15 +120,11 @@ DEFAULT_PIPELINES = "training,inference"
 
 def _setting(env_name: str) -> str | None:
     """An env var, else the Airflow Variable of its name in lower case (``mlpipe_pipelines``)."""
-    value = os.environ.get(env_name)
-    if value:
-        return value
     try:
-        found = Variable.get(env_name.lower(), default=None)
+        return os.environ.get(env_name) or Variable.get(env_name.lower(), default=None) or None
     except Exception as exc:  # no metadata DB / API reachable while parsing: treat as unset
         log.debug("Airflow Variable %s unavailable: %s", env_name.lower(), exc)
         return None
-    return str(found) if found else None
 
 
 def dags_from_environment(
@@ -134,8 +136,7 @@ def dags_from_environment(
     ``$MLPIPE_HOME`` / Variable ``mlpipe_home``, else ``$AIRFLOW_HOME/mlpipe``; ``fileloc``
     defaults to the calling file."""
     fileloc = fileloc or sys._getframe(1).f_code.co_filename
-    home = home or _setting("MLPIPE_HOME") or (
-        Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "mlpipe")
+    home = home or _setting("MLPIPE_HOME") or Path(get_airflow_home()) / "mlpipe"
     refs = listed(_setting(PIPELINES_ENV) or DEFAULT_PIPELINES)
     dags = [build_dag(s.pipeline, s.config, home=home, doc_note=s.note, fileloc=fileloc)
             for s in served_pipelines(refs, _setting)]

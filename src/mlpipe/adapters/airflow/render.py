@@ -14,7 +14,6 @@ from typing import Any
 import yaml
 from kubernetes.client import ApiClient
 
-from mlpipe.core.cluster import pipeline_containers
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.plan import TaskSpec, plan
 from mlpipe.core.pipeline import Pipeline
@@ -35,11 +34,9 @@ DUMMY_KUBECONFIG = {
 def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) -> list[Path]:
     """Each plan task's pod as KubernetesPodOperator would create it (templates not yet
     rendered) and the DAG's shape (``<pipeline>.dag.yaml``)."""
-    if config.runtime.mode != "kubernetes":
-        runtime = config.runtime.model_copy(update={"mode": "kubernetes"})
-        config = config.model_copy(update={"runtime": runtime})
-    pipeline_containers(pipeline, config, RUN_ID_TEMPLATE)  # fail on bad settings before Airflow
-    dag, tasks = build_dag(pipeline, config), plan(pipeline, config)
+    pods = config.runtime.model_copy(update={"mode": "kubernetes"})  # the pod translation
+    config = config.model_copy(update={"runtime": pods})
+    dag, tasks = build_dag(pipeline, config), plan(pipeline, config)  # bad settings: ConfigError
     with tempfile.TemporaryDirectory(prefix="mlpipe-kubeconfig-") as tmp:
         kubeconfig = Path(tmp) / "config"
         kubeconfig.write_text(yaml.safe_dump(DUMMY_KUBECONFIG))

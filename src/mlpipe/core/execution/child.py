@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mlpipe.core.execution.runner import RunRequest
+
 
 def run_child(module: str, request: dict[str, Any], env: dict[str, str], log_path: Path
               ) -> tuple[dict[str, Any] | None, int]:
@@ -38,3 +40,22 @@ def log_tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def request_json(request: RunRequest) -> dict[str, Any]:
+    """``request`` as JSON for a child, its pipeline by ``portable_ref`` (:func:`read_request`)."""
+    from mlpipe.core.pipeline import portable_ref
+
+    return {"pipeline": portable_ref(request.pipeline), "home": str(request.home),
+            "config": request.config.model_dump(mode="json"), "run_id": request.run_id,
+            "use_cache": request.use_cache}
+
+
+def read_request(data: dict[str, Any]) -> RunRequest:
+    """The run request :func:`request_json` wrote, in the child: its pipeline imported again."""
+    from mlpipe.core.config import config_from_json
+    from mlpipe.core.pipeline import resolve_pipeline
+
+    pipeline = resolve_pipeline(data["pipeline"])
+    return RunRequest(pipeline, config_from_json(data["config"], pipeline.config_type),
+                      Path(data["home"]), data["run_id"], data["use_cache"])
