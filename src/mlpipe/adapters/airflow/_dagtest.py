@@ -92,14 +92,13 @@ def main(request_path: str, result_path: str) -> int:
     dag_run = dag.test(run_conf=conf)
     test_s = time.perf_counter() - started
 
-    order = {name: i for i, name in enumerate(dag.task_ids)}  # the plan's order
     tasks = [{  # core's Instance fields
         "task": ti.task_id, "index": ti.map_index, "state": str(ti.state) if ti.state else None,
         "tries": ti.try_number, "max_tries": ti.max_tries + 1, "seconds": ti.duration,
         "started": ti.start_date.timestamp() if ti.start_date else None,
         "ended": ti.end_date.timestamp() if ti.end_date else None,
-    } for ti in sorted(dag_run.get_task_instances(),
-                       key=lambda t: (order.get(t.task_id, 99), t.map_index))]
+    } for ti in sorted(dag_run.get_task_instances(),  # in the plan's order
+                       key=lambda t: (dag.task_ids.index(t.task_id), t.map_index))]
     report = {"dag_run_id": dag_run.run_id, "state": str(dag_run.state), "tasks": tasks,
               "dag_test_seconds": test_s, "extra": {  # the runner's extra, as it is
                   "dag_id": dag.dag_id, "setup_seconds": setup_s, "migrate_seconds": migrate_s,

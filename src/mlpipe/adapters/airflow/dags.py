@@ -54,19 +54,15 @@ def run_task(spec: DagTask, context: Mapping[str, Any], shard: int | None = None
 
 def python_task(spec: DagTask) -> Any:
     """A TaskFlow ``@task`` per plan task; a shard task's mapped over its list's XCom."""
-    if spec.task.kind == "shard":
-        @task(**task_args(spec.task), doc_md=spec.task.description,
-              map_index_template="shard {{ task.op_kwargs['shard'] }}")
-        def shard_task(shard: int, **context: Any) -> Any:
-            return run_task(spec, context, shard)
+    shards = spec.task.kind == "shard"
 
-        return shard_task.expand(shard=spec.listing.output).operator  # type: ignore[attr-defined]
+    @task(**task_args(spec.task), doc_md=spec.task.description,
+          map_index_template="shard {{ task.op_kwargs['shard'] }}" if shards else None)
+    def plan_task(shard: int | None = None, **context: Any) -> Any:
+        return run_task(spec, context, shard)
 
-    @task(**task_args(spec.task), doc_md=spec.task.description)
-    def plan_task(**context: Any) -> Any:
-        return run_task(spec, context)
-
-    return plan_task().operator  # type: ignore[attr-defined]
+    made: Any = plan_task.expand(shard=spec.listing.output) if shards else plan_task()
+    return made.operator
 
 
 def log_task_failure(context: Mapping[str, Any]) -> None:

@@ -1,10 +1,9 @@
 """Cluster mode for Airflow: each plan task is a KubernetesPodOperator running ``mlpipe step``,
 its pod template core's :func:`~mlpipe.core.cluster.pod_manifest` of the task's container.
 
-The plan, wiring, retries, timeout and schedule are ``build_dag``'s. No XCom between pods (each
-reads the run's records from the shared volume or store) except the shard list pod's list, which
-a shard task is expanded over. Airflow renders no templates in expanded values, so a shard pod's
-``--run-id`` is ``$(MLPIPE_RUN_ID)``, filled by Kubernetes from the pod's env var.
+No XCom between pods (each reads the run's records from the shared volume or store) but the
+shard list pod's, which its shard task is expanded over. Airflow renders no templates in expanded
+values, so a shard pod's ``--run-id`` is ``$(MLPIPE_RUN_ID)``, filled by Kubernetes from its env.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""``mlpipe render airflow``: build the cluster-mode DAG and write what it would submit.
-
-No cluster is contacted: each KubernetesPodOperator builds its pod request from a dummy
-kubeconfig; a shard task's mapped operator is unmapped as Airflow does it, with the arguments
-made by the expand's own map function.
+"""``mlpipe render airflow``: the cluster-mode DAG and, contacting no cluster, each pod its
+KubernetesPodOperator would request (a mapped shard task unmapped as Airflow does it).
 """
 
 from __future__ import annotations
