@@ -558,7 +558,8 @@ for conf in ({}, {"mlpipe_run_id": "chosen-1"}):
     shard.env_vars = copy.deepcopy(shard.env_vars)  # a task instance's own (rendered in place)
     ctx = {"dag_run": SimpleNamespace(conf=conf), "run_id": "manual__2026-01-01T00:00:00+00:00"}
     env = {e.name: e.value for e in shard.render_template(shard.env_vars, ctx)}
-    out.append([op.render_template(op.arguments, ctx), shard.arguments, env["MLPIPE_RUN_ID"]])
+    pod = op.render_template(op.pod_template_dict, ctx)  # core's pod manifest, templated
+    out.append([pod["spec"]["containers"][0]["args"], shard.arguments, env["MLPIPE_RUN_ID"]])
 print(json.dumps(out))
 """
     configs = _write_configs(tmp_path)
