@@ -295,10 +295,7 @@ def step_container(
 ) -> ContainerSpec:
     """The pod that runs ``step_name`` of ``pipeline`` with ``config`` in the cluster image, or
     one ``part`` of a map step (:data:`MAP_PARTS`; see :func:`part_args`)."""
-    if config.pipeline != pipeline.name:
-        raise ConfigError(
-            f"pipeline: a '{config.pipeline}' config cannot drive the '{pipeline.name}' pipeline"
-        )
+    pipeline.check_config(config)
     check_cluster(config)
     try:
         step = pipeline.step(step_name)

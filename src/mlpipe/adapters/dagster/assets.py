@@ -178,7 +178,7 @@ def task_asset(pipeline: Pipeline, task: TaskSpec, body: Body, pod: bool) -> Any
     @dg.multi_asset(
         name=dagster_name(steps[0].asset if one else task.name), outs=outs, group_name=group,
         ins=_upstream(pipeline, task, pod), check_specs=specs, retry_policy=retry_policy(task),
-        description=task.description or steps[0].description, can_subset=False,
+        description=task.description, can_subset=False,
         required_resource_keys={PIPES_KEY if pod else RESOURCE_KEY},
         op_tags={"mlpipe/task": task.name},
     )

@@ -84,8 +84,7 @@ def build_cluster_pipeline(pipeline: Pipeline, config: PipelineSettings) -> Any:
     """The kfp pipeline for cluster mode (no parameters: the config is in each pod's args)."""
     tasks = core_plan(pipeline, config)
     specs = {t.name: t.container(pipeline, plan_out=_PLAN_OUT) for t in tasks}
-    components = {t.name: _component(t, specs[t.name], t.description
-                                     or pipeline.step(t.step).description) for t in tasks}
+    components = {t.name: _component(t, specs[t.name], t.description) for t in tasks}
 
     def make(task: TaskSpec, made: dict[str, Any], shard: Any) -> Any:
         extra = {} if shard is None else {"shard": shard}

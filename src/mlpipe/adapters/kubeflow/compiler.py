@@ -71,7 +71,7 @@ def task_source(ref: str, task: TaskSpec, pipeline: Pipeline) -> str:
                           "component (not an identifier, or taken): rename the step's asset")
     signature = "".join(f"    {a}: {t},\n" for a, t in args)
     returns = " -> List[int]" if task.kind == "shard_list" else ""
-    doc = task.description or pipeline.step(task.step).description
+    doc = task.description
     return (f"def {function_name(task)}(\n{signature}){returns}:\n    {json.dumps(doc)}\n"
             "    from mlpipe.adapters.kubeflow.task import run_task\n"
             f"    return run_task({ref!r}, {task.name!r}, locals())\n")

@@ -133,10 +133,7 @@ def preflight(pipeline: Pipeline, config: PipelineSettings, home: Path) -> None:
     from mlpipe.core.registry import preflight_registry
     from mlpipe.core.tracking import preflight_tracker
 
-    if config.pipeline != pipeline.name:
-        raise ConfigError(
-            f"pipeline: a '{config.pipeline}' config cannot drive the '{pipeline.name}' pipeline"
-        )
+    pipeline.check_config(config)
     check_fuse(pipeline, config)
     data = getattr(config, "data", None)
     if isinstance(data, DataConfig) and data.source == "files":
