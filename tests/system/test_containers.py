@@ -465,6 +465,12 @@ def _contains(stream: Any, needle: bytes, chunk: int = 8 * 2**20) -> bool:
     return False
 
 
+def _is_plain_tar(head: bytes) -> bool:
+    """Whether a member of the saved archive starts as an uncompressed (ustar or GNU) tar: each
+    of its files is stored whole and in order, so the scan of the raw archive has read them."""
+    return len(head) == 512 and head[257:262] == b"ustar"
+
+
 def test_planted_key_in_no_layer_no_rendered_file_no_log(
     engine: str, image: str, render_root: Path, logs: list[str], tmp_path: Path,
 ) -> None:
@@ -487,6 +493,10 @@ def test_planted_key_in_no_layer_no_rendered_file_no_log(
             data = outer.extractfile(member) if member.isfile() else None
             if data is None:
                 continue
+            if _is_plain_tar(data.read(512)):
+                layers += 1  # every file's bytes lie in the archive as they are: scanned above
+                continue
+            data.seek(0)
             try:
                 layer = tarfile.open(fileobj=data, mode="r|*")  # noqa: SIM115 (with below)
             except tarfile.ReadError:
