@@ -26,6 +26,7 @@ from mlpipe.core.config import BuiltinConfig
 from mlpipe.core.execution import load_step_result
 from mlpipe.core.pipeline import Pipeline
 from tests.support import TINY_INFERENCE, TINY_TRAINING, venv_env
+from tests.support.render import render_all
 
 FAKE_KEY = "sk-fake-wandb-key-0123456789"
 ORCHESTRATORS = ("airflow", "kubeflow", "dagster")
@@ -143,25 +144,17 @@ def _write_configs(directory: Path, extra: list[str] = ()) -> dict[str, Path]:
 # session, not module: this file's tests run in several xdist work units (one per runner)
 @pytest.fixture(scope="session")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """``mlpipe render`` for every orchestrator and pipeline (in parallel), fake key in env."""
+    """``mlpipe render`` for every orchestrator and pipeline (in one process), fake key in env."""
     root = tmp_path_factory.mktemp("render")
     configs = _write_configs(root)
     env = venv_env()
     env.update(WANDB_API_KEY=FAKE_KEY, AIRFLOW_HOME=str(root / "airflow"),
                HF_HUB_OFFLINE="1", AIRFLOW__CORE__LOAD_EXAMPLES="False")
     started = time.perf_counter()
-    procs = {}
-    for orch in ORCHESTRATORS:
-        for name, config in configs.items():
-            out = root / orch
-            cmd = [sys.executable, "-m", "mlpipe", "render", orch, "--pipeline", name,
-                   "--config", str(config), "-o", str(out)]
-            procs[orch, name] = subprocess.Popen(
-                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for key, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=240)
-        assert proc.returncode == 0, f"render {key}: {stderr[-3000:]}"
-        assert "wrote" in stdout
+    commands = [[orch, "--pipeline", name, "--config", str(config), "-o", str(root / orch)]
+                for orch in ORCHESTRATORS for name, config in configs.items()]
+    stdout = render_all(commands, env, timeout=240)
+    assert stdout.count("wrote") >= len(commands), stdout[-3000:]
     yield {"root": root, "configs": configs, "seconds": time.perf_counter() - started}
 
 
