@@ -42,6 +42,7 @@ import yaml
 from mlpipe.core.execution import load_step_result
 from tests.support import ROOT, TINY_INFERENCE, TINY_TRAINING, venv_env
 from tests.support.podman import not_found_as_docker_says_it
+from tests.support.render import render_all
 
 FAKE_KEY = "sk-planted-wandb-key-5e1f0c9a"
 AIRFLOW_RUN_ID = "{{ (dag_run.conf or {}).get('mlpipe_run_id') or run_id }}"
@@ -160,18 +161,13 @@ def _render(image: str, out: Path, extra: list[str] = (),  # type: ignore[assign
     ``inference_extra``: settings of the inference pipeline only."""
     env = {**venv_env(), "WANDB_API_KEY": FAKE_KEY, "AIRFLOW_HOME": str(out / "airflow-home"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    procs = []
+    commands = []
     for name in PIPELINES:
         sets = [*SETS[name], *_cluster_sets(image, list(extra)),
                 *(inference_extra if name == "inference" else ())]
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "mlpipe", "render", "airflow", "--pipeline", name,
-             "--config", str(CONFIGS[name]), *[a for s in sets for a in ("--set", s)],
-             "-o", str(out / "airflow")], env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True))
-    for proc in procs:
-        _, stderr = proc.communicate(timeout=300)
-        assert proc.returncode == 0, stderr[-3000:]
+        commands.append(["airflow", "--pipeline", name, "--config", str(CONFIGS[name]),
+                         *[a for s in sets for a in ("--set", s)], "-o", str(out / "airflow")])
+    render_all(commands, env)  # both in one process
     return out / "airflow"
 
 
