@@ -213,7 +213,7 @@ BAD = [
     ("cluster.image=Registry/MLPipe:latest", "cluster.image", "registry.example"),
     ("cluster.image=mlpipe:la test", "cluster.image", "registry.example"),
     ("cluster.secrets=[{env: WANDB_API_KEY, secret: W&B, key: api-key}]",
-     "cluster.secrets.0.secret", "'wandb'"),
+     "cluster.secrets.0.secret", "'tracker-keys'"),
     ("cluster.secrets=[{env: 1KEY, secret: wandb, key: api-key}]", "cluster.secrets.0.env", ""),
     ("cluster.env={my-var: x}", "cluster.env", "'HF_HUB_OFFLINE'"),
     ("cluster.volume_claim=Data_PVC", "cluster.volume_claim", "'mlpipe-data'"),

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner
 from mlpipe.core.execution.child import log_tail, run_child, seed_home
 from mlpipe.core.execution.facts import Instance, failed_try_note, task_facts
 from mlpipe.core.execution.floor import Floor, FloorTask
-from mlpipe.core.execution.honours import Level
+from mlpipe.core.execution.honours import on_this_machine
 from mlpipe.core.execution.runner import RunRequest
 from mlpipe.core.paths import run_dir
 from mlpipe.core.pipeline import Pipeline, portable_ref
@@ -68,14 +66,12 @@ class AirflowRunner(Runner):
 
     name = "airflow"
     #: dag.test() on this machine; a deployed scheduler or cluster mode differs
-    honours: ClassVar[Mapping[str, tuple[Level, str]]] = {
-        "resources": ("ignored", "dag.test() runs tasks as local processes (cluster mode: pods)"),
-        "gpu": ("ignored", "dag.test() requests no GPU (cluster mode: pod limits)"),
-        "retries": ("applied", "Airflow task retries"),
-        "timeout": ("applied", "Airflow execution_timeout"),
-        "side_by_side_shards": ("ignored", "dag.test() runs mapped task instances one after "
-                                "another (a scheduler with workers runs them side by side)"),
-    }
+    honours = on_this_machine(
+        retries=("applied", "Airflow task retries"),
+        timeout=("applied", "Airflow execution_timeout"),
+        side_by_side_shards=("ignored", "dag.test() runs mapped task instances one after "
+                             "another (a scheduler with workers runs them side by side)"),
+    )
 
     def __init__(self, airflow_home: str | Path | None = None) -> None:
         self.airflow_home = airflow_home

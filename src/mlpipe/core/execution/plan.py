@@ -199,6 +199,9 @@ def task_groups(pipeline: Pipeline, config: PipelineSettings) -> list[tuple[str,
 
 def plan(pipeline: Pipeline, config: PipelineSettings) -> Plan:
     """``pipeline`` + ``config`` -> the tasks every runner runs (see the module docstring)."""
+    if config.pipeline != pipeline.name:
+        raise ConfigError(
+            f"pipeline: a '{config.pipeline}' config cannot drive the '{pipeline.name}' pipeline")
     try:
         ref = portable_ref(pipeline)
     except ConfigError:

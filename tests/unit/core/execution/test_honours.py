@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mlpipe.core import plugins
-from mlpipe.core.execution.honours import SETTINGS, declared, not_honoured
+from mlpipe.core.execution.honours import SETTINGS, declared, not_honoured, on_this_machine
 from tests.support.plan_pipelines import PLAN_PIPELINE, PlanConfig
 
 
@@ -28,3 +28,12 @@ def test_a_config_using_an_ignored_setting_is_named() -> None:
     assert not_honoured({"side_by_side_shards": ("applied", "")}, PLAN_PIPELINE, plain) == []
     # the plan pipeline has map steps: a runner that runs shards one after another says so
     assert [n for n, *_ in not_honoured({}, PLAN_PIPELINE, plain)] == ["side_by_side_shards"]
+
+
+def test_a_runner_declares_only_what_differs_from_every_runner_on_this_machine() -> None:
+    honours = on_this_machine(retries=("applied", "the orchestrator's retries"))
+    assert set(honours) == {"resources", "gpu", "retries"}
+    assert honours["retries"] == ("applied", "the orchestrator's retries")
+    assert honours["resources"][0] == honours["gpu"][0] == "ignored"
+    with pytest.raises(ValueError, match="unknown settings \\['retry'\\]"):
+        on_this_machine(retry=("applied", "a typo"))
