@@ -84,18 +84,6 @@ def start_mlflow_server(
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    pytest.importorskip("mlflow")
-    proc, uri = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
-    yield uri
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except Exception:
-        proc.kill()
-
-
-@pytest.fixture(scope="session")
 def mlflow_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty, migrated MLflow sqlite store (migrating takes seconds; copying it does not)."""
     mlflow = pytest.importorskip("mlflow")
