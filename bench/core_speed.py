@@ -431,6 +431,9 @@ def main() -> None:
     args.infer_batch = 64
     args.lr = 2e-3 if args.quick else 1e-4
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # torch's OpenMP threads sleep while they wait, as onnxruntime's do (allow_spinning 0), and as
+    # a step process sets before torch loads: a spinning side would bill the other for its waits
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     model_cfg = ModelConfig(base="tiny" if args.quick else "minilm", max_length=64)
 
     report: dict[str, Any] = {
