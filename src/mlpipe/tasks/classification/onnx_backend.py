@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -25,13 +26,19 @@ OPSET = 17
 
 def export_onnx(model_dir: Path) -> list[str]:
     """Write ``model.onnx`` (fp32, opset 17, dynamic batch and sequence axes) and
-    ``model.int8.onnx`` (onnxruntime dynamic int8 of the same graph) beside the weights."""
+    ``model.int8.onnx`` (onnxruntime dynamic int8 of the same graph) beside the weights.
+
+    A BERT encoder is exported through :func:`_plain_bert` and fused for onnxruntime (see
+    :func:`_fuse`); any other architecture is exported as ``transformers`` runs it.
+    """
     import torch
 
     from mlpipe.tasks.classification.model import load_trained
 
     model, _ = load_trained(model_dir)
     model.config.return_dict = False  # a plain tuple traces more simply
+    bert = getattr(model.config, "model_type", "") == "bert" and hasattr(model, "bert")
+    module = _plain_bert(model) if bert else model
     dummy = torch.ones((2, 8), dtype=torch.long)
     axes = {0: "batch", 1: "sequence"}
     target = model_dir / ONNX_FILE
@@ -40,7 +47,7 @@ def export_onnx(model_dir: Path) -> list[str]:
         # the sequence, so the traced branch is the one every input takes
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model,
+            module,
             (dummy, torch.ones_like(dummy)),
             str(target),
             input_names=["input_ids", "attention_mask"],
@@ -50,8 +57,78 @@ def export_onnx(model_dir: Path) -> list[str]:
             do_constant_folding=True,
             dynamo=False,
         )
-    _quantize(target, model_dir / INT8_FILE)
+    _quantize(target, model_dir / INT8_FILE)  # from the plain graph: the quantizer's shape
+    if bert:  # inference does not know the fused (contrib) operators
+        _fuse(target, model.config)
     return [ONNX_FILE, INT8_FILE]
+
+
+def _plain_bert(model: Any) -> Any:
+    """BERT's forward with a plain additive mask and matmul-softmax-matmul attention.
+
+    ``transformers`` traces its sdpa attention into a graph with NaN guards (IsNaN + Where on
+    every batch x heads x length x length score tensor) and a mask builder onnxruntime's fusions
+    do not recognise; this is the same computation (same weights, masked positions get -10000
+    before the softmax, so their probability is 0 in fp32) in the shape the fusions expect.
+    """
+    import torch
+
+    class PlainBert(torch.nn.Module):
+        def __init__(self, wrapped: Any) -> None:
+            super().__init__()
+            self.wrapped = wrapped
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+            bert = self.wrapped.bert
+            hidden = bert.embeddings(input_ids=input_ids)
+            mask = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * -10000.0
+            for layer in bert.encoder.layer:
+                hidden = _plain_layer(layer, hidden, mask)
+            return self.wrapped.classifier(bert.pooler(hidden))
+
+    return PlainBert(model).eval()
+
+
+def _plain_layer(layer: Any, hidden: Any, mask: Any) -> Any:
+    import torch
+
+    attention = layer.attention.self
+    batch, length = hidden.shape[0], hidden.shape[1]
+    heads, size = attention.num_attention_heads, attention.attention_head_size
+
+    def split(x: torch.Tensor) -> torch.Tensor:
+        return x.view(batch, length, heads, size).permute(0, 2, 1, 3)
+
+    query = split(attention.query(hidden))
+    key = attention.key(hidden).view(batch, length, heads, size).permute(0, 2, 3, 1)
+    value = split(attention.value(hidden))
+    scores = torch.matmul(query, key) / math.sqrt(size) + mask
+    context = torch.matmul(torch.softmax(scores, dim=-1), value)
+    context = context.permute(0, 2, 1, 3).reshape(batch, length, heads * size)
+    attended = layer.attention.output(context, hidden)
+    return layer.output(layer.intermediate(attended), attended)
+
+
+def _fuse(path: Path, config: Any) -> None:
+    """onnxruntime's BERT fusions, saved into the exported file: attention, LayerNorm with its
+    residual add, bias + GELU. A session's own optimisation levels cannot find these in a
+    ``torch.onnx`` graph, and doing them once at export saves every predictor the work."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its per-fusion progress lines
+    try:
+        fused = optimize_model(
+            str(path),
+            model_type="bert",
+            num_heads=int(config.num_attention_heads),
+            hidden_size=int(config.hidden_size),
+            opt_level=0,
+        )
+        fused.save_model_to_file(str(path))
+    finally:
+        root.setLevel(level)
 
 
 def _quantize(source: Path, target: Path) -> None:
@@ -168,7 +245,10 @@ class OnnxPredictor:
     def _softmax(self, session: Any, ids: list[list[int]]) -> Any:
         import numpy as np
 
-        width = -(-max(len(x) for x in ids) // 8) * 8  # as the torch backend pads
+        # to the batch's longest row, not rounded up as the torch backend pads: onnxruntime keeps
+        # no per-shape kernel cache for the rounding to spare, and the rounding's columns are
+        # about a tenth of the work on mixed-length text
+        width = max(len(x) for x in ids)
         input_ids = np.full((len(ids), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(ids), width), dtype=np.int64)
         for row, seq in enumerate(ids):
