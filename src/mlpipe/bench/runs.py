@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,20 +60,45 @@ def run_child(runner: str, home: Path, pipelines: list[tuple[str, str]]) -> dict
 def bench_configs(settings: BenchSettings) -> list[tuple[str, Any]]:
     """Each pipeline to run and its validated config. The built-ins start from the benchmark's
     own sizes (quick or full) plus ``--set-training`` / ``--set-inference``; every pipeline then
-    takes ``-c`` and ``--set``, as ``mlpipe run`` would."""
+    takes the ``-c`` file that names it and ``--set``, as ``mlpipe run`` would."""
     from mlpipe.core.config import load_config
     from mlpipe.core.pipeline import resolve_pipeline
 
     train_o, infer_o = default_overrides(settings.quick, settings.task)
     builtin = {"training": [*train_o, *settings.training_overrides],
                "inference": [*infer_o, *settings.inference_overrides]}
+    pipelines = [(ref, resolve_pipeline(ref)) for ref in settings.pipelines]
+    files = config_files(settings.configs, [p.name for _, p in pipelines])
     out = []
-    for ref in settings.pipelines:
-        pipeline = resolve_pipeline(ref)
+    for ref, pipeline in pipelines:
         overrides = [*builtin.get(ref, []), *settings.overrides]
-        out.append((ref, load_config(settings.config, overrides, pipeline=pipeline.name,
+        out.append((ref, load_config(files.get(pipeline.name), overrides, pipeline=pipeline.name,
                                      config_type=pipeline.config_type)))
     return out
+
+
+def config_files(files: Sequence[Path], names: Sequence[str]) -> dict[str, Path]:
+    """Which ``-c`` file configures which pipeline: the one whose ``pipeline:`` key names it
+    (several pipelines, several files), or a file that names no pipeline, for every pipeline."""
+    from mlpipe.core.config import read_yaml
+    from mlpipe.core.errors import ConfigError
+
+    chosen: dict[str, Path] = {}
+    for file in files:
+        if not file.is_file():
+            raise ConfigError(f"--config {file}: no such file")
+        named = read_yaml(file).get("pipeline")
+        targets = list(names) if named is None else [named]
+        if named is not None and named not in names:
+            raise ConfigError(f"--config {file}: configures pipeline '{named}', which this "
+                              f"benchmark does not run ({', '.join(names)}); name it, or drop "
+                              "the file")
+        for name in targets:
+            if name in chosen:
+                raise ConfigError(f"--config {file}: pipeline '{name}' already has "
+                                  f"{chosen[name]}; give one file per pipeline")
+            chosen[name] = file
+    return chosen
 
 
 def not_honoured(settings: BenchSettings) -> dict[str, dict[str, list[list[str]]]]:

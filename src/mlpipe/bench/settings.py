@@ -24,8 +24,9 @@ class BenchSettings:
     task: str = "text-classification"
     #: The pipelines, in order: registered names or ``module:ATTRIBUTE`` (a user's own).
     pipelines: Sequence[str] = ("training", "inference")
-    #: A config file and ``--set`` overrides, applied to every pipeline (as ``mlpipe run``).
-    config: Path | None = None
+    #: Config files, each for the pipeline its ``pipeline:`` key names (a file naming none:
+    #: every pipeline), and ``--set`` overrides for every pipeline (as ``mlpipe run``).
+    configs: Sequence[Path] = ()
     overrides: list[str] = field(default_factory=list)
     runners: Sequence[str] = field(default_factory=registered_runners)
     out_dir: Path = Path("bench/results")

@@ -21,8 +21,9 @@ def bench(
         ),
     ] = None,
     config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", help="Config file for every pipeline (as mlpipe run)"),
+        list[Path] | None,
+        typer.Option("--config", "-c", help="Config file (as mlpipe run), for the pipeline its "
+                     "'pipeline:' key names (repeatable: one per pipeline)"),
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -105,8 +106,6 @@ def bench(
     refs = list(pipelines or ("training", "inference"))
     for ref in refs:
         pipeline_from_cli(ref)  # a clear error now, not in every child
-    if config is not None and not config.is_file():
-        raise ConfigError(f"--config {config}: no such file")
     if deployed and not {"training", "inference"} <= set(refs):
         raise ConfigError("--deployed: runs the built-in training and inference pipelines "
                           "through the services (your own run in process only); name both")
@@ -129,7 +128,7 @@ def bench(
         out_dir=out_dir,
         task=task,
         pipelines=refs,
-        config=config.resolve() if config else None,
+        configs=[c.resolve() for c in config or []],
         overrides=set_ or [],
         training_overrides=set_train or [],
         inference_overrides=set_infer or [],

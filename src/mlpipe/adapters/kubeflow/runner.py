@@ -87,7 +87,7 @@ class KubeflowRunner(Runner):
     honours: ClassVar[Mapping[str, tuple[Level, str]]] = {
         "resources": ("ignored", "kfp.local's SubprocessRunner sets no limits"),
         "gpu": ("ignored", "kfp.local requests no GPU"),
-        "retries": ("ignored", "kfp.local does not retry a failed task"),
+        "retries": ("applied", "each task's retry policy (kfp.local retries it too)"),
         "timeout": ("ignored", "the timeout is a pod's activeDeadlineSeconds: not in kfp.local"),
         "side_by_side_shards": ("applied", "kfp.local runs ParallelFor iterations side by side"),
     }
