@@ -28,10 +28,10 @@ EXAMPLE = "examples.champion_challenger:PIPELINE"
 def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
     """The one `mlpipe bench` of this file, shared by the tests below: the built-ins (training
     first: its cached rerun) and two user pipelines on every runner, one repetition, the
-    built-ins also through the services; ``runtime.retries=1`` is a setting the local runner
-    does not honour. The user pipelines: examples/champion_challenger.py (its registry is the
-    one the benchmark's own training fills: ``bench`` v1 as staging, no champion yet), with its
-    own ``-c`` file, and a fused group with two map steps."""
+    built-ins and the example also through the services; ``runtime.retries=1`` is a setting
+    the local runner does not honour. The user pipelines: examples/champion_challenger.py (its
+    registry is the one the benchmark's own training fills: ``bench`` v1 as staging, no champion
+    yet), with its own ``-c`` file, and a fused group with two map steps."""
     tmp = tmp_path_factory.mktemp("bench")
     example = yaml.safe_load((REPO / "examples" / "champion_challenger.yaml").read_text())
     example.update(model_name="bench", data={"source": "generated", "generated": {
@@ -42,6 +42,7 @@ def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
     proc = subprocess.run(  # a relative --out, as the README's command gives it
         [sys.executable, "-m", "mlpipe", "bench", "training", "inference", EXAMPLE,
          USER_PIPELINE, "-c", "champion.yaml", "--quick", "-n", "1", "--deployed",
+         "--deployed-pipelines", "training,inference,champion_challenger",
          "--set", "runtime.retries=1", "--out", "results"],
         capture_output=True, text=True, env=env, timeout=1800, cwd=tmp,
     )  # fmt: skip
@@ -126,8 +127,9 @@ def test_floor_runs_a_map_steps_fan_out_natively(runner: str, tmp_path: Path) ->
 
 
 def _assert_deployed(report: dict[str, Any], out: Path) -> None:
-    """`--deployed`: both pipelines through Airflow's scheduler and `dagster dev`, driven over
-    HTTP; figures from the orchestrators' metadata, outputs identical, nothing left running."""
+    """`--deployed`: every pipeline (the user's through ``MLPIPE_PIPELINES``) through Airflow's
+    scheduler and `dagster dev`, driven over HTTP; figures from the orchestrators' metadata,
+    outputs identical, nothing left running."""
     import psutil
 
     deployed = report["deployed"]["summary"]
@@ -135,12 +137,16 @@ def _assert_deployed(report: dict[str, Any], out: Path) -> None:
     for runner, entry in deployed.items():
         assert entry["ok"] == 1 and entry["failed"] == 0, (runner, entry["errors"])
         assert entry["identical_weights"] and entry["identical_predictions"], runner
+        # the user's pipelines too, served through MLPIPE_PIPELINES: every output, shards too
+        assert entry["pipelines"] == ["training", "inference", "champion_challenger"], runner
+        assert entry["identical_outputs"] and not entry["different_outputs"], (runner, entry)
         assert 0 < entry["startup_s"] <= entry["ready_s"] and entry["peak_rss_mib"] > 50
-        for pipe in ("training", "inference"):
+        for pipe in entry["pipelines"]:
             figures = entry[pipe]
             assert figures["end_to_end_s"] > figures["trigger_to_first_task_s"] > 0, runner
             assert figures["task_latency_s"] and min(figures["task_latency_s"].values()) > 0
     for raw in report["deployed"]["raw"]:  # every service process is gone, its port closed
+        assert "score[1]" in raw["champion_challenger"]["sha256"] and "plan_test" not in raw
         assert not raw["left_running"] and raw["stop_s"] > 0
         with pytest.raises(ProcessLookupError):
             os.killpg(raw["pgid"], 0)

@@ -20,13 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlpipe.bench.deployed import (
-    DEPLOYED,
-    DEPLOYED_PIPELINES,
-    ServiceError,
-    run_deployed,
-    summarize_deployed,
-)
+from mlpipe.bench.deployed import DEPLOYED, ServiceError, run_deployed, summarize_deployed
 from mlpipe.bench.sampling import machine, result_line, run_sampled, versions
 from mlpipe.bench.settings import BenchSettings, default_overrides
 from mlpipe.bench.summary import summarize
@@ -128,9 +122,10 @@ def run_benchmark(
     names = [cfg.pipeline for _, cfg in loaded]
     runners = list(settings.runners)
     deployed = [r for r in runners if settings.deployed and r in DEPLOYED]
+    served = [(ref, raw) for (ref, raw), name in zip(pipelines, names, strict=True)
+              if not settings.deployed_pipelines or {ref, name} & set(settings.deployed_pipelines)]
     raw: list[dict[str, Any]] = []
     deployed_raw: list[dict[str, Any]] = []
-    configs = dict(zip(names, (raw for _, raw in pipelines), strict=True))
     with tempfile.TemporaryDirectory(prefix="mlpipe-bench-") as tmp:
         for rep in range(settings.repetitions):
             order = runners[rep % len(runners) :] + runners[: rep % len(runners)]
@@ -147,8 +142,7 @@ def run_benchmark(
                                 f"({DEPLOYED[runner]})")
                 deployed_raw.append(_deployed_run(
                     runner, rep, Path(tmp) / f"deployed-{runner}-{rep}",
-                    settings.out_dir / "deployed" / f"{runner}-{rep}",
-                    {k: v for k, v in configs.items() if k in DEPLOYED_PIPELINES}))
+                    settings.out_dir / "deployed" / f"{runner}-{rep}", served))
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -173,11 +167,11 @@ def run_benchmark(
 
 
 def _deployed_run(runner: str, rep: int, home: Path, service_dir: Path,
-                  configs: dict[str, str]) -> dict[str, Any]:
+                  pipelines: list[tuple[str, str]]) -> dict[str, Any]:
     """One deployed run; a service that fails is recorded (with its log), like a failed child."""
     started = time.perf_counter()
     try:
-        result = run_deployed(runner, home, service_dir, configs)
+        result = run_deployed(runner, home, service_dir, pipelines)
     except ServiceError as exc:
         result = {"runner": runner, "ok": False, "error": str(exc)}
     else:

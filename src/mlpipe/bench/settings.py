@@ -35,6 +35,8 @@ class BenchSettings:
     #: Also run the pipelines through the services of the chosen runners that have a deployed
     #: mode (``airflow standalone``, ``dagster dev``): see :mod:`mlpipe.bench.deployed`.
     deployed: bool = False
+    #: Which of ``pipelines`` go through the services (names or references; empty: all).
+    deployed_pipelines: Sequence[str] = ()
 
 
 def default_overrides(
