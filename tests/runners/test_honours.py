@@ -15,8 +15,18 @@ import pytest
 from mlpipe.core import plugins
 from mlpipe.core.errors import StepFailedError
 from mlpipe.core.execution import get_runner
-from mlpipe.core.execution.honours import not_honoured
+from mlpipe.core.execution.honours import SETTINGS, not_honoured
 from tests.support.plan_pipelines import HONOURS_PIPELINE, HonoursConfig, process_limits
+
+
+@pytest.mark.parametrize("runner", plugins.names("runner"))
+def test_every_runner_declares_every_setting(runner: str) -> None:
+    """Moved from the unit tier: loading the Airflow plugin there cost a migrated Airflow DB
+    per worker; here the runner's work unit pays for it once."""
+    honours = plugins.load("runner", runner).honours
+    assert set(honours) == set(SETTINGS), runner
+    for level, why in honours.values():
+        assert level in ("applied", "approximated", "ignored") and why
 
 
 @pytest.mark.slow
