@@ -44,7 +44,7 @@ def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
          USER_PIPELINE, "-c", "champion.yaml", "--quick", "-n", "1", "--deployed",
          "--deployed-pipelines", "training,inference,champion_challenger",
          "--set", "runtime.retries=1", "--out", "results"],
-        capture_output=True, text=True, env=env, timeout=1800, cwd=tmp,
+        capture_output=True, text=True, env=env, timeout=2700, cwd=tmp,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp / "results"
