@@ -15,6 +15,7 @@ import yaml
 
 from mlpipe.core import INFERENCE, TRAINING, ConfigError, load_config
 from tests.support import ROOT, TINY_TRAINING, venv_env
+from tests.support.render import render_all
 
 kv = pytest.importorskip("kubernetes_validate", reason="pip install -e '.[dev]'")
 
@@ -114,27 +115,26 @@ def kfp_pods(path: Path, shards: int) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """All three orchestrators, both pipelines, for the kind configs and the richer settings."""
+    """All three orchestrators, both pipelines, for the kind configs and the richer settings,
+    through ``mlpipe render``'s command (in one process)."""
     root = tmp_path_factory.mktemp("k8s-render")
     env = venv_env()
     env.update(AIRFLOW_HOME=str(root / "airflow"), AIRFLOW__CORE__LOAD_EXAMPLES="False",
                HF_HUB_OFFLINE="1")
     variants = {"kind": [], "extra": [*EXTRA, *STORE]}
-    procs = {}
+    commands = []
     for variant, sets in variants.items():
         for orch in ("airflow", "kubeflow", "dagster"):
             for pipeline in ("training", "inference"):
-                cmd = [sys.executable, "-m", "mlpipe", "render", orch, "--pipeline", pipeline,
+                cmd = [orch, "--pipeline", pipeline,
                        "--config", str(KIND_DIR / f"{pipeline}.yaml"),
                        "-o", str(root / variant / orch)]
                 shards = [f"inference.shards={SHARDS[variant]}"] if pipeline == "inference" else []
                 for item in [*sets, *shards]:
                     cmd += ["--set", item]
-                procs[variant, orch, pipeline] = subprocess.Popen(
-                    cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for key, proc in procs.items():
-        _, stderr = proc.communicate(timeout=300)
-        assert proc.returncode == 0, f"render {key}: {stderr[-3000:]}"
+                commands.append(cmd)
+    stdout = render_all(commands, env)
+    assert stdout.count("wrote") >= len(commands), stdout[-3000:]
     return {variant: root / variant for variant in variants}
 
 
@@ -213,7 +213,7 @@ BAD = [
     ("cluster.image=Registry/MLPipe:latest", "cluster.image", "registry.example"),
     ("cluster.image=mlpipe:la test", "cluster.image", "registry.example"),
     ("cluster.secrets=[{env: WANDB_API_KEY, secret: W&B, key: api-key}]",
-     "cluster.secrets.0.secret", "'wandb'"),
+     "cluster.secrets.0.secret", "'tracker-keys'"),
     ("cluster.secrets=[{env: 1KEY, secret: wandb, key: api-key}]", "cluster.secrets.0.env", ""),
     ("cluster.env={my-var: x}", "cluster.env", "'HF_HUB_OFFLINE'"),
     ("cluster.volume_claim=Data_PVC", "cluster.volume_claim", "'mlpipe-data'"),

@@ -48,6 +48,17 @@ def test_plan_names_kinds_and_upstream() -> None:
                                                     "numbers": "numbers__split"}
 
 
+def test_plan_describes_each_task_and_refuses_another_pipelines_config() -> None:
+    """What every orchestrator's UI shows per task comes from the plan."""
+    tasks = plan(INFERENCE, InferenceConfig())
+    step = INFERENCE.step("run_inference").description
+    assert step and tasks.task("run_inference__shard").description == step
+    assert tasks.task("save_results").description == INFERENCE.step("save_results").description
+    assert tasks.task("run_inference__shards").description == "The shards run_inference runs over"
+    with pytest.raises(ConfigError, match="a 'counting' config cannot drive the 'inference'"):
+        plan(INFERENCE, InferenceConfig.model_construct(pipeline="counting"))
+
+
 def test_plan_without_fuse_and_for_inference() -> None:
     assert plan(PLAN_PIPELINE, PlanConfig()).names[:2] == ("numbers", "split")
     cfg = InferenceConfig.model_validate(

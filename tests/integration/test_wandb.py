@@ -26,7 +26,7 @@ import pytest
 from mlpipe.core import ChecksumError, ConfigError, ModelNotFoundError, load_config
 from mlpipe.core.artifacts import verify
 from mlpipe.core.errors import MlpipeError
-from mlpipe.core.tracking import open_tracker
+from mlpipe.core.tracking import TrackedStep, open_tracker
 from mlpipe.integrations.wandb import WandbRegistryConfig, WandbTrackingConfig
 from tests.support import ROOT, TINY_INFERENCE, TINY_TRAINING, make_artifact, venv_env
 
@@ -307,7 +307,7 @@ def test_tracker_links_the_orchestrator_run_id(wandb_env: dict[str, str]) -> Non
         "orchestrator_run_id": "manual__2026-11-25T07:00:00+00:00",
     }
     cfg = WandbTrackingConfig(project="mlpipe-test")
-    with open_tracker(cfg, name="t", job_type="train", config={"a": 1}, tags=tags) as tracker:
+    with open_tracker(cfg, TrackedStep("t", "train", {"a": 1}, tags)) as tracker:
         tracker.log({"train/loss": 0.5}, step=1)
         tracker.summary({"data_sha256": "abc"})
     (run,) = offline_runs(Path(wandb_env["WANDB_DIR"])).values()
@@ -319,7 +319,7 @@ def test_tracker_links_the_orchestrator_run_id(wandb_env: dict[str, str]) -> Non
 
 def test_disabled_mode_writes_nothing(wandb_env: dict[str, str], tmp_path: Path) -> None:
     cfg = WandbTrackingConfig(mode="disabled")
-    with open_tracker(cfg, name="t", job_type="train", config={}, tags={}) as tracker:
+    with open_tracker(cfg, TrackedStep("t", "train", {}, {})) as tracker:
         tracker.log({"x": 1.0})
     assert not list(Path(wandb_env["WANDB_DIR"]).rglob("*.wandb"))
     os.environ["WANDB_MODE"] = "disabled"  # restored by the fixture's monkeypatch
@@ -332,7 +332,7 @@ def test_online_without_key_is_a_config_error_and_writes_nothing(
 ) -> None:
     monkeypatch.setenv("WANDB_MODE", "online")
     with pytest.raises(ConfigError, match="WANDB_API_KEY is not set") as caught:
-        open_tracker(WandbTrackingConfig(), name="t", job_type="x", config={}, tags={})
+        open_tracker(WandbTrackingConfig(), TrackedStep("t", "x", {}, {}))
     assert caught.value.exit_code == 2
     registry = wandb_registry(tmp_path / "home")
     with pytest.raises(ConfigError, match="WANDB_API_KEY"):
@@ -343,10 +343,7 @@ def test_online_without_key_is_a_config_error_and_writes_nothing(
     # The config's explicit mode wins over the environment.
     monkeypatch.setenv("WANDB_MODE", "offline")
     with pytest.raises(ConfigError):
-        open_tracker(
-            WandbTrackingConfig(mode="online"), name="t", job_type="x", config={},
-            tags={},
-        )  # fmt: skip
+        open_tracker(WandbTrackingConfig(mode="online"), TrackedStep("t", "x", {}, {}))
 
 
 def test_offline_registry_numbers_like_wandb_and_resolves_aliases(

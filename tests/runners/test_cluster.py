@@ -26,6 +26,7 @@ from mlpipe.core.config import BuiltinConfig
 from mlpipe.core.execution import load_step_result
 from mlpipe.core.pipeline import Pipeline
 from tests.support import TINY_INFERENCE, TINY_TRAINING, venv_env
+from tests.support.render import render_all
 
 FAKE_KEY = "sk-fake-wandb-key-0123456789"
 ORCHESTRATORS = ("airflow", "kubeflow", "dagster")
@@ -143,25 +144,17 @@ def _write_configs(directory: Path, extra: list[str] = ()) -> dict[str, Path]:
 # session, not module: this file's tests run in several xdist work units (one per runner)
 @pytest.fixture(scope="session")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """``mlpipe render`` for every orchestrator and pipeline (in parallel), fake key in env."""
+    """``mlpipe render`` for every orchestrator and pipeline (in one process), fake key in env."""
     root = tmp_path_factory.mktemp("render")
     configs = _write_configs(root)
     env = venv_env()
     env.update(WANDB_API_KEY=FAKE_KEY, AIRFLOW_HOME=str(root / "airflow"),
                HF_HUB_OFFLINE="1", AIRFLOW__CORE__LOAD_EXAMPLES="False")
     started = time.perf_counter()
-    procs = {}
-    for orch in ORCHESTRATORS:
-        for name, config in configs.items():
-            out = root / orch
-            cmd = [sys.executable, "-m", "mlpipe", "render", orch, "--pipeline", name,
-                   "--config", str(config), "-o", str(out)]
-            procs[orch, name] = subprocess.Popen(
-                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for key, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=240)
-        assert proc.returncode == 0, f"render {key}: {stderr[-3000:]}"
-        assert "wrote" in stdout
+    commands = [[orch, "--pipeline", name, "--config", str(config), "-o", str(root / orch)]
+                for orch in ORCHESTRATORS for name, config in configs.items()]
+    stdout = render_all(commands, env, timeout=240)
+    assert stdout.count("wrote") >= len(commands), stdout[-3000:]
     yield {"root": root, "configs": configs, "seconds": time.perf_counter() - started}
 
 
@@ -476,17 +469,51 @@ def local_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return _hashes(out)
 
 
+def _neutral(commands: list[tuple[str, list[str]]], orch: str) -> list[tuple[str, list[str]]]:
+    """An orchestrator's pod commands without what is its own: the run-id placeholder and the
+    file a plan pod writes its plan to (Airflow's XCom file, kfp's output parameter)."""
+    out = []
+    for step, args in commands:
+        args = ["RUN_ID" if a in (PLACEHOLDERS[orch], AIRFLOW_SHARD_RUN_ID) else a for a in args]
+        if "--plan-out" in args:
+            args[args.index("--plan-out") + 1] = "PLAN_OUT"
+        out.append((step, args))
+    return out
+
+
+def _without_plan_out(args: list[str]) -> list[str]:
+    if "--plan-out" not in args:
+        return args
+    i = args.index("--plan-out")
+    return args[:i] + args[i + 2:]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("orch", ORCHESTRATORS)
 def test_rendered_commands_chain_like_a_local_run(
-    rendered: dict[str, Any], local_reference: dict[str, str], orch: str, tmp_path: Path,
+    rendered: dict[str, Any], local_reference: dict[str, str], tmp_path: Path,
 ) -> None:
+    """Every orchestrator renders the same pod commands but for its run-id placeholder and where
+    a plan pod hands its plan over (Airflow and kfp: ``--plan-out``; Dagster reads the plan pod's
+    output through Pipes), so the pods run once, as Airflow renders them, each plan pod also as
+    Dagster renders it; the chain ends in a local run's outputs."""
     shared = tmp_path / "pvc" / "mlpipe"  # what every pod sees at cluster.home
     results: dict[str, dict[str, Any]] = {}
     for name, pipeline in PIPELINES.items():
-        run_id = f"{orch}-{name}-1"
-        commands = step_commands(rendered["root"], orch, pipeline)
-        results.update(_run_pods(commands, run_id, PLACEHOLDERS[orch], shared))
+        run_id = f"chain-{name}-1"
+        per_orch = {o: step_commands(rendered["root"], o, pipeline) for o in ORCHESTRATORS}
+        chain = _neutral(per_orch["airflow"], "airflow")
+        assert _neutral(per_orch["kubeflow"], "kubeflow") == chain
+        dagster = _neutral(per_orch["dagster"], "dagster")
+        assert [(s, _without_plan_out(a)) for s, a in chain] == dagster
+        assert ["--plan-out" in a for _, a in dagster] == [False] * len(dagster)
+        commands = []
+        for (step, args), (_, dagster_args) in zip(per_orch["airflow"], per_orch["dagster"],
+                                                   strict=True):
+            commands.append((step, args))
+            if "--plan" in args:  # and Dagster's plan pod as rendered: its plan on stdout
+                commands.append((step, [PLACEHOLDERS["airflow"] if a == PLACEHOLDERS["dagster"]
+                                        else a for a in dagster_args]))
+        results.update(_run_pods(commands, run_id, PLACEHOLDERS["airflow"], shared))
         for step in pipeline.steps:  # each pod's output is on the shared volume, same run id
             assert load_step_result(shared, name, run_id, step.name).step == step.name
         shard_dirs = sorted((shared / "runs" / name / run_id).glob("*/shard-*/result.json"))
@@ -558,7 +585,8 @@ for conf in ({}, {"mlpipe_run_id": "chosen-1"}):
     shard.env_vars = copy.deepcopy(shard.env_vars)  # a task instance's own (rendered in place)
     ctx = {"dag_run": SimpleNamespace(conf=conf), "run_id": "manual__2026-01-01T00:00:00+00:00"}
     env = {e.name: e.value for e in shard.render_template(shard.env_vars, ctx)}
-    out.append([op.render_template(op.arguments, ctx), shard.arguments, env["MLPIPE_RUN_ID"]])
+    pod = op.render_template(op.pod_template_dict, ctx)  # core's pod manifest, templated
+    out.append([pod["spec"]["containers"][0]["args"], shard.arguments, env["MLPIPE_RUN_ID"]])
 print(json.dumps(out))
 """
     configs = _write_configs(tmp_path)

@@ -64,22 +64,26 @@ def test_piped_cli_run_prints_plain_progress_lines(tmp_path: Path) -> None:
     assert off.returncode == 0 and not _steps(off.stderr), off.stderr
 
 
+#: The runner as a parameter: the test is marked with it and runs in that runner's work unit
+#: (tests/support/markers.py), where the worker's warm state is (the migrated Airflow DB).
 @pytest.mark.slow
+@pytest.mark.parametrize("runner", ["airflow"])
 def test_airflow_task_log_has_progress_lines(
-    home: Path, monkeypatch: pytest.MonkeyPatch
+    home: Path, monkeypatch: pytest.MonkeyPatch, runner: str
 ) -> None:
     pytest.importorskip("airflow")
     monkeypatch.setenv("MLPIPE_PROGRESS_INTERVAL", "0")
     monkeypatch.delenv("MLPIPE_PROGRESS", raising=False)
-    run = get_runner("airflow").run(TRAINING, load_config(TINY_TRAINING, TRAINING_SET), home=home)
+    run = get_runner(runner).run(TRAINING, load_config(TINY_TRAINING, TRAINING_SET), home=home)
     log = Path(run.extra["log"])  # the log the runner records and prints
     steps = _steps(log.read_text(errors="replace"))
     assert len(steps) >= 2 and steps[-1][0] == steps[-1][1], log
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("runner", ["dagster"])
 def test_dagster_event_log_has_progress_lines(
-    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: str
 ) -> None:
     dg = pytest.importorskip("dagster")
     dagster_home = tmp_path / "dagster_home"
@@ -87,7 +91,7 @@ def test_dagster_event_log_has_progress_lines(
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     monkeypatch.setenv("MLPIPE_PROGRESS_INTERVAL", "0")
     monkeypatch.delenv("MLPIPE_PROGRESS", raising=False)
-    run = get_runner("dagster").run(TRAINING, load_config(TINY_TRAINING, TRAINING_SET), home=home)
+    run = get_runner(runner).run(TRAINING, load_config(TINY_TRAINING, TRAINING_SET), home=home)
     with dg.DagsterInstance.get() as instance:
         messages = [
             entry.user_message

@@ -61,6 +61,18 @@ LONGEST_FIRST = (
 )
 
 
+#: Files that stay one unit whatever runner their tests are given: their session fixtures (the
+#: rendered specs, a local reference run) serve every runner's tests, none of which uses a runner's
+#: warm per-worker state, so split per runner they were built once per unit and worker.
+FILE_UNITS = ("tests/runners/test_cluster.py",)
+#: Files that share one unit: a session fixture they both use (a service) starts once per run,
+#: not once on each worker that runs one of them.
+SHARED_UNITS = {
+    "tests/system/test_registry_contract.py": "mlflow server",
+    "tests/system/test_mlflow.py": "mlflow server",
+}
+
+
 def group_of(nodeid: str) -> str:
     """The xdist work unit of a test, from its node id alone (the scheduler sees nothing else).
 
@@ -68,9 +80,13 @@ def group_of(nodeid: str) -> str:
     runner, so the worker that runs them keeps that runner's warm per-worker state (the
     migrated Airflow DB, the Dagster home); every other test stays with its file, as
     ``--dist loadfile`` kept it, so module fixtures (the container image, a service) are built
-    once.
+    once. A file in :data:`FILE_UNITS` is one unit; files of :data:`SHARED_UNITS` share one.
     """
     path, _, name = nodeid.partition("::")
+    if path in SHARED_UNITS:
+        return SHARED_UNITS[path]
+    if path in FILE_UNITS:
+        return path
     parts = path.split("/")
     if parts[:2] == ["tests", "runners"] and len(parts) > 3 and parts[2] in RUNNERS:
         runner: str | None = parts[2]

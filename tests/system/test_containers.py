@@ -42,6 +42,7 @@ import yaml
 from mlpipe.core.execution import load_step_result
 from tests.support import ROOT, TINY_INFERENCE, TINY_TRAINING, venv_env
 from tests.support.podman import not_found_as_docker_says_it
+from tests.support.render import render_all
 
 FAKE_KEY = "sk-planted-wandb-key-5e1f0c9a"
 AIRFLOW_RUN_ID = "{{ (dag_run.conf or {}).get('mlpipe_run_id') or run_id }}"
@@ -160,18 +161,13 @@ def _render(image: str, out: Path, extra: list[str] = (),  # type: ignore[assign
     ``inference_extra``: settings of the inference pipeline only."""
     env = {**venv_env(), "WANDB_API_KEY": FAKE_KEY, "AIRFLOW_HOME": str(out / "airflow-home"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    procs = []
+    commands = []
     for name in PIPELINES:
         sets = [*SETS[name], *_cluster_sets(image, list(extra)),
                 *(inference_extra if name == "inference" else ())]
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "mlpipe", "render", "airflow", "--pipeline", name,
-             "--config", str(CONFIGS[name]), *[a for s in sets for a in ("--set", s)],
-             "-o", str(out / "airflow")], env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True))
-    for proc in procs:
-        _, stderr = proc.communicate(timeout=300)
-        assert proc.returncode == 0, stderr[-3000:]
+        commands.append(["airflow", "--pipeline", name, "--config", str(CONFIGS[name]),
+                         *[a for s in sets for a in ("--set", s)], "-o", str(out / "airflow")])
+    render_all(commands, env)  # both in one process
     return out / "airflow"
 
 
@@ -465,6 +461,12 @@ def _contains(stream: Any, needle: bytes, chunk: int = 8 * 2**20) -> bool:
     return False
 
 
+def _is_plain_tar(head: bytes) -> bool:
+    """Whether a member of the saved archive starts as an uncompressed (ustar or GNU) tar: each
+    of its files is stored whole and in order, so the scan of the raw archive has read them."""
+    return len(head) == 512 and head[257:262] == b"ustar"
+
+
 def test_planted_key_in_no_layer_no_rendered_file_no_log(
     engine: str, image: str, render_root: Path, logs: list[str], tmp_path: Path,
 ) -> None:
@@ -487,6 +489,10 @@ def test_planted_key_in_no_layer_no_rendered_file_no_log(
             data = outer.extractfile(member) if member.isfile() else None
             if data is None:
                 continue
+            if _is_plain_tar(data.read(512)):
+                layers += 1  # every file's bytes lie in the archive as they are: scanned above
+                continue
+            data.seek(0)
             try:
                 layer = tarfile.open(fileobj=data, mode="r|*")  # noqa: SIM115 (with below)
             except tarfile.ReadError:

@@ -18,7 +18,6 @@ import pytest
 import yaml
 
 from tests.support import TINY_TRAINING, venv_env
-from tests.system.test_registry_contract import mlflow_server  # noqa: F401  (the session fixture)
 
 pytestmark = pytest.mark.slow
 mlflow = pytest.importorskip("mlflow")
@@ -54,7 +53,7 @@ def _mlpipe(
 
 
 def test_training_is_tracked_and_published_and_the_token_goes_nowhere(
-    mlflow_server: str,  # noqa: F811
+    mlflow_server: str,
     tmp_path: Path,
 ) -> None:
     env = {**venv_env(), "MLFLOW_TRACKING_TOKEN": SECRET, "MLPIPE_HOME": str(tmp_path / "home")}

@@ -40,8 +40,12 @@ PARAMS = [
 ]
 
 
-def start_mlflow_server(root: Path) -> tuple[Any, str]:
-    """``mlflow server`` on 127.0.0.1 (a free port), sqlite backend store, local artifact root."""
+def start_mlflow_server(
+    root: Path, port: int | None = None, own_session: bool = False
+) -> tuple[Any, str]:
+    """``mlflow server`` on 127.0.0.1 (``port``, else a free one), sqlite backend store, local
+    artifact root; ``own_session``: a process group of its own, that ``os.killpg`` stops with
+    its workers (a server going down)."""
     import os
     import socket
     import subprocess
@@ -49,12 +53,13 @@ def start_mlflow_server(root: Path) -> tuple[Any, str]:
     import time
     import urllib.request
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    if port is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
     root.mkdir(parents=True, exist_ok=True)
     mlflow_bin = Path(sys.executable).parent / "mlflow"
-    log = (root / "server.log").open("wb")
+    log = (root / "server.log").open("ab")
     proc = subprocess.Popen(
         [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
@@ -62,6 +67,7 @@ def start_mlflow_server(root: Path) -> tuple[Any, str]:
          "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_TRACKING_TOKEN": ""},
         cwd=root,  # the server writes a default store into its working directory
+        start_new_session=own_session,
     )  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -75,18 +81,6 @@ def start_mlflow_server(root: Path) -> tuple[Any, str]:
             time.sleep(0.5)
     proc.kill()
     raise RuntimeError(f"mlflow server did not start: {(root / 'server.log').read_text()[-3000:]}")
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    pytest.importorskip("mlflow")
-    proc, uri = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
-    yield uri
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except Exception:
-        proc.kill()
 
 
 @pytest.fixture(scope="session")

@@ -124,46 +124,70 @@ def test_the_checker_sees_lazy_imports_and_cycles() -> None:
     assert any(isinstance(n, ast.ImportFrom) for n in ast.walk(ast.parse(tree_src)))
 
 
-#: Built-in plugin names core still spells, each owned by another change; remove as they go.
-#: ``local`` is also core's own runner and the ``runtime.mode`` value, so it is never checked.
-KNOWN_PLUGIN_NAMES_IN_CORE = {
-    ("mlpipe.core.plugins", "airflow"),  # missing-extra hints: module -> extra (issue 25)
-    ("mlpipe.core.plugins", "dagster"),
-    ("mlpipe.core.plugins", "kubeflow"),
-    ("mlpipe.core.plugins", "wandb"),
-    ("mlpipe.core.plugins", "mlflow"),
+#: Where core spells a built-in plugin's name and means something else: (module, scope, name),
+#: scope being the enclosing class / function / assigned name. Only ``local``, which is also
+#: core's own runner (``LocalRunner``, not a plugin outside core) and a ``runtime.mode`` value.
+NOT_A_PLUGIN_REFERENCE = {
+    ("mlpipe.core.execution.local", "LocalRunner.name", "local"),  # core's runner names itself
+    ("mlpipe.core.execution.runner", "PipelineRun.runner", "local"),  # core's runner, the default
+    ("mlpipe.core.execution.runner", "run_pipeline", "local"),
+    ("mlpipe.core.execution.plan", "TaskSpec.job", "local"),
+    ("mlpipe.core.execution.execute", "task_tags.tags", "local"),  # a job without a runner
+    ("mlpipe.core.config.schemas", "RuntimeConfig.mode", "local"),  # runtime.mode, not a plugin
+    ("mlpipe.core.cache", "build_key", "local"),  # runtime.mode
 }
 
 
 def _builtin_plugin_names() -> set[str]:
-    """Names of the plugins mlpipe ships outside core (runners, registries, trackers, tasks)."""
+    """Names of the plugins mlpipe ships outside core (runners, registries, trackers, tasks);
+    ``local`` counts: it is also the registry plugin."""
     import tomllib
 
     project = tomllib.loads((SRC.parent / "pyproject.toml").read_text(encoding="utf-8"))
     groups = project["project"]["entry-points"]
-    outside = {name for group in groups.values() for name, target in group.items()
-               if not target.startswith("mlpipe.core")}
-    inside = {name for group in groups.values() for name, target in group.items()
-              if target.startswith("mlpipe.core")}
-    return outside - inside
+    return {name for group in groups.values() for name, target in group.items()
+            if not target.startswith("mlpipe.core")}
+
+
+def _strings(tree: ast.AST, scope: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(scope, value) of every string constant but docstrings; scope: the enclosing classes,
+    functions and assigned name, dotted (``RuntimeConfig.mode``)."""
+    found: list[tuple[str, str]] = []
+    body = getattr(tree, "body", None)
+    docstring = (body[0].value if isinstance(tree, ast.Module | ast.ClassDef | ast.FunctionDef
+                                             | ast.AsyncFunctionDef)
+                 and body and isinstance(body[0], ast.Expr) else None)
+    for child in ast.iter_child_nodes(tree):
+        inner = scope
+        if isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            inner = (*scope, child.name)
+        elif isinstance(child, ast.AnnAssign | ast.Assign):
+            targets = [child.target] if isinstance(child, ast.AnnAssign) else child.targets
+            if len(targets) == 1 and isinstance(targets[0], ast.Name):
+                inner = (*scope, targets[0].id)
+        if isinstance(child, ast.Expr) and child.value is docstring:
+            continue
+        if isinstance(child, ast.Constant) and isinstance(child.value, str):
+            found.append((".".join(scope), child.value))
+        found += _strings(child, inner)
+    return found
 
 
 def test_core_does_not_name_a_builtin_plugin() -> None:
-    """Seams, not switches: core asks a plugin (a task's declarations, a Ref's own methods)
-    instead of spelling ``text-classification`` or ``airflow`` in a string."""
+    """Seams, not switches: core asks a plugin (a task's declarations, a Ref's own methods, a
+    registry backend's ``sync_pull``) instead of spelling ``text-classification``, ``airflow``
+    or the ``local`` registry in a string."""
     names = _builtin_plugin_names()
-    assert {"text-classification", "text-to-sql", "airflow", "wandb"} <= names
-    found = set()
-    for module, path in _modules().items():
-        if not module.startswith("mlpipe.core"):
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
-                      if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef
-                                    | ast.AsyncFunctionDef)
-                      and n.body and isinstance(n.body[0], ast.Expr)}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                    and id(node) not in docstrings and node.value in names:
-                found.add((module, node.value))
-    assert found - KNOWN_PLUGIN_NAMES_IN_CORE == set()
+    assert {"text-classification", "text-to-sql", "airflow", "wandb", "local"} <= names
+    found = {(module, where, value)
+             for module, path in _modules().items() if module.startswith("mlpipe.core")
+             for where, value in _strings(ast.parse(path.read_text(encoding="utf-8")))
+             if value in names}
+    assert found - NOT_A_PLUGIN_REFERENCE == set()
+    assert NOT_A_PLUGIN_REFERENCE - found == set(), "an allowed place is gone: drop it here"
+
+
+def test_the_plugin_name_check_sees_defaults_and_comparisons_but_not_docstrings() -> None:
+    tree = ast.parse('"""local"""\nclass C:\n    """local"""\n    backend: str = "local"\n'
+                     'def f(r):\n    return r.backend == "local"\n')
+    assert _strings(tree) == [("C.backend", "local"), ("f", "local")]

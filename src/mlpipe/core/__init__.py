@@ -13,8 +13,9 @@ for its step, and must not pay for the runners, the registry and every config mo
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mlpipe.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from mlpipe.core.config import (
@@ -119,14 +120,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mlpipe.core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"mlpipe.core.{module}"), name)
-    globals()[name] = value  # imported once: later lookups do not come back here
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_WHERE})
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -4,8 +4,8 @@ In cluster mode (``runtime.mode: kubernetes``) each step runs as ``mlpipe step N
 ``cluster.image`` container. :func:`step_container` turns a pipeline, a step and a config into a
 :class:`ContainerSpec`: image, command and args, plain env, env from Secrets (references only,
 never values), resources, volumes, node selector, service account and namespace. The Airflow,
-Kubeflow and Dagster adapters only translate it (to a V1Pod for KubernetesPodOperator, a kfp
-container component plus kfp-kubernetes calls, a pod body for dagster-k8s Pipes).
+Kubeflow and Dagster adapters only translate it (a pod template for KubernetesPodOperator, a
+kfp container component plus kfp-kubernetes calls, a pod body for dagster-k8s Pipes).
 
 A map step (``Step.map_over``) is three kinds of pod (``part``): ``plan`` lists the shards the
 upstream made (``mlpipe step NAME --plan``), ``shard`` runs one shard with the step's resources
@@ -295,10 +295,7 @@ def step_container(
 ) -> ContainerSpec:
     """The pod that runs ``step_name`` of ``pipeline`` with ``config`` in the cluster image, or
     one ``part`` of a map step (:data:`MAP_PARTS`; see :func:`part_args`)."""
-    if config.pipeline != pipeline.name:
-        raise ConfigError(
-            f"pipeline: a '{config.pipeline}' config cannot drive the '{pipeline.name}' pipeline"
-        )
+    pipeline.check_config(config)
     check_cluster(config)
     try:
         step = pipeline.step(step_name)
@@ -376,8 +373,8 @@ def pipeline_containers(
 def pod_manifest(spec: ContainerSpec, pod_name: str | None = None) -> dict[str, Any]:
     """A plain Kubernetes Pod manifest (camelCase dict) for ``spec``.
 
-    Adapters that take a raw pod spec (dagster-k8s Pipes) use it as is; the others build their
-    orchestrator's objects from the same ContainerSpec fields.
+    Adapters that take a raw pod spec use it as is (dagster-k8s Pipes; Airflow's
+    KubernetesPodOperator as its pod template); kfp builds its objects from the same fields.
     """
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in spec.env.items()]
     env += [

@@ -134,6 +134,12 @@ class Pipeline:
     def downstream(self, name: str) -> tuple[str, ...]:
         return tuple(s.name for s in self.steps if name in s.upstream)
 
+    def check_config(self, config: PipelineSettings) -> None:
+        """A config names the pipeline it drives: refuse one written for another pipeline."""
+        if config.pipeline != self.name:
+            raise ConfigError(
+                f"pipeline: a '{config.pipeline}' config cannot drive the '{self.name}' pipeline")
+
     @property
     def ref(self) -> str:
         """How another process finds this pipeline: ``module:ATTRIBUTE``."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 from functools import cache
 from importlib.metadata import entry_points
 from typing import Any, Literal
@@ -125,7 +126,7 @@ def import_target(target: str, *, what: str = "") -> Any:
     except ModuleNotFoundError as exc:
         top = (exc.name or "").split(".")[0]
         if top and not module_name.startswith(top):
-            hint = _EXTRAS.get(top, top)
+            hint = extra_for(top) or top
             raise ConfigError(
                 f"{what or target} needs {top}, which is not installed: "
                 f"pip install 'mlpipe[{hint}]' (or pip install {top})"
@@ -145,14 +146,33 @@ def import_target(target: str, *, what: str = "") -> Any:
     return obj
 
 
-#: Missing top-level module -> the mlpipe extra that brings it.
-_EXTRAS = {
-    "airflow": "airflow",
-    "kfp": "kubeflow",
-    "dagster": "dagster",
-    "dagster_k8s": "dagster",
-    "wandb": "wandb",
-    "mlflow": "mlflow",
-    "matplotlib": "bench",
-    "peft": "peft",
-}
+def import_optional(module: str, what: str) -> Any:
+    """A library a plugin imports only when used (``mlflow``, ``wandb``); missing, a
+    ``ConfigError`` saying which mlpipe extra brings it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        extra = extra_for(module) or module
+        raise ConfigError(
+            f"{what} needs the {module} package: pip install 'mlpipe[{extra}]' ({exc})"
+        ) from exc
+
+
+def extra_for(module: str) -> str | None:
+    """The mlpipe extra whose requirements bring ``module`` (``kfp`` -> ``kubeflow``), read from
+    mlpipe's own package metadata so that core names no plugin; None when no extra does."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        required = requires("mlpipe") or []
+    except PackageNotFoundError:
+        return None
+    wanted = module.replace("_", "-").lower()
+    for line in required:
+        requirement, _, marker = line.partition(";")
+        dist = re.split(r"[\s<>=!~\[(]", requirement.strip(), maxsplit=1)[0]
+        dist = dist.replace("_", "-").lower()
+        extra = re.search(r"extra\s*==\s*[\"']([^\"']+)", marker)
+        if extra and (dist == wanted or dist.endswith(f"-{wanted}")):
+            return extra.group(1)
+    return None

@@ -7,12 +7,13 @@ the artifact. That is what lets one step run in a different process, task or pod
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mlpipe.core import plugins
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.hashing import file_hashes, sha256_file, sha256_json
 
@@ -42,6 +43,8 @@ class Ref(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     kinds: ClassVar[dict[str, type[Ref]]] = {}
+    #: what the artifact is to an orchestrator's UI or lineage: "dataset", "model" or "artifact"
+    artifact_type: ClassVar[str] = "artifact"
 
     kind: str
     uri: str
@@ -97,15 +100,27 @@ class Ref(BaseModel):
         return path.is_dir() or (path.is_file() and sha256_file(path) == self.sha256)
 
     def metric_values(self) -> dict[str, float]:
-        """The metrics it carries (none unless the kind has some)."""
+        """The numbers it carries that belong on a dashboard (none unless the kind has some)."""
         metrics = getattr(self, "metrics", None)
-        return dict(metrics) if isinstance(metrics, dict) else {}
+        return {k: float(v) for k, v in metrics.items()} if isinstance(metrics, dict) else {}
+
+    @classmethod
+    def has_own_metrics(cls) -> bool:
+        """Whether :meth:`metric_values` are this kind's own numbers, not ones it repeats from
+        upstream (what an orchestrator charts once per run); by default: it has ``metrics``."""
+        return "metrics" in cls.model_fields
+
+    def confusion_matrix(self, upstream: Iterable[Ref]) -> tuple[list[str], list[list[int]]] | None:
+        """(label names, counts of true x predicted label) for kinds that hold labelled
+        predictions (those override it); ``upstream``: the references the step took."""
+        return None
 
 
 class DatasetRef(Ref):
     """Prepared data as parquet files in one directory, one file per split."""
 
     kind: Literal["dataset"] = "dataset"
+    artifact_type: ClassVar[str] = "dataset"
     files: dict[str, str]
     rows: dict[str, int]
     columns: tuple[str, ...]
@@ -122,6 +137,7 @@ class ModelRef(Ref):
     """A fine-tuned model directory (weights, config, tokenizer) and its eval metrics."""
 
     kind: Literal["model"] = "model"
+    artifact_type: ClassVar[str] = "model"
     metrics: dict[str, float] = {}
     base: str = ""
 
@@ -134,7 +150,14 @@ class ModelRef(Ref):
 
 
 class ManifestRef(Ref):
-    """A folder with a manifest: still valid while every file it lists has its hash."""
+    """A folder with a manifest: still valid while every file it lists has its hash; a model's
+    files, whose metrics are the trained model's (repeated, not its own)."""
+
+    artifact_type: ClassVar[str] = "model"
+
+    @classmethod
+    def has_own_metrics(cls) -> bool:
+        return False
 
     def still_valid(self) -> bool:
         from mlpipe.core import artifacts
@@ -158,7 +181,8 @@ class ModelVersionRef(ManifestRef):
     name: str
     version: int
     aliases: tuple[str, ...] = ()
-    backend: str = "local"
+    #: the registry plugin that holds it (refs stored before this field: the default one)
+    backend: str = Field(default_factory=lambda: plugins.default("registry"))
     metrics: dict[str, float] = {}
     #: when the version was created (UTC, ISO 8601) and the mlpipe run that published it
     created_at: str = ""
@@ -179,15 +203,24 @@ class PredictionsRef(Ref):
     """Model outputs in input order: a parquet file with the input row id, label and score."""
 
     kind: Literal["predictions"] = "predictions"
+    artifact_type: ClassVar[str] = "dataset"
     rows: int
     model: str
     throughput: float = 0.0
+
+    def metric_values(self) -> dict[str, float]:
+        return {"rows": float(self.rows), "throughput": float(self.throughput)}
+
+    @classmethod
+    def has_own_metrics(cls) -> bool:
+        return True
 
 
 class ResultsRef(Ref):
     """The final inference output: predictions joined to inputs, plus metrics when labels exist."""
 
     kind: Literal["results"] = "results"
+    artifact_type: ClassVar[str] = "dataset"
     predictions_uri: str
     rows: int
     model: str
@@ -195,6 +228,25 @@ class ResultsRef(Ref):
 
     def output_path(self) -> Path:
         return Path(self.predictions_uri)
+
+    def confusion_matrix(self, upstream: Iterable[Ref]) -> tuple[list[str], list[list[int]]] | None:
+        """From the saved predictions, named by the first upstream dataset with labels (None
+        without one); only the two integer columns, batch by batch, so large outputs stay cheap."""
+        dataset = next((r for r in upstream if isinstance(r, DatasetRef) and r.has_labels), None)
+        if dataset is None:
+            return None
+        import pyarrow.parquet as pq
+
+        names = list(dataset.label_names)
+        matrix = [[0] * len(names) for _ in names]
+        file = pq.ParquetFile(self.predictions_uri)
+        if not {"label", "pred_id"} <= set(file.schema_arrow.names):
+            return None
+        for batch in file.iter_batches(columns=["label", "pred_id"], batch_size=65_536):
+            cols = batch.to_pydict()
+            for true, pred in zip(cols["label"], cols["pred_id"], strict=True):
+                matrix[int(true)][int(pred)] += 1
+        return names, matrix
 
 
 class ShardsRef(Ref):
@@ -221,6 +273,15 @@ class ShardsRef(Ref):
 
     def still_valid(self) -> bool:
         return all(shard.still_valid() for shard in self.refs)
+
+    def metric_values(self) -> dict[str, float]:
+        """Gathered predictions: all rows, at the pace of the slowest shard."""
+        shards = [r for r in self.refs if isinstance(r, PredictionsRef)]
+        if not shards:
+            return {}
+        rows = sum(float(s.rows) for s in shards)
+        slowest = max((s.rows / s.throughput for s in shards if s.throughput), default=0.0)
+        return {"rows": rows, "throughput": rows / slowest if slowest else 0.0}
 
     @classmethod
     def of(cls, refs: Sequence[Ref], uri: str) -> ShardsRef:

@@ -3,8 +3,14 @@
 Backends are plugins (entry-point group ``mlpipe.registries``): ``local`` (embedded, a directory,
 :mod:`mlpipe.registries.local`) and ``wandb`` ship with mlpipe. A backend class has a
 ``config_type`` (its ``registry:`` section, a ``RegistryConfig`` subclass), takes
-``(config, home)`` and may have a ``preflight(config)`` classmethod that checks credentials
-before any step runs.
+``(config, home)`` and may declare, on the class (core asks, never names a backend):
+
+- ``preflight(config)``: checks credentials or a server before any step runs;
+- ``resolve_at_preflight = True``: resolving a spec is cheap here, so a run checks the model it
+  loads exists before any step runs;
+- ``sync_pull(store, models, spec)`` / ``sync_push(store, ref)``: its files live in the mlpipe
+  home, so pods without a shared volume move them through the artifact store
+  (:mod:`mlpipe.core.storage`); a backend with its own server declares neither.
 """
 
 from __future__ import annotations
@@ -104,11 +110,24 @@ def open_registry(cfg: RegistryConfig, home: Path) -> Registry:
     return registry
 
 
-def preflight_registry(cfg: RegistryConfig) -> None:
-    """The backend's own checks that need no work done (credentials, a reachable server)."""
-    check = getattr(plugins.load("registry", cfg.backend), "preflight", None)
+def declared(backend: str, what: str) -> Any:
+    """What registry backend ``backend`` declares as ``what`` (see the module's docstring), or
+    None: it declares nothing of the kind, or it is no registered plugin (a ref's
+    ``backend`` may name a mode, such as ``wandb-offline``)."""
+    if backend not in plugins.targets("registry"):
+        return None
+    return getattr(plugins.load("registry", backend), what, None)
+
+
+def preflight_registry(cfg: RegistryConfig, home: Path, model: str | None = None) -> None:
+    """The backend's own checks that need no work done (credentials, a reachable server), and
+    ``model`` (the spec a run loads) resolved when the backend declares that cheap."""
+    backend = plugins.load("registry", cfg.backend)  # unknown: the error lists the known ones
+    check = getattr(backend, "preflight", None)
     if check is not None:
         check(cfg)
+    if model is not None and getattr(backend, "resolve_at_preflight", False):
+        open_registry(cfg, home).resolve(model)
 
 
 # -- what every backend shares: lineage, promotion policy, verified installs -------------------

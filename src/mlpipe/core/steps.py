@@ -26,7 +26,7 @@ from mlpipe.core.refs import (
 )
 from mlpipe.core.registry import open_registry
 from mlpipe.core.task import get_task
-from mlpipe.core.tracking import Tracker, open_tracker
+from mlpipe.core.tracking import TrackedStep, Tracker, open_tracker
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -60,14 +60,13 @@ def train_model(config: TrainingConfig, ctx: StepContext, dataset: DatasetRef) -
 
 def _tracker(config: TrainingConfig | InferenceConfig, ctx: StepContext, job_type: str) -> Tracker:
     """A tracking run named after the mlpipe run, tagged with the runner and its own run id."""
-    return open_tracker(
-        config.tracking,
+    return open_tracker(config.tracking, TrackedStep(
         name=f"{ctx.pipeline}-{ctx.run_id}-{ctx.step}",
         job_type=job_type,
         config=config.model_dump(mode="json", exclude={"cluster"}),
         tags={"mlpipe_run_id": ctx.run_id, "pipeline": ctx.pipeline, "step": ctx.step, **ctx.tags},
         home=ctx.home,
-    )
+    ))
 
 
 def training_provenance(config: TrainingConfig, dataset: DatasetRef) -> dict[str, object]:
@@ -104,8 +103,8 @@ def save_artifacts(
             from mlpipe.core.errors import ConfigError
 
             raise ConfigError(
-                f"artifacts.onnx: the {config.task} task has no ONNX export (the onnx backend "
-                "is for text-classification); set artifacts.onnx: false"
+                f"artifacts.onnx: the {config.task} task has no ONNX export (a task declares "
+                "one with export_onnx); set artifacts.onnx: false"
             )
     manifest = artifacts.assemble(
         Path(model.uri),

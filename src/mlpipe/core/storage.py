@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe.core.config import InferenceConfig, PipelineSettings
-from mlpipe.core.errors import ConfigError, ModelNotFoundError
+from mlpipe.core.errors import ConfigError
 from mlpipe.core.paths import run_dir
 from mlpipe.core.pipeline import Pipeline
-from mlpipe.core.refs import Ref, ref_from_json
+from mlpipe.core.refs import ModelVersionRef, Ref, ref_from_json
+from mlpipe.core.registry import declared
 
 log = logging.getLogger(__name__)
 RESULT = "result.json"
@@ -132,6 +133,11 @@ def _paths_in(data: Any) -> list[Path]:
     return found + [p for k, v in data.items() if isinstance(v, list | dict) for p in _paths_in(v)]
 
 
+def _model_to_load(config: PipelineSettings) -> str | None:
+    """The model spec an inference config loads (``name:alias``), else None."""
+    return config.inference.model if isinstance(config, InferenceConfig) else None
+
+
 def _registry_names(config: PipelineSettings) -> list[str]:
     registry = getattr(config, "registry", None)
     if registry is None:
@@ -146,7 +152,7 @@ def pull_for_step(
     config: PipelineSettings, pipeline: Pipeline, step_name: str, home: Path, run_id: str
 ) -> dict[str, Any]:
     """Before a step runs: fetch its upstream steps' directories and whatever their refs point
-    to, and for steps that use the local registry its index and the version to load."""
+    to, and for steps that use the registry what its backend needs here (``sync_pull``)."""
     store = open_store(config, home)
     if store is None:
         return {}
@@ -163,36 +169,12 @@ def pull_for_step(
             if not path.exists():
                 copied += store.pull(path)
     registry = getattr(config, "registry", None)
-    if "registry" in step.config_sections and registry is not None and registry.backend == "local":
-        copied += _pull_registry(store, config)
+    if "registry" in step.config_sections and registry is not None:
+        sync = declared(registry.backend, "sync_pull")
+        if sync is not None:  # a backend whose files live in the home: it says what to fetch
+            copied += sync(store, _registry_names(config), _model_to_load(config))
     log.info("pulled %d files from %s for %s", copied, store.uri, step_name)
     return {"store": store.uri, "pulled": copied}
-
-
-def _pull_registry(store: ArtifactStore, config: PipelineSettings) -> int:
-    """The registry's index (aliases and every version's manifest), and the version to load."""
-    from mlpipe.core import plugins
-
-    copied = 0
-    for name in _registry_names(config):
-        model_dir = store.registry_root / name
-        for index in ("state.json", "aliases.json"):  # aliases.json: registries before state.json
-            copied += store.pull(model_dir / index)
-        remote = store.remote(model_dir)
-        if remote is None or not store.fs.exists(remote):
-            continue
-        for entry in store.fs.ls(remote, detail=False):
-            version = str(entry).rstrip("/").rsplit("/", 1)[-1]
-            if version.startswith("v") and version[1:].isdigit():
-                copied += store.pull(model_dir / version / "manifest.json")
-    if isinstance(config, InferenceConfig):
-        try:
-            local = plugins.load("registry", "local")(store.registry_root)
-            ref = local.resolve(config.inference.model)
-        except (ConfigError, ModelNotFoundError):
-            return copied  # load_model reports the missing model with the registry's message
-        copied += store.pull(Path(ref.uri))
-    return copied
 
 
 def push_for_step(
@@ -203,16 +185,15 @@ def push_for_step(
     run_id: str,
     ref: Ref,
 ) -> dict[str, Any]:
-    """After a step succeeded: its directory (result.json last), and a newly published local
-    registry version with the model's aliases."""
+    """After a step succeeded: its directory (result.json last), and a newly published version
+    when its registry backend keeps files in the home (``sync_push``)."""
     store = open_store(config, home)
     if store is None:
         return {}
     copied = 0
-    if ref.kind == "model_version" and getattr(ref, "backend", "local") == "local":
-        version_dir = Path(ref.uri)
-        copied += store.push(version_dir, last="manifest.json")
-        copied += store.push(version_dir.parent / "state.json")
+    if isinstance(ref, ModelVersionRef):
+        sync = declared(ref.backend, "sync_push")
+        copied += sync(store, ref) if sync is not None else 0
     copied += store.push(run_dir(home, pipeline.name, run_id) / step_name)
     log.info("pushed %d files to %s for %s", copied, store.uri, step_name)
     return {"store": store.uri, "pushed": copied}

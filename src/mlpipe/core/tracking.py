@@ -3,18 +3,30 @@
 Steps log through a ``Tracker``; which backend sits behind it is a config choice
 (``tracking.backend``) naming a tracker plugin (entry-point group ``mlpipe.trackers``), imported
 only when chosen. A tracker class has a ``config_type`` (its ``tracking:`` section), is built as
-``Tracker(cfg, name=, job_type=, config=, tags=, home=)`` and may have a ``preflight(cfg)``.
+``Tracker(cfg, TrackedStep(...))`` and may have a ``preflight(cfg)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 from mlpipe.core import plugins
 from mlpipe.core.config import TrackingConfig, validate_section
+
+
+@dataclass(frozen=True)
+class TrackedStep:
+    """What a tracker is told about the step it tracks; every backend is built from this."""
+
+    name: str  # the tracking run's name
+    job_type: str  # "train", "inference"
+    config: Mapping[str, Any]  # logged as the run's parameters
+    tags: Mapping[str, str]  # the runner, the orchestrator's own run id, the step
+    home: Path | None = None  # where local tracking files go when nothing else says
 
 
 class Tracker(Protocol):
@@ -34,12 +46,31 @@ class Tracker(Protocol):
     ) -> None: ...
 
 
-class NullTracker:
+class Finishing:
+    """A tracker's context manager: the tracking run ends when the step does, marked failed
+    when the step raised. A backend implements ``finish``."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.finish(failed=exc_type is not None)
+
+    def finish(self, *, failed: bool) -> None:
+        raise NotImplementedError
+
+
+class NullTracker(Finishing):
     """Tracking disabled (``tracking.backend: none``): every call is a no-op."""
 
     config_type: ClassVar[type[TrackingConfig]] = TrackingConfig
 
-    def __init__(self, cfg: TrackingConfig | None = None, **_: Any) -> None:
+    def __init__(self, cfg: TrackingConfig | None = None, step: TrackedStep | None = None) -> None:
         return None
 
     def log(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -48,32 +79,18 @@ class NullTracker:
     def summary(self, metrics: Mapping[str, Any]) -> None:
         return None
 
-    def __enter__(self) -> NullTracker:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
+    def finish(self, *, failed: bool) -> None:
         return None
 
 
-def open_tracker(
-    cfg: TrackingConfig,
-    *,
-    name: str,
-    job_type: str,
-    config: Mapping[str, Any],
-    tags: Mapping[str, str],
-    home: Path | None = None,
-) -> Tracker:
-    """A tracker for one step. ``tags`` carry the runner and the orchestrator's own run id;
-    ``home`` is where local tracking files go when nothing else says (``<home>/wandb``)."""
+def open_tracker(cfg: TrackingConfig, step: TrackedStep) -> Tracker:
+    """A tracker for one step (``tracking.backend``)."""
     if cfg.backend == "none":
         return NullTracker()
     backend: Any = plugins.load("tracker", cfg.backend)
     if not isinstance(cfg, backend.config_type):  # a bare TrackingConfig(backend="wandb")
         cfg = validate_section(backend.config_type, cfg.model_dump(), "tracking")  # type: ignore[assignment]
-    tracker: Tracker = backend(
-        cfg, name=name, job_type=job_type, config=config, tags=tags, home=home
-    )
+    tracker: Tracker = backend(cfg, step)
     return tracker
 
 

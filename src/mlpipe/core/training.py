@@ -11,7 +11,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlpipe.core import progress as progress_
 from mlpipe.core.batching import shuffled_batches
@@ -62,6 +62,25 @@ def make_optimizer(model: Any, train_cfg: TrainConfig, total_steps: int) -> tupl
     return optimizer, scheduler
 
 
+class Fitted(NamedTuple):
+    """What ``fit`` did: optimizer steps, samples seen, summed loss, seconds."""
+
+    steps: int
+    seen: int
+    loss_sum: float
+    seconds: float
+
+    def metrics(self) -> dict[str, float]:
+        """The ``train_*`` metrics every task reports next to its eval metrics."""
+        return {
+            "train_loss": self.loss_sum / max(self.steps, 1),
+            "train_steps": float(self.steps),
+            "train_samples": float(self.seen),
+            "train_runtime_s": self.seconds,
+            "train_samples_per_second": self.seen / self.seconds if self.seconds else 0.0,
+        }
+
+
 def fit(
     model: Any,
     lengths: list[int],
@@ -72,11 +91,10 @@ def fit(
     progress: bool = True,
     on_log: Callable[[dict[str, float], int], None] | None = None,
     log_every: int = 10,
-) -> tuple[int, int, float, float]:
+) -> Fitted:
     """The training loop every task shares: seeded, length-grouped batches, clipped AdamW steps.
 
     ``make_inputs(batch_indices)`` returns the model's keyword arguments, labels included.
-    Returns (steps, samples seen, summed loss, seconds).
     """
     import torch
 
@@ -135,7 +153,7 @@ def fit(
     if bar is not None:
         bar.close()
     model.eval()
-    return step, seen, loss_sum, train_runtime
+    return Fitted(step, seen, loss_sum, train_runtime)
 
 
 def check_finite_weights(model: Any) -> None:

@@ -16,10 +16,21 @@ mlpipe never copies them into a config, a tag, a param, a log line or a file, an
 Registry: a model version of mlpipe is an MLflow model version of the registered model
 ``<registered_model_prefix><model_name>``; its files are the ``model`` artifacts of a publish run
 (files + mlpipe's manifest.json). Aliases are MLflow aliases; ``latest`` (reserved by MLflow) is
-the highest version. Lineage, metrics and the manifest's sha256 are model-version tags; the alias
-history is a registered-model tag. Every fetch downloads into a temporary sibling of ``dest``,
-verifies each file against the manifest and the manifest against the sha256 recorded at publish
-time, then renames it into place: a tampered download is refused and nothing is left behind.
+the highest complete version. Lineage, metrics and the manifest's sha256 are model-version tags;
+the alias history is a registered-model tag.
+
+A publish is a dozen requests that can each fail (a server going down), so it is all-or-nothing
+from the reader's side: the version is created with a ``mlpipe.publishing`` tag (who publishes)
+and becomes visible to every reader (resolve, list, fetch, promote) only once its
+``mlpipe.complete`` tag (the manifest's sha256) is written, after its files; then the alias
+history is recorded, then the aliases move. A failure deletes what the publish created and puts
+history and aliases back (best effort; with the server gone the reader rule still hides the
+leftover). Publishing the same bytes again reuses their complete version, and replaces an
+incomplete one whose publisher is gone, so a retry adds exactly one version.
+
+Every fetch downloads into a temporary sibling of ``dest``, verifies each file against the
+manifest and the manifest against the sha256 recorded at publish time, then renames it into
+place: a tampered download is refused and nothing is left behind.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import logging
 import os
 import re
 import shutil
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -37,12 +49,11 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from types import TracebackType
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from mlpipe.core import artifacts, names
+from mlpipe.core import artifacts, liveness, names, plugins
 from mlpipe.core.config import RegistryConfig, TrackingConfig
 from mlpipe.core.errors import ConfigError, MlpipeError, ModelNotFoundError
 from mlpipe.core.paths import resolve_home
@@ -58,6 +69,7 @@ from mlpipe.core.registry import (
     pick_version,
     utc_now,
 )
+from mlpipe.core.tracking import Finishing, TrackedStep
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +78,10 @@ SECRET_ENVS = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRAC
 HEALTH_TIMEOUT_S = 3.0
 TAG = "mlpipe."
 HISTORY_TAG = "mlpipe.alias_history"
+SHA_TAG = "mlpipe.manifest_sha256"
+PUBLISHING_TAG = "mlpipe.publishing"  # set at creation: who publishes the version
+COMPLETE_TAG = "mlpipe.complete"  # written last: the manifest sha256; readers see only these
+STALE_AFTER_S = 3600.0  # an incomplete version this old is abandoned, whoever published it
 _MAX_HISTORY = 40  # alias moves kept in the registered-model tag (MLflow caps tag values)
 _MAX_PARAM = 500
 
@@ -125,13 +141,7 @@ def _import_mlflow() -> Any:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    try:
-        import mlflow
-    except ImportError as exc:
-        raise ConfigError(
-            f"the MLflow backend needs the mlflow package: pip install 'mlpipe[mlflow]' ({exc})"
-        ) from exc
-    return mlflow
+    return plugins.import_optional("mlflow", "the MLflow backend")
 
 
 def store_uri(configured: str | None, home: Path | None) -> str:
@@ -218,6 +228,46 @@ def _serverless_artifacts(uri: str) -> str | None:
 
 
 # -- the registry ---------------------------------------------------------------------------------
+
+#: tokens of this process's publishes in progress: its own leftovers are judged by these
+_IN_FLIGHT: set[str] = set()
+
+
+def _tags(mv: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (getattr(mv, "tags", None) or {}).items()}
+
+
+def complete(mv: Any) -> bool:
+    """Whether readers may see a model version: its completion tag names its manifest. A
+    version without a ``mlpipe.publishing`` tag (an older mlpipe, or registered by hand) was
+    complete when created."""
+    tags = _tags(mv)
+    if PUBLISHING_TAG not in tags:
+        return True
+    return bool(tags.get(COMPLETE_TAG)) and tags.get(COMPLETE_TAG) == tags.get(SHA_TAG)
+
+
+def abandoned(mv: Any, now: float | None = None) -> bool:
+    """An incomplete version whose publisher is gone (dead, a publish of this process that has
+    ended, or created over ``STALE_AFTER_S`` ago: from creation to completion a publish makes
+    a few requests): what a retry replaces. One whose publisher may still run is left alone."""
+    if complete(mv):
+        return False
+    try:
+        who = json.loads(_tags(mv)[PUBLISHING_TAG])
+    except (KeyError, ValueError):
+        return False
+    if not isinstance(who, dict) or who.get("token") in _IN_FLIGHT:
+        return False
+    created = getattr(mv, "creation_timestamp", None)
+    clock = time.time() if now is None else now
+    if isinstance(created, int | float) and 0 < created < (clock - STALE_AFTER_S) * 1000:
+        return True  # another machine's publisher (a pod) is judged by age alone
+    state = liveness.alive(who)
+    if state is False:
+        return True
+    me = liveness.identity()
+    return bool(state) and all(who.get(k) == me[k] for k in ("host", "pid", "pid_start"))
 
 
 def _scoped(method: Any) -> Any:
@@ -359,27 +409,32 @@ class MlflowRegistry:
         return {str(k): int(v) for k, v in (registered.aliases or {}).items()}
 
     def _history_of(self, model: str) -> list[dict[str, Any]]:
+        """The alias history ([] for an unknown model or a tag that is not a list); a request
+        that fails raises, so a write never starts from a history it could not read."""
         try:
-            tags = self._client().get_registered_model(model).tags or {}
-            data: list[dict[str, Any]] = json.loads(tags.get(HISTORY_TAG, "[]"))
-        except Exception:
+            registered = self._client().get_registered_model(model)
+        except Exception as exc:
+            err = classify(exc, f"model {model}", self.uri)
+            if isinstance(err, ModelNotFoundError):
+                return []
+            raise err from exc
+        try:
+            data = json.loads((registered.tags or {}).get(HISTORY_TAG, "[]"))
+        except ValueError:
             return []
-        return data
+        return [e for e in data if isinstance(e, dict)] if isinstance(data, list) else []
 
-    def _record(self, model: str, events: list[dict[str, Any]]) -> None:
-        if not events:
-            return
-        history = [*self._history_of(model), *events][-_MAX_HISTORY:]
+    def _write_history(self, model: str, history: list[dict[str, Any]]) -> None:
         self._call(
             f"recording alias history of {model}",
             self._client().set_registered_model_tag,
             model,
             HISTORY_TAG,
-            json.dumps(history, separators=(",", ":")),
+            json.dumps(history[-_MAX_HISTORY:], separators=(",", ":")),
         )
 
     def _ref(self, name: str, mv: Any, aliases: Mapping[str, int], latest: int) -> ModelVersionRef:
-        tags = dict(mv.tags or {})
+        tags = _tags(mv)
         version = int(mv.version)
         lineage = json.loads(tags.get(f"{TAG}lineage", "{}"))
         held = {a for a, v in aliases.items() if v == version}
@@ -389,12 +444,12 @@ class MlflowRegistry:
         local = _local_path(source)
         return ModelVersionRef(
             uri=str(local) if local is not None else source,
-            sha256=tags.get(f"{TAG}manifest_sha256", ""),
+            sha256=tags.get(SHA_TAG, ""),
             name=name,
             version=version,
             aliases=tuple(sorted(held)),
             backend=self.backend,
-            metrics=json.loads(tags.get(f"{TAG}metrics", "{}")),
+            metrics=_metrics(mv),
             created_at=str(lineage.get("created_at", "")),
             run_id=str(lineage.get("run_id", "")),
             lineage=lineage,
@@ -402,7 +457,7 @@ class MlflowRegistry:
 
     def _resolve(self, name: str, which: str) -> tuple[Any, dict[str, int], int]:
         model = self._model(name)
-        found = self._all_versions(model)
+        found = [mv for mv in self._all_versions(model) if complete(mv)]
         if not found:
             raise ModelNotFoundError(
                 f"model '{name}' is not in the MLflow registry at {self.registry_uri} "
@@ -425,7 +480,8 @@ class MlflowRegistry:
         metadata: dict[str, Any] | None = None,
     ) -> ModelVersionRef:
         """Log ``directory`` as the ``model`` artifacts of a publish run, register it as the next
-        model version, then move the aliases the promotion policy grants."""
+        model version, mark it complete, record the alias history, then move the aliases the
+        promotion policy grants. Same bytes as a complete version: that version is reused."""
         manifest = artifacts.verify(directory)
         digest = artifacts.manifest_sha256(directory)
         lineage = lineage_of(directory, metadata)
@@ -434,81 +490,55 @@ class MlflowRegistry:
             _check_alias(alias)
         client = self._client()
         model = self._model(name)
-        info = {k: str(v) for k, v in (metadata or {}).items() if isinstance(v, str | int)}
-        with self._serialized():
-            exp = self._call(
-                f"experiment {self.cfg.experiment}",
-                _experiment_id,
-                client,
-                self.cfg.experiment,
-                _serverless_artifacts(self.uri),
-            )
-            run = self._call(
-                f"publishing {name}",
-                client.create_run,
-                exp,
-                run_name=f"publish-{name}-{info.get('run_id', uuid.uuid4().hex[:6])}",
-                tags={f"{TAG}{k}": v for k, v in info.items()},
-            )
-            run_id = run.info.run_id
-            try:
-                self._call(
-                    f"uploading {directory}", client.log_artifacts, run_id, str(directory), "model"
+        token = uuid.uuid4().hex
+        _IN_FLIGHT.add(token)
+        publish = _Publish(self, model, token)
+        try:
+            with self._serialized():
+                found = self._all_versions(model)
+                publish.replace_leftovers(found)
+                visible = [mv for mv in found if complete(mv)]
+                same = [mv for mv in visible if _tags(mv).get(SHA_TAG) == digest]
+                if same:  # a retry of a publish that completed: nothing new to upload
+                    mv = max(same, key=lambda v: int(v.version))
+                else:
+                    mv = publish.create(directory, name, digest, metrics, lineage, metadata)
+                version = int(mv.version)
+                publish.stage = "reading the aliases"
+                table = self._aliases(model)
+                by_number = {int(v.version): v for v in visible}
+                holders = {
+                    a: (v, _metrics(by_number[v]) if v in by_number else {})
+                    for a, v in table.items()
+                }
+                granted, withheld, notes = decide_aliases(
+                    name, version, metrics, aliases, holders, self.promote_if
                 )
-                client.set_terminated(run_id)
-            except Exception:
-                client.set_terminated(run_id, status="FAILED")
-                raise
-            try:
-                client.create_registered_model(model)
-            except Exception as exc:
-                if str(getattr(exc, "error_code", "")) != "RESOURCE_ALREADY_EXISTS":
-                    raise classify(exc, f"registering {model}", self.uri) from exc
-            tags = {
-                f"{TAG}manifest_sha256": digest,
-                f"{TAG}metrics": json.dumps(metrics, sort_keys=True),
-                f"{TAG}lineage": json.dumps(lineage, sort_keys=True, default=str),
-                f"{TAG}run_id": str(lineage.get("run_id", "")),
-            }
-            mv = self._call(
-                f"registering a version of {model}",
-                client.create_model_version,
-                model,
-                f"{run.info.artifact_uri}/model",
-                run_id,
-                tags=tags,
-                description=f"mlpipe model {name}; manifest sha256 {digest}",
-            )
-            version = int(mv.version)
-            table = self._aliases(model)
-            holders = {a: (v, self._version_metrics(model, v)) for a, v in table.items()}
-            granted, withheld, notes = decide_aliases(
-                name, version, metrics, aliases, holders, self.promote_if
-            )
-            events = []
-            for alias in granted:
-                if table.get(alias) != version:
-                    self._call(
-                        f"setting alias {alias}",
-                        client.set_registered_model_alias,
-                        model,
-                        alias,
-                        str(version),
-                    )
-                    events.append(_event(alias, table.get(alias), version, lineage))
+                moves = [a for a in granted if table.get(a) != version]
+                if publish.created:
+                    publish.stage = f"marking v{version} complete"
+                    client.set_model_version_tag(model, str(version), COMPLETE_TAG, digest)
+                    publish.completed = True
+                if moves:  # history before aliases: a move is never unrecorded
+                    publish.stage = "recording the alias history"
+                    publish.history = self._history_of(model)
+                    events = [_event(a, table.get(a), version, lineage) for a in moves]
+                    self._write_history(model, [*publish.history, *events])
+                for alias in moves:
+                    publish.stage = f"moving alias {alias} to v{version}"
+                    client.set_registered_model_alias(model, alias, str(version))
+                    publish.moved.append((alias, table.get(alias)))
                     table[alias] = version
-            self._record(model, events)
-            latest = max(int(v.version) for v in self._all_versions(model))
-            mv = self._call(f"reading {model} v{version}", client.get_model_version, model, version)
+                latest = max([version, *by_number])
+        except BaseException as exc:
+            error = publish.undo(exc, name)
+            if error is exc:
+                raise
+            raise error from exc
+        finally:
+            _IN_FLIGHT.discard(token)
         ref = self._ref(name, mv, table, latest)
         return ref.model_copy(update={"aliases_withheld": tuple(withheld), "notes": tuple(notes)})
-
-    def _version_metrics(self, model: str, version: int) -> dict[str, float]:
-        try:
-            mv = self._client().get_model_version(model, str(version))
-            return dict(json.loads((mv.tags or {}).get(f"{TAG}metrics", "{}")))
-        except Exception:
-            return {}
 
     @_scoped
     def resolve(self, spec: str) -> ModelVersionRef:
@@ -556,7 +586,7 @@ class MlflowRegistry:
         out: list[ModelVersionRef] = []
         for model_name in models:
             model = self._model(model_name)
-            found_versions = self._all_versions(model)
+            found_versions = [mv for mv in self._all_versions(model) if complete(mv)]
             if not found_versions:
                 continue
             aliases = self._aliases(model)
@@ -566,28 +596,37 @@ class MlflowRegistry:
 
     @_scoped
     def promote(self, name: str, version: int, alias: str) -> ModelVersionRef:
-        """Point ``alias`` at ``version`` (MLflow moves it from wherever it was)."""
+        """Point ``alias`` at ``version`` (MLflow moves it from wherever it was); the move is
+        recorded in the history first, and the history put back if the move fails."""
         _check_alias(alias)
         model = self._model(name)
         mv, aliases, latest = self._resolve(name, f"v{version}")
         old = aliases.get(alias)
-        self._call(
-            f"promoting {name}:v{version} to {alias}",
-            self._client().set_registered_model_alias,
-            model,
-            alias,
-            str(version),
-        )
         if old != version:
-            self._record(model, [_event(alias, old, version, {})])
+            history = self._history_of(model)
+            self._write_history(model, [*history, _event(alias, old, version, {})])
+            try:
+                self._call(
+                    f"promoting {name}:v{version} to {alias}",
+                    self._client().set_registered_model_alias,
+                    model,
+                    alias,
+                    str(version),
+                )
+            except BaseException:
+                _quietly(self._write_history, model, history)
+                raise
         aliases[alias] = version
         return self._ref(name, mv, aliases, latest)
 
     @_scoped
     def delete(self, name: str, version: int) -> None:
-        """Delete the model version; refused while an alias points at it."""
+        """Delete the model version; refused while an alias points at it. An incomplete
+        version (a publish that failed part-way) can be deleted too."""
         model = self._model(name)
-        _, aliases, _ = self._resolve(name, f"v{version}")
+        if not any(int(mv.version) == version for mv in self._all_versions(model)):
+            self._resolve(name, f"v{version}")  # raises, naming the versions there are
+        aliases = self._aliases(model)
         holding = sorted(a for a, v in aliases.items() if v == version)
         if holding:
             raise alias_in_use(name, version, holding)
@@ -601,6 +640,160 @@ class MlflowRegistry:
     @_scoped
     def history(self, name: str) -> list[dict[str, Any]]:
         return self._history_of(self._model(name))
+
+
+def _metrics(mv: Any) -> dict[str, float]:
+    """A version's metrics tag; what is not a number is left out."""
+    try:
+        data = json.loads(_tags(mv).get(f"{TAG}metrics", "{}"))
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        str(k): float(v)
+        for k, v in data.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def _quietly(fn: Any, *args: Any) -> bool:
+    """A best-effort request (an undo): False, logged, when it fails."""
+    try:
+        fn(*args)
+    except Exception as exc:
+        log.warning("mlflow: %s%s failed: %s", getattr(fn, "__name__", fn), args, _text(exc))
+        return False
+    return True
+
+
+class _Publish:
+    """What one publish has done so far, so that a failure can undo exactly that."""
+
+    def __init__(self, registry: MlflowRegistry, model: str, token: str) -> None:
+        self.registry, self.model, self.token = registry, model, token
+        self.client = registry._client()
+        self.stage = f"listing the versions of {model}"
+        self.run_id: str | None = None
+        self.version: int | None = None
+        self.created = self.completed = False
+        self.history: list[dict[str, Any]] | None = None  # as it was before this publish
+        self.moved: list[tuple[str, int | None]] = []  # (alias, the version it was on)
+
+    def replace_leftovers(self, found: Sequence[Any]) -> None:
+        """Delete the incomplete versions whose publishers are gone (best effort)."""
+        for mv in found:
+            if abandoned(mv):
+                log.info("mlflow: deleting %s v%s, left by a publish that failed", self.model,
+                         mv.version)  # fmt: skip
+                deleted = _quietly(self.client.delete_model_version, self.model, str(mv.version))
+                if deleted and getattr(mv, "run_id", None):
+                    _quietly(self.client.delete_run, mv.run_id)
+
+    def create(
+        self,
+        directory: Path,
+        name: str,
+        digest: str,
+        metrics: Mapping[str, Any],
+        lineage: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None,
+    ) -> Any:
+        """Upload the files in a publish run and register them as a new, incomplete version."""
+        cfg, client, model = self.registry.cfg, self.client, self.model
+        info = {k: str(v) for k, v in (metadata or {}).items() if isinstance(v, str | int)}
+        self.stage = f"opening the experiment {cfg.experiment}"
+        exp = _experiment_id(client, cfg.experiment, _serverless_artifacts(self.registry.uri))
+        self.stage = f"starting the publish run of {name}"
+        run = client.create_run(
+            exp,
+            run_name=f"publish-{name}-{info.get('run_id', uuid.uuid4().hex[:6])}",
+            tags={f"{TAG}{k}": v for k, v in info.items()},
+        )
+        self.run_id = run.info.run_id
+        self.stage = f"uploading {directory}"
+        client.log_artifacts(self.run_id, str(directory), "model")
+        client.set_terminated(self.run_id)
+        self.stage = f"registering {model}"
+        try:
+            client.create_registered_model(model)
+        except Exception as exc:
+            if str(getattr(exc, "error_code", "")) != "RESOURCE_ALREADY_EXISTS":
+                raise
+        tags = {
+            SHA_TAG: digest,
+            f"{TAG}metrics": json.dumps(dict(metrics), sort_keys=True),
+            f"{TAG}lineage": json.dumps(dict(lineage), sort_keys=True, default=str),
+            f"{TAG}run_id": str(lineage.get("run_id", "")),
+            PUBLISHING_TAG: json.dumps({**liveness.identity(), "token": self.token}),
+        }
+        self.stage = f"registering a version of {model}"
+        mv = client.create_model_version(
+            model,
+            f"{run.info.artifact_uri}/model",
+            self.run_id,
+            tags=tags,
+            description=f"mlpipe model {name}; manifest sha256 {digest}",
+        )
+        self.version, self.created = int(mv.version), True
+        return mv
+
+    def undo(self, exc: BaseException, name: str) -> BaseException:
+        """Put back what this publish changed, newest first, stopping at the first request that
+        fails (the server is likely gone: the reader rule hides an incomplete version); the
+        error to raise, saying what readers see now."""
+        client, model = self.client, self.model
+        steps: list[tuple[str, Any, tuple[Any, ...]]] = []
+        for alias, old in reversed(self.moved):
+            if old is None:
+                steps.append((f"alias {alias}", client.delete_registered_model_alias,
+                              (model, alias)))  # fmt: skip
+            else:
+                steps.append((f"alias {alias}", client.set_registered_model_alias,
+                              (model, alias, str(old))))  # fmt: skip
+        if self.history is not None:
+            steps.append(("the alias history", self.registry._write_history,
+                          (model, self.history)))  # fmt: skip
+        if self.created and self.version is not None:
+            steps.append((f"v{self.version}", client.delete_model_version,
+                          (model, str(self.version))))  # fmt: skip
+        if self.run_id is not None:
+            steps.append(("the publish run", client.delete_run, (self.run_id,)))
+        left = [what for what, fn, args in steps]
+        for what, fn, args in steps:
+            if not _quietly(fn, *args):
+                break
+            left.remove(what)
+        if not isinstance(exc, Exception):
+            return exc  # Ctrl-C, a SIGTERM: unwound as it was
+        err = classify(exc, self.stage, self.registry.uri)
+        moved = [a for a, _ in self.moved if f"alias {a}" in left]
+        if self.completed and f"v{self.version}" in left:
+            outcome = (
+                f"v{self.version} is complete and served as latest"
+                + (f", {', '.join(moved)} moved to it" if moved else "")
+                + "; the undo failed: publish the same model again to finish (it reuses "
+                f"v{self.version}) or delete it (mlpipe registry delete {name} {self.version})"
+            )
+        elif moved:
+            outcome = (
+                f"alias(es) {', '.join(moved)} moved and could not be put back: move them with "
+                f"mlpipe registry promote {name} <version> <alias>"
+            )
+        else:
+            outcome = "nothing was published: latest and the aliases are as they were"
+            if self.created and f"v{self.version}" in left:
+                outcome += (
+                    f" (the incomplete v{self.version} is hidden from readers; the next "
+                    "publish replaces it)"
+                )
+        message = f"publishing {name} failed: {err}; {outcome}"
+        try:
+            out: MlpipeError = type(err)(message)
+        except TypeError:
+            out = MlpipeError(message)
+        out.exit_code = err.exit_code
+        return out
 
 
 def _check_alias(alias: str) -> None:
@@ -635,7 +828,7 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-class MlflowTracker:
+class MlflowTracker(Finishing):
     """One MLflow run per step: params (the config), tags (runner and its run id, pipeline,
     step), per-step metrics, and the summary (eval metrics, the data hash)."""
 
@@ -646,32 +839,23 @@ class MlflowTracker:
         assert isinstance(cfg, MlflowTrackingConfig)
         _preflight(cfg.tracking_uri)
 
-    def __init__(
-        self,
-        cfg: TrackingConfig,
-        *,
-        name: str,
-        job_type: str,
-        config: Mapping[str, Any],
-        tags: Mapping[str, str],
-        home: Path | None = None,
-    ) -> None:
+    def __init__(self, cfg: TrackingConfig, step: TrackedStep) -> None:
         assert isinstance(cfg, MlflowTrackingConfig)
-        self.uri = store_uri(cfg.tracking_uri, home)
+        self.uri = store_uri(cfg.tracking_uri, step.home)
         check_server(self.uri)
         _prepare(self.uri)
         mlflow = _import_mlflow()
         self.client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-        run_tags = {f"mlpipe.{k}": str(v) for k, v in tags.items() if v}
-        run_tags.update({"mlpipe.job_type": job_type, "mlflow.runName": name})
-        if "runner" in tags:
-            run_tags["runner"] = str(tags["runner"])
+        run_tags = {f"mlpipe.{k}": str(v) for k, v in step.tags.items() if v}
+        run_tags.update({"mlpipe.job_type": step.job_type, "mlflow.runName": step.name})
+        if "runner" in step.tags:
+            run_tags["runner"] = str(step.tags["runner"])
         try:
             exp = _experiment_id(self.client, cfg.experiment, _serverless_artifacts(self.uri))
             self.run_id: str | None = self.client.create_run(
-                exp, run_name=name, tags=run_tags
+                exp, run_name=step.name, tags=run_tags
             ).info.run_id
-            params = _flatten(config)
+            params = _flatten(step.config)
             items = list(params.items())
             from mlflow.entities import Param
 
@@ -680,14 +864,12 @@ class MlflowTracker:
                     self.run_id, params=[Param(k, v) for k, v in items[start : start + 100]]
                 )
         except Exception as exc:
-            raise classify(exc, f"tracking run {name}", self.uri) from exc
+            raise classify(exc, f"tracking run {step.name}", self.uri) from exc
         self._step = 0
 
     def log(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         if self.run_id is None:
             return
-        import time
-
         from mlflow.entities import Metric
 
         if step is None:
@@ -712,17 +894,9 @@ class MlflowTracker:
                 text = value if isinstance(value, str) else json.dumps(value, default=str)
                 self.client.set_tag(self.run_id, f"mlpipe.{_key(key)}", text[:5000])
 
-    def __enter__(self) -> MlflowTracker:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def finish(self, *, failed: bool) -> None:
         if self.run_id is not None:
-            self.client.set_terminated(self.run_id, status="FAILED" if exc_type else "FINISHED")
+            self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
             self.run_id = None
 
 

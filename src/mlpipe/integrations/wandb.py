@@ -24,12 +24,11 @@ import shutil
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from mlpipe.core import artifacts
+from mlpipe.core import artifacts, plugins
 from mlpipe.core.config import RegistryConfig, SecretEnvConfig, TrackingConfig
 from mlpipe.core.errors import ConfigError, MlpipeError, ModelNotFoundError
 from mlpipe.core.paths import resolve_home
@@ -42,6 +41,7 @@ from mlpipe.core.registry import (
     parse_spec,
     pick_version,
 )
+from mlpipe.core.tracking import Finishing, TrackedStep
 from mlpipe.registries.local import LocalRegistry
 
 log = logging.getLogger(__name__)
@@ -107,13 +107,7 @@ def require_key(mode: str, what: str) -> None:
 def _import_wandb() -> Any:
     """Import the client quietly; a clear error if the extra is not installed."""
     os.environ.setdefault("WANDB_SILENT", "true")
-    try:
-        import wandb
-    except ImportError as exc:
-        raise ConfigError(
-            f"the W&B backend needs the wandb package: pip install 'mlpipe[wandb]' ({exc})"
-        ) from exc
-    return wandb
+    return plugins.import_optional("wandb", "the W&B backend")
 
 
 def _settings(wandb: Any) -> Any:
@@ -214,7 +208,7 @@ class _WandbBackend:
     pod_secrets: ClassVar[tuple[SecretEnvConfig, ...]] = POD_SECRETS
 
 
-class WandbTracker(_WandbBackend):
+class WandbTracker(_WandbBackend, Finishing):
     """One W&B run per step: config, tags (runner, orchestrator run id), metrics, summary."""
 
     config_type: ClassVar[type[TrackingConfig]] = WandbTrackingConfig
@@ -224,16 +218,7 @@ class WandbTracker(_WandbBackend):
         assert isinstance(cfg, WandbTrackingConfig)
         require_key(resolve_mode(cfg.mode), "tracking.backend: wandb")
 
-    def __init__(
-        self,
-        cfg: TrackingConfig,
-        *,
-        name: str,
-        job_type: str,
-        config: Mapping[str, Any],
-        tags: Mapping[str, str],
-        home: Path | None = None,
-    ) -> None:
+    def __init__(self, cfg: TrackingConfig, step: TrackedStep) -> None:
         assert isinstance(cfg, WandbTrackingConfig)
         self.mode = resolve_mode(cfg.mode)
         self.run: Any = None
@@ -241,18 +226,19 @@ class WandbTracker(_WandbBackend):
             return  # W&B's own "disabled" run is a no-op too; skip the import and the process
         require_key(self.mode, "tracking")
         wandb = _import_wandb()
+        tags = step.tags
         group = f"{tags['pipeline']}-{tags['mlpipe_run_id']}" if "mlpipe_run_id" in tags else None
         self.run = _start_run(
             wandb,
             mode=self.mode,
             project=_project(cfg.project),
             entity=cfg.entity or os.environ.get("WANDB_ENTITY") or None,
-            home=home,
-            what=f"tracking run {name}",
-            name=name,
-            job_type=job_type,
+            home=step.home,
+            what=f"tracking run {step.name}",
+            name=step.name,
+            job_type=step.job_type,
             group=group,
-            config={**config, "mlpipe": dict(tags)},
+            config={**step.config, "mlpipe": dict(tags)},
             tags=run_tags(tags),
         )
 
@@ -264,17 +250,9 @@ class WandbTracker(_WandbBackend):
         if self.run is not None:
             self.run.summary.update(dict(metrics))
 
-    def __enter__(self) -> WandbTracker:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def finish(self, *, failed: bool) -> None:
         if self.run is not None:
-            self.run.finish(exit_code=1 if exc_type else 0)
+            self.run.finish(exit_code=1 if failed else 0)
             self.run = None
 
 

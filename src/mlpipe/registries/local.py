@@ -23,13 +23,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
 from mlpipe.core import artifacts, names
 from mlpipe.core.config import PromoteIf, RegistryConfig
-from mlpipe.core.errors import ChecksumError, ModelNotFoundError, RegistryDamagedError
+from mlpipe.core.errors import (
+    ChecksumError,
+    ConfigError,
+    ModelNotFoundError,
+    RegistryDamagedError,
+)
 from mlpipe.core.faults import fault_point
 from mlpipe.core.files import exclusive, is_dead_temp, sweep_temp, temp_name, write_json
 from mlpipe.core.refs import ModelVersionRef
@@ -43,6 +48,9 @@ from mlpipe.core.registry import (
     pick_version,
     utc_now,
 )
+
+if TYPE_CHECKING:
+    from mlpipe.core.storage import ArtifactStore
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +124,9 @@ class LocalRegistry:
 
     backend = "local"
     config_type: ClassVar[type[RegistryConfig]] = LocalRegistryConfig
+    is_default: ClassVar[bool] = True  # a config without registry.backend gets this one
+    #: resolving a spec reads one local file, so a run checks its model exists before any step
+    resolve_at_preflight: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -131,6 +142,40 @@ class LocalRegistry:
             root = cfg
         self.root = Path(root)
         self.promote_if = promote_if
+
+    # -- pods without a shared volume: the files this backend keeps move through the store -----
+
+    @staticmethod
+    def sync_pull(store: ArtifactStore, models: Sequence[str], spec: str | None) -> int:
+        """Before a step that reads the registry: each model's index (aliases and every
+        version's manifest) and the version ``spec`` names, from the store; files copied."""
+        copied = 0
+        for name in models:
+            model_dir = store.registry_root / name
+            for index in (STATE, "aliases.json"):  # aliases.json: registries before state.json
+                copied += store.pull(model_dir / index)
+            remote = store.remote(model_dir)
+            if remote is None or not store.fs.exists(remote):
+                continue
+            for entry in store.fs.ls(remote, detail=False):
+                version = str(entry).rstrip("/").rsplit("/", 1)[-1]
+                if _VERSION_DIR.match(version):
+                    copied += store.pull(model_dir / version / "manifest.json")
+        if spec is not None:
+            try:
+                ref = LocalRegistry(store.registry_root).resolve(spec)
+            except (ConfigError, ModelNotFoundError):
+                return copied  # load_model reports the missing model with the registry's message
+            copied += store.pull(Path(ref.uri))
+        return copied
+
+    @staticmethod
+    def sync_push(store: ArtifactStore, ref: ModelVersionRef) -> int:
+        """After a publish: the new version (manifest last) and the state that lists it."""
+        version_dir = Path(ref.uri)
+        return store.push(version_dir, last="manifest.json") + store.push(
+            version_dir.parent / STATE
+        )
 
     # -- reading: no lock; state.json is replaced atomically, so a reader sees one commit ------
 

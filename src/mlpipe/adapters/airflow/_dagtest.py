@@ -13,26 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-MARKER = ".mlpipe-db-migrated"
-LOCK = ".mlpipe-db.lock"  # the migration's, and a template copy's
-
 
 def ensure_db(airflow_home: Path) -> float:
-    """Create/migrate the metadata DB on first use (once per Airflow version); returns seconds."""
+    """Create/migrate the metadata DB once per Airflow version (core's marker); returns seconds."""
     import airflow
+    from airflow.utils import db
 
-    from mlpipe.core.files import exclusive
+    from mlpipe.core.execution.metadb import migrate_once
 
-    marker = airflow_home / MARKER
-    with exclusive(airflow_home / LOCK, what="airflow metadata DB migration"):
-        if marker.is_file() and marker.read_text().strip() == airflow.__version__:
-            return 0.0
-        from airflow.utils import db
-
-        started = time.perf_counter()
-        db.upgradedb()
-        marker.write_text(airflow.__version__)
-        return time.perf_counter() - started
+    return migrate_once(airflow_home, airflow.__version__, db.upgradedb)
 
 
 def register(dag: Any) -> None:
@@ -81,9 +70,8 @@ def main(request_path: str, result_path: str) -> int:
 
     from mlpipe.adapters.airflow.dags import build_dag
     from mlpipe.adapters.airflow.spec import CONF_RUN_ID, CONF_USE_CACHE
-    from mlpipe.core.config import config_from_json
+    from mlpipe.core.execution.child import read_request
     from mlpipe.core.execution.teardown import skip_teardown_at_exit
-    from mlpipe.core.pipeline import resolve_pipeline
 
     conf: dict[str, Any] = {}
     if "floor" in request:  # the runner's floor: the plan's shape as no-op tasks
@@ -93,12 +81,9 @@ def main(request_path: str, result_path: str) -> int:
         noops = [FloorTask(**t) for t in request["floor"]["tasks"]]
         dag = floor_dag(noops, request["floor"]["name"])
     else:
-        pipeline = resolve_pipeline(request["pipeline"])
-        config = config_from_json(request["config"], pipeline.config_type)
-        dag = build_dag(pipeline, config, home=request["home"])
-        conf[CONF_RUN_ID] = request["run_id"]
-        if request.get("use_cache") is not None:
-            conf[CONF_USE_CACHE] = request["use_cache"]
+        run = read_request(request)
+        dag = build_dag(run.pipeline, run.config, home=run.home)
+        conf = {CONF_RUN_ID: run.run_id, CONF_USE_CACHE: run.use_cache}
     register(dag)
     api_versions = serve_only_the_sdks_api_version()
     setup_s = time.perf_counter() - started
@@ -107,19 +92,17 @@ def main(request_path: str, result_path: str) -> int:
     dag_run = dag.test(run_conf=conf)
     test_s = time.perf_counter() - started
 
-    order = {name: i for i, name in enumerate(dag.task_ids)}  # the plan's order
     tasks = [{  # core's Instance fields
         "task": ti.task_id, "index": ti.map_index, "state": str(ti.state) if ti.state else None,
         "tries": ti.try_number, "max_tries": ti.max_tries + 1, "seconds": ti.duration,
         "started": ti.start_date.timestamp() if ti.start_date else None,
         "ended": ti.end_date.timestamp() if ti.end_date else None,
-    } for ti in sorted(dag_run.get_task_instances(),
-                       key=lambda t: (order.get(t.task_id, 99), t.map_index))]
-    report = {
-        "dag_id": dag.dag_id, "dag_run_id": dag_run.run_id, "state": str(dag_run.state),
-        "dag_test_seconds": test_s, "setup_seconds": setup_s, "migrate_seconds": migrate_s,
-        "tasks": tasks, "execution_api_versions": api_versions,
-    }
+    } for ti in sorted(dag_run.get_task_instances(),  # in the plan's order
+                       key=lambda t: (dag.task_ids.index(t.task_id), t.map_index))]
+    report = {"dag_run_id": dag_run.run_id, "state": str(dag_run.state), "tasks": tasks,
+              "dag_test_seconds": test_s, "extra": {  # the runner's extra, as it is
+                  "dag_id": dag.dag_id, "setup_seconds": setup_s, "migrate_seconds": migrate_s,
+                  "execution_api_versions": api_versions}}
     Path(result_path).write_text(json.dumps(report, indent=2))
     skip_teardown_at_exit()  # this child is the run's own process: end it once it is written
     return 0

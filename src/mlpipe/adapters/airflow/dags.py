@@ -14,19 +14,26 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Variable, task
+from airflow.configuration import get_airflow_home
+from airflow.sdk import DAG, Param, Variable, task
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.plan import plan
+from mlpipe.core.paths import safe_run_id
 from mlpipe.core.pipeline import Pipeline
 from mlpipe.core.served import PIPELINES_ENV, listed, served_pipelines
 
-from .spec import CONF_USE_CACHE, DagTask, Translation, dag_conf, mlpipe_run_id, task_args
+from .spec import CONF_RUN_ID, CONF_USE_CACHE, DagTask, Translation, task_args
 
 log = logging.getLogger(__name__)
 
 #: A fixed start date in the past: with ``catchup=False`` a schedule starts at the next tick.
 START_DATE = pendulum.datetime(2025, 1, 1, tz="UTC")
+#: The trigger options (``dag_run.conf``), checked and shown in the trigger form by Airflow.
+PARAMS = {
+    CONF_RUN_ID: Param(None, type=["null", "string"], description="the mlpipe run id"),
+    CONF_USE_CACHE: Param(None, type=["null", "boolean"], description="force the step cache"),
+}
 
 
 def run_task(spec: DagTask, context: Mapping[str, Any], shard: int | None = None) -> Any:
@@ -35,12 +42,11 @@ def run_task(spec: DagTask, context: Mapping[str, Any], shard: int | None = None
 
     from mlpipe.core.execution.body import run_task as run
 
-    use_cache = dag_conf(context).get(CONF_USE_CACHE)
+    params, run_id = context["params"], context["run_id"]  # params: the DAG run's conf, checked
     job = spec.task.job(
-        mlpipe_run_id(context), home=spec.home, runner="airflow", shard=shard,
-        use_cache=None if use_cache is None else bool(use_cache),
-        orchestrator_run_id=str(context.get("run_id", "")),
-        attempt=int(getattr(context.get("ti"), "try_number", 0) or 0))
+        safe_run_id(params[CONF_RUN_ID] or run_id), home=spec.home, runner="airflow",
+        shard=shard, use_cache=params[CONF_USE_CACHE], orchestrator_run_id=run_id,
+        attempt=context["ti"].try_number)
     result = run(spec.task, job, lambda exc, retry: exc if retry else AirflowFailException(
         str(exc)))
     return result if isinstance(result, list) else result.to_json()
@@ -48,20 +54,15 @@ def run_task(spec: DagTask, context: Mapping[str, Any], shard: int | None = None
 
 def python_task(spec: DagTask) -> Any:
     """A TaskFlow ``@task`` per plan task; a shard task's mapped over its list's XCom."""
-    doc = spec.task.description or spec.pipeline.step(spec.task.step).description
-    if spec.task.kind == "shard":
-        @task(**task_args(spec.task), doc_md=doc,
-              map_index_template="shard {{ task.op_kwargs['shard'] }}")
-        def shard_task(shard: int, **context: Any) -> Any:
-            return run_task(spec, context, shard)
+    shards = spec.task.kind == "shard"
 
-        return shard_task.expand(shard=spec.listing.output).operator  # type: ignore[attr-defined]
+    @task(**task_args(spec.task), doc_md=spec.task.description,
+          map_index_template="shard {{ task.op_kwargs['shard'] }}" if shards else None)
+    def plan_task(shard: int | None = None, **context: Any) -> Any:
+        return run_task(spec, context, shard)
 
-    @task(**task_args(spec.task), doc_md=doc)
-    def plan_task(**context: Any) -> Any:
-        return run_task(spec, context)
-
-    return plan_task().operator  # type: ignore[attr-defined]
+    made: Any = plan_task.expand(shard=spec.listing.output) if shards else plan_task()
+    return made.operator
 
 
 def log_task_failure(context: Mapping[str, Any]) -> None:
@@ -76,25 +77,16 @@ def build_dag(
     config: PipelineSettings,
     *,
     home: str | Path | None = None,
-    dag_id: str | None = None,
-    translation: Translation | None = None,
     doc_note: str = "",
     fileloc: str | None = None,
 ) -> DAG:
-    """The plan of ``pipeline`` + ``config`` as a DAG scheduled by ``runtime.schedule``.
-    ``home``: the mlpipe home (None: ``$MLPIPE_HOME`` in the worker); ``translation``: default
-    by ``runtime.mode``; ``fileloc``: the DAG file Airflow re-parses to run the tasks."""
-    if config.pipeline != pipeline.name:
-        raise ValueError(f"config is for '{config.pipeline}', pipeline is '{pipeline.name}'")
-    runtime = config.runtime
-    if translation is None:
-        translation = python_task
-        if runtime.mode == "kubernetes":
-            from .kubernetes import pod_task  # cluster mode: Airflow's cncf provider
-
-            translation = pod_task
-    dag_id = dag_id or f"mlpipe_{pipeline.name}"
+    """The plan of ``pipeline`` + ``config`` as a DAG scheduled by ``runtime.schedule``, its
+    tasks in process or, with ``runtime.mode: kubernetes``, pods. ``home``: the mlpipe home
+    (None: ``$MLPIPE_HOME`` in the worker); ``fileloc``: the DAG file Airflow re-parses."""
     tasks = plan(pipeline, config)
+    translation: Translation = python_task
+    if config.runtime.mode == "kubernetes":
+        from .kubernetes import pod_task as translation  # cluster mode: Airflow's cncf provider
     home_str = str(Path(home).expanduser().resolve()) if home is not None else None
     doc = (f"{pipeline.description}\n\nmlpipe pipeline `{tasks.tasks[0].pipeline}`; home "
            f"`{home_str}`. {doc_note}")
@@ -103,18 +95,15 @@ def build_dag(
         "on_failure_callback": log_task_failure,
         "on_retry_callback": log_task_failure,
     }
-    with DAG(dag_id=dag_id, schedule=runtime.schedule, start_date=START_DATE, catchup=False,
-             max_active_runs=1, default_args=default_args, tags=["mlpipe", pipeline.name],
-             doc_md=doc, description=pipeline.description[:200] or None) as dag:
+    with DAG(dag_id=f"mlpipe_{pipeline.name}", schedule=config.runtime.schedule,
+             start_date=START_DATE, catchup=False, max_active_runs=1, default_args=default_args,
+             tags=["mlpipe", pipeline.name], doc_md=doc, params=PARAMS,
+             description=pipeline.description[:200] or None) as dag:
         ops: dict[str, Any] = {}
-        for each in tasks:
-            listing = next((ops[u] for u in each.upstream
-                            if tasks.task(u).kind == "shard_list"), None)
-            op = translation(DagTask(dag_id, each, pipeline, home_str, listing))
-            for upstream in each.upstream:
-                if upstream not in op.upstream_task_ids:
-                    ops[upstream] >> op
-            ops[each.name] = op
+        for each in tasks:  # a shard task's one upstream is its shard list
+            listing = ops[each.upstream[0]] if each.kind == "shard" else None
+            ops[each.name] = translation(DagTask(each, pipeline, home_str, listing))
+            ops[each.name].set_upstream([ops[u] for u in each.upstream])
     if fileloc:
         dag.fileloc = fileloc
     return dag
@@ -127,15 +116,11 @@ DEFAULT_PIPELINES = "training,inference"
 
 def _setting(env_name: str) -> str | None:
     """An env var, else the Airflow Variable of its name in lower case (``mlpipe_pipelines``)."""
-    value = os.environ.get(env_name)
-    if value:
-        return value
     try:
-        found = Variable.get(env_name.lower(), default=None)
+        return os.environ.get(env_name) or Variable.get(env_name.lower(), default=None) or None
     except Exception as exc:  # no metadata DB / API reachable while parsing: treat as unset
         log.debug("Airflow Variable %s unavailable: %s", env_name.lower(), exc)
         return None
-    return str(found) if found else None
 
 
 def dags_from_environment(
@@ -147,8 +132,7 @@ def dags_from_environment(
     ``$MLPIPE_HOME`` / Variable ``mlpipe_home``, else ``$AIRFLOW_HOME/mlpipe``; ``fileloc``
     defaults to the calling file."""
     fileloc = fileloc or sys._getframe(1).f_code.co_filename
-    home = home or _setting("MLPIPE_HOME") or (
-        Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "mlpipe")
+    home = home or _setting("MLPIPE_HOME") or Path(get_airflow_home()) / "mlpipe"
     refs = listed(_setting(PIPELINES_ENV) or DEFAULT_PIPELINES)
     dags = [build_dag(s.pipeline, s.config, home=home, doc_note=s.note, fileloc=fileloc)
             for s in served_pipelines(refs, _setting)]

@@ -14,29 +14,24 @@ def floor_dag(tasks: list[FloorTask], name: str) -> Any:
     import pendulum
     from airflow.sdk import DAG, task
 
+    @task
+    def list_shards(count: int) -> list[int]:
+        return list(range(count))
+
+    @task
+    def noop(shard: int | None = None) -> None:
+        return None
+
     with DAG(dag_id=f"floor_{name}", schedule=None, catchup=False,
              start_date=pendulum.datetime(2025, 1, 1, tz="UTC")) as dag:
         made: dict[str, Any] = {}
-        for spec in tasks:
+        for spec in tasks:  # one task function per kind, each task under its plan name
             if spec.kind == "shard_list":
-                @task(task_id=spec.name)
-                def list_shards(count: int = spec.shards) -> list[int]:
-                    return list(range(count))
-
-                made[spec.name] = list_shards()
+                made[spec.name] = list_shards.override(task_id=spec.name)(spec.shards)
             elif spec.kind == "shard":
-                @task(task_id=spec.name)
-                def noop_shard(shard: int) -> None:
-                    return None
-
-                made[spec.name] = noop_shard.expand(shard=made[listing_of(spec, tasks).name])
+                made[spec.name] = noop.override(task_id=spec.name).expand(
+                    shard=made[listing_of(spec, tasks).name])
             else:
-                @task(task_id=spec.name)
-                def noop() -> None:
-                    return None
-
-                made[spec.name] = noop()
-            for up in spec.upstream:
-                if up not in made[spec.name].operator.upstream_task_ids:
-                    made[up] >> made[spec.name]
+                made[spec.name] = noop.override(task_id=spec.name)()
+            made[spec.name].operator.set_upstream([made[u].operator for u in spec.upstream])
     return dag

@@ -1,8 +1,5 @@
-"""``mlpipe render airflow``: build the cluster-mode DAG and write what it would submit.
-
-No cluster is contacted: each KubernetesPodOperator builds its pod request from a dummy
-kubeconfig; a shard task's mapped operator is unmapped as Airflow does it, with the arguments
-made by the expand's own map function.
+"""``mlpipe render airflow``: the cluster-mode DAG and, contacting no cluster, each pod its
+KubernetesPodOperator would request (a mapped shard task unmapped as Airflow does it).
 """
 
 from __future__ import annotations
@@ -14,14 +11,13 @@ from typing import Any
 import yaml
 from kubernetes.client import ApiClient
 
-from mlpipe.core.cluster import pipeline_containers
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.plan import TaskSpec, plan
 from mlpipe.core.pipeline import Pipeline
 from mlpipe.core.render import write_pods, write_yaml
 
 from .dags import build_dag
-from .kubernetes import RUN_ID_TEMPLATE, pod_task
+from .kubernetes import RUN_ID_TEMPLATE
 
 #: A kubeconfig that names a cluster nobody dials: building a pod request reads it, no more.
 DUMMY_KUBECONFIG = {
@@ -35,11 +31,9 @@ DUMMY_KUBECONFIG = {
 def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) -> list[Path]:
     """Each plan task's pod as KubernetesPodOperator would create it (templates not yet
     rendered) and the DAG's shape (``<pipeline>.dag.yaml``)."""
-    if config.runtime.mode != "kubernetes":
-        runtime = config.runtime.model_copy(update={"mode": "kubernetes"})
-        config = config.model_copy(update={"runtime": runtime})
-    pipeline_containers(pipeline, config, RUN_ID_TEMPLATE)  # fail on bad settings before Airflow
-    dag, tasks = build_dag(pipeline, config, translation=pod_task), plan(pipeline, config)
+    pods = config.runtime.model_copy(update={"mode": "kubernetes"})  # the pod translation
+    config = config.model_copy(update={"runtime": pods})
+    dag, tasks = build_dag(pipeline, config), plan(pipeline, config)  # bad settings: ConfigError
     with tempfile.TemporaryDirectory(prefix="mlpipe-kubeconfig-") as tmp:
         kubeconfig = Path(tmp) / "config"
         kubeconfig.write_text(yaml.safe_dump(DUMMY_KUBECONFIG))

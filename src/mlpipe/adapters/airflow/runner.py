@@ -3,27 +3,25 @@
 Airflow fixes ``AIRFLOW_HOME``, its database and global logging when first imported, so each run
 is a fresh child process (``_dagtest``, through core's ``run_child``); this module imports no
 Airflow. The Airflow home defaults to ``<mlpipe home>/airflow`` (``$MLPIPE_AIRFLOW_HOME``); its
-sqlite DB is migrated on first use, or copied from ``$MLPIPE_AIRFLOW_DB_TEMPLATE`` (a copy takes
-milliseconds, a migration seconds).
+sqlite DB is core's :mod:`~mlpipe.core.execution.metadb` (``$MLPIPE_AIRFLOW_DB_TEMPLATE``).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner
-from mlpipe.core.execution.child import log_tail, run_child, seed_home
+from mlpipe.core.execution.child import log_tail, request_json, run_child
 from mlpipe.core.execution.facts import Instance, failed_try_note, task_facts
 from mlpipe.core.execution.floor import Floor, FloorTask
-from mlpipe.core.execution.honours import Level
+from mlpipe.core.execution.honours import on_this_machine
+from mlpipe.core.execution.metadb import seed_home
 from mlpipe.core.execution.runner import RunRequest
 from mlpipe.core.paths import run_dir
-from mlpipe.core.pipeline import Pipeline, portable_ref
+from mlpipe.core.pipeline import Pipeline, child_env
 
 #: Inherited settings that would point the child at another Airflow installation.
 FOREIGN_ENV = (
@@ -41,25 +39,15 @@ def airflow_home_for(home: Path, airflow_home: str | Path | None = None) -> Path
 
 
 def airflow_env(airflow_home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for an Airflow process that uses only ``airflow_home`` (its cfg and sqlite);
-    the caller's import path goes along, so a user pipeline importable here is there too."""
+    """Environment for an Airflow process that uses only ``airflow_home`` (its cfg and sqlite)
+    and this interpreter's tools."""
     env = dict(os.environ if base is None else base)
     for key in FOREIGN_ENV:
         env.pop(key, None)
     env["AIRFLOW_HOME"] = str(airflow_home)
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    paths = [os.path.abspath(p or os.curdir) for p in sys.path]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(filter(os.path.isdir, paths)))
     return env
-
-
-def seed_db(airflow_home: Path) -> bool:
-    """The migrated DB of ``$MLPIPE_AIRFLOW_DB_TEMPLATE`` in a home that has none; the child
-    still checks its marker against its Airflow version (a stale one costs a migration)."""
-    from mlpipe.adapters.airflow._dagtest import LOCK, MARKER
-
-    return seed_home(TEMPLATE_ENV, airflow_home, ("airflow.db", MARKER), LOCK)
 
 
 class AirflowRunner(Runner):
@@ -68,44 +56,38 @@ class AirflowRunner(Runner):
 
     name = "airflow"
     #: dag.test() on this machine; a deployed scheduler or cluster mode differs
-    honours: ClassVar[Mapping[str, tuple[Level, str]]] = {
-        "resources": ("ignored", "dag.test() runs tasks as local processes (cluster mode: pods)"),
-        "gpu": ("ignored", "dag.test() requests no GPU (cluster mode: pod limits)"),
-        "retries": ("applied", "Airflow task retries"),
-        "timeout": ("applied", "Airflow execution_timeout"),
-        "side_by_side_shards": ("ignored", "dag.test() runs mapped task instances one after "
-                                "another (a scheduler with workers runs them side by side)"),
-    }
+    honours = on_this_machine(
+        retries=("applied", "Airflow task retries"),
+        timeout=("applied", "Airflow execution_timeout"),
+        side_by_side_shards=("ignored", "dag.test() runs mapped task instances one after "
+                             "another (a scheduler with workers runs them side by side)"),
+    )
 
     def __init__(self, airflow_home: str | Path | None = None) -> None:
         self.airflow_home = airflow_home
 
     def launch(self, request: RunRequest) -> Launch:
         pipeline = request.pipeline
-        child = {"pipeline": portable_ref(pipeline), "config": request.config.model_dump(
-            mode="json"), "home": str(request.home), "run_id": request.run_id,
-            "use_cache": request.use_cache}
         af_home = airflow_home_for(request.home, self.airflow_home)
-        seed_db(af_home)
+        seed_home(TEMPLATE_ENV, af_home, "airflow.db")  # a copy, not a migration, if set
         log = run_dir(request.home, pipeline.name, request.run_id) / f"{self.name}.log"
-        report, code = run_child(CHILD, child, airflow_env(af_home), log)
+        env = child_env(pipeline, airflow_env(af_home))  # the child imports a user's module too
+        report, code = run_child(CHILD, request_json(request), env, log)
         if report is None:
             return Launch(log=str(log), failure=(
                 f"airflow: running the {pipeline.name} DAG failed (exit {code}) before Airflow "
                 f"reported the run; log {log}:\n{log_tail(log)}"))
         instances = [Instance(**t) for t in report["tasks"]]
-        run = report["dag_run_id"]
+        run, dag_id = report["dag_run_id"], report["extra"]["dag_id"]
         states = ", ".join(f"{i.task}={i.state}" for i in instances if i.index < 1)
         return Launch(
             orchestrator_run_id=run, seconds=float(report["dag_test_seconds"]),
             tasks=task_facts(instances), log=str(log),
-            extra={**{k: report[k] for k in ("dag_id", "setup_seconds", "migrate_seconds",
-                                              "execution_api_versions")},
-                   "airflow_home": str(af_home), "log": str(log)},
+            extra={**report["extra"], "airflow_home": str(af_home)},
             failure=None if report["state"] == "success" else (
                 f"airflow: DAG run {run} ended {report['state']} ({states}); log {log}"),
-            note=failed_try_note(request, instances, label=f"airflow task {report['dag_id']}.",
-                                 run=run, log=log, timeout_error="AirflowTaskTimeout"),
+            note=failed_try_note(request, instances, label=f"airflow task {dag_id}.", run=run,
+                                 log=log, timeout_error="AirflowTaskTimeout"),
         )
 
     def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
@@ -116,8 +98,8 @@ class AirflowRunner(Runner):
         report, code = run_child(CHILD, request, airflow_env(af_home), log)
         if report is None or report["state"] != "success":
             raise RuntimeError(f"airflow floor failed (exit {code}): {log_tail(log, 5)}")
-        ran = [t for t in report["tasks"] if t["state"] == "success"]
-        return Floor(float(report["dag_test_seconds"]), len(ran))
+        ran = sum(t["state"] == "success" for t in report["tasks"])
+        return Floor(float(report["dag_test_seconds"]), ran)
 
     def render_cluster(self, pipeline: Pipeline, config: PipelineSettings, out_dir: Path
                        ) -> list[Path]:

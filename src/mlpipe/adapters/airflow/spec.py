@@ -3,15 +3,14 @@ share; imports no Airflow."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from mlpipe.core.execution.plan import TaskSpec
-from mlpipe.core.paths import safe_run_id
 from mlpipe.core.pipeline import Pipeline
 
-#: ``dag_run.conf`` keys the tasks understand (both optional).
+#: ``dag_run.conf`` keys the tasks understand (both optional; the DAG's params).
 CONF_RUN_ID = "mlpipe_run_id"  # use this mlpipe run id instead of the Airflow run id
 CONF_USE_CACHE = "use_cache"  # true/false forces the step cache on/off for this run
 
@@ -21,7 +20,6 @@ class DagTask:
     """A plan task as a translation gets it; ``listing``: a shard task's ``shard_list``
     operator (whose XCom it is expanded over)."""
 
-    dag_id: str
     task: TaskSpec
     pipeline: Pipeline
     home: str | None
@@ -39,14 +37,3 @@ def task_args(task: TaskSpec) -> dict[str, Any]:
     return {"task_id": task.name, "retries": task.retries,
             "retry_delay": timedelta(seconds=task.retry_delay_s),
             "execution_timeout": timedelta(seconds=task.timeout_s)}
-
-
-def dag_conf(context: Mapping[str, Any]) -> dict[str, Any]:
-    """The DAG run's ``conf`` (empty when the run was triggered without one)."""
-    conf = getattr(context.get("dag_run"), "conf", None)
-    return dict(conf) if isinstance(conf, Mapping) else {}
-
-
-def mlpipe_run_id(context: Mapping[str, Any]) -> str:
-    """``conf['mlpipe_run_id']`` or the Airflow run id, made safe (the same in every task)."""
-    return safe_run_id(str(dag_conf(context).get(CONF_RUN_ID) or context["run_id"]))

@@ -1,10 +1,7 @@
-"""Core's plan as Dagster software-defined assets, in either mode.
-
-A step or fused group is one (multi-)asset of its steps' assets, with their declared checks as
-asset checks; a map step a graph-backed asset (``shard_list`` op with ``DynamicOut``, ``shard``
-op mapped over it, ``gather`` op after ``.collect()``). What a task does is the mode's *body*:
-:func:`run_task` (``execute`` in the run's process) or ``cluster.run_pod`` (a pod).
-"""
+"""Core's plan as Dagster assets, in either mode: a step or fused group is one (multi-)asset with
+its declared checks as asset checks; a map step a graph-backed asset (shard list op with
+``DynamicOut``, shard op mapped over it, gather op after ``.collect()``). What a task does is the
+mode's *body*: :func:`run_task` (``execute`` in the run's process) or ``cluster.run_pod``."""
 
 import inspect
 import re
@@ -44,12 +41,11 @@ def job_name(pipeline: str) -> str:
 
 
 class MlpipeResource(dg.ConfigurableResource):
-    """Configs (JSON; a run may replace them, core validates again) and pipeline refs by
-    pipeline name, and the mlpipe home."""
+    """Configs by pipeline name (JSON; a run may replace them, core validates again) and the
+    mlpipe home."""
 
     home: str = ""
     configs: dict[str, str] = Field(default_factory=dict)
-    refs: dict[str, str] = Field(default_factory=dict)
     use_cache: bool | None = None
 
     def config_json(self, pipeline: str) -> str:
@@ -128,20 +124,26 @@ def run_task(context: Any, pipeline: Pipeline, task: TaskSpec, shard: int | None
                    config=config_from_json(res.config_json(pipeline.name), pipeline.config_type))
 
 
+def _metadata(context: Any, step: str, run: StepRun | None, **more: Any) -> dict[str, Any]:
+    """An asset's materialization metadata: the run id and step, and (in process) the step run's."""
+    meta = {"mlpipe/run_id": mlpipe_run_id(context), "mlpipe/step": step, **more}
+    if run is None:  # a pod: its outputs stay on the shared volume or store
+        return meta
+    context.log.info(f"{step}: {run.seconds:.2f}s{' (cached)' if run.cached else ''} -> "
+                     f"{run.ref.uri}")
+    return {**meta, **run_metadata(run)}
+
+
 def _outputs(context: Any, pipeline: Pipeline, task: TaskSpec, result: Any,
              declared: dict[str, Any]) -> Iterator[Any]:
     """Each step's reference (in process) or materialization (pod), then its checks."""
-    run_id = mlpipe_run_id(context)
     for name in task.steps:
         asset = dagster_name(pipeline.step(name).asset)
-        meta: dict[str, Any] = {"mlpipe/run_id": run_id, "mlpipe/step": name}
-        if not isinstance(result, TaskResult):  # a pod: its outputs stay on the shared volume
+        run = result.runs[name] if isinstance(result, TaskResult) else None
+        meta = _metadata(context, name, run)
+        if run is None:
             yield dg.MaterializeResult(asset_key=asset, metadata=meta)
             continue
-        run = result.runs[name]
-        meta.update(run_metadata(run))
-        context.log.info(f"{name}: {run.seconds:.2f}s{' (cached)' if run.cached else ''} -> "
-                         f"{run.ref.uri}")
         yield dg.Output(run.ref.model_dump(mode="json"), output_name=asset, metadata=meta)
         yield from (check_result(asset, c) for c in run.ref.checks if c.name in declared[name])
 
@@ -176,7 +178,7 @@ def task_asset(pipeline: Pipeline, task: TaskSpec, body: Body, pod: bool) -> Any
     @dg.multi_asset(
         name=dagster_name(steps[0].asset if one else task.name), outs=outs, group_name=group,
         ins=_upstream(pipeline, task, pod), check_specs=specs, retry_policy=retry_policy(task),
-        description=task.description or steps[0].description, can_subset=False,
+        description=task.description, can_subset=False,
         required_resource_keys={PIPES_KEY if pod else RESOURCE_KEY},
         op_tags={"mlpipe/task": task.name},
     )
@@ -184,52 +186,49 @@ def task_asset(pipeline: Pipeline, task: TaskSpec, body: Body, pod: bool) -> Any
         try:
             result = body(context, pipeline, task, None, _inputs(task, inputs))
         except dg.Failure as exc:  # a blocking check core enforced: Dagster records it too
-            failed = getattr(getattr(exc.__cause__, "cause", None), "checks", ())
             step = getattr(exc.__cause__, "step", "")
-            for check in failed if step in declared else ():
-                if check.name in declared[step]:
-                    asset = dagster_name(pipeline.step(step).asset)
-                    yield check_result(asset, check)
+            for check in getattr(getattr(exc.__cause__, "cause", None), "checks", ()):
+                if check.name in declared.get(step, ()):
+                    yield check_result(dagster_name(pipeline.step(step).asset), check)
             raise
         yield from _outputs(context, pipeline, task, result, declared)
 
     return _task
 
 
-def map_asset(pipeline: Pipeline, tasks: list[TaskSpec], body: Body, pod: bool) -> Any:
+def map_asset(tasks: Plan, gather: TaskSpec, body: Body, pod: bool) -> Any:
     """A map step (its shard_list, shard and gather tasks) as a graph-backed asset."""
-    listing, shards, gather = tasks
-    step, resource = pipeline.step(listing.step), PIPES_KEY if pod else RESOURCE_KEY
-    ins = _upstream(pipeline, listing, pod)
+    pipeline, shards = tasks.pipeline, tasks.task(gather.upstream[-1])
+    listing, resource = tasks.task(shards.upstream[0]), PIPES_KEY if pod else RESOURCE_KEY
+    step, ins = pipeline.step(gather.step), _upstream(pipeline, listing, pod)
     op_ins = {k: dg.In(dg.Nothing) if pod else dg.In() for k in ins}
-    tags = {"mlpipe/step": step.name}
+
+    def tags(task: TaskSpec) -> dict[str, str]:  # the runner maps each op to its task by them
+        return {"mlpipe/step": step.name, "mlpipe/task": task.name}
 
     @dg.op(name=dagster_name(listing.name), ins=op_ins, required_resource_keys={resource},
-           out=dg.DynamicOut(io_manager_key=SHARD_IO_KEY), tags=tags)
+           out=dg.DynamicOut(io_manager_key=SHARD_IO_KEY), tags=tags(listing))
     def list_shards(context: dg.OpExecutionContext, **values: Any) -> Iterator[Any]:
         inputs = _inputs(listing, values)
         for shard in body(context, pipeline, listing, None, inputs) or ():  # type: ignore[union-attr]
             yield dg.DynamicOutput({"shard": int(shard), "inputs": inputs},
                                    mapping_key=f"shard_{int(shard):04d}")
 
-    @dg.op(name=dagster_name(shards.name), out=dg.Out(io_manager_key=SHARD_IO_KEY), tags=tags,
-           required_resource_keys={resource}, retry_policy=retry_policy(shards))
+    @dg.op(name=dagster_name(shards.name), out=dg.Out(io_manager_key=SHARD_IO_KEY),
+           tags=tags(shards), required_resource_keys={resource}, retry_policy=retry_policy(shards))
     def run_shard(context: dg.OpExecutionContext, job: dict[str, Any]) -> dg.Output[int]:
         body(context, pipeline, shards, job["shard"], job["inputs"])
         return dg.Output(job["shard"])  # after a Pipes session an op returns typed events only
 
-    @dg.op(name=dagster_name(gather.name), ins={"done": dg.In(), **op_ins}, tags=tags,
+    @dg.op(name=dagster_name(gather.name), ins={"done": dg.In(), **op_ins}, tags=tags(gather),
            out=dg.Out(io_manager_key=SHARD_IO_KEY if pod else "io_manager"),
            required_resource_keys={resource})
     def run_gather(context: dg.OpExecutionContext, done: list[int], **values: Any
                    ) -> dg.Output[Any]:
         result = body(context, pipeline, gather, None, _inputs(gather, values))
-        meta: dict[str, Any] = {"mlpipe/run_id": mlpipe_run_id(context),
-                                "mlpipe/shards": len(done)}
-        if not isinstance(result, TaskResult):
-            return dg.Output(meta, metadata=meta)
-        meta.update(run_metadata(result.run))
-        return dg.Output(result.run.ref.model_dump(mode="json"), metadata=meta)
+        run = result.run if isinstance(result, TaskResult) else None
+        meta = _metadata(context, step.name, run, **{"mlpipe/shards": len(done)})
+        return dg.Output(meta if run is None else run.ref.model_dump(mode="json"), metadata=meta)
 
     def compose(**values: Any) -> Any:
         return run_gather(list_shards(**values).map(run_shard).collect(), **values)
@@ -245,23 +244,7 @@ def map_asset(pipeline: Pipeline, tasks: list[TaskSpec], body: Body, pod: bool) 
 
 
 def plan_assets(tasks: Plan, body: Body = run_task, pod: bool = False) -> list[Any]:
-    """The plan's assets in order: a step or group each, a map step's three tasks as one."""
-    out: list[Any] = []
-    listing: list[TaskSpec] = []
-    for task in tasks:
-        if task.kind in ("shard_list", "shard"):
-            listing.append(task)
-        elif task.kind == "gather":
-            out.append(map_asset(tasks.pipeline, [*listing, task], body, pod))
-            listing = []
-        else:
-            out.append(task_asset(tasks.pipeline, task, body, pod))
-    return out
-
-
-def op_key(pipeline: Pipeline, task: TaskSpec) -> str:
-    """The Dagster step key of a plan task (a shard task's keys add ``[shard_NNNN]``)."""
-    asset = dagster_name(pipeline.step(task.step).asset)
-    if task.kind == "group":
-        return dagster_name(task.name)
-    return asset if task.kind == "step" else f"{asset}.{dagster_name(task.name)}"
+    """The plan's assets in order: a step or group each; a map step one, made at its gather."""
+    return [map_asset(tasks, t, body, pod) if t.kind == "gather"
+            else task_asset(tasks.pipeline, t, body, pod)
+            for t in tasks if t.kind in ("step", "group", "gather")]

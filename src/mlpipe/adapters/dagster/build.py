@@ -12,7 +12,7 @@ from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.execution.plan import plan
 from mlpipe.core.paths import resolve_home
-from mlpipe.core.pipeline import Pipeline, portable_ref
+from mlpipe.core.pipeline import Pipeline
 
 from .assets import (
     RESOURCE_KEY,
@@ -69,14 +69,6 @@ def build_assets(pipeline: Pipeline, config: PipelineSettings) -> list[dg.Assets
     return plan_assets(tasks, run_pod, pod=True)
 
 
-def _ref(pipeline: Pipeline) -> str:
-    """How a step process imports the pipeline; empty for one it cannot (assets keep the object)."""
-    try:
-        return portable_ref(pipeline)
-    except ConfigError:
-        return ""
-
-
 def build_definitions(
     pairs: Sequence[tuple[Pipeline, PipelineSettings]],
     *,
@@ -110,7 +102,6 @@ def build_definitions(
     resource = MlpipeResource(
         home=str(home),
         configs={p.name: c.model_dump_json() for p, c in pairs},
-        refs={p.name: ref for p, _ in pairs if (ref := _ref(p))},
         use_cache=use_cache,
     )
     resources: dict[str, object] = {

@@ -1,10 +1,7 @@
-"""Cluster mode for Dagster: each task's pod through dagster-k8s Pipes (``PipesK8sClient``).
-
-Pipes, not ``k8s_job_executor``: the pod runs exactly what every cluster mode runs (``mlpipe
-step`` in ``cluster.image``, spec from core's ``pod_manifest``), not Dagster's own step command.
-Assets carry no value (each pod reads the run's records on the shared volume or store); a map
-step's shard list pod (:mod:`.pipes_plan`) reports its list through Pipes.
-"""
+"""Cluster mode: each task's pod through dagster-k8s Pipes (``PipesK8sClient``), not
+``k8s_job_executor``, so the pod runs what every cluster mode runs (``mlpipe step``, core's
+``pod_manifest``). Assets carry no value (pods read the run's records on the shared volume or
+store); a map step's shard list pod (:mod:`.pipes_plan`) reports its list through Pipes."""
 
 # No ``from __future__ import annotations``: Dagster reads the context annotation at runtime.
 

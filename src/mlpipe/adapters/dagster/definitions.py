@@ -1,8 +1,6 @@
-"""The shipped Dagster code location: ``dagster dev -m mlpipe.adapters.dagster.definitions``.
-
-Serves the built-in pipelines plus those ``MLPIPE_PIPELINES`` names, each configured as
-:mod:`mlpipe.core.served` says; the mlpipe home from ``MLPIPE_HOME`` (else ``./.mlpipe``).
-"""
+"""The shipped code location, ``dagster dev -m mlpipe.adapters.dagster.definitions``: the built-in
+pipelines plus those ``MLPIPE_PIPELINES`` names, configured as :mod:`mlpipe.core.served` says; the
+mlpipe home from ``MLPIPE_HOME`` (else ``./.mlpipe``)."""
 
 from __future__ import annotations
 

@@ -1,70 +1,54 @@
-"""Dagster's floor: the plan's shape as no-op assets (a map step: a graph-backed asset whose
-shard-list op yields one ``DynamicOutput`` per shard, the shard op mapped over them and a gather
-op collecting them), ``execute_in_process`` on an ephemeral instance. Written in Dagster's API
-directly: it must not share the adapter's translation, whose cost it measures."""
+"""Dagster's floor: the plan's shape as a job of no-op ``@op`` s (a shard list op with
+``DynamicOut``, the shard op mapped over it, the gather op after ``.collect()``), run with
+``execute_in_process`` on an ephemeral instance. Written in Dagster's API directly: it must not
+share the adapter's translation, whose cost it measures."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: Dagster reads the ops' annotations at runtime.
 
-import inspect
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from mlpipe.core.execution.floor import Floor, FloorTask
+from mlpipe.core.execution.floor import Floor, FloorTask, listing_of
 
 
 def dagster_floor(tasks: list[FloorTask], name: str) -> Floor:
     import dagster as dg
 
-    # a map step's three tasks come in a row: the shard list and the shards live in the
-    # gather's graph-backed asset
-    asset_of = {t.name: tasks[i + {"shard_list": 2, "shard": 1}.get(t.kind, 0)].name
-                for i, t in enumerate(tasks)}
-    assets = []
-    for i, spec in enumerate(tasks):
-        outer = sorted({asset_of[u] for u in spec.upstream} - {asset_of[spec.name]})
-        if spec.kind in ("step", "group"):
-            @dg.asset(name=spec.name, deps=[dg.AssetKey(u) for u in outer],
-                      group_name=f"floor_{name}")
-            def noop() -> None:
-                return None
+    def lister(count: int) -> Callable[[], Iterator[Any]]:
+        def list_shards() -> Iterator[Any]:
+            yield from (dg.DynamicOutput(i, mapping_key=f"shard_{i:04d}") for i in range(count))
 
-            assets.append(noop)
-        elif spec.kind == "shard_list":
-            assets.append(_mapped(spec, tasks[i + 1], tasks[i + 2], outer, name))
-    job = dg.define_asset_job(f"floor_{name}", selection=dg.AssetSelection.all())
-    defs = dg.Definitions(assets=assets, jobs=[job], executor=dg.in_process_executor)
-    resolved = defs.resolve_job_def(f"floor_{name}")
+        return list_shards
+
+    def noop(context: dg.OpExecutionContext, **_: Any) -> int:  # the inputs each op declares
+        return 0
+
+    after, kind = {"after": dg.In(dg.Nothing)}, {t.name: t.kind for t in tasks}
+
+    @dg.job(name=f"floor_{name}", executor_def=dg.in_process_executor)
+    def floor() -> None:
+        made: dict[str, Any] = {}
+        for spec in tasks:  # a shard task only after its list; its gather after its .collect()
+            outer = [made[u] for u in spec.upstream if kind[u] != "shard"]
+            deps = {"after": outer} if outer else {}
+            if spec.kind == "shard_list":
+                op = dg.op(name=spec.name, ins=after, out=dg.DynamicOut())(lister(spec.shards))
+                made[spec.name] = op(**deps)
+            elif spec.kind == "shard":
+                op = dg.op(name=spec.name, ins={"shard": dg.In()})(noop)
+                made[spec.name] = made[listing_of(spec, tasks).name].map(op)
+            elif spec.kind == "gather":
+                shards = next(u for u in spec.upstream if kind[u] == "shard")
+                op = dg.op(name=spec.name, ins={"shards": dg.In(), **after})(noop)
+                made[spec.name] = op(shards=made[shards].collect(), **deps)
+            else:
+                made[spec.name] = dg.op(name=spec.name, ins=after)(noop)(**deps)
+
     with dg.DagsterInstance.ephemeral() as instance:
         started = time.perf_counter()
-        result = resolved.execute_in_process(instance=instance, raise_on_error=True)
+        result = floor.execute_in_process(instance=instance, raise_on_error=True)
         seconds = time.perf_counter() - started
     if not result.success:
         raise RuntimeError("dagster floor job failed")
     return Floor(seconds, len(result.get_step_success_events()))
-
-
-def _mapped(listing: FloorTask, shard: FloorTask, gathering: FloorTask, upstream: list[str],
-            name: str) -> Any:
-    import dagster as dg
-
-    @dg.op(name=listing.name, ins={u: dg.In(dg.Nothing) for u in upstream}, out=dg.DynamicOut())
-    def list_shards() -> Any:
-        for i in range(listing.shards):
-            yield dg.DynamicOutput(i, mapping_key=f"shard_{i:04d}")
-
-    @dg.op(name=shard.name)
-    def noop_shard(shard: int) -> int:
-        return shard
-
-    @dg.op(name=f"{gathering.name}__gather")  # "<step>" is the asset's graph here
-    def gather(shard_results: list[int]) -> None:
-        return None
-
-    def compose(**inputs: Any) -> Any:
-        return gather(list_shards(**inputs).map(noop_shard).collect())
-
-    compose.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(u, inspect.Parameter.POSITIONAL_OR_KEYWORD) for u in upstream])
-    return dg.graph_asset(name=gathering.name, group_name=f"floor_{name}",
-                          ins={u: dg.AssetIn(key=dg.AssetKey(u), dagster_type=dg.Nothing)
-                               for u in upstream})(compose)

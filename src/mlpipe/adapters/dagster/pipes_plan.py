@@ -1,10 +1,6 @@
-"""What a Dagster cluster-mode plan pod runs: ``mlpipe step NAME ... --plan``, its shard list
-reported back through Dagster Pipes (the one value a pod hands the run worker; every other pod's
-outputs stay on the shared volume or store).
-
-``python -m mlpipe.adapters.dagster.pipes_plan step NAME --pipeline ... --plan`` in the image;
-the list goes out as a Pipes custom message ``{"shards": [0, 1, ...]}``.
-"""
+"""A cluster-mode shard list pod: ``python -m mlpipe.adapters.dagster.pipes_plan step NAME ...
+--plan`` runs ``mlpipe step`` and reports its list as the Pipes custom message ``{"shards": [...]}``
+(the one value a pod hands the run worker; other pods' outputs stay on the volume or store)."""
 
 from __future__ import annotations
 

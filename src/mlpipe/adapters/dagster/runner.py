@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import dagster as dg
 
@@ -17,11 +16,11 @@ from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner
 from mlpipe.core.execution.facts import Instance, task_facts
 from mlpipe.core.execution.floor import Floor, FloorTask
-from mlpipe.core.execution.honours import Level
+from mlpipe.core.execution.honours import on_this_machine
 from mlpipe.core.execution.runner import RunRequest
 from mlpipe.core.pipeline import Pipeline
 
-from .assets import RUN_ID_TAG, job_name, op_key
+from .assets import RUN_ID_TAG, job_name
 from .build import build_definitions
 
 LOG_LEVEL_ENV = "MLPIPE_DAGSTER_LOG_LEVEL"
@@ -29,7 +28,7 @@ LOG_LEVEL_ENV = "MLPIPE_DAGSTER_LOG_LEVEL"
 
 @dataclass
 class AssetState:
-    """One asset's fate in a Dagster run, as its event log tells it."""
+    """One asset's (op's) fate in a Dagster run: its step stats and asset check results."""
 
     state: str = "not_run"  # running | success | failed | skipped | not_run
     started: float | None = None
@@ -37,26 +36,22 @@ class AssetState:
     checks: dict[str, bool] = field(default_factory=dict)
 
 
+_STATES = {"SUCCESS": "success", "FAILURE": "failed", "SKIPPED": "skipped"}
+
 
 def asset_states(instance: dg.DagsterInstance, dagster_run_id: str) -> dict[str, AssetState]:
-    """Per asset (op) name: state, start/end timestamps and check results."""
-    states: dict[str, AssetState] = {}
-    for entry in instance.all_logs(dagster_run_id):
-        event = entry.dagster_event
-        if event is None or event.step_key is None:
-            continue
-        st = states.setdefault(event.step_key, AssetState())
-        kind = event.event_type
-        if kind == dg.DagsterEventType.STEP_START:
-            st.state, st.started = "running", entry.timestamp
-        elif kind in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-            st.ended = entry.timestamp
-            st.state = "success" if kind == dg.DagsterEventType.STEP_SUCCESS else "failed"
-        elif kind == dg.DagsterEventType.STEP_SKIPPED:
-            st.state = "skipped"
-        elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-            data: Any = event.event_specific_data
-            st.checks[data.check_name] = data.passed
+    """Per step key (an asset's op): Dagster's own step stats, and the checks it evaluated."""
+    states = {s.step_key: AssetState(_STATES.get(getattr(s.status, "value", ""), "running"),
+                                     s.start_time, s.end_time)
+              for s in instance.get_run_step_stats(dagster_run_id)}
+    kinds = {dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+             dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED}  # planned: maybe never started
+    for record in instance.get_records_for_run(dagster_run_id, of_type=kinds).records:
+        entry = record.event_log_entry
+        state = states.setdefault(str(entry.step_key), AssetState())
+        if entry.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            data: Any = entry.dagster_event and entry.dagster_event.event_specific_data
+            state.checks[data.check_name] = data.passed
     return states
 
 
@@ -65,14 +60,12 @@ class DagsterRunner(Runner):
 
     name = "dagster"
     #: execute_in_process on this machine; dagster dev or cluster mode differs
-    honours: ClassVar[Mapping[str, tuple[Level, str]]] = {
-        "resources": ("ignored", "in-process execution (cluster mode: pod resources)"),
-        "gpu": ("ignored", "in-process execution requests no GPU (cluster mode: pod limits)"),
-        "retries": ("applied", "the asset's RetryPolicy"),
-        "timeout": ("ignored", "Dagster has no per-op timeout (only dagster/max_runtime)"),
-        "side_by_side_shards": ("ignored", "execute_in_process runs the shards' ops one after "
-                                "another (the multiprocess executor runs them side by side)"),
-    }
+    honours = on_this_machine(
+        retries=("applied", "the asset's RetryPolicy"),
+        timeout=("ignored", "Dagster has no per-op timeout (only dagster/max_runtime)"),
+        side_by_side_shards=("ignored", "execute_in_process runs the shards' ops one after "
+                             "another (the multiprocess executor runs them side by side)"),
+    )
 
     def launch(self, request: RunRequest) -> Launch:
         pipeline = request.pipeline
@@ -89,10 +82,10 @@ class DagsterRunner(Runner):
                                             tags={RUN_ID_TAG: request.run_id}, raise_on_error=False)
             seconds = time.perf_counter() - started
             states = asset_states(instance, result.run_id)
-        instances = [Instance(task.name, st.state, st.started, st.ended,
-                              index=int(key.rsplit("_", 1)[1].rstrip("]")) if "[" in key else -1)
-                     for task in request.plan for key, st in states.items()
-                     if key.split("[")[0] == op_key(pipeline, task)]
+        task_of = {op.name: op.tags["mlpipe/task"] for op in job.graph.iterate_op_defs()}
+        instances = [Instance(task_of[key.split("[")[0].rsplit(".", 1)[-1]], st.state, st.started,
+                              st.ended, index=int(key.rsplit("_", 1)[1][:-1]) if "[" in key else -1)
+                     for key, st in states.items()]  # a shard's key ends [shard_NNNN]
         return Launch(
             orchestrator_run_id=result.run_id,
             seconds=seconds,

@@ -1,15 +1,8 @@
-"""Cluster mode for Kubeflow: core's plan, each task a kfp *container* component running
-``mlpipe step`` (:meth:`~mlpipe.core.execution.plan.TaskSpec.container`).
-
-The same plan walk as the in-process mode (:func:`~mlpipe.adapters.kubeflow.walk.walk`):
-a step or fused group is one pod, a map step's shard list pod writes the shard numbers to its
-output parameter ``shards``, a ``dsl.ParallelFor`` over it runs one shard pod per item and the
-gather pod follows the loop. Pods pass nothing through kfp: each reads the earlier tasks'
-``result.json`` of the same run from the shared volume or store, so tasks are ordered with
-``.after()``. The run id is the kfp run name, every component's one input ``run_id``. Namespace
-and service account are chosen when the run is submitted: ``render_cluster`` writes them next to
-the YAML.
-"""
+"""Cluster mode for Kubeflow: the plan walk of the in-process mode, each task a kfp *container*
+component running ``mlpipe step`` (:meth:`~mlpipe.core.execution.plan.TaskSpec.container`); a
+shard list pod writes the shard numbers to its output parameter ``shards``. Pods pass nothing
+through kfp (each reads the earlier tasks' ``result.json`` from the shared volume or store), so
+tasks are ordered with ``.after()``; the run id is the kfp run name."""
 
 # No ``from __future__ import annotations``: kfp reads the component signature's real types.
 
@@ -20,15 +13,13 @@ from typing import Any
 import yaml
 from kfp import compiler, dsl, kubernetes
 
-from mlpipe.adapters.kubeflow.walk import walk
+from mlpipe.adapters.kubeflow.walk import function_name, kfp_pipeline, walk
 from mlpipe.core.cluster import RUN_ID_SLOT, SHARD_SLOT, ContainerSpec
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.plan import TaskSpec
 from mlpipe.core.execution.plan import plan as core_plan
 from mlpipe.core.pipeline import Pipeline
 
-#: How the component's ``run_id`` input appears in the compiled container args.
-RUN_ID_ARG = "{{$.inputs.parameters['run_id']}}"
 #: The shard list component's output parameter, and the slot its file path fills.
 PLAN_OUTPUT = "shards"
 _PLAN_OUT = "<<mlpipe-plan-out>>"
@@ -52,13 +43,14 @@ def _component(task: TaskSpec, spec: ContainerSpec, doc: str) -> Callable[..., A
         return made(**{RUN_ID_SLOT: run_id, _PLAN_OUT: shards})
 
     fn = {"shard": shard, "shard_list": shard_list}.get(task.kind, component)
-    fn.__name__ = fn.__qualname__ = task.name
+    fn.__name__ = fn.__qualname__ = function_name(task)
     fn.__doc__ = doc
     return dsl.container_component(fn)
 
 
 def apply_container_spec(task: Any, spec: ContainerSpec) -> None:
-    """Everything of the pod but image/command/args, set on a kfp task."""
+    """Everything of the pod but image/command/args (and the plan's retries and timeout, which
+    :func:`~.walk.walk` sets), set on a kfp task."""
     if "cpu" in spec.requests:
         task.set_cpu_request(spec.requests["cpu"]).set_cpu_limit(spec.limits["cpu"])
     if "memory" in spec.requests:
@@ -67,11 +59,9 @@ def apply_container_spec(task: Any, spec: ContainerSpec) -> None:
         task.set_accelerator_type(spec.gpu_resource).set_accelerator_limit(spec.gpu)
     for name, value in spec.env.items():
         task.set_env_variable(name, value)
-    by_secret: dict[str, dict[str, str]] = {}
     for ref in spec.secret_env:
-        by_secret.setdefault(ref.secret, {})[ref.key] = ref.env
-    for secret, keys in by_secret.items():
-        kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env=keys)
+        kubernetes.use_secret_as_env(task, secret_name=ref.secret,
+                                     secret_key_to_env={ref.key: ref.env})
     for volume in spec.volumes:
         if volume.claim is None:
             kubernetes.empty_dir_mount(task, volume_name=volume.name, mount_path=volume.mount_path)
@@ -85,9 +75,6 @@ def apply_container_spec(task: Any, spec: ContainerSpec) -> None:
     kubernetes.set_security_context(
         task, run_as_user=spec.run_as_user, run_as_group=spec.run_as_user, run_as_non_root=True
     )
-    kubernetes.set_timeout(task, spec.timeout_s)
-    if spec.retries:
-        task.set_retry(num_retries=spec.retries, backoff_duration=f"{int(spec.retry_delay_s)}s")
     # The run id (kfp run name) is an input, so kfp's cache would never hit; a hit would also
     # skip writing this run's step directory. mlpipe's own step cache works inside the pod.
     task.set_caching_options(enable_caching=False)
@@ -97,8 +84,7 @@ def build_cluster_pipeline(pipeline: Pipeline, config: PipelineSettings) -> Any:
     """The kfp pipeline for cluster mode (no parameters: the config is in each pod's args)."""
     tasks = core_plan(pipeline, config)
     specs = {t.name: t.container(pipeline, plan_out=_PLAN_OUT) for t in tasks}
-    components = {t.name: _component(t, specs[t.name], t.description
-                                     or pipeline.step(t.step).description) for t in tasks}
+    components = {t.name: _component(t, specs[t.name], t.description) for t in tasks}
 
     def make(task: TaskSpec, made: dict[str, Any], shard: Any) -> Any:
         extra = {} if shard is None else {"shard": shard}
@@ -111,9 +97,7 @@ def build_cluster_pipeline(pipeline: Pipeline, config: PipelineSettings) -> Any:
     def pipeline_fn() -> None:
         walk(tasks, make, PLAN_OUTPUT)
 
-    pipeline_fn.__name__ = f"mlpipe_{pipeline.name}"
-    return dsl.pipeline(name=f"mlpipe-{pipeline.name}",
-                        description=pipeline.description or None)(pipeline_fn)
+    return kfp_pipeline(pipeline, pipeline_fn)
 
 
 def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) -> list[Path]:

@@ -3,12 +3,9 @@ as ``KubeflowRunner`` runs mlpipe's pipeline (a shard list, a ``ParallelFor`` ov
 on ``Collected``). Written in kfp's API directly: it must not share the adapter's translation,
 whose cost it measures."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: kfp reads the components' real types.
 
-import contextlib
-import sys
 import time
-import typing
 from pathlib import Path
 from typing import Any, List  # noqa: UP035 (kfp's component source, as mlpipe's compiler writes)
 
@@ -16,13 +13,9 @@ from mlpipe.core.execution.floor import Floor, FloorTask, listing_of
 
 
 def kubeflow_floor(tasks: list[FloorTask], name: str, pipeline_root: Path) -> Floor:
-    from kfp import dsl, local
-    from kfp.local import config as local_config
+    from kfp import dsl
 
-    def component(fn: Any) -> Any:
-        # real types, not this module's postponed strings, which kfp would read as artifacts
-        fn.__annotations__ = typing.get_type_hints(fn, localns={"List": List})  # noqa: UP006
-        return dsl.component(fn, packages_to_install=[], install_kfp_package=False)
+    from mlpipe.adapters.kubeflow.session import local_session
 
     def noop():  # no "-> None": kfp would read it as an output artifact
         return None
@@ -37,7 +30,8 @@ def kubeflow_floor(tasks: list[FloorTask], name: str, pipeline_root: Path) -> Fl
         return None
 
     noop_task, lister_task, shard_task, gather_task = (
-        component(fn) for fn in (noop, list_shards, noop_shard, gather))
+        dsl.component(fn, packages_to_install=[], install_kfp_package=False)
+        for fn in (noop, list_shards, noop_shard, gather))
 
     @dsl.pipeline(name=f"floor-{name}")
     def floor_pipeline():  # (as for noop)
@@ -59,16 +53,10 @@ def kubeflow_floor(tasks: list[FloorTask], name: str, pipeline_root: Path) -> Fl
                 made[spec.name].after(made[up])
 
     pipeline_root.mkdir(parents=True, exist_ok=True)
-    previous = local_config.LocalExecutionConfig.instance
     before = set(pipeline_root.iterdir())
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            local.init(runner=local.SubprocessRunner(use_venv=False),
-                       pipeline_root=str(pipeline_root), raise_on_error=True)
-            started = time.perf_counter()
-            floor_pipeline()
-            seconds = time.perf_counter() - started
-    finally:
-        local_config.LocalExecutionConfig.instance = previous
+    with local_session(pipeline_root):
+        started = time.perf_counter()
+        floor_pipeline()
+        seconds = time.perf_counter() - started
     runs = set(pipeline_root.iterdir()) - before  # one folder per task (and ParallelFor item)
     return Floor(seconds, sum(1 for run in runs for _ in run.rglob("executor_output.json")))

@@ -7,7 +7,7 @@ import os
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from mlpipe.core.config.base import StrictModel
 
@@ -37,6 +37,20 @@ def _k8s_syntax(value: str, pattern: re.Pattern[str], what: str, example: str) -
     return value
 
 
+def _syntax(pattern: re.Pattern[str], what: str, example: str) -> AfterValidator:
+    """A string field Kubernetes takes only in ``pattern``'s syntax, checked at load time."""
+    return AfterValidator(lambda value: _k8s_syntax(value, pattern, what, example))
+
+
+Namespace = Annotated[str, _syntax(_DNS_LABEL, "a namespace (DNS-1123 label)", "'ml-team'")]
+ObjectName = Annotated[
+    str, _syntax(_DNS_SUBDOMAIN, "a Kubernetes name (DNS-1123)", "'mlpipe-data'")]
+SecretName = Annotated[
+    str, _syntax(_DNS_SUBDOMAIN, "a Secret name (DNS-1123)", "'tracker-keys'")]
+Image = Annotated[
+    str, _syntax(_IMAGE, "an image reference", "'registry.example/ml/mlpipe:1.2'")]
+
+
 class ResourcesConfig(StrictModel):
     """Kubernetes requests/limits for one step's pod."""
 
@@ -58,13 +72,8 @@ class SecretEnvConfig(StrictModel):
     """An environment variable filled from a Kubernetes Secret (never an inline value)."""
 
     env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-    secret: str
+    secret: SecretName
     key: str
-
-    @field_validator("secret")
-    @classmethod
-    def _secret_name(cls, value: str) -> str:
-        return _k8s_syntax(value, _DNS_SUBDOMAIN, "a Secret name (DNS-1123)", "'wandb'")
 
 
 # Words that mark an env name as a credential (TOKENIZERS_PARALLELISM is not one): a name part
@@ -115,20 +124,22 @@ def looks_secret(env_name: str) -> bool:
 class ClusterConfig(StrictModel):
     """Cluster mode: every step runs as ``mlpipe step`` in one image, as a Kubernetes pod."""
 
-    image: str = "mlpipe:latest"
-    inference_image: str | None = Field(
+    image: Image = "mlpipe:latest"
+    inference_image: Image | None = Field(
         None,
         description="the slim image (docker/Dockerfile.inference, no torch) run_inference runs "
         "in when inference.backend is onnx; unset, every step uses image",
     )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
-    namespace: str = "mlpipe"
-    service_account: str | None = None
+    namespace: Namespace = "mlpipe"
+    service_account: ObjectName | None = None
     resources: ResourcesConfig = ResourcesConfig()
     step_resources: dict[str, ResourcesConfig] = Field(
         default_factory=dict, description="per-step overrides, e.g. train_model: {gpu: 1}"
     )
-    volume_claim: str | None = Field("mlpipe-data", description="PVC shared by all step pods")
+    volume_claim: ObjectName | None = Field(
+        "mlpipe-data", description="PVC shared by all step pods"
+    )
     mount_path: str = "/data"
     home: str = Field("/data/mlpipe", description="MLPIPE_HOME inside the pods")
     storage_uri: str | None = Field(
@@ -141,25 +152,6 @@ class ClusterConfig(StrictModel):
     )
     env: dict[str, str] = Field(default_factory=dict)
     node_selector: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, value: str) -> str:
-        return _k8s_syntax(value, _DNS_LABEL, "a namespace (DNS-1123 label)", "'ml-team'")
-
-    @field_validator("service_account", "volume_claim")
-    @classmethod
-    def _object_name(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return _k8s_syntax(value, _DNS_SUBDOMAIN, "a Kubernetes name (DNS-1123)", "'mlpipe-data'")
-
-    @field_validator("image", "inference_image")
-    @classmethod
-    def _image(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return _k8s_syntax(value, _IMAGE, "an image reference", "'registry.example/ml/mlpipe:1.2'")
 
     @field_validator("env")
     @classmethod

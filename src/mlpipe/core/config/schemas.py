@@ -127,7 +127,8 @@ class RegistryConfig(StrictModel):
     the section, so each backend's settings live with that backend.
     """
 
-    backend: str = "local"
+    #: the registry plugin that declares ``is_default`` (core names none)
+    backend: str = Field(default_factory=lambda: plugins.default("registry"))
     model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "sentiment"
     aliases: list[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]] = ["staging"]
     promote_if: PromoteIf | None = Field(
@@ -156,7 +157,8 @@ def plugin_section(kind: plugins.Kind, value: Any, where: str) -> BaseModel:
         value = {}
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a mapping of settings (got {value!r})")
-    default = "none" if kind == "tracker" else "local"
+    base = TrackingConfig if kind == "tracker" else RegistryConfig
+    default = base.model_fields["backend"].get_default(call_default_factory=True)
     name = value.get("backend", default)
     if not isinstance(name, str):
         raise ConfigError(f"{where}.backend: expected a name (got {name!r})")
@@ -353,8 +355,8 @@ class TrainingConfig(_TaskPipelineSettings):
         """``artifacts.onnx`` for a task with no ONNX export is refused when the config loads."""
         if self.artifacts.onnx and not hasattr(plugins.load("task", self.task), "export_onnx"):
             raise ValueError(
-                f"artifacts.onnx: the {self.task} task has no ONNX export (the onnx backend "
-                "is for text-classification); set artifacts.onnx: false"
+                f"artifacts.onnx: the {self.task} task has no ONNX export (a task declares "
+                "one with export_onnx); set artifacts.onnx: false"
             )
         return self
 

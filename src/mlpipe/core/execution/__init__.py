@@ -10,10 +10,10 @@ would otherwise shadow the function once anything imported the submodule.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlpipe.core.execution.plan import Plan, TaskSpec, plan
+from mlpipe.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from mlpipe.core.execution.runner import (
@@ -61,14 +61,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mlpipe.core.execution' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"mlpipe.core.execution.{module}"), name)
-    globals()[name] = value  # imported once: later lookups do not come back here
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_WHERE})
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

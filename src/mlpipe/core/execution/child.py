@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mlpipe.core.execution.runner import RunRequest
+
 
 def run_child(module: str, request: dict[str, Any], env: dict[str, str], log_path: Path
               ) -> tuple[dict[str, Any] | None, int]:
@@ -40,32 +42,20 @@ def log_tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
-def seed_home(template_env: str, home: Path, files: tuple[str, ...], lock: str) -> bool:
-    """Copy ``files`` (a database, then its migration marker) from the home ``$template_env``
-    names into ``home`` unless it has the first already: where many fresh homes would each
-    migrate their own database, a copy takes milliseconds. Under ``home/lock`` (the lock the
-    migration takes); returns whether it copied."""
-    import os
-    import shutil
+def request_json(request: RunRequest) -> dict[str, Any]:
+    """``request`` as JSON for a child, its pipeline by ``portable_ref`` (:func:`read_request`)."""
+    from mlpipe.core.pipeline import portable_ref
 
-    from mlpipe.core.errors import ConfigError
-    from mlpipe.core.files import exclusive
+    return {"pipeline": portable_ref(request.pipeline), "home": str(request.home),
+            "config": request.config.model_dump(mode="json"), "run_id": request.run_id,
+            "use_cache": request.use_cache}
 
-    template = os.environ.get(template_env)
-    if not template:
-        return False
-    source = Path(template).expanduser()
-    if not all((source / f).is_file() for f in files):
-        raise ConfigError(f"{template_env}={template}: no migrated database there "
-                          f"({' and '.join(files)}); point it at a home mlpipe has run in, "
-                          "or unset it")
-    if source.resolve() == home.resolve():
-        return False
-    home.mkdir(parents=True, exist_ok=True)
-    with exclusive(home / lock, what="metadata DB migration"):
-        if (home / files[0]).exists():
-            return False
-        for name in files:  # the database whole before its marker says it is there
-            shutil.copyfile(source / name, home / f".{name}.copy")
-            os.replace(home / f".{name}.copy", home / name)
-    return True
+
+def read_request(data: dict[str, Any]) -> RunRequest:
+    """The run request :func:`request_json` wrote, in the child: its pipeline imported again."""
+    from mlpipe.core.config import config_from_json
+    from mlpipe.core.pipeline import resolve_pipeline
+
+    pipeline = resolve_pipeline(data["pipeline"])
+    return RunRequest(pipeline, config_from_json(data["config"], pipeline.config_type),
+                      Path(data["home"]), data["run_id"], data["use_cache"])

@@ -26,6 +26,25 @@ SETTINGS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
 FROM_SHAPE = frozenset({"side_by_side_shards"})
 
 
+#: What every runner does with pod settings on this machine: tasks are processes here, with no
+#: requests or limits (cluster mode makes them pod requests and limits).
+ON_THIS_MACHINE: dict[str, tuple[Level, str]] = {
+    "resources": ("ignored", "tasks run as processes on this machine, unlimited "
+                  "(cluster mode: pod requests and limits)"),
+    "gpu": ("ignored", "no GPU request: a task sees whatever GPU the machine has "
+            "(cluster mode: pod limits)"),
+}
+
+
+def on_this_machine(**own: tuple[Level, str]) -> Mapping[str, tuple[Level, str]]:
+    """A runner's declaration: what it says for each setting (``retries=("applied", why)``)
+    over what every runner does on this machine (:data:`ON_THIS_MACHINE`)."""
+    unknown = set(own) - set(SETTINGS)
+    if unknown:
+        raise ValueError(f"honours: unknown settings {sorted(unknown)} (known: {list(SETTINGS)})")
+    return {**ON_THIS_MACHINE, **own}
+
+
 def _set(model: Any, field: str) -> bool:
     return field in getattr(model, "model_fields_set", set())
 

@@ -23,12 +23,11 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import ClassVar
 
 from mlpipe.core.errors import ConfigError, MlpipeError, StepFailedError
 from mlpipe.core.execution.execute import execute
 from mlpipe.core.execution.floor import Floor, FloorTask
-from mlpipe.core.execution.honours import Level
+from mlpipe.core.execution.honours import on_this_machine
 from mlpipe.core.execution.plan import TaskSpec
 from mlpipe.core.execution.runner import Launch, Runner, RunRequest
 from mlpipe.core.execution.step import load_step_result
@@ -42,14 +41,12 @@ class LocalRunner(Runner):
 
     name = "local"
     reports_steps = True
-    honours: ClassVar[Mapping[str, tuple[Level, str]]] = {
-        "resources": ("ignored", "steps run as processes on this machine, unlimited"),
-        "gpu": ("ignored", "no GPU request; a step sees whatever GPU the machine has"),
-        "retries": ("ignored", "a failed step fails the run; --resume reruns it"),
-        "timeout": ("ignored", "no per-step deadline"),
-        "side_by_side_shards": ("approximated", "a process per shard, side by side; small "
-                                "shards (runtime.in_process_shards_mib) one after another"),
-    }
+    honours = on_this_machine(
+        retries=("ignored", "a failed step fails the run; --resume reruns it"),
+        timeout=("ignored", "no per-step deadline"),
+        side_by_side_shards=("approximated", "a process per shard, side by side; small "
+                             "shards (runtime.in_process_shards_mib) one after another"),
+    )
 
     def launch(self, request: RunRequest) -> Launch:
         pipeline, config, on_step = request.pipeline, request.config, request.on_step

@@ -53,18 +53,13 @@ class TaskSpec:
     config: PipelineSettings = field(repr=False, compare=False)
     #: step -> the task whose output carries that step's reference (for XCom-like passing)
     sources: Mapping[str, str] = field(default_factory=dict)
+    #: what an orchestrator's UI shows for the task (a step's or a shard's: the step's own)
+    description: str = ""
 
     @property
     def step(self) -> str:
         """The step a single-step task (step, shard_list, shard, gather) is about."""
         return self.steps[0]
-
-    @property
-    def description(self) -> str:
-        return {"shard_list": f"The shards {self.step} runs over",
-                "gather": f"{self.step}: its shards gathered in order",
-                "group": "mlpipe steps run as one task: " + ", ".join(self.steps)}.get(
-            self.kind, "")
 
     def job(
         self,
@@ -199,6 +194,7 @@ def task_groups(pipeline: Pipeline, config: PipelineSettings) -> list[tuple[str,
 
 def plan(pipeline: Pipeline, config: PipelineSettings) -> Plan:
     """``pipeline`` + ``config`` -> the tasks every runner runs (see the module docstring)."""
+    pipeline.check_config(config)
     try:
         ref = portable_ref(pipeline)
     except ConfigError:
@@ -212,11 +208,15 @@ def plan(pipeline: Pipeline, config: PipelineSettings) -> Plan:
         inside = set(steps)
         sources = {src: task_of[src] for s in steps for src in pipeline.step(s).upstream
                    if src not in inside}
+        description = {"shard_list": f"The shards {steps[0]} runs over",
+                       "gather": f"{steps[0]}: its shards gathered in order",
+                       "group": "mlpipe steps run as one task: " + ", ".join(steps)}.get(
+            kind, pipeline.step(steps[0]).description)
         tasks.append(TaskSpec(
             name=name, kind=kind, steps=steps, upstream=tuple(dict.fromkeys(upstream)),
             retries=runtime.retries, retry_delay_s=runtime.retry_delay_s,
             timeout_s=runtime.timeout_s, resources=resources, pipeline=ref, config=config,
-            sources=sources))
+            sources=sources, description=description))
 
     for group in task_groups(pipeline, config):
         outside = [src for s in group for src in pipeline.step(s).upstream if src not in group]

@@ -130,13 +130,10 @@ def preflight(pipeline: Pipeline, config: PipelineSettings, home: Path) -> None:
 
     Runs before anything is written, so a bad config fails in seconds and leaves nothing behind.
     """
-    from mlpipe.core.registry import open_registry, preflight_registry
+    from mlpipe.core.registry import preflight_registry
     from mlpipe.core.tracking import preflight_tracker
 
-    if config.pipeline != pipeline.name:
-        raise ConfigError(
-            f"pipeline: a '{config.pipeline}' config cannot drive the '{pipeline.name}' pipeline"
-        )
+    pipeline.check_config(config)
     check_fuse(pipeline, config)
     data = getattr(config, "data", None)
     if isinstance(data, DataConfig) and data.source == "files":
@@ -147,11 +144,8 @@ def preflight(pipeline: Pipeline, config: PipelineSettings, home: Path) -> None:
     registry = getattr(config, "registry", None)
     if registry is not None:
         check_registry_names(registry)
-        preflight_registry(registry)
-    inference = getattr(config, "inference", None)
-    model = getattr(inference, "model", None)
-    if registry is not None and registry.backend == "local" and isinstance(model, str):
-        open_registry(registry, home).resolve(model)
+        model = getattr(getattr(config, "inference", None), "model", None)
+        preflight_registry(registry, home, model if isinstance(model, str) else None)
 
 
 def check_registry_names(registry: Any) -> None:
@@ -315,7 +309,8 @@ class Runner(ABC):
 
     def compile(self, pipeline: Pipeline, config: PipelineSettings, output: Path) -> Path:
         """Write the pipeline as this orchestrator's deployable file (kfp YAML, say)."""
-        raise ConfigError(f"runner {self.name!r} has nothing to compile; try kubeflow")
+        raise ConfigError(f"runner {self.name!r} has nothing to compile: its orchestrator has no "
+                          "deployable pipeline file (see mlpipe compile --help)")
 
     def render_cluster(
         self, pipeline: Pipeline, config: PipelineSettings, out_dir: Path

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from mlpipe.core.quality import at_least
 from mlpipe.core.refs import CheckResult
 
 #: step name -> the checks that step's reference carries (``ClassificationTask.checks``)
@@ -37,11 +38,4 @@ def check_label_balance(
             threshold=min_fraction,
             message=f"no examples of {missing}: {shown}",
         )
-    return CheckResult(
-        name="label_balance",
-        passed=smallest >= min_fraction,
-        blocking=False,
-        value=smallest,
-        threshold=min_fraction,
-        message=shown,
-    )
+    return at_least("label_balance", smallest, min_fraction, shown)

@@ -43,7 +43,7 @@ def train_classifier(
     steps_per_epoch = math.ceil(len(train_ids) / train_cfg.batch_size)
     total_steps = train_cfg.max_steps or max(1, math.ceil(steps_per_epoch * train_cfg.epochs))
     labels_t = torch.as_tensor(train_labels, dtype=torch.long)
-    step, seen, loss_sum, train_runtime = fit(
+    fitted = fit(
         model,
         lengths,
         lambda batch: {
@@ -66,14 +66,7 @@ def train_classifier(
         train_cfg.batch_size * 2,
         len(label_names),
     )
-    metrics = {
-        **eval_metrics,
-        "train_loss": loss_sum / max(step, 1),
-        "train_steps": float(step),
-        "train_samples": float(seen),
-        "train_runtime_s": train_runtime,
-        "train_samples_per_second": seen / train_runtime if train_runtime else 0.0,
-    }
+    metrics = {**eval_metrics, **fitted.metrics()}
     check_finite(metrics, "train_model")  # a diverged model is never saved
     out_dir.mkdir(parents=True, exist_ok=True)
     save_model(model, tokenizer, out_dir)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from mlpipe.core.quality import fraction_at_most
 from mlpipe.core.refs import CheckResult
 
 #: step name -> the checks that step's reference carries (``TextToSqlTask.checks``)
@@ -23,13 +24,6 @@ CHECKS: Mapping[str, tuple[str, ...]] = {
 
 def check_gold_sql_runs(failed: int, checked: int, max_fraction: float = 0.1) -> CheckResult:
     """Gold SQL that does not run on its own context can never execution-match: a data problem."""
-    fraction = failed / checked if checked else 0.0
-    return CheckResult(
-        name="gold_sql_runs",
-        passed=fraction <= max_fraction,
-        blocking=False,
-        value=fraction,
-        threshold=max_fraction,
-        message=f"{failed} of {checked} gold queries checked fail on their context "
-        f"({fraction:.1%})",
-    )
+    return fraction_at_most(
+        "gold_sql_runs", failed, checked, max_fraction,
+        f"{failed} of {checked} gold queries checked fail on their context ({{fraction:.1%}})")

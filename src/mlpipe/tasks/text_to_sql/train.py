@@ -63,7 +63,7 @@ def train_text_to_sql(
     lengths = [len(e.input_ids) for e in train_enc]
     steps_per_epoch = math.ceil(len(train_enc) / train_cfg.batch_size)
     total_steps = train_cfg.max_steps or max(1, math.ceil(steps_per_epoch * train_cfg.epochs))
-    step, seen, loss_sum, runtime = fit(
+    fitted = fit(
         model,
         lengths,
         lambda batch: collate([train_enc[i] for i in batch], pad_id, info.architecture),
@@ -98,11 +98,7 @@ def train_text_to_sql(
         "eval_exact_match": scores["exact_match"],
         "eval_execution_match": scores["execution_match"],
         "eval_generated_rows": float(n_gen),
-        "train_loss": loss_sum / max(step, 1),
-        "train_steps": float(step),
-        "train_samples": float(seen),
-        "train_runtime_s": runtime,
-        "train_samples_per_second": seen / runtime if runtime else 0.0,
+        **fitted.metrics(),
     }
     check_finite(metrics, "train_model")  # a diverged model is never saved
     model_dir.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,9 @@ Every runner's declarations, and whether they hold: tests/runners/test_honours.p
 
 from __future__ import annotations
 
-from mlpipe.core.execution.honours import SETTINGS, declared, not_honoured
+import pytest
+
+from mlpipe.core.execution.honours import SETTINGS, declared, not_honoured, on_this_machine
 from tests.support.plan_pipelines import PLAN_PIPELINE, PlanConfig
 
 
@@ -40,3 +42,12 @@ def test_mlpipe_run_warns_only_for_ignored_settings_the_config_sets() -> None:
 
 def test_declared_lists_every_setting() -> None:
     assert set(declared({"retries": ("applied", "")})) == set(SETTINGS)
+
+
+def test_a_runner_declares_only_what_differs_from_every_runner_on_this_machine() -> None:
+    honours = on_this_machine(retries=("applied", "the orchestrator's retries"))
+    assert set(honours) == {"resources", "gpu", "retries"}
+    assert honours["retries"] == ("applied", "the orchestrator's retries")
+    assert honours["resources"][0] == honours["gpu"][0] == "ignored"
+    with pytest.raises(ValueError, match="unknown settings \\['retry'\\]"):
+        on_this_machine(retry=("applied", "a typo"))

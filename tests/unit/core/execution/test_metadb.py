@@ -1,5 +1,6 @@
-"""A fresh Airflow home starts from a copy of a migrated DB when ``MLPIPE_AIRFLOW_DB_TEMPLATE``
-names one (the test suite's per-worker template), never over a DB that is already there."""
+"""A fresh orchestrator home starts from a copy of a migrated DB when its template variable names
+one (the test suite's per-worker Airflow template), never over a DB that is already there; a
+migration runs once per orchestrator version."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from mlpipe.adapters.airflow._dagtest import MARKER
-from mlpipe.adapters.airflow.runner import TEMPLATE_ENV, seed_db
 from mlpipe.core.errors import ConfigError
+from mlpipe.core.execution.metadb import MARKER, migrate_once, seed_home
+
+TEMPLATE_ENV = "MLPIPE_TEST_DB_TEMPLATE"
+
+
+def seed_db(home: Path) -> bool:
+    return seed_home(TEMPLATE_ENV, home, "airflow.db")
 
 
 def _template(path: Path) -> Path:
@@ -55,3 +61,11 @@ def test_a_template_without_a_migrated_db_is_a_config_error_naming_the_variable(
     with pytest.raises(ConfigError, match=TEMPLATE_ENV):
         seed_db(tmp_path / "airflow")
     assert not (tmp_path / "airflow").exists()
+
+
+def test_a_migration_runs_once_per_version(tmp_path: Path) -> None:
+    runs: list[str] = []
+    assert migrate_once(tmp_path, "3.1.0", lambda: runs.append("3.1.0")) >= 0
+    assert migrate_once(tmp_path, "3.1.0", lambda: runs.append("again")) == 0.0
+    migrate_once(tmp_path, "3.2.0", lambda: runs.append("3.2.0"))  # an upgrade migrates again
+    assert runs == ["3.1.0", "3.2.0"] and (tmp_path / MARKER).read_text() == "3.2.0"
