@@ -115,15 +115,20 @@ def test_train_infer_registry_and_step_commands(tmp_path: Path) -> None:
         "--config",
         str(TINY_TRAINING),
         *FAST,
+        "--set",
+        "runtime.retries=1",
         "--json",
         home=home,
     )
     assert trained.returncode == 0, trained.stderr
+    # a setting the config sets that the runner ignores is named before the run
+    assert "warning: local ignores runtime.retries: a failed step fails" in trained.stderr
     report = json.loads(trained.stdout)
     assert [s["step"] for s in report["steps"]][-1] == "upload_model"
 
     inferred = mlpipe("infer", "--config", str(TINY_INFERENCE), "--json", home=home)
     assert inferred.returncode == 0, inferred.stderr
+    assert "warning" not in inferred.stderr  # nothing set: its map step's shards are no warning
     final = json.loads(inferred.stdout)["steps"][-1]["ref"]
     assert Path(final["predictions_uri"]).is_file() and final["rows"] == 200
 

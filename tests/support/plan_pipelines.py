@@ -5,6 +5,10 @@ second maps over the first's gathered shards) and a plain step after them.
 (map over ``square``) -> ``total``. ``parts: 0`` makes ``split`` return no shards and
 ``parts: -1`` a plain reference instead of shards: both must exit 2 naming ``square``.
 Importable by task processes (``tests.support.plan_pipelines:PLAN_PIPELINE``) from the repo root.
+
+``HONOURS_PIPELINE`` checks what a runner does with settings it may not honour: a map step whose
+two shards sleep (side by side or not) and record the limits their process got, then a step that
+fails its first try.
 """
 
 from __future__ import annotations
@@ -81,4 +85,58 @@ PLAN_PIPELINE = Pipeline("plan_test", PlanConfig, steps=(
     Step("add_one", add_one, "plan_plus", "each squared part plus one (and the count)",
          inputs={"part": "square", "offset": "numbers"}, map_over="square"),
     Step("total", total, "plan_total", "their sum", inputs={"values": "add_one"}),
+))
+
+
+class HonoursConfig(PipelineSettings):
+    """``tries_file``: where ``flaky`` counts its tries (its first fails); ``nap_s``: each
+    shard's sleep, long enough for side-by-side shards to overlap."""
+
+    pipeline: Literal["honours_test"] = "honours_test"
+    tries_file: str = ""
+    nap_s: float = 1.0
+
+
+def two_parts(config: HonoursConfig, ctx: StepContext) -> ShardsRef:
+    return ShardsRef.of([_values(ctx, [i], f"part-{i}.json") for i in range(2)],
+                        uri=str(ctx.out_dir))
+
+
+def nap(config: HonoursConfig, ctx: StepContext, part: ValuesRef) -> Ref:
+    """Sleeps, then records what limits reached its process (memory, CPUs)."""
+    import time
+
+    time.sleep(config.nap_s)
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    path = ctx.out_dir / "limits.json"
+    path.write_text(json.dumps(process_limits()))
+    return ValuesRef(uri=str(path), sha256=sha256_file(path), count=1)
+
+
+def process_limits() -> dict[str, Any]:
+    """This process's memory limits and usable CPUs: a runner that applied
+    ``cluster.resources`` to a local task would change one of them."""
+    import os
+    import resource
+
+    return {"as": list(resource.getrlimit(resource.RLIMIT_AS)),
+            "data": list(resource.getrlimit(resource.RLIMIT_DATA)),
+            "cpus": len(os.sched_getaffinity(0))}
+
+
+def flaky(config: HonoursConfig, ctx: StepContext, naps: Ref) -> ValuesRef:
+    """Fails its first try (an ordinary error, not bad input: a retry may run it again)."""
+    tries = Path(config.tries_file)
+    with tries.open("a") as f:
+        f.write("try\n")
+    if len(tries.read_text().splitlines()) == 1:
+        raise RuntimeError("flaky: the first try fails")
+    return _values(ctx, [len(naps.refs) if isinstance(naps, ShardsRef) else 1])
+
+
+HONOURS_PIPELINE = Pipeline("honours_test", HonoursConfig, steps=(
+    Step("two_parts", two_parts, "honours_parts", "two parts"),
+    Step("nap", nap, "honours_nap", "each part sleeps and records its limits",
+         inputs={"part": "two_parts"}, map_over="two_parts"),
+    Step("flaky", flaky, "honours_flaky", "fails its first try", inputs={"naps": "nap"}),
 ))

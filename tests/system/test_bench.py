@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mlpipe.bench.floor import Node, run_floor, shape_of
 from mlpipe.core import INFERENCE, plugins
@@ -20,21 +21,30 @@ from tests.support import venv_env
 
 REPO = Path(__file__).resolve().parents[2]
 USER_PIPELINE = "tests.support.plan_pipelines:PLAN_PIPELINE"
+EXAMPLE = "examples.champion_challenger:PIPELINE"
 
 
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
     """The one `mlpipe bench` of this file, shared by the tests below: the built-ins (training
-    first: its cached rerun) and a user pipeline (a fused group, two map steps) on every runner,
-    one repetition, the built-ins also through the services; ``runtime.retries=1`` is a setting
-    kfp.local and the local runner do not honour."""
+    first: its cached rerun) and two user pipelines on every runner, one repetition, the
+    built-ins and the example also through the services; ``runtime.retries=1`` is a setting
+    the local runner does not honour. The user pipelines: examples/champion_challenger.py (its
+    registry is the one the benchmark's own training fills: ``bench`` v1 as staging, no champion
+    yet), with its own ``-c`` file, and a fused group with two map steps."""
     tmp = tmp_path_factory.mktemp("bench")
+    example = yaml.safe_load((REPO / "examples" / "champion_challenger.yaml").read_text())
+    example.update(model_name="bench", data={"source": "generated", "generated": {
+        "n_samples": 100, "seed": 21, "label_noise": 0.0}})
+    (tmp / "champion.yaml").write_text(yaml.safe_dump(example))
     env = venv_env()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     proc = subprocess.run(  # a relative --out, as the README's command gives it
-        [sys.executable, "-m", "mlpipe", "bench", "training", "inference", USER_PIPELINE,
-         "--quick", "-n", "1", "--deployed", "--set", "runtime.retries=1", "--out", "results"],
-        capture_output=True, text=True, env=env, timeout=1800, cwd=tmp,
+        [sys.executable, "-m", "mlpipe", "bench", "training", "inference", EXAMPLE,
+         USER_PIPELINE, "-c", "champion.yaml", "--quick", "-n", "1", "--deployed",
+         "--deployed-pipelines", "training,inference,champion_challenger",
+         "--set", "runtime.retries=1", "--out", "results"],
+        capture_output=True, text=True, env=env, timeout=2700, cwd=tmp,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp / "results"
@@ -117,8 +127,9 @@ def test_floor_runs_a_map_steps_fan_out_natively(runner: str, tmp_path: Path) ->
 
 
 def _assert_deployed(report: dict[str, Any], out: Path) -> None:
-    """`--deployed`: both pipelines through Airflow's scheduler and `dagster dev`, driven over
-    HTTP; figures from the orchestrators' metadata, outputs identical, nothing left running."""
+    """`--deployed`: every pipeline (the user's through ``MLPIPE_PIPELINES``) through Airflow's
+    scheduler and `dagster dev`, driven over HTTP; figures from the orchestrators' metadata,
+    outputs identical, nothing left running."""
     import psutil
 
     deployed = report["deployed"]["summary"]
@@ -126,12 +137,16 @@ def _assert_deployed(report: dict[str, Any], out: Path) -> None:
     for runner, entry in deployed.items():
         assert entry["ok"] == 1 and entry["failed"] == 0, (runner, entry["errors"])
         assert entry["identical_weights"] and entry["identical_predictions"], runner
+        # the user's pipelines too, served through MLPIPE_PIPELINES: every output, shards too
+        assert entry["pipelines"] == ["training", "inference", "champion_challenger"], runner
+        assert entry["identical_outputs"] and not entry["different_outputs"], (runner, entry)
         assert 0 < entry["startup_s"] <= entry["ready_s"] and entry["peak_rss_mib"] > 50
-        for pipe in ("training", "inference"):
+        for pipe in entry["pipelines"]:
             figures = entry[pipe]
             assert figures["end_to_end_s"] > figures["trigger_to_first_task_s"] > 0, runner
             assert figures["task_latency_s"] and min(figures["task_latency_s"].values()) > 0
     for raw in report["deployed"]["raw"]:  # every service process is gone, its port closed
+        assert "score[1]" in raw["champion_challenger"]["sha256"] and "plan_test" not in raw
         assert not raw["left_running"] and raw["stop_s"] > 0
         with pytest.raises(ProcessLookupError):
             os.killpg(raw["pgid"], 0)
@@ -194,20 +209,26 @@ def test_bench_of_a_user_pipeline_has_floors_breakdown_and_identity(
 
 
 def assert_user_bench(report: dict[str, Any], out: Path) -> None:
-    assert report["pipelines"] == ["training", "inference", "plan_test"]
-    assert report["references"][2] == USER_PIPELINE
+    assert report["pipelines"] == ["training", "inference", "champion_challenger", "plan_test"]
+    assert report["references"][2:] == [EXAMPLE, USER_PIPELINE]
     assert set(report["summary"]) == {"local", "airflow", "kubeflow", "dagster"}
     for runner, entry in report["summary"].items():
         assert entry["ok"] == 1, (runner, entry["errors"])
         assert entry["identical_outputs"] and not entry["different_outputs"], runner
-        figures = entry["plan_test"]
-        assert figures["floor_s"] > 0 and set(figures["breakdown"]) == set(figures["step_s"])
+        for pipe in ("champion_challenger", "plan_test"):
+            figures = entry[pipe]
+            assert figures["floor_s"] > 0 and set(figures["breakdown"]) == set(figures["step_s"])
     for raw in report["raw"]:
         # identity on every output reference: 5 steps, 3 shards each from split, square, add_one
         assert len(raw["plan_test"]["sha256"]) == 14 and "square[2]" in raw["plan_test"]["sha256"]
+        # 5 steps, 2 candidates scored side by side (challenger, champion): their shards too
+        example = raw["champion_challenger"]["sha256"]
+        assert len(example) == 9 and {"score[0]", "score[1]", "decide", "promote"} <= set(example)
+    assert report["rows"]["champion_challenger"] == 100  # its own -c file, not the built-ins'
     table = (out / "bench.md").read_text()
     assert table.index("**Summary**") < table.index("| runner | pipeline |")  # summary first
     assert "fastest" in table and "| kubeflow | plan_test |" in table
+    assert "| dagster | champion_challenger |" in table
     for chart in ("bench.png", "bench-breakdown.png"):
         assert (out / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -217,10 +238,11 @@ def test_bench_names_the_settings_a_runner_does_not_honour(
     bench_run: tuple[dict[str, Any], Path, str],
 ) -> None:
     report, out, stderr = bench_run
-    assert "warning: kubeflow ignored retries (plan_test)" in stderr  # before the run
-    assert "retries" in {s for s, *_ in report["not_honoured"]["kubeflow"]["plan_test"]}
-    shards = {r: {s for s, *_ in p.get("plan_test", [])}
-              for r, p in report["not_honoured"].items()}
-    assert "side_by_side_shards" in shards["airflow"] and "side_by_side_shards" in shards["dagster"]
-    assert "side_by_side_shards" not in shards["kubeflow"]
-    assert "not honoured here by **kubeflow**" in (out / "bench.md").read_text()
+    assert "warning: local ignored retries (plan_test)" in stderr  # before the run
+    named = {r: {s for s, *_ in p.get("plan_test", [])}
+             for r, p in report["not_honoured"].items()}
+    assert "retries" in named["local"]  # the orchestrators retry (tests/runners/test_honours.py)
+    assert not any("retries" in named.get(r, set()) for r in ("airflow", "kubeflow", "dagster"))
+    assert "side_by_side_shards" in named["airflow"] and "side_by_side_shards" in named["dagster"]
+    assert "side_by_side_shards" not in named.get("kubeflow", set())
+    assert "not honoured here by **local**" in (out / "bench.md").read_text()

@@ -2,8 +2,9 @@
 
 The in-process figures run each pipeline the way mlpipe's runners do (``dag.test()``, Dagster's
 ``execute_in_process``). A deployed orchestrator adds a scheduler loop, a run queue and a process
-per task, so here the same two pipelines (training, then inference on the model it published)
-run through each orchestrator's own long-running service, started for the purpose and stopped
+per task, so here the same pipelines (the built-ins: training, then inference on the model it
+published; a user's own through ``MLPIPE_PIPELINES``) run through each orchestrator's own
+long-running service, started for the purpose and stopped
 after it, driven over its HTTP API the way a user's CI or UI would drive it:
 
 - Airflow: what ``airflow standalone`` runs (scheduler with the LocalExecutor, DAG processor,
@@ -46,9 +47,8 @@ from mlpipe.core.errors import MlpipeError
 #: Runners that have a deployed mode, and the service behind each.
 DEPLOYED = {"airflow": "airflow standalone (scheduler, LocalExecutor, API server)",
             "dagster": "dagster dev (webserver, daemon, multiprocess executor)"}
+#: The built-ins, whose headline outputs (weights, predictions) the summary names.
 PIPELINES = ("training", "inference")
-#: What ``--deployed`` runs through the services (other pipelines of a bench run in process only)
-DEPLOYED_PIPELINES = PIPELINES
 HEALTH_TIMEOUT_S = 240.0  # a cold start on a loaded 2-core machine takes up to a minute
 POLL_S = 0.25
 RUN_POLL_S = 1.0  # figures come from the orchestrator's timestamps, not the poll
@@ -238,14 +238,14 @@ class AirflowService:
 
     name = "airflow"
 
-    def __init__(self, service_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, service_dir: Path, env: dict[str, str], pipelines: list[str]) -> None:
         from mlpipe.adapters.airflow.runner import airflow_env
 
         af_home = service_dir / "airflow_home"
         dags = af_home / "dags"
         dags.mkdir(parents=True, exist_ok=True)
         (dags / "mlpipe_dags.py").write_text(DAGS_FILE)
-        self.home, self.port = af_home, free_port()
+        self.home, self.port, self.pipelines = af_home, free_port(), pipelines
         self.base = f"http://127.0.0.1:{self.port}"
         self.token = ""
         full = airflow_env(af_home, env)
@@ -280,13 +280,13 @@ class AirflowService:
             and (health.get("scheduler") or {}).get("status") == "healthy"
 
     def ready(self, timeout: float) -> None:
-        """A JWT from the simple auth manager's generated password, and both DAGs parsed."""
+        """A JWT from the simple auth manager's generated password, and every DAG parsed."""
         passwords = self.home / "simple_auth_manager_passwords.json.generated"
         self.service.wait_for("generated password file", passwords.is_file, timeout)
         password = json.loads(passwords.read_text())["mlpipe"]
         self.token = http_json("POST", f"{self.base}/auth/token",
                                {"username": "mlpipe", "password": password})["access_token"]
-        for pipeline in PIPELINES:
+        for pipeline in self.pipelines:
             dag_id = f"mlpipe_{pipeline}"
             try:
                 self.service.wait_for(f"DAG {dag_id} parsed",
@@ -358,7 +358,8 @@ class DagsterService:
 
     name = "dagster"
 
-    def __init__(self, service_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, service_dir: Path, env: dict[str, str], pipelines: list[str]) -> None:
+        from mlpipe.adapters.dagster.assets import job_name
         from mlpipe.adapters.dagster.build import EXECUTOR_ENV
 
         dagster_home = service_dir / "dagster_home"
@@ -367,6 +368,7 @@ class DagsterService:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/graphql"
         self.location = self.repository = ""
+        self.jobs = {p: job_name(p) for p in pipelines}
         full = dict(env)
         full.update({"DAGSTER_HOME": str(dagster_home), EXECUTOR_ENV: "multiprocess"})
         full["PATH"] = str(Path(sys.executable).parent) + os.pathsep + full.get("PATH", "")
@@ -397,7 +399,7 @@ class DagsterService:
                                    f"{repos['message'][:1000]}; log {self.service.log}")
             for node in repos.get("nodes", []):
                 jobs = {j["name"] for j in node["jobs"]}
-                if {f"mlpipe_{p}" for p in PIPELINES} <= jobs:
+                if set(self.jobs.values()) <= jobs:
                     self.location, self.repository = node["location"]["name"], node["name"]
                     return True
             return False
@@ -409,13 +411,13 @@ class DagsterService:
 
         params = {"selector": {"repositoryLocationName": self.location,
                                "repositoryName": self.repository,
-                               "jobName": f"mlpipe_{pipeline}"},
+                               "jobName": self.jobs[pipeline]},
                   "runConfigData": {},
                   "executionMetadata": {"tags": [{"key": RUN_ID_TAG, "value": run_id}]}}
         trigger = time.time()
         launched = self._query(_M_LAUNCH, {"p": params})["launchRun"]
         if launched["__typename"] != "LaunchRunSuccess":
-            raise ServiceError(f"dagster: launching mlpipe_{pipeline} failed: {launched}")
+            raise ServiceError(f"dagster: launching {self.jobs[pipeline]} failed: {launched}")
         dagster_run = launched["run"]["runId"]
 
         def finished() -> dict[str, Any] | None:
@@ -423,7 +425,7 @@ class DagsterService:
             done = run.get("status") in ("SUCCESS", "FAILURE", "CANCELED")
             return run if done and run.get("endTime") else None
 
-        run = self.service.wait_for(f"mlpipe_{pipeline} run to finish", finished, timeout,
+        run = self.service.wait_for(f"{self.jobs[pipeline]} run to finish", finished, timeout,
                                       RUN_POLL_S)
         seen = time.time()
         plan = {s["key"]: [u["key"] for i in s["inputs"] for u in i["dependsOn"]]
@@ -451,36 +453,42 @@ def _resolved(plan_key: str, tasks: dict[str, Any]) -> list[str]:
     return [plan_key]
 
 
-# -- one deployed runner: start, both pipelines, stop ----------------------------------------------
+# -- one deployed runner: start, every pipeline, stop ----------------------------------------------
 
 
-def run_deployed(runner: str, home: Path, service_dir: Path, configs: dict[str, str],
-                 run_timeout: float = 1800.0,
+def run_deployed(runner: str, home: Path, service_dir: Path,
+                 pipelines: list[tuple[str, str]], run_timeout: float = 1800.0,
                  health_timeout: float = HEALTH_TIMEOUT_S) -> dict[str, Any]:
-    """Start ``runner``'s service, run training then inference through it, stop it.
+    """Start ``runner``'s service, run each pipeline through it in order, stop it.
 
-    ``configs`` maps each pipeline to its config JSON; they are written as files the service's
-    DAG file / code location reads (``MLPIPE_<PIPELINE>_CONFIG``), next to ``MLPIPE_HOME``.
-    Returns the figures; raises ``ServiceError`` (naming the log) when the service is unhealthy
-    or a run fails. Outputs' sha256 come from the steps' own records in ``home``.
+    ``pipelines``: ``(reference, config JSON)`` pairs, as the in-process children take them. The
+    service serves them as a deployment would (:mod:`mlpipe.core.served`): ``MLPIPE_PIPELINES``
+    names each (a user's ``module:PIPELINE`` too) and each config is a file it reads
+    (``MLPIPE_<NAME>_CONFIG``), next to ``MLPIPE_HOME``. Returns the figures; raises
+    ``ServiceError`` (naming the log) when the service is unhealthy or a run fails. Outputs'
+    sha256 (shards too) come from the steps' own records in ``home``.
     """
-    from mlpipe.core.execution import load_step_result
     from mlpipe.core.pipeline import resolve_pipeline
+    from mlpipe.core.served import PIPELINES_ENV, config_env
 
     home, service_dir = home.resolve(), service_dir.resolve()  # the services run elsewhere
     service_dir.mkdir(parents=True, exist_ok=True)  # (and Airflow refuses a relative sqlite)
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
     env["MLPIPE_HOME"] = str(home)
-    for pipeline, raw in configs.items():
+    env[PIPELINES_ENV] = ",".join(ref for ref, _ in pipelines)
+    names = []
+    for ref, raw in pipelines:
         config = json.loads(raw)
         config["runtime"]["cache"] = False  # as every benchmark run: no step cache
-        path = service_dir / f"{pipeline}.yaml"
+        name = resolve_pipeline(ref).name
+        path = service_dir / f"{name}.yaml"
         path.write_text(json.dumps(config, indent=1))  # JSON is YAML
-        env[f"MLPIPE_{pipeline.upper()}_CONFIG"] = str(path)
-    out: dict[str, Any] = {"runner": runner, "service": DEPLOYED[runner]}
+        env[config_env(name)] = str(path)
+        names.append(name)
+    out: dict[str, Any] = {"runner": runner, "service": DEPLOYED[runner], "pipelines": names}
     kind = AirflowService if runner == "airflow" else DagsterService
-    svc: AirflowService | DagsterService = kind(service_dir, env)
+    svc: AirflowService | DagsterService = kind(service_dir, env, names)
     service = svc.service
     try:
         out.update(log=str(service.log), pgid=service.pgid, port=getattr(svc, "port", None))
@@ -488,7 +496,7 @@ def run_deployed(runner: str, home: Path, service_dir: Path, configs: dict[str, 
         out["startup_s"] = time.perf_counter() - service.started
         svc.ready(health_timeout)
         out["ready_s"] = time.perf_counter() - service.started
-        for pipeline in PIPELINES:
+        for (ref, _), pipeline in zip(pipelines, names, strict=True):
             run_id = f"deployed-{runner}-{pipeline}"
             figures = svc.run(pipeline, run_id, run_timeout)
             if figures["state"] != "success":
@@ -496,18 +504,28 @@ def run_deployed(runner: str, home: Path, service_dir: Path, configs: dict[str, 
                     f"{runner} (deployed): {pipeline} run {figures['orchestrator_run_id']} "
                     f"failed ({_failed(figures['task_states'])}); "
                     f"{_step_error(home, pipeline, run_id)}log {service.log}")
-            steps = resolve_pipeline(pipeline).step_names
-            figures["sha256"] = {s: load_step_result(home, pipeline, run_id, s).ref.sha256
-                                 for s in steps}
+            figures["sha256"] = _hashes(home, resolve_pipeline(ref), run_id)
             out[pipeline] = figures
         out["peak_rss_mib"] = service.peak_rss / 2**20
     finally:
         out["stop_s"] = service.stop()
     out["left_running"] = group_alive(service.pgid, service.proc)
     out["stop_needed_kill"] = service.killed
-    out["weights_sha256"] = out["training"]["sha256"]["train_model"]
-    out["predictions_sha256"] = out["inference"]["sha256"]["save_results"]
+    for key, pipe, step in (("weights_sha256", "training", "train_model"),
+                            ("predictions_sha256", "inference", "save_results")):
+        if pipe in out:  # the built-ins' headline outputs, named
+            out[key] = out[pipe]["sha256"][step]
     return out
+
+
+def _hashes(home: Path, pipeline: Any, run_id: str) -> dict[str, str]:
+    """Every output reference's sha256 as the steps recorded them (``step[i]``: a shard's), the
+    same keys as the in-process run's (:func:`mlpipe.bench.child.output_hashes`)."""
+    from mlpipe.bench.child import output_hashes
+    from mlpipe.core.execution import load_step_result
+
+    steps = [load_step_result(home, pipeline.name, run_id, s) for s in pipeline.step_names]
+    return output_hashes(type("Run", (), {"steps": steps})())
 
 
 def _failed(states: dict[str, Any]) -> str:
@@ -539,7 +557,8 @@ def summarize_deployed(raw: list[dict[str, Any]], local: dict[int, dict[str, Any
             entry["ready_s"] = statistics.median(r["ready_s"] for r in ok)
             entry["peak_rss_mib"] = max(r["peak_rss_mib"] for r in ok)
             entry["left_running"] = any(r["left_running"] for r in ok)
-            for pipe in PIPELINES:
+            entry["pipelines"] = ok[0]["pipelines"]
+            for pipe in entry["pipelines"]:
                 entry[pipe] = {
                     key: statistics.median(r[pipe][key] for r in ok)
                     for key in ("end_to_end_s", "trigger_to_first_task_s",
@@ -550,11 +569,16 @@ def summarize_deployed(raw: list[dict[str, Any]], local: dict[int, dict[str, Any
                     task: statistics.median(r[pipe]["task_latency_s"].get(task, 0.0) for r in ok)
                     for task in ok[0][pipe]["task_latency_s"]
                 }
-            same = [(r["weights_sha256"] == local[r["repetition"]]["weights_sha256"],
-                     r["predictions_sha256"] == local[r["repetition"]]["predictions_sha256"])
-                    for r in ok if r["repetition"] in local]
-            entry["identical_weights"] = bool(same) and all(w for w, _ in same)
-            entry["identical_predictions"] = bool(same) and all(p for _, p in same)
+            pairs = [(r, local[r["repetition"]]) for r in ok if r["repetition"] in local]
+            for key in ("weights", "predictions"):
+                if all(f"{key}_sha256" in r for r in ok):
+                    entry[f"identical_{key}"] = bool(pairs) and all(
+                        r[f"{key}_sha256"] == ref.get(f"{key}_sha256") for r, ref in pairs)
+            different = sorted({f"{pipe}/{step}" for r, ref in pairs for pipe in r["pipelines"]
+                                for step, sha in r[pipe]["sha256"].items()
+                                if (ref.get(pipe) or {}).get("sha256", {}).get(step) != sha})
+            entry["identical_outputs"] = bool(pairs) and not different
+            entry["different_outputs"] = different
         summary[runner] = entry
     return summary
 
@@ -572,15 +596,17 @@ def render_deployed(deployed: dict[str, Any], in_process: dict[str, Any]) -> lis
         "",
         "| runner | service | start-up s (healthy / pipelines loaded) | peak RSS MiB | pipeline "
         "| trigger to first task s | task start latency s (median / sum) | end-to-end s "
-        "| in-process s | same weights | same predictions |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| in-process s | same outputs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for runner, e in deployed.items():
         if not e["ok"]:
             lines.append(f"| {runner} | {e['service']} | failed: {e['errors'][0][:100]} "
-                         "| | | | | | | | |")
+                         "| | | | | | | |")
             continue
-        for pipe in PIPELINES:
+        for pipe in e["pipelines"]:
+            differs = [d.split("/", 1)[1] for d in e["different_outputs"]
+                       if d.startswith(f"{pipe}/")]
             d = e[pipe]
             inproc = (in_process.get(runner) or {}).get(pipe, {}).get("median_s")
             lines.append(
@@ -588,8 +614,7 @@ def render_deployed(deployed: dict[str, Any], in_process: dict[str, Any]) -> lis
                 f"{e['peak_rss_mib']:.0f} | {pipe} | {_s(d.get('trigger_to_first_task_s'))} | "
                 f"{_s(d.get('task_latency_median_s'))} / {_s(d.get('task_latency_sum_s'))} | "
                 f"{_s(d.get('end_to_end_s'))} | {_s(inproc)} | "
-                f"{'yes' if e['identical_weights'] else '**no**'} | "
-                f"{'yes' if e['identical_predictions'] else '**no**'} |")
+                f"{'**no**: ' + ', '.join(differs) if differs else 'yes'} |")
     return lines
 
 

@@ -15,18 +15,12 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlpipe.bench.deployed import (
-    DEPLOYED,
-    DEPLOYED_PIPELINES,
-    ServiceError,
-    run_deployed,
-    summarize_deployed,
-)
+from mlpipe.bench.deployed import DEPLOYED, ServiceError, run_deployed, summarize_deployed
 from mlpipe.bench.sampling import machine, result_line, run_sampled, versions
 from mlpipe.bench.settings import BenchSettings, default_overrides
 from mlpipe.bench.summary import summarize
@@ -60,20 +54,45 @@ def run_child(runner: str, home: Path, pipelines: list[tuple[str, str]]) -> dict
 def bench_configs(settings: BenchSettings) -> list[tuple[str, Any]]:
     """Each pipeline to run and its validated config. The built-ins start from the benchmark's
     own sizes (quick or full) plus ``--set-training`` / ``--set-inference``; every pipeline then
-    takes ``-c`` and ``--set``, as ``mlpipe run`` would."""
+    takes the ``-c`` file that names it and ``--set``, as ``mlpipe run`` would."""
     from mlpipe.core.config import load_config
     from mlpipe.core.pipeline import resolve_pipeline
 
     train_o, infer_o = default_overrides(settings.quick, settings.task)
     builtin = {"training": [*train_o, *settings.training_overrides],
                "inference": [*infer_o, *settings.inference_overrides]}
+    pipelines = [(ref, resolve_pipeline(ref)) for ref in settings.pipelines]
+    files = config_files(settings.configs, [p.name for _, p in pipelines])
     out = []
-    for ref in settings.pipelines:
-        pipeline = resolve_pipeline(ref)
+    for ref, pipeline in pipelines:
         overrides = [*builtin.get(ref, []), *settings.overrides]
-        out.append((ref, load_config(settings.config, overrides, pipeline=pipeline.name,
+        out.append((ref, load_config(files.get(pipeline.name), overrides, pipeline=pipeline.name,
                                      config_type=pipeline.config_type)))
     return out
+
+
+def config_files(files: Sequence[Path], names: Sequence[str]) -> dict[str, Path]:
+    """Which ``-c`` file configures which pipeline: the one whose ``pipeline:`` key names it
+    (several pipelines, several files), or a file that names no pipeline, for every pipeline."""
+    from mlpipe.core.config import read_yaml
+    from mlpipe.core.errors import ConfigError
+
+    chosen: dict[str, Path] = {}
+    for file in files:
+        if not file.is_file():
+            raise ConfigError(f"--config {file}: no such file")
+        named = read_yaml(file).get("pipeline")
+        targets = list(names) if named is None else [named]
+        if named is not None and named not in names:
+            raise ConfigError(f"--config {file}: configures pipeline '{named}', which this "
+                              f"benchmark does not run ({', '.join(names)}); name it, or drop "
+                              "the file")
+        for name in targets:
+            if name in chosen:
+                raise ConfigError(f"--config {file}: pipeline '{name}' already has "
+                                  f"{chosen[name]}; give one file per pipeline")
+            chosen[name] = file
+    return chosen
 
 
 def not_honoured(settings: BenchSettings) -> dict[str, dict[str, list[list[str]]]]:
@@ -103,9 +122,10 @@ def run_benchmark(
     names = [cfg.pipeline for _, cfg in loaded]
     runners = list(settings.runners)
     deployed = [r for r in runners if settings.deployed and r in DEPLOYED]
+    served = [(ref, raw) for (ref, raw), name in zip(pipelines, names, strict=True)
+              if not settings.deployed_pipelines or {ref, name} & set(settings.deployed_pipelines)]
     raw: list[dict[str, Any]] = []
     deployed_raw: list[dict[str, Any]] = []
-    configs = dict(zip(names, (raw for _, raw in pipelines), strict=True))
     with tempfile.TemporaryDirectory(prefix="mlpipe-bench-") as tmp:
         for rep in range(settings.repetitions):
             order = runners[rep % len(runners) :] + runners[: rep % len(runners)]
@@ -122,8 +142,7 @@ def run_benchmark(
                                 f"({DEPLOYED[runner]})")
                 deployed_raw.append(_deployed_run(
                     runner, rep, Path(tmp) / f"deployed-{runner}-{rep}",
-                    settings.out_dir / "deployed" / f"{runner}-{rep}",
-                    {k: v for k, v in configs.items() if k in DEPLOYED_PIPELINES}))
+                    settings.out_dir / "deployed" / f"{runner}-{rep}", served))
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -148,11 +167,11 @@ def run_benchmark(
 
 
 def _deployed_run(runner: str, rep: int, home: Path, service_dir: Path,
-                  configs: dict[str, str]) -> dict[str, Any]:
+                  pipelines: list[tuple[str, str]]) -> dict[str, Any]:
     """One deployed run; a service that fails is recorded (with its log), like a failed child."""
     started = time.perf_counter()
     try:
-        result = run_deployed(runner, home, service_dir, configs)
+        result = run_deployed(runner, home, service_dir, pipelines)
     except ServiceError as exc:
         result = {"runner": runner, "ok": False, "error": str(exc)}
     else:

@@ -24,8 +24,9 @@ class BenchSettings:
     task: str = "text-classification"
     #: The pipelines, in order: registered names or ``module:ATTRIBUTE`` (a user's own).
     pipelines: Sequence[str] = ("training", "inference")
-    #: A config file and ``--set`` overrides, applied to every pipeline (as ``mlpipe run``).
-    config: Path | None = None
+    #: Config files, each for the pipeline its ``pipeline:`` key names (a file naming none:
+    #: every pipeline), and ``--set`` overrides for every pipeline (as ``mlpipe run``).
+    configs: Sequence[Path] = ()
     overrides: list[str] = field(default_factory=list)
     runners: Sequence[str] = field(default_factory=registered_runners)
     out_dir: Path = Path("bench/results")
@@ -34,6 +35,8 @@ class BenchSettings:
     #: Also run the pipelines through the services of the chosen runners that have a deployed
     #: mode (``airflow standalone``, ``dagster dev``): see :mod:`mlpipe.bench.deployed`.
     deployed: bool = False
+    #: Which of ``pipelines`` go through the services (names or references; empty: all).
+    deployed_pipelines: Sequence[str] = ()
 
 
 def default_overrides(

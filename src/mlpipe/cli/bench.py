@@ -21,8 +21,9 @@ def bench(
         ),
     ] = None,
     config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", help="Config file for every pipeline (as mlpipe run)"),
+        list[Path] | None,
+        typer.Option("--config", "-c", help="Config file (as mlpipe run), for the pipeline its "
+                     "'pipeline:' key names (repeatable: one per pipeline)"),
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -80,6 +81,14 @@ def bench(
             show_default=False, metavar="",
         ),
     ] = False,
+    deployed_pipelines: Annotated[
+        str | None,
+        typer.Option(
+            "--deployed-pipelines",
+            help="With --deployed: comma-separated names of the pipelines that go through the "
+            "services, in their order above [default: all]",
+        ),
+    ] = None,
 ) -> None:
     """Compare the runners on the same pipelines (the built-ins, or your own): time, overhead,
     the orchestrator's floor, per-step breakdown, cached rerun, memory, identical outputs."""
@@ -103,13 +112,14 @@ def bench(
     if scale and deployed:
         raise ConfigError("--scale and --deployed: run them one at a time")
     refs = list(pipelines or ("training", "inference"))
-    for ref in refs:
-        pipeline_from_cli(ref)  # a clear error now, not in every child
-    if config is not None and not config.is_file():
-        raise ConfigError(f"--config {config}: no such file")
-    if deployed and not {"training", "inference"} <= set(refs):
-        raise ConfigError("--deployed: runs the built-in training and inference pipelines "
-                          "through the services (your own run in process only); name both")
+    served = [p.strip() for p in (deployed_pipelines or "").split(",") if p.strip()]
+    names = {ref: pipeline_from_cli(ref).name for ref in refs}
+    unknown_served = [p for p in served if p not in {*names, *names.values()}]
+    if unknown_served:
+        raise ConfigError(f"--deployed-pipelines: {', '.join(unknown_served)} not among the "
+                          f"pipelines benchmarked ({', '.join(names.values())})")
+    if served and not deployed:
+        raise ConfigError("--deployed-pipelines: add --deployed")
     if deployed and not set(chosen) & set(DEPLOYED):
         raise ConfigError(f"--deployed: needs one of {', '.join(DEPLOYED)} in --runners "
                           f"(got {', '.join(chosen)})")
@@ -129,11 +139,12 @@ def bench(
         out_dir=out_dir,
         task=task,
         pipelines=refs,
-        config=config.resolve() if config else None,
+        configs=[c.resolve() for c in config or []],
         overrides=set_ or [],
         training_overrides=set_train or [],
         inference_overrides=set_infer or [],
         deployed=deployed,
+        deployed_pipelines=served,
     )
     for runner, found in not_honoured(settings).items():  # said before the minutes it takes
         for pipe, items in found.items():

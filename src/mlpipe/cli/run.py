@@ -82,6 +82,8 @@ def run_command(
             config, overrides or [], pipeline=pipeline.name, config_type=pipeline.config_type
         )
     chosen = get_runner(runner)
+    if not resume:  # a resumed run's recorded config sets everything; its first try warned
+        warn_ignored(runner, chosen, pipeline, cfg)
     local = runner == "local"
     console = err if local else terminal_console()
     run = chosen.run(
@@ -102,6 +104,15 @@ def run_command(
         err.print("orchestrator log:", highlight=False)
         err.print(str(run.extra["log"]), markup=False, highlight=False, soft_wrap=True)
     return run
+
+
+def warn_ignored(name: str, runner: Any, pipeline: Any, cfg: Any) -> None:
+    """Before a run: each setting the config sets that this runner ignores, by name."""
+    from mlpipe.core.execution.honours import ignored_settings
+
+    for setting, why in ignored_settings(type(runner).honours, pipeline, cfg):
+        err.print(f"[yellow]warning: {name} ignores {setting}: {why}[/]", highlight=False,
+                  soft_wrap=True)
 
 
 def _say_what_resumed(run: Any) -> None:

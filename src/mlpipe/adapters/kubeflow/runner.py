@@ -62,7 +62,7 @@ class KubeflowRunner(Runner):
     name = "kubeflow"
     #: kfp.local on this machine; a KFP cluster applies all of them
     honours = on_this_machine(
-        retries=("ignored", "kfp.local does not retry a failed task"),
+        retries=("applied", "each task's retry policy (kfp.local retries it too)"),
         timeout=("ignored", "the timeout is a pod's activeDeadlineSeconds: not in kfp.local"),
         side_by_side_shards=("applied", "kfp.local runs ParallelFor iterations side by side"),
     )
