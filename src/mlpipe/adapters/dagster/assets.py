@@ -28,7 +28,6 @@ RESOURCE_KEY = "mlpipe"
 PIPES_KEY = "pipes_k8s"  # cluster mode: the dagster-k8s Pipes client the assets launch pods with
 SHARD_IO_KEY = "mlpipe_shard_io"  # what a map step's ops pass each other (shard jobs, results)
 RUN_ID_TAG = "mlpipe/run_id"  # set it on a run to choose the mlpipe run id; else Dagster's run id
-BUILT_IN = ("training", "inference")  # what the shipped code location serves unasked
 
 
 def dagster_name(name: str) -> str:

@@ -16,11 +16,10 @@ from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.plan import TaskSpec, plan
 from mlpipe.core.pipeline import Pipeline, portable_ref
 from mlpipe.core.render import write_pods, write_yaml
-from mlpipe.core.served import config_env
+from mlpipe.core.served import BUILT_IN, config_env
 
 from . import pipes_plan
 from .assets import (
-    BUILT_IN,
     PIPES_KEY,
     RUN_ID_TAG,
     dagster_name,
