@@ -20,6 +20,7 @@ from typing import Any
 from mlpipe.core import plugins
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError
+from mlpipe.core.schedule import cron_of
 
 
 @dataclass(frozen=True)
@@ -90,18 +91,22 @@ class Pipeline:
 
     ``config_type`` is a ``PipelineSettings`` subclass whose ``pipeline`` field is ``name``.
     ``module`` is where the pipeline is defined (found automatically), so a task, component or
-    pod in another process can import it again by ``ref``.
+    pod in another process can import it again by ``ref``. ``schedule``: the cron string its
+    orchestrated runs follow when the config sets no ``runtime.schedule`` (None: manual runs).
     """
 
     name: str
     config_type: type[PipelineSettings]
     steps: tuple[Step, ...]
     description: str = ""
+    schedule: str | None = None
     module: str = field(default_factory=_caller_module, compare=False)
 
     def __post_init__(self) -> None:
         if not self.steps:
             raise ValueError(f"pipeline {self.name}: no steps")
+        if self.schedule is not None and cron_of(self.schedule) != self.schedule:
+            raise ValueError(f"pipeline {self.name}: schedule must be a cron string")
         seen: set[str] = set()
         for step in self.steps:
             if step.name in seen:
@@ -118,6 +123,12 @@ class Pipeline:
                     "which is not one of its inputs"
                 )
             seen.add(step.name)
+
+    def cron(self, config: PipelineSettings) -> str | None:
+        """The schedule every orchestrator follows: ``runtime.schedule`` as a cron string, else
+        this pipeline's default, else None (manual runs only)."""
+        raw = config.runtime.schedule
+        return cron_of(raw) if raw else self.schedule
 
     @property
     def step_names(self) -> tuple[str, ...]:

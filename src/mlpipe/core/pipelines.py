@@ -15,6 +15,7 @@ TRAINING = Pipeline(
     name="training",
     config_type=TrainingConfig,
     description="Load training data, fine-tune, save artifacts, publish to the registry.",
+    schedule="0 3 * * 0",  # retrain weekly (orchestrators create schedules stopped / paused)
     steps=(
         Step(
             "load_training_data",
@@ -55,6 +56,7 @@ INFERENCE = Pipeline(
     name="inference",
     config_type=InferenceConfig,
     description="Load inference data and a model version, predict in batches, save results.",
+    schedule="0 5 * * *",  # score daily
     steps=(
         Step(
             "load_inference_data",

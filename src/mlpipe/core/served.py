@@ -22,6 +22,8 @@ from mlpipe.core.pipeline import Pipeline, resolve_pipeline
 log = logging.getLogger(__name__)
 
 PIPELINES_ENV = "MLPIPE_PIPELINES"
+#: The built-in pipelines: what an orchestrator's shipped entry point serves unasked.
+BUILT_IN = ("training", "inference")
 #: Where a setting is read: an env var name -> its value (None or "" when unset).
 Setting = Callable[[str], "str | None"]
 

@@ -29,13 +29,12 @@ from mlpipe.core import (
     load_config,
     open_registry,
 )
-from mlpipe.core.errors import ConfigError
 from mlpipe.core.hashing import sha256_file
 from tests.support import TINY_INFERENCE, TINY_TRAINING, tiny_config_files, venv_env
 
 dg = pytest.importorskip("dagster")
 
-from mlpipe.adapters.dagster.build import DEFAULT_SCHEDULES, build_definitions, cron_for  # noqa: E402
+from mlpipe.adapters.dagster.build import build_definitions  # noqa: E402
 from mlpipe.adapters.dagster.runner import asset_states  # noqa: E402
 
 MODULE = "mlpipe.adapters.dagster.definitions"
@@ -133,7 +132,7 @@ def test_definitions_mirror_the_pipelines(
             s.asset for s in (TRAINING if name == "training" else INFERENCE).steps
         }
         schedule = defs.resolve_schedule_def(f"mlpipe_{name}_schedule")
-        assert schedule.cron_schedule == DEFAULT_SCHEDULES[name]
+        assert schedule.cron_schedule == {"training": "0 3 * * 0", "inference": "0 5 * * *"}[name]
         assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     assert defs.resolve_job_def("mlpipe_dagster_counting")
     assert not [s for s in defs.schedules or [] if "counting" in s.name]  # no schedule asked for
@@ -141,22 +140,6 @@ def test_definitions_mirror_the_pipelines(
     for pipeline, cfg in pairs:
         assert config_from_json(resource.config_json(pipeline.name), pipeline.config_type) == cfg
     assert resource.home_path() == home.resolve()
-
-
-def test_schedule_comes_from_runtime_config(tiny_training: TrainingConfig) -> None:
-    assert cron_for("training", tiny_training.model_copy(
-        update={"runtime": tiny_training.runtime.model_copy(update={"schedule": "@daily"})}
-    )) == "@daily"
-    quarterly = tiny_training.runtime.model_copy(update={"schedule": "@quarterly"})
-    assert cron_for("training", tiny_training.model_copy(update={"runtime": quarterly})) == (
-        "0 0 1 */3 *"
-    )
-    once = tiny_training.runtime.model_copy(update={"schedule": "@once"})
-    with pytest.raises(ConfigError, match=r"runtime\.schedule"):
-        cron_for("training", tiny_training.model_copy(update={"runtime": once}))
-    assert cron_for("dagster_counting", CountConfig()) is None  # defaults only for built-ins
-    hourly = CountConfig.model_validate({"runtime": {"schedule": "0 * * * *"}})
-    assert cron_for("dagster_counting", hourly) == "0 * * * *"
 
 
 # -- the runner: real in-process Dagster runs ---------------------------------------------------

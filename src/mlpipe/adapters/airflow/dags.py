@@ -21,7 +21,7 @@ from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.plan import plan
 from mlpipe.core.paths import safe_run_id
 from mlpipe.core.pipeline import Pipeline
-from mlpipe.core.served import PIPELINES_ENV, listed, served_pipelines
+from mlpipe.core.served import BUILT_IN, PIPELINES_ENV, listed, served_pipelines
 
 from .spec import CONF_RUN_ID, CONF_USE_CACHE, DagTask, Translation, task_args
 
@@ -111,9 +111,6 @@ def build_dag(
 
 # --- the dags-folder entry point -------------------------------------------------------------
 
-DEFAULT_PIPELINES = "training,inference"
-
-
 def _setting(env_name: str) -> str | None:
     """An env var, else the Airflow Variable of its name in lower case (``mlpipe_pipelines``)."""
     try:
@@ -133,7 +130,7 @@ def dags_from_environment(
     defaults to the calling file."""
     fileloc = fileloc or sys._getframe(1).f_code.co_filename
     home = home or _setting("MLPIPE_HOME") or Path(get_airflow_home()) / "mlpipe"
-    refs = listed(_setting(PIPELINES_ENV) or DEFAULT_PIPELINES)
+    refs = listed(_setting(PIPELINES_ENV) or ",".join(BUILT_IN))
     dags = [build_dag(s.pipeline, s.config, home=home, doc_note=s.note, fileloc=fileloc)
             for s in served_pipelines(refs, _setting)]
     return {dag.dag_id: dag for dag in dags}

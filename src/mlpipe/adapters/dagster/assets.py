@@ -28,7 +28,6 @@ RESOURCE_KEY = "mlpipe"
 PIPES_KEY = "pipes_k8s"  # cluster mode: the dagster-k8s Pipes client the assets launch pods with
 SHARD_IO_KEY = "mlpipe_shard_io"  # what a map step's ops pass each other (shard jobs, results)
 RUN_ID_TAG = "mlpipe/run_id"  # set it on a run to choose the mlpipe run id; else Dagster's run id
-BUILT_IN = ("training", "inference")  # what the shipped code location serves unasked
 
 
 def dagster_name(name: str) -> str:
@@ -82,16 +81,6 @@ def mlpipe_run_id(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> 
     return safe_run_id(run.tags.get(RUN_ID_TAG) or run.run_id)
 
 
-def run_metadata(run: StepRun) -> dict[str, Any]:
-    """Materialization metadata: the reference's own summary, the step's seconds and cache."""
-    meta = {k: v if isinstance(v, bool | str | int | float) else dg.MetadataValue.json(v)
-            for k, v in run.ref.summary().items()}
-    if "row_count" in meta:
-        meta["dagster/row_count"] = meta.pop("row_count")
-    return {**meta, "uri": dg.MetadataValue.path(run.ref.uri), "mlpipe/seconds": run.seconds,
-            "mlpipe/cached": run.cached}
-
-
 def check_result(asset: str, check: CheckResult) -> dg.AssetCheckResult:
     """A core CheckResult as a Dagster one: ERROR severity only where core says it blocks."""
     return dg.AssetCheckResult(
@@ -125,13 +114,19 @@ def run_task(context: Any, pipeline: Pipeline, task: TaskSpec, shard: int | None
 
 
 def _metadata(context: Any, step: str, run: StepRun | None, **more: Any) -> dict[str, Any]:
-    """An asset's materialization metadata: the run id and step, and (in process) the step run's."""
+    """An asset's materialization metadata: the run id and step, and (in process) the
+    reference's own summary, the step's seconds and cache."""
     meta = {"mlpipe/run_id": mlpipe_run_id(context), "mlpipe/step": step, **more}
     if run is None:  # a pod: its outputs stay on the shared volume or store
         return meta
     context.log.info(f"{step}: {run.seconds:.2f}s{' (cached)' if run.cached else ''} -> "
                      f"{run.ref.uri}")
-    return {**meta, **run_metadata(run)}
+    meta.update({k: v if isinstance(v, bool | str | int | float) else dg.MetadataValue.json(v)
+                 for k, v in run.ref.summary().items()})
+    if "row_count" in meta:
+        meta["dagster/row_count"] = meta.pop("row_count")
+    return {**meta, "uri": dg.MetadataValue.path(run.ref.uri), "mlpipe/seconds": run.seconds,
+            "mlpipe/cached": run.cached}
 
 
 def _outputs(context: Any, pipeline: Pipeline, task: TaskSpec, result: Any,

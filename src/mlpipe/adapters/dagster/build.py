@@ -25,27 +25,9 @@ from .assets import (
 )
 from .cluster import PIPES_KEY, pipes_client, run_pod
 
-# Used when a built-in pipeline's config sets no runtime.schedule: retrain weekly, score daily
-# (both start stopped). Other pipelines get a schedule only when their config sets one.
-DEFAULT_SCHEDULES = {"training": "0 3 * * 0", "inference": "0 5 * * *"}
-# Airflow presets croniter does not know; everything else must be a cron string Dagster accepts.
-_PRESETS = {"@quarterly": "0 0 1 */3 *"}
 # Each run already gets its own run-worker process; running the steps inside it (in_process) saves
 # a Python + torch start per step (~2 s each here). "multiprocess" gives each step its own process.
 EXECUTOR_ENV = "MLPIPE_DAGSTER_EXECUTOR"
-
-
-def cron_for(pipeline: str, config: PipelineSettings) -> str | None:
-    """``runtime.schedule`` as a cron string, else the built-in pipeline's default, else None."""
-    raw = config.runtime.schedule
-    cron = _PRESETS.get(raw, raw) if raw else DEFAULT_SCHEDULES.get(pipeline)
-    try:
-        if cron is not None:
-            dg.ScheduleDefinition(name="probe", job_name="probe", cron_schedule=cron)
-    except dg.DagsterInvalidDefinitionError:
-        raise ConfigError(f"runtime.schedule: {raw!r} is not a cron schedule Dagster can run "
-                          "(use e.g. '0 3 * * 0' or '@daily')") from None
-    return cron
 
 
 def _executor() -> dg.ExecutorDefinition:
@@ -93,7 +75,7 @@ def build_definitions(
             tags={"mlpipe/pipeline": pipeline.name},
         )
         jobs.append(job)
-        cron = cron_for(pipeline.name, config)
+        cron = pipeline.cron(config)
         if cron is not None:
             schedules.append(dg.ScheduleDefinition(
                 name=f"{job.name}_schedule", job=job, cron_schedule=cron,

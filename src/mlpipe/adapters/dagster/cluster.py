@@ -16,11 +16,10 @@ from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.plan import TaskSpec, plan
 from mlpipe.core.pipeline import Pipeline, portable_ref
 from mlpipe.core.render import write_pods, write_yaml
-from mlpipe.core.served import config_env
+from mlpipe.core.served import BUILT_IN, config_env
 
 from . import pipes_plan
 from .assets import (
-    BUILT_IN,
     PIPES_KEY,
     RUN_ID_TAG,
     dagster_name,
@@ -39,17 +38,6 @@ def pipes_client() -> Any:
     return PipesK8sClient()
 
 
-def pod_arguments(spec: ContainerSpec) -> dict[str, Any]:
-    """``PipesK8sClient.run`` keyword arguments for one step (image and command live in the
-    base pod spec's container, so nothing else overrides them)."""
-    manifest = pod_manifest(spec)
-    return {
-        "namespace": spec.namespace,
-        "base_pod_meta": {"labels": manifest["metadata"]["labels"]},
-        "base_pod_spec": manifest["spec"],
-    }
-
-
 def _container(pipeline: Pipeline, task: TaskSpec, run_id: str, shard: int | None
                ) -> ContainerSpec:
     """The task's pod; a shard list pod runs :mod:`.pipes_plan`, which reports the list."""
@@ -63,8 +51,10 @@ def run_pod(context: Any, pipeline: Pipeline, task: TaskSpec, shard: int | None,
             inputs: dict[str, Any]) -> list[int] | None:
     """The cluster body: the task's pod through Pipes; a shard list pod reports its list."""
     spec = _container(pipeline, task, mlpipe_run_id(context), shard)
-    invocation = getattr(context.resources, PIPES_KEY).run(context=context,
-                                                            **pod_arguments(spec))
+    manifest = pod_manifest(spec)  # image and command live in its container: nothing overrides
+    invocation = getattr(context.resources, PIPES_KEY).run(
+        context=context, namespace=spec.namespace, base_pod_spec=manifest["spec"],
+        base_pod_meta={"labels": manifest["metadata"]["labels"]})
     if task.kind != "shard_list":
         return None
     reported = invocation.get_custom_messages()
@@ -74,27 +64,14 @@ def run_pod(context: Any, pipeline: Pipeline, task: TaskSpec, shard: int | None,
     return [int(s) for s in shards]
 
 
-def pod_body(spec: ContainerSpec, pod_name: str) -> dict[str, Any]:
-    """The pod ``PipesK8sClient.run`` creates for ``spec`` (built by dagster-k8s itself), as a
-    plain dict; the Pipes session's bootstrap env vars are added at run time."""
-    import kubernetes
-    from dagster_k8s.pipes import build_pod_body
-
-    args = pod_arguments(spec)
-    pod = build_pod_body(pod_name=pod_name, image=None, command=None, env_vars={},
-                         base_pod_meta=args["base_pod_meta"], base_pod_spec=args["base_pod_spec"])
-    body: dict[str, Any] = kubernetes.client.ApiClient().sanitize_for_serialization(pod)
-    body.setdefault("metadata", {})["namespace"] = spec.namespace
-    return {"apiVersion": "v1", "kind": "Pod", **body}
-
-
 def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) -> list[Path]:
-    """Each plan task's pod and ``<pipeline>.dagster.yaml`` (the job: assets in order, their
-    deps, the resource and how the run id is chosen)."""
+    """Each plan task's pod (core's manifest, which ``PipesK8sClient`` submits adding its own
+    labels and the Pipes bootstrap env at run time) and ``<pipeline>.dagster.yaml`` (the job:
+    assets in order, their deps, the resource and how the run id is chosen)."""
 
     def body(task: TaskSpec, shard: int | None) -> dict[str, Any]:
         spec = _container(pipeline, task, RUN_ID_PLACEHOLDER, shard)
-        return pod_body(spec, f"dagster-{RUN_ID_PLACEHOLDER}-{spec.name}")
+        return pod_manifest(spec, f"dagster-{RUN_ID_PLACEHOLDER}-{spec.name}")
 
     paths = write_pods(plan(pipeline, config), config, Path(out_dir), body)
     ref = portable_ref(pipeline)  # the code location serves the built-in ones unasked

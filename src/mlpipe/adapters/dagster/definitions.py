@@ -8,9 +8,8 @@ import os
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.pipeline import Pipeline
-from mlpipe.core.served import PIPELINES_ENV, listed, served_pipelines
+from mlpipe.core.served import BUILT_IN, PIPELINES_ENV, listed, served_pipelines
 
-from .assets import BUILT_IN
 from .build import build_definitions
 
 

@@ -12,16 +12,15 @@ from typing import Any
 
 import dagster as dg
 
-from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner
 from mlpipe.core.execution.facts import Instance, task_facts
 from mlpipe.core.execution.floor import Floor, FloorTask
 from mlpipe.core.execution.honours import on_this_machine
 from mlpipe.core.execution.runner import RunRequest
-from mlpipe.core.pipeline import Pipeline
 
 from .assets import RUN_ID_TAG, job_name
 from .build import build_definitions
+from .cluster import render_cluster
 
 LOG_LEVEL_ENV = "MLPIPE_DAGSTER_LOG_LEVEL"
 
@@ -103,9 +102,4 @@ class DagsterRunner(Runner):
 
         return dagster_floor(tasks, name)
 
-    def render_cluster(
-        self, pipeline: Pipeline, config: PipelineSettings, out_dir: Path
-    ) -> list[Path]:
-        from .cluster import render_cluster
-
-        return render_cluster(pipeline, config, out_dir)
+    render_cluster = staticmethod(render_cluster)  # cluster mode's pods and job, rendered

@@ -12,6 +12,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     SerializeAsAny,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -21,6 +22,7 @@ from mlpipe.core.config.base import StrictModel, validate_section
 from mlpipe.core.config.kubernetes import ClusterConfig
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.inputs import InputFile
+from mlpipe.core.schedule import cron_of
 
 
 class TaskOptions(StrictModel):
@@ -211,6 +213,14 @@ class RuntimeConfig(StrictModel):
         "or torch import per shard); a larger one runs a process per shard, one per core at a "
         "time. 0: always a process per shard",
     )
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        """Refuse at load what no orchestrator could schedule; kept as written."""
+        if value is not None:
+            cron_of(value)
+        return value
 
 class ArtifactsSettings(StrictModel):
     """What ``save_artifacts`` publishes beside the safetensors weights."""
