@@ -49,8 +49,8 @@ def _component(task: TaskSpec, spec: ContainerSpec, doc: str) -> Callable[..., A
 
 
 def apply_container_spec(task: Any, spec: ContainerSpec) -> None:
-    """Everything of the pod but image/command/args (and the plan's retries and timeout, which
-    :func:`~.walk.walk` sets), set on a kfp task."""
+    """Everything of the pod but image/command/args (and the plan's retries, timeout and kfp
+    caching, which :func:`~.walk.walk` sets), set on a kfp task."""
     if "cpu" in spec.requests:
         task.set_cpu_request(spec.requests["cpu"]).set_cpu_limit(spec.limits["cpu"])
     if "memory" in spec.requests:
@@ -75,9 +75,6 @@ def apply_container_spec(task: Any, spec: ContainerSpec) -> None:
     kubernetes.set_security_context(
         task, run_as_user=spec.run_as_user, run_as_group=spec.run_as_user, run_as_non_root=True
     )
-    # The run id (kfp run name) is an input, so kfp's cache would never hit; a hit would also
-    # skip writing this run's step directory. mlpipe's own step cache works inside the pod.
-    task.set_caching_options(enable_caching=False)
 
 
 def build_cluster_pipeline(pipeline: Pipeline, config: PipelineSettings) -> Any:
@@ -94,8 +91,9 @@ def build_cluster_pipeline(pipeline: Pipeline, config: PipelineSettings) -> Any:
         apply_container_spec(kfp_task, specs[task.name])
         return kfp_task
 
-    def pipeline_fn() -> None:
-        walk(tasks, make, PLAN_OUTPUT)
+    def pipeline_fn() -> None:  # no kfp cache: the run id (kfp run name) is an input, so it would
+        # never hit, and a hit would skip this run's step records; mlpipe's own cache works in pods
+        walk(tasks, make, PLAN_OUTPUT, cache=False)
 
     return kfp_pipeline(pipeline, pipeline_fn)
 
