@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kfp import compiler, dsl, kubernetes
 
 from mlpipe.adapters.kubeflow.walk import function_name, kfp_pipeline, walk
@@ -19,6 +18,7 @@ from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.plan import TaskSpec
 from mlpipe.core.execution.plan import plan as core_plan
 from mlpipe.core.pipeline import Pipeline
+from mlpipe.core.render import write_yaml
 
 #: The shard list component's output parameter, and the slot its file path fills.
 PLAN_OUTPUT = "shards"
@@ -101,19 +101,16 @@ def build_cluster_pipeline(pipeline: Pipeline, config: PipelineSettings) -> Any:
 def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) -> list[Path]:
     """Compile the cluster pipeline to ``<pipeline>.kfp.yaml`` and write the submission settings
     (namespace, service account) to ``<pipeline>.run.yaml``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    compiled = out_dir / f"{pipeline.name}.kfp.yaml"
+    compiled = Path(out_dir) / f"{pipeline.name}.kfp.yaml"
+    compiled.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(build_cluster_pipeline(pipeline, config),
                                 package_path=str(compiled))
     cluster = config.cluster
-    run = out_dir / f"{pipeline.name}.run.yaml"
-    run.write_text(yaml.safe_dump({
+    return [compiled, write_yaml(Path(out_dir) / f"{pipeline.name}.run.yaml", {
         "pipeline_package": compiled.name,
         "namespace": cluster.namespace,
         "service_account": cluster.service_account,
         "run_id": "the kfp run name ({{$.pipeline_job_name}}), made safe by `mlpipe step`",
         "submit": (f"kfp.Client(namespace={cluster.namespace!r}).create_run_from_pipeline_package("
                    f"{compiled.name!r}, service_account={cluster.service_account!r})"),
-    }, sort_keys=False))
-    return [compiled, run]
+    })]
