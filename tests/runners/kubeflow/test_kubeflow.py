@@ -223,7 +223,7 @@ def test_local_kfp_runs_training_then_inference(
     assert run.extra["orchestrator_run_id"].startswith("mlpipe-training-")
     assert run.extra["orchestrator_run_id"] == Path(run.extra["kfp_run_dir"]).name
     assert set(run.extra["task_seconds"]) == set(TRAINING.step_names)
-    assert all(t["state"] == "SUCCESS" for t in run.extra["tasks"].values())
+    assert set(run.extra["task_states"].values()) == {"success"}
     assert not any(s.cached for s in run.steps)
     for s in run.steps:  # what kfp passed along is what the step recorded in the mlpipe run dir
         assert load_step_result(home, "training", run.run_id, s.step).ref == s.ref
@@ -291,8 +291,8 @@ def test_bad_data_fails_naming_the_component_and_publishes_nothing(
     assert record["status"] == "failed" and record["failed_step"] == "load_training_data"
     assert record["error"]["type"] == "DataError" and record["error"]["exit_code"] == 2
     assert record["orchestrator_run_id"].startswith("mlpipe-training-")
-    assert record["extra"]["tasks"]["load_training_data"]["state"] == "FAILURE"
-    assert record["extra"]["tasks"]["train_model"]["state"] == "NOT_RUN"
+    assert record["extra"]["task_states"]["load_training_data"] == "failure"
+    assert record["extra"]["task_states"]["train_model"] == "not_run"
 
 
 @pytest.mark.slow

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kfp import compiler, dsl, kubernetes
 
 from mlpipe.adapters.kubeflow.walk import function_name, kfp_pipeline, walk
@@ -19,6 +18,7 @@ from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.plan import TaskSpec
 from mlpipe.core.execution.plan import plan as core_plan
 from mlpipe.core.pipeline import Pipeline
+from mlpipe.core.render import write_yaml
 
 #: The shard list component's output parameter, and the slot its file path fills.
 PLAN_OUTPUT = "shards"
@@ -49,8 +49,8 @@ def _component(task: TaskSpec, spec: ContainerSpec, doc: str) -> Callable[..., A
 
 
 def apply_container_spec(task: Any, spec: ContainerSpec) -> None:
-    """Everything of the pod but image/command/args (and the plan's retries and timeout, which
-    :func:`~.walk.walk` sets), set on a kfp task."""
+    """Everything of the pod but image/command/args (and the plan's retries, timeout and kfp
+    caching, which :func:`~.walk.walk` sets), set on a kfp task."""
     if "cpu" in spec.requests:
         task.set_cpu_request(spec.requests["cpu"]).set_cpu_limit(spec.limits["cpu"])
     if "memory" in spec.requests:
@@ -75,9 +75,6 @@ def apply_container_spec(task: Any, spec: ContainerSpec) -> None:
     kubernetes.set_security_context(
         task, run_as_user=spec.run_as_user, run_as_group=spec.run_as_user, run_as_non_root=True
     )
-    # The run id (kfp run name) is an input, so kfp's cache would never hit; a hit would also
-    # skip writing this run's step directory. mlpipe's own step cache works inside the pod.
-    task.set_caching_options(enable_caching=False)
 
 
 def build_cluster_pipeline(pipeline: Pipeline, config: PipelineSettings) -> Any:
@@ -94,8 +91,9 @@ def build_cluster_pipeline(pipeline: Pipeline, config: PipelineSettings) -> Any:
         apply_container_spec(kfp_task, specs[task.name])
         return kfp_task
 
-    def pipeline_fn() -> None:
-        walk(tasks, make, PLAN_OUTPUT)
+    def pipeline_fn() -> None:  # no kfp cache: the run id (kfp run name) is an input, so it would
+        # never hit, and a hit would skip this run's step records; mlpipe's own cache works in pods
+        walk(tasks, make, PLAN_OUTPUT, cache=False)
 
     return kfp_pipeline(pipeline, pipeline_fn)
 
@@ -103,19 +101,16 @@ def build_cluster_pipeline(pipeline: Pipeline, config: PipelineSettings) -> Any:
 def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) -> list[Path]:
     """Compile the cluster pipeline to ``<pipeline>.kfp.yaml`` and write the submission settings
     (namespace, service account) to ``<pipeline>.run.yaml``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    compiled = out_dir / f"{pipeline.name}.kfp.yaml"
+    compiled = Path(out_dir) / f"{pipeline.name}.kfp.yaml"
+    compiled.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(build_cluster_pipeline(pipeline, config),
                                 package_path=str(compiled))
     cluster = config.cluster
-    run = out_dir / f"{pipeline.name}.run.yaml"
-    run.write_text(yaml.safe_dump({
+    return [compiled, write_yaml(Path(out_dir) / f"{pipeline.name}.run.yaml", {
         "pipeline_package": compiled.name,
         "namespace": cluster.namespace,
         "service_account": cluster.service_account,
         "run_id": "the kfp run name ({{$.pipeline_job_name}}), made safe by `mlpipe step`",
         "submit": (f"kfp.Client(namespace={cluster.namespace!r}).create_run_from_pipeline_package("
                    f"{compiled.name!r}, service_account={cluster.service_account!r})"),
-    }, sort_keys=False))
-    return [compiled, run]
+    })]

@@ -122,13 +122,11 @@ def build_pipeline(
                                              **({} if shard is None else {"shard": shard}))
             for name, value in (env or {}).items():
                 kfp_task.set_env_variable(name, value)
-            whole = task.kind in ("step", "group", "shard")  # not a shard list, not a gather
-            kfp_task.set_caching_options(enable_caching=whole and config.runtime.cache and all(
-                pipeline.step(s).cacheable for s in task.steps))
             return kfp_task
 
         last = pipeline.steps[-1]
-        return walk(tasks, make, "Output")[tasks.task_of(last.name).name].outputs[last.asset]
+        made = walk(tasks, make, "Output", config.runtime.cache)
+        return made[tasks.task_of(last.name).name].outputs[last.asset]
 
     pipeline_fn.__annotations__["return"] = next(iter(step_outputs(pipeline.steps[-1]).values()))
     return kfp_pipeline(pipeline, pipeline_fn)

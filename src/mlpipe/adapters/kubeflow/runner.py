@@ -43,14 +43,10 @@ class TaskEvents(logging.Filter):
             self.finished[m.group(1)] = (record.created, m.group(2))
         return True
 
-    def state(self, task: str) -> str:
-        if task in self.finished:
-            return self.finished[task][1]
-        return "RUNNING" if task in self.started else "NOT_RUN"
-
     def facts(self, task: str) -> TaskFacts:
-        start, end = self.started.get(task), self.finished.get(task, (None, ""))[0]
-        return TaskFacts(state=self.state(task).lower(), started=start,
+        start, (end, state) = self.started.get(task), self.finished.get(task, (None, ""))
+        state = state or ("running" if start is not None else "not_run")
+        return TaskFacts(state=state.lower(), started=start,
                          seconds=None if start is None or end is None else end - start)
 
 
@@ -90,11 +86,10 @@ class KubeflowRunner(Runner):
             failure = f"kfp.local: {ANSI.sub('', str(exc))}"
         seconds = time.perf_counter() - started
         facts = {task: events.facts(name) for task, name in kfp_tasks.items()}
-        # what only kfp knows: each step's task, its state and output artifacts
+        # what only kfp knows: each step's kfp task and its output artifacts (states: core's)
         steps = {s: kfp_tasks[request.plan.task_of(s).name] for s in pipeline.step_names}
-        tasks = {step: {"state": events.state(name), "task": name,
-                        "artifacts": _executor_artifacts(run_dir / name) if run_dir else {}}
-                 for step, name in steps.items()}
+        tasks = {step: {"task": name, "artifacts": _executor_artifacts(run_dir / name)
+                        if run_dir else {}} for step, name in steps.items()}
         extra: dict[str, Any] = {"tasks": tasks, "pipeline_root": str(pipeline_root)}
         if run_dir is not None:
             extra["kfp_run_dir"] = str(run_dir)

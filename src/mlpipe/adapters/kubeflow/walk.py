@@ -30,11 +30,12 @@ def kfp_names(tasks: Plan) -> dict[str, str]:
 
 
 def walk(tasks: Plan, make: Callable[[TaskSpec, dict[str, Any], Any], Any],
-         listed: str) -> dict[str, Any]:
+         listed: str, cache: bool) -> dict[str, Any]:
     """The plan walk both modes translate: ``make(task, made, shard)`` makes each task's kfp task
     in plan order (``made``: plan task -> kfp task so far); a shard task inside a ``ParallelFor``
     over its shard list's output ``listed`` (``shard``: the loop item, else None). Core's retries
-    and timeout go on every task, in both modes."""
+    and timeout go on every task, in both modes; kfp's cache (``cache``) on a step, group or shard
+    task whose steps are all cacheable (never a shard list or gather: they only read records)."""
     kfp_names(tasks)  # refuses names that clash as kfp tasks
     made: dict[str, Any] = {}
     for task in tasks:
@@ -50,6 +51,9 @@ def walk(tasks: Plan, make: Callable[[TaskSpec, dict[str, Any], Any], Any],
             kfp_task.set_retry(num_retries=task.retries,
                                backoff_duration=f"{int(task.retry_delay_s)}s")
         kubernetes.set_timeout(kfp_task, int(task.timeout_s))  # the pod's activeDeadlineSeconds
+        whole = task.kind in ("step", "group", "shard")
+        kfp_task.set_caching_options(enable_caching=cache and whole and all(
+            tasks.pipeline.step(s).cacheable for s in task.steps))
     return made
 
 
