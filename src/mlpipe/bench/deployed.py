@@ -13,7 +13,8 @@ after it, driven over its HTTP API the way a user's CI or UI would drive it:
   polled over GraphQL.
 
 Each service gets its own home under the benchmark's output folder, a free port on 127.0.0.1, and
-its own process group, which is always stopped as a whole (``finally`` and ``atexit``). Figures
+its own process group, which is always stopped as a whole (``finally`` and ``atexit``; a watchdog
+stops it when this process dies without either, e.g. SIGKILLed by a timeout). Figures
 come from the orchestrator's own metadata (task and step start/end times), on the same clock as
 the trigger: service start-up to healthy, trigger to first task, each task's start after its
 upstream ended, trigger to run end; plus the peak RSS of the service's whole process tree.
@@ -67,9 +68,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: Run by the watchdog: wait for EOF on stdin (the benchmark process is gone, however it ended),
+#: then TERM the service's group and KILL what is left after the grace.
+WATCHDOG = """
+import os, signal, sys, time
+sys.stdin.buffer.read()
+pgid, grace = int(sys.argv[1]), float(sys.argv[2])
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        break
+    end = time.monotonic() + grace
+    while time.monotonic() < end:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            sys.exit(0)
+        time.sleep(0.2)
+"""
+
+
 class Service:
     """A command started in its own process group, its output in ``log``, its process tree's
-    RSS sampled in a thread; :meth:`stop` ends the whole group (also at interpreter exit)."""
+    RSS sampled in a thread; :meth:`stop` ends the whole group (also at interpreter exit, and
+    from a watchdog process if this one is killed)."""
 
     def __init__(self, name: str, cmd: list[str], env: dict[str, str], log: Path,
                  cwd: Path) -> None:
@@ -85,6 +108,7 @@ class Service:
                                "mlpipe[airflow] / mlpipe[dagster]") from exc
         self.started = time.perf_counter()
         self.pgid = self.proc.pid  # start_new_session: the leader's pid is the group id
+        self._watchdog = _watch(self.pgid)
         self.peak_rss = 0
         self.killed = False  # whether stop() needed SIGKILL
         self._sampling = True
@@ -152,7 +176,20 @@ class Service:
             deadline = time.perf_counter() + 10  # until init has reaped the orphans
             while time.perf_counter() < deadline and group_alive(self.pgid, self.proc):
                 time.sleep(0.1)
+        if self._watchdog.stdin is not None:  # the group is gone: the watchdog's EOF ends it
+            self._watchdog.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._watchdog.wait(timeout=10)
         return time.perf_counter() - started
+
+
+def _watch(pgid: int, grace: float = 30.0) -> subprocess.Popen[bytes]:
+    """A process in its own session holding the read end of a pipe only this process writes:
+    when this process ends, even by SIGKILL, the kernel closes the pipe and the watchdog stops
+    group ``pgid``."""
+    return subprocess.Popen([sys.executable, "-c", WATCHDOG, str(pgid), str(grace)],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def group_alive(pgid: int, leader: subprocess.Popen[bytes] | None = None) -> bool:
