@@ -104,14 +104,10 @@ def test_sharded_inference_equals_one_shard(
 def _native(runner: str, extra: dict[str, Any]) -> tuple[list[str], bool] | None:
     """Each shard's state and whether the gather ran, as the orchestrator itself recorded them
     (the run's ``extra``); None for the local runner, whose records are mlpipe's own."""
-    if runner == "airflow":  # a mapped task instance per shard, then the gathering task
+    if runner in ("airflow", "dagster"):  # a mapped task instance (Dagster: a mapped op's step
+        # key) per shard, then the gathering task, as core folds them into the task facts
         return (extra["map_states"]["run_inference__shard"],
                 extra["task_states"]["run_inference"] == "success")
-    if runner == "dagster":  # the mapped op's step events, a step key per shard
-        states = extra["asset_states"]
-        shards = [states[k] for k in sorted(states)
-                  if k.startswith("predictions.run_inference__shard[")]
-        return shards, states.get("predictions.run_inference") == "success"
     if runner == "kubeflow":  # a ParallelFor iteration per shard; kfp.local writes
         root = Path(extra["kfp_run_dir"])  # executor_output.json for a task that succeeded
         loops = sorted(root.glob("for-loop-*-iteration-*"),

@@ -35,7 +35,7 @@ from tests.support import TINY_INFERENCE, TINY_TRAINING, tiny_config_files, venv
 dg = pytest.importorskip("dagster")
 
 from mlpipe.adapters.dagster.build import build_definitions  # noqa: E402
-from mlpipe.adapters.dagster.runner import asset_states  # noqa: E402
+from mlpipe.adapters.dagster.runner import asset_checks  # noqa: E402
 
 MODULE = "mlpipe.adapters.dagster.definitions"
 RUNNER = get_runner("dagster")
@@ -156,7 +156,7 @@ def test_runner_materializes_both_jobs(
     assert dagster_run_id and train.run_id != dagster_run_id  # mlpipe's run id, passed as a tag
     assert set(train.extra["task_seconds"]) == set(TRAINING.step_names)
     assert all(s > 0 for s in train.extra["task_seconds"].values())
-    assert set(train.extra["asset_states"].values()) == {"success"}
+    assert set(train.extra["task_states"].values()) == {"success"}  # Dagster's step stats
     assert train.extra["asset_checks"]["trained_model"] == {"min_eval_accuracy": True}
     assert (train.run_dir / "run.json").is_file()
     version = train.final
@@ -210,10 +210,12 @@ def test_blocking_check_stops_downstream(
     with dg.DagsterInstance.get() as instance:
         (run,) = instance.get_runs()
         assert run.status == dg.DagsterRunStatus.FAILURE
-        states = asset_states(instance, run.run_id)
-    assert states["training_data"].checks[check] is False
-    assert all(states[a].state in ("skipped", "not_run")
-               for a in ("trained_model", "model_artifacts", "registered_model"))
+        assert asset_checks(instance, run.run_id)["training_data"][check] is False
+    record = json.loads((home / "runs" / "training" / "gated" / "run.json").read_text())
+    states = record["extra"]["task_states"]  # Dagster's step stats, per plan task
+    assert states["load_training_data"] == "failed"
+    assert all(states[t] in ("skipped", "not_run")
+               for t in ("train_model", "save_artifacts", "upload_model"))
     assert open_registry(cfg.registry, home).versions() == []  # nothing published
 
 

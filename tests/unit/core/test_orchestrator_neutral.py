@@ -52,3 +52,16 @@ def test_a_reference_summarizes_itself() -> None:
 def test_served_pipeline_settings_are_named_alike_everywhere() -> None:
     assert config_env("my-pipe") == "MLPIPE_MY_PIPE_CONFIG"
     assert listed(" training, ,x:Y ") == ["training", "x:Y"]
+
+
+def test_a_plan_task_the_orchestrator_never_reported_is_not_run() -> None:
+    from mlpipe.core.execution.runner import TaskFacts, _facts
+    from tests.support.plan_pipelines import PLAN_PIPELINE, PlanConfig
+
+    extra = _facts(PLAN_PIPELINE, PlanConfig(), {
+        "numbers": TaskFacts("success", 1.0, 10.0), "split": TaskFacts("failed", 2.0, 11.0)})
+    assert extra["task_states"] == {"numbers": "success", "split": "failed", **dict.fromkeys(
+        ("square__shards", "square__shard", "square", "add_one__shards", "add_one__shard",
+         "add_one", "total"), "not_run")}
+    assert extra["task_started"] == {"numbers": 10.0, "split": 11.0}
+    assert _facts(PLAN_PIPELINE, PlanConfig(), {}) == {}  # a runner that reports no tasks

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,35 +22,31 @@ from .build import build_definitions
 from .cluster import render_cluster
 
 LOG_LEVEL_ENV = "MLPIPE_DAGSTER_LOG_LEVEL"
-
-
-@dataclass
-class AssetState:
-    """One asset's (op's) fate in a Dagster run: its step stats and asset check results."""
-
-    state: str = "not_run"  # running | success | failed | skipped | not_run
-    started: float | None = None
-    ended: float | None = None
-    checks: dict[str, bool] = field(default_factory=dict)
-
-
 _STATES = {"SUCCESS": "success", "FAILURE": "failed", "SKIPPED": "skipped"}
 
 
-def asset_states(instance: dg.DagsterInstance, dagster_run_id: str) -> dict[str, AssetState]:
-    """Per step key (an asset's op): Dagster's own step stats, and the checks it evaluated."""
-    states = {s.step_key: AssetState(_STATES.get(getattr(s.status, "value", ""), "running"),
-                                     s.start_time, s.end_time)
-              for s in instance.get_run_step_stats(dagster_run_id)}
-    kinds = {dg.DagsterEventType.ASSET_CHECK_EVALUATION,
-             dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED}  # planned: maybe never started
-    for record in instance.get_records_for_run(dagster_run_id, of_type=kinds).records:
-        entry = record.event_log_entry
-        state = states.setdefault(str(entry.step_key), AssetState())
-        if entry.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-            data: Any = entry.dagster_event and entry.dagster_event.event_specific_data
-            state.checks[data.check_name] = data.passed
-    return states
+def task_instances(instance: dg.DagsterInstance, job: dg.JobDefinition, dagster_run_id: str
+                   ) -> list[Instance]:
+    """Dagster's own step stats as core's instances, each op's plan task by its tag."""
+    task_of = {op.name: op.tags["mlpipe/task"] for op in job.graph.iterate_op_defs()}
+    found = []
+    for stats in instance.get_run_step_stats(dagster_run_id):
+        op, _, shard = stats.step_key.partition("[")  # a shard's key ends [shard_NNNN]
+        state = _STATES.get(getattr(stats.status, "value", ""), "running")
+        found.append(Instance(task_of[op.rsplit(".", 1)[-1]], state,
+                              stats.start_time, stats.end_time, tries=stats.attempts or None,
+                              index=int(shard[-5:-1]) if shard else -1))
+    return found
+
+
+def asset_checks(instance: dg.DagsterInstance, dagster_run_id: str) -> dict[str, dict[str, bool]]:
+    """Per asset, the checks Dagster evaluated in the run: name -> passed."""
+    kind = dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    checks: dict[str, dict[str, bool]] = {}
+    for record in instance.get_records_for_run(dagster_run_id, of_type=kind).records:
+        data: Any = record.event_log_entry.get_dagster_event().event_specific_data
+        checks.setdefault(data.asset_key.to_user_string(), {})[data.check_name] = data.passed
+    return checks
 
 
 class DagsterRunner(Runner):
@@ -80,20 +75,13 @@ class DagsterRunner(Runner):
             result = job.execute_in_process(run_config=run_config, instance=instance,
                                             tags={RUN_ID_TAG: request.run_id}, raise_on_error=False)
             seconds = time.perf_counter() - started
-            states = asset_states(instance, result.run_id)
-        task_of = {op.name: op.tags["mlpipe/task"] for op in job.graph.iterate_op_defs()}
-        instances = [Instance(task_of[key.split("[")[0].rsplit(".", 1)[-1]], st.state, st.started,
-                              st.ended, index=int(key.rsplit("_", 1)[1][:-1]) if "[" in key else -1)
-                     for key, st in states.items()]  # a shard's key ends [shard_NNNN]
+            instances = task_instances(instance, job, result.run_id)
+            checks = asset_checks(instance, result.run_id)
         return Launch(
             orchestrator_run_id=result.run_id,
             seconds=seconds,
             tasks=task_facts(instances),
-            extra={
-                "asset_states": {a: st.state for a, st in states.items()},
-                "asset_checks": {a: st.checks for a, st in states.items() if st.checks},
-                "dagster_job": job.name,
-            },
+            extra={"asset_checks": checks, "dagster_job": job.name},
             failure=None if result.success else f"Dagster run {result.run_id} failed",
         )
 

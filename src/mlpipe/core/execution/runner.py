@@ -454,12 +454,15 @@ def _output_to(log: Path | None) -> Iterator[None]:
 def _facts(pipeline: Pipeline, config: PipelineSettings,
            tasks: Mapping[str, TaskFacts]) -> dict[str, Any]:
     """The orchestrator's typed facts as the run's extra: per task (states, seconds, tries, a
-    mapped task's states) and each step's task start (the first of its tasks that started)."""
+    mapped task's states; a plan task it never reported is ``not_run``) and each step's task
+    start (the first of its tasks that started)."""
     if not tasks:
         return {}
     started: dict[str, float] = {}
-    for task in plan(pipeline, config):
-        at = tasks.get(task.name, TaskFacts()).started
+    order = plan(pipeline, config)
+    tasks = {**{t.name: TaskFacts(state="not_run") for t in order}, **tasks}
+    for task in order:
+        at = tasks[task.name].started
         if at is not None:
             for step in task.steps:
                 started.setdefault(step, at)
