@@ -3,7 +3,6 @@ its declared checks as asset checks; a map step a graph-backed asset (shard list
 ``DynamicOut``, shard op mapped over it, gather op after ``.collect()``). What a task does is the
 mode's *body*: :func:`run_task` (``execute`` in the run's process) or ``cluster.run_pod``."""
 
-import inspect
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -75,6 +74,22 @@ class RefIOManager(dg.ConfigurableIOManager):
                                  upstream.run_id if upstream is not None else None)
 
 
+def resources(home: Path, configs: dict[str, str], use_cache: bool | None, pods: bool
+              ) -> dict[str, Any]:
+    """What the assets use: the configs and home, the references' IO manager, the map ops' own
+    and, in cluster mode, the dagster-k8s Pipes client (in-cluster config in a pod, else
+    ``~/.kube/config``) the assets launch pods with."""
+    found: dict[str, Any] = {
+        RESOURCE_KEY: MlpipeResource(home=str(home), configs=configs, use_cache=use_cache),
+        "io_manager": RefIOManager(home=str(home)),
+        SHARD_IO_KEY: dg.FilesystemIOManager(base_dir=str(home / "dagster" / "shards"))}
+    if pods:
+        from dagster_k8s import PipesK8sClient
+
+        found[PIPES_KEY] = PipesK8sClient()
+    return found
+
+
 def mlpipe_run_id(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str:
     """The run id the steps write under: the ``mlpipe/run_id`` tag, else Dagster's run id."""
     run = context.run
@@ -129,20 +144,6 @@ def _metadata(context: Any, step: str, run: StepRun | None, **more: Any) -> dict
             "mlpipe/cached": run.cached}
 
 
-def _outputs(context: Any, pipeline: Pipeline, task: TaskSpec, result: Any,
-             declared: dict[str, Any]) -> Iterator[Any]:
-    """Each step's reference (in process) or materialization (pod), then its checks."""
-    for name in task.steps:
-        asset = dagster_name(pipeline.step(name).asset)
-        run = result.runs[name] if isinstance(result, TaskResult) else None
-        meta = _metadata(context, name, run)
-        if run is None:
-            yield dg.MaterializeResult(asset_key=asset, metadata=meta)
-            continue
-        yield dg.Output(run.ref.model_dump(mode="json"), output_name=asset, metadata=meta)
-        yield from (check_result(asset, c) for c in run.ref.checks if c.name in declared[name])
-
-
 def _upstream(pipeline: Pipeline, task: TaskSpec, pod: bool) -> dict[str, Any]:
     """Input name -> ``AssetIn`` of each upstream step's asset (a pod only waits for it)."""
     return {dagster_name(src): dg.AssetIn(key=dagster_name(pipeline.step(src).asset),
@@ -186,7 +187,15 @@ def task_asset(pipeline: Pipeline, task: TaskSpec, body: Body, pod: bool) -> Any
                 if check.name in declared.get(step, ()):
                     yield check_result(dagster_name(pipeline.step(step).asset), check)
             raise
-        yield from _outputs(context, pipeline, task, result, declared)
+        for name in task.steps:  # each step's reference (in process) or materialization (pod)
+            asset = dagster_name(pipeline.step(name).asset)
+            run = result.runs[name] if isinstance(result, TaskResult) else None
+            meta = _metadata(context, name, run)
+            if run is None:
+                yield dg.MaterializeResult(asset_key=asset, metadata=meta)
+                continue
+            yield dg.Output(run.ref.model_dump(mode="json"), output_name=asset, metadata=meta)
+            yield from (check_result(asset, c) for c in run.ref.checks if c.name in declared[name])
 
     return _task
 
@@ -228,8 +237,6 @@ def map_asset(tasks: Plan, gather: TaskSpec, body: Body, pod: bool) -> Any:
     def compose(**values: Any) -> Any:
         return run_gather(list_shards(**values).map(run_shard).collect(), **values)
 
-    compose.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(arg, inspect.Parameter.POSITIONAL_OR_KEYWORD) for arg in ins])
     return dg.graph_asset(
         name=dagster_name(step.asset), group_name=dagster_name(pipeline.name),
         description=step.description, ins=ins, kinds={"kubernetes" if pod else "python"},
@@ -238,7 +245,7 @@ def map_asset(tasks: Plan, gather: TaskSpec, body: Body, pod: bool) -> Any:
     )(compose)
 
 
-def plan_assets(tasks: Plan, body: Body = run_task, pod: bool = False) -> list[Any]:
+def plan_assets(tasks: Plan, body: Body, pod: bool) -> list[Any]:
     """The plan's assets in order: a step or group each; a map step one, made at its gather."""
     return [map_asset(tasks, t, body, pod) if t.kind == "gather"
             else task_asset(tasks.pipeline, t, body, pod)

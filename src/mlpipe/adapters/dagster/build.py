@@ -14,16 +14,8 @@ from mlpipe.core.execution.plan import plan
 from mlpipe.core.paths import resolve_home
 from mlpipe.core.pipeline import Pipeline
 
-from .assets import (
-    RESOURCE_KEY,
-    SHARD_IO_KEY,
-    MlpipeResource,
-    RefIOManager,
-    dagster_name,
-    job_name,
-    plan_assets,
-)
-from .cluster import PIPES_KEY, pipes_client, run_pod
+from .assets import dagster_name, job_name, plan_assets, resources, run_task
+from .cluster import run_pod
 
 # Each run already gets its own run-worker process; running the steps inside it (in_process) saves
 # a Python + torch start per step (~2 s each here). "multiprocess" gives each step its own process.
@@ -40,34 +32,23 @@ def _executor() -> dg.ExecutorDefinition:
     raise ConfigError(f"{EXECUTOR_ENV}: must be 'multiprocess' or 'in_process' (got {choice!r})")
 
 
-def build_assets(pipeline: Pipeline, config: PipelineSettings) -> list[dg.AssetsDefinition]:
-    """The plan's assets in order: in-process tasks, or one pod each (cluster mode, whose
-    bad settings fail at load)."""
-    tasks = plan(pipeline, config)
-    if config.runtime.mode != "kubernetes":
-        return plan_assets(tasks)
-    for task in tasks:
-        task.container(pipeline)
-    return plan_assets(tasks, run_pod, pod=True)
-
-
 def build_definitions(
     pairs: Sequence[tuple[Pipeline, PipelineSettings]],
     *,
     home: str | Path | None = None,
     use_cache: bool | None = None,
 ) -> dg.Definitions:
-    """One asset group (with checks), job and stopped schedule per pipeline, shared resources."""
-    names = [dagster_name(p.name) for p, _ in pairs]
-    clash = {n for n in names if names.count(n) > 1}
-    if clash:
-        raise ConfigError(f"pipelines: more than one is named {', '.join(sorted(clash))}")
-    home = resolve_home(home)
+    """One asset group (with checks), job and stopped schedule per pipeline, shared resources;
+    in cluster mode (``runtime.mode: kubernetes``) each task a pod, whose bad settings fail at
+    load. Dagster itself refuses two pipelines whose names clash as job names."""
     assets: list[dg.AssetsDefinition] = []
     jobs: list[dg.UnresolvedAssetJobDefinition] = []
     schedules: list[dg.ScheduleDefinition] = []
     for pipeline, config in pairs:
-        assets.extend(build_assets(pipeline, config))
+        tasks, pods = plan(pipeline, config), config.runtime.mode == "kubernetes"
+        for task in tasks if pods else ():
+            task.container(pipeline)
+        assets.extend(plan_assets(tasks, run_pod if pods else run_task, pod=pods))
         job = dg.define_asset_job(
             job_name(pipeline.name),
             selection=dg.AssetSelection.groups(dagster_name(pipeline.name)),
@@ -81,16 +62,7 @@ def build_definitions(
                 name=f"{job.name}_schedule", job=job, cron_schedule=cron,
                 default_status=dg.DefaultScheduleStatus.STOPPED,
             ))
-    resource = MlpipeResource(
-        home=str(home),
-        configs={p.name: c.model_dump_json() for p, c in pairs},
-        use_cache=use_cache,
-    )
-    resources: dict[str, object] = {
-        RESOURCE_KEY: resource, "io_manager": RefIOManager(home=str(home)),
-        SHARD_IO_KEY: dg.FilesystemIOManager(base_dir=str(home / "dagster" / "shards"))}
-    if any(c.runtime.mode == "kubernetes" for _, c in pairs):
-        resources[PIPES_KEY] = pipes_client()  # cluster mode: assets launch pods through it
-    return dg.Definitions(
-        assets=assets, jobs=jobs, schedules=schedules, executor=_executor(), resources=resources,
-    )
+    configs = {p.name: c.model_dump_json() for p, c in pairs}
+    pods = any(c.runtime.mode == "kubernetes" for _, c in pairs)
+    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules, executor=_executor(),
+                          resources=resources(resolve_home(home), configs, use_cache, pods))

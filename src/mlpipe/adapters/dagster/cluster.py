@@ -31,13 +31,6 @@ from .assets import (
 RUN_ID_PLACEHOLDER = "{{dagster_run_id}}"
 
 
-def pipes_client() -> Any:
-    """The default client: in-cluster config when running in a pod, else ``~/.kube/config``."""
-    from dagster_k8s import PipesK8sClient
-
-    return PipesK8sClient()
-
-
 def _container(pipeline: Pipeline, task: TaskSpec, run_id: str, shard: int | None
                ) -> ContainerSpec:
     """The task's pod; a shard list pod runs :mod:`.pipes_plan`, which reports the list."""
