@@ -6,7 +6,7 @@ mode's *body*: :func:`run_task` (``execute`` in the run's process) or ``cluster.
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dagster as dg
 from pydantic import Field
@@ -128,10 +128,10 @@ def run_task(context: Any, pipeline: Pipeline, task: TaskSpec, shard: int | None
                    config=config_from_json(res.config_json(pipeline.name), pipeline.config_type))
 
 
-def _metadata(context: Any, step: str, run: StepRun | None, **more: Any) -> dict[str, Any]:
+def _metadata(context: Any, step: str, run: StepRun | None) -> dict[str, Any]:
     """An asset's materialization metadata: the run id and step, and (in process) the
     reference's own summary, the step's seconds and cache."""
-    meta = {"mlpipe/run_id": mlpipe_run_id(context), "mlpipe/step": step, **more}
+    meta: dict[str, Any] = {"mlpipe/run_id": mlpipe_run_id(context), "mlpipe/step": step}
     if run is None:  # a pod: its outputs stay on the shared volume or store
         return meta
     context.log.info(f"{step}: {run.seconds:.2f}s{' (cached)' if run.cached else ''} -> "
@@ -159,7 +159,7 @@ def _inputs(task: TaskSpec, values: dict[str, Any]) -> dict[str, Any]:
 def task_asset(pipeline: Pipeline, task: TaskSpec, body: Body, pod: bool) -> Any:
     """A step or fused group: one op materializing each of its steps' assets, with checks."""
     steps = [pipeline.step(name) for name in task.steps]
-    group, kind = dagster_name(pipeline.name), "kubernetes" if pod else "python"
+    kind = "kubernetes" if pod else "python"
     # a pod enforces its blocking checks itself (``mlpipe step`` exits non-zero)
     declared = {s.name: () if pod else pipeline.checks_for(s.name, task.config) for s in steps}
     # Every spec is blocking: whether a failure gates is then decided per result by its severity
@@ -167,12 +167,11 @@ def task_asset(pipeline: Pipeline, task: TaskSpec, body: Body, pod: bool) -> Any
                                description=f"mlpipe quality check '{name}' from step {s.name}")
              for s in steps for name in declared[s.name]]
     outs = {dagster_name(s.asset): dg.AssetOut(
-        description=s.description, metadata={"mlpipe/step": s.name}, kinds={kind},
-        tags={"mlpipe/pipeline": group}) for s in steps}
-    one = task.kind == "step"
+        description=s.description, metadata={"mlpipe/step": s.name}, kinds={kind}) for s in steps}
 
     @dg.multi_asset(
-        name=dagster_name(steps[0].asset if one else task.name), outs=outs, group_name=group,
+        name=dagster_name(steps[0].asset if task.kind == "step" else task.name), outs=outs,
+        group_name=dagster_name(pipeline.name),
         ins=_upstream(pipeline, task, pod), check_specs=specs, retry_policy=retry_policy(task),
         description=task.description, can_subset=False,
         required_resource_keys={PIPES_KEY if pod else RESOURCE_KEY},
@@ -201,46 +200,44 @@ def task_asset(pipeline: Pipeline, task: TaskSpec, body: Body, pod: bool) -> Any
 
 
 def map_asset(tasks: Plan, gather: TaskSpec, body: Body, pod: bool) -> Any:
-    """A map step (its shard_list, shard and gather tasks) as a graph-backed asset."""
+    """A map step (its shard_list, shard and gather tasks) as a graph-backed asset; each op
+    takes the step's upstream (a pod only waits for it)."""
     pipeline, shards = tasks.pipeline, tasks.task(gather.upstream[-1])
-    listing, resource = tasks.task(shards.upstream[0]), PIPES_KEY if pod else RESOURCE_KEY
-    step, ins = pipeline.step(gather.step), _upstream(pipeline, listing, pod)
+    listing, resource = tasks.task(shards.upstream[0]), {PIPES_KEY if pod else RESOURCE_KEY}
+    step, ins = pipeline.step(gather.step), _upstream(pipeline, gather, pod)
     op_ins = {k: dg.In(dg.Nothing) if pod else dg.In() for k in ins}
 
-    def tags(task: TaskSpec) -> dict[str, str]:  # the runner maps each op to its task by them
-        return {"mlpipe/step": step.name, "mlpipe/task": task.name}
-
-    @dg.op(name=dagster_name(listing.name), ins=op_ins, required_resource_keys={resource},
-           out=dg.DynamicOut(io_manager_key=SHARD_IO_KEY), tags=tags(listing))
+    # the runner maps each op to its task by its tag
+    @dg.op(name=dagster_name(listing.name), ins=op_ins, required_resource_keys=resource,
+           out=dg.DynamicOut(io_manager_key=SHARD_IO_KEY), tags={"mlpipe/task": listing.name})
     def list_shards(context: dg.OpExecutionContext, **values: Any) -> Iterator[Any]:
-        inputs = _inputs(listing, values)
-        for shard in body(context, pipeline, listing, None, inputs) or ():  # type: ignore[union-attr]
-            yield dg.DynamicOutput({"shard": int(shard), "inputs": inputs},
-                                   mapping_key=f"shard_{int(shard):04d}")
+        listed = cast("list[int]", body(context, pipeline, listing, None, _inputs(listing, values)))
+        yield from (dg.DynamicOutput(i, mapping_key=f"shard_{i:04d}") for i in listed)
 
-    @dg.op(name=dagster_name(shards.name), out=dg.Out(io_manager_key=SHARD_IO_KEY),
-           tags=tags(shards), required_resource_keys={resource}, retry_policy=retry_policy(shards))
-    def run_shard(context: dg.OpExecutionContext, job: dict[str, Any]) -> dg.Output[int]:
-        body(context, pipeline, shards, job["shard"], job["inputs"])
-        return dg.Output(job["shard"])  # after a Pipes session an op returns typed events only
+    @dg.op(name=dagster_name(shards.name), ins={"shard": dg.In(), **op_ins},
+           out=dg.Out(io_manager_key=SHARD_IO_KEY), required_resource_keys=resource,
+           tags={"mlpipe/task": shards.name}, retry_policy=retry_policy(shards))
+    def run_shard(context: dg.OpExecutionContext, shard: int, **values: Any) -> dg.Output[int]:
+        body(context, pipeline, shards, shard, _inputs(shards, values))
+        return dg.Output(shard)  # after a Pipes session an op returns typed events only
 
-    @dg.op(name=dagster_name(gather.name), ins={"done": dg.In(), **op_ins}, tags=tags(gather),
+    @dg.op(name=dagster_name(gather.name), ins={"done": dg.In(), **op_ins},
            out=dg.Out(io_manager_key=SHARD_IO_KEY if pod else "io_manager"),
-           required_resource_keys={resource})
+           required_resource_keys=resource, tags={"mlpipe/task": gather.name})
     def run_gather(context: dg.OpExecutionContext, done: list[int], **values: Any
                    ) -> dg.Output[Any]:
         result = body(context, pipeline, gather, None, _inputs(gather, values))
         run = result.run if isinstance(result, TaskResult) else None
-        meta = _metadata(context, step.name, run, **{"mlpipe/shards": len(done)})
+        meta = {**_metadata(context, step.name, run), "mlpipe/shards": len(done)}
         return dg.Output(meta if run is None else run.ref.model_dump(mode="json"), metadata=meta)
 
     def compose(**values: Any) -> Any:
-        return run_gather(list_shards(**values).map(run_shard).collect(), **values)
+        listed = list_shards(**values)
+        return run_gather(listed.map(lambda i: run_shard(i, **values)).collect(), **values)
 
     return dg.graph_asset(
-        name=dagster_name(step.asset), group_name=dagster_name(pipeline.name),
-        description=step.description, ins=ins, kinds={"kubernetes" if pod else "python"},
-        tags={"mlpipe/pipeline": dagster_name(pipeline.name)},
+        name=dagster_name(step.asset), group_name=dagster_name(pipeline.name), ins=ins,
+        description=step.description, kinds={"kubernetes" if pod else "python"},
         metadata={"mlpipe/step": step.name},
     )(compose)
 
