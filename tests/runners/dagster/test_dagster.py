@@ -139,7 +139,7 @@ def test_definitions_mirror_the_pipelines(
     resource = defs.resources["mlpipe"]
     for pipeline, cfg in pairs:
         assert config_from_json(resource.config_json(pipeline.name), pipeline.config_type) == cfg
-    assert resource.home_path() == home.resolve()
+    assert Path(resource.home) == home.resolve()
 
 
 # -- the runner: real in-process Dagster runs ---------------------------------------------------

@@ -25,7 +25,6 @@ from mlpipe.core.refstore import RefStore
 
 RESOURCE_KEY = "mlpipe"
 PIPES_KEY = "pipes_k8s"  # cluster mode: the dagster-k8s Pipes client the assets launch pods with
-SHARD_IO_KEY = "mlpipe_shard_io"  # what a map step's ops pass each other (shard jobs, results)
 RUN_ID_TAG = "mlpipe/run_id"  # set it on a run to choose the mlpipe run id; else Dagster's run id
 
 
@@ -52,9 +51,6 @@ class MlpipeResource(dg.ConfigurableResource):
             raise ConfigError(f"resource '{RESOURCE_KEY}': no config given for '{pipeline}'")
         return text
 
-    def home_path(self) -> Path:
-        return resolve_home(self.home or None)
-
 
 class RefIOManager(dg.ConfigurableIOManager):
     """Each asset's reference as JSON in core's :class:`~mlpipe.core.refstore.RefStore` under
@@ -76,13 +72,12 @@ class RefIOManager(dg.ConfigurableIOManager):
 
 def resources(home: Path, configs: dict[str, str], use_cache: bool | None, pods: bool
               ) -> dict[str, Any]:
-    """What the assets use: the configs and home, the references' IO manager, the map ops' own
-    and, in cluster mode, the dagster-k8s Pipes client (in-cluster config in a pod, else
-    ``~/.kube/config``) the assets launch pods with."""
+    """What the assets use: the configs and home, the references' IO manager and, in cluster
+    mode, the dagster-k8s Pipes client (in-cluster config in a pod, else ``~/.kube/config``) the
+    assets launch pods with."""
     found: dict[str, Any] = {
         RESOURCE_KEY: MlpipeResource(home=str(home), configs=configs, use_cache=use_cache),
-        "io_manager": RefIOManager(home=str(home)),
-        SHARD_IO_KEY: dg.FilesystemIOManager(base_dir=str(home / "dagster" / "shards"))}
+        "io_manager": RefIOManager(home=str(home))}
     if pods:
         from dagster_k8s import PipesK8sClient
 
@@ -109,22 +104,25 @@ def retry_policy(task: TaskSpec) -> dg.RetryPolicy | None:
         if task.retries else None
 
 
-#: What a task body does, per mode: (context, pipeline, task, shard, upstream step -> ref JSON)
-#: -> the task's result (in process), its shard list (``shard_list``), or None (a pod).
+#: What a task body does, per mode: (context, pipeline, task, shard, the op's input values: each
+#: upstream asset's ref JSON, by input name) -> the task's result (in process), its shard list
+#: (``shard_list``), or None (a pod).
 Body = Callable[[Any, Pipeline, TaskSpec, "int | None", dict[str, Any]],
                 "TaskResult | list[int] | None"]
 
 
 def run_task(context: Any, pipeline: Pipeline, task: TaskSpec, shard: int | None,
-             inputs: dict[str, Any]) -> TaskResult | list[int] | None:
-    """The in-process body: core's ``run_task``; bad input fails without retries."""
+             values: dict[str, Any]) -> TaskResult | list[int] | None:
+    """The in-process body: core's ``run_task`` on the upstream references the asset loaded;
+    bad input fails without retries."""
     res: MlpipeResource = getattr(context.resources, RESOURCE_KEY)
-    job = task.job(mlpipe_run_id(context), home=str(res.home_path()), runner="dagster",
+    inputs = {src: ref_from_json(values[dagster_name(src)]) for src in task.sources}
+    job = task.job(mlpipe_run_id(context), home=res.home or None, runner="dagster",
                    shard=shard, use_cache=res.use_cache, orchestrator_run_id=context.run.run_id,
                    attempt=context.retry_number + 1)
     with forward_to(context.log.info):  # progress lines into Dagster's event log
         return run(task, job, lambda exc, retry: dg.Failure(str(exc), allow_retries=retry),
-                   pipeline=pipeline, inputs={k: ref_from_json(v) for k, v in inputs.items()},
+                   pipeline=pipeline, inputs=inputs,
                    config=config_from_json(res.config_json(pipeline.name), pipeline.config_type))
 
 
@@ -151,11 +149,6 @@ def _upstream(pipeline: Pipeline, task: TaskSpec, pod: bool) -> dict[str, Any]:
             for src in task.sources}
 
 
-def _inputs(task: TaskSpec, values: dict[str, Any]) -> dict[str, Any]:
-    return {src: values[dagster_name(src)] for src in task.sources
-            if values.get(dagster_name(src)) is not None}
-
-
 def task_asset(pipeline: Pipeline, task: TaskSpec, body: Body, pod: bool) -> Any:
     """A step or fused group: one op materializing each of its steps' assets, with checks."""
     steps = [pipeline.step(name) for name in task.steps]
@@ -177,9 +170,9 @@ def task_asset(pipeline: Pipeline, task: TaskSpec, body: Body, pod: bool) -> Any
         required_resource_keys={PIPES_KEY if pod else RESOURCE_KEY},
         op_tags={"mlpipe/task": task.name},
     )
-    def _task(context: dg.AssetExecutionContext, **inputs: Any) -> Iterator[Any]:
+    def _task(context: dg.AssetExecutionContext, **values: Any) -> Iterator[Any]:
         try:
-            result = body(context, pipeline, task, None, _inputs(task, inputs))
+            result = body(context, pipeline, task, None, values)
         except dg.Failure as exc:  # a blocking check core enforced: Dagster records it too
             step = getattr(exc.__cause__, "step", "")
             for check in getattr(getattr(exc.__cause__, "cause", None), "checks", ()):
@@ -207,33 +200,34 @@ def map_asset(tasks: Plan, gather: TaskSpec, body: Body, pod: bool) -> Any:
     step, ins = pipeline.step(gather.step), _upstream(pipeline, gather, pod)
     op_ins = {k: dg.In(dg.Nothing) if pod else dg.In() for k in ins}
 
-    # the runner maps each op to its task by its tag
+    # the ops pass no values, only order (a shard's number is its mapping key); the runner
+    # maps each op to its task by its tag
     @dg.op(name=dagster_name(listing.name), ins=op_ins, required_resource_keys=resource,
-           out=dg.DynamicOut(io_manager_key=SHARD_IO_KEY), tags={"mlpipe/task": listing.name})
+           out=dg.DynamicOut(dg.Nothing), tags={"mlpipe/task": listing.name})
     def list_shards(context: dg.OpExecutionContext, **values: Any) -> Iterator[Any]:
-        listed = cast("list[int]", body(context, pipeline, listing, None, _inputs(listing, values)))
-        yield from (dg.DynamicOutput(i, mapping_key=f"shard_{i:04d}") for i in listed)
+        listed = cast("list[int]", body(context, pipeline, listing, None, values))
+        yield from (dg.DynamicOutput(None, mapping_key=f"shard_{i:04d}") for i in listed)
 
-    @dg.op(name=dagster_name(shards.name), ins={"shard": dg.In(), **op_ins},
-           out=dg.Out(io_manager_key=SHARD_IO_KEY), required_resource_keys=resource,
+    @dg.op(name=dagster_name(shards.name), ins={"listed": dg.In(dg.Nothing), **op_ins},
+           out=dg.Out(dg.Nothing), required_resource_keys=resource,
            tags={"mlpipe/task": shards.name}, retry_policy=retry_policy(shards))
-    def run_shard(context: dg.OpExecutionContext, shard: int, **values: Any) -> dg.Output[int]:
-        body(context, pipeline, shards, shard, _inputs(shards, values))
-        return dg.Output(shard)  # after a Pipes session an op returns typed events only
+    def run_shard(context: dg.OpExecutionContext, **values: Any) -> dg.Output[None]:
+        shard = int(str(context.get_mapping_key()).removeprefix("shard_"))
+        body(context, pipeline, shards, shard, values)
+        return dg.Output(None)  # after a Pipes session an op returns typed events only
 
-    @dg.op(name=dagster_name(gather.name), ins={"done": dg.In(), **op_ins},
-           out=dg.Out(io_manager_key=SHARD_IO_KEY if pod else "io_manager"),
-           required_resource_keys=resource, tags={"mlpipe/task": gather.name})
-    def run_gather(context: dg.OpExecutionContext, done: list[int], **values: Any
-                   ) -> dg.Output[Any]:
-        result = body(context, pipeline, gather, None, _inputs(gather, values))
+    @dg.op(name=dagster_name(gather.name), ins={"done": dg.In(dg.Nothing), **op_ins},
+           out=dg.Out(dg.Nothing if pod else Any), required_resource_keys=resource,
+           tags={"mlpipe/task": gather.name})
+    def run_gather(context: dg.OpExecutionContext, **values: Any) -> dg.Output[Any]:
+        result = body(context, pipeline, gather, None, values)
         run = result.run if isinstance(result, TaskResult) else None
-        meta = {**_metadata(context, step.name, run), "mlpipe/shards": len(done)}
-        return dg.Output(meta if run is None else run.ref.model_dump(mode="json"), metadata=meta)
+        ref = None if run is None else run.ref.model_dump(mode="json")
+        return dg.Output(ref, metadata=_metadata(context, step.name, run))
 
     def compose(**values: Any) -> Any:
-        listed = list_shards(**values)
-        return run_gather(listed.map(lambda i: run_shard(i, **values)).collect(), **values)
+        done = list_shards(**values).map(lambda i: run_shard(listed=i, **values)).collect()
+        return run_gather(done=done, **values)
 
     return dg.graph_asset(
         name=dagster_name(step.asset), group_name=dagster_name(pipeline.name), ins=ins,

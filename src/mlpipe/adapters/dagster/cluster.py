@@ -41,7 +41,7 @@ def _container(pipeline: Pipeline, task: TaskSpec, run_id: str, shard: int | Non
 
 
 def run_pod(context: Any, pipeline: Pipeline, task: TaskSpec, shard: int | None,
-            inputs: dict[str, Any]) -> list[int] | None:
+            values: dict[str, Any]) -> list[int] | None:
     """The cluster body: the task's pod through Pipes; a shard list pod reports its list."""
     spec = _container(pipeline, task, mlpipe_run_id(context), shard)
     manifest = pod_manifest(spec)  # image and command live in its container: nothing overrides

@@ -20,6 +20,7 @@ from mlpipe.core.execution.runner import RunRequest
 from .assets import RUN_ID_TAG, job_name
 from .build import build_definitions
 from .cluster import render_cluster
+from .floor import dagster_floor
 
 LOG_LEVEL_ENV = "MLPIPE_DAGSTER_LOG_LEVEL"
 _STATES = {"SUCCESS": "success", "FAILURE": "failed", "SKIPPED": "skipped"}
@@ -86,8 +87,6 @@ class DagsterRunner(Runner):
         )
 
     def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
-        from mlpipe.adapters.dagster.floor import dagster_floor
-
         return dagster_floor(tasks, name)
 
     render_cluster = staticmethod(render_cluster)  # cluster mode's pods and job, rendered
