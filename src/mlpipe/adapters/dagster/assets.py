@@ -134,8 +134,7 @@ def _metadata(context: Any, step: str, run: StepRun | None) -> dict[str, Any]:
         return meta
     context.log.info(f"{step}: {run.seconds:.2f}s{' (cached)' if run.cached else ''} -> "
                      f"{run.ref.uri}")
-    meta.update({k: v if isinstance(v, bool | str | int | float) else dg.MetadataValue.json(v)
-                 for k, v in run.ref.summary().items()})
+    meta.update(run.ref.summary())  # Dagster shows a mapping or a list as JSON itself
     if "row_count" in meta:
         meta["dagster/row_count"] = meta.pop("row_count")
     return {**meta, "uri": dg.MetadataValue.path(run.ref.uri), "mlpipe/seconds": run.seconds,

@@ -32,12 +32,9 @@ def _executor() -> dg.ExecutorDefinition:
     raise ConfigError(f"{EXECUTOR_ENV}: must be 'multiprocess' or 'in_process' (got {choice!r})")
 
 
-def build_definitions(
-    pairs: Sequence[tuple[Pipeline, PipelineSettings]],
-    *,
-    home: str | Path | None = None,
-    use_cache: bool | None = None,
-) -> dg.Definitions:
+def build_definitions(pairs: Sequence[tuple[Pipeline, PipelineSettings]], *,
+                      home: str | Path | None = None, use_cache: bool | None = None
+                      ) -> dg.Definitions:
     """One asset group (with checks), job and stopped schedule per pipeline, shared resources;
     in cluster mode (``runtime.mode: kubernetes``) each task a pod, whose bad settings fail at
     load. Dagster itself refuses two pipelines whose names clash as job names."""
@@ -49,19 +46,15 @@ def build_definitions(
         for task in tasks if pods else ():
             task.container(pipeline)
         assets.extend(plan_assets(tasks, run_pod if pods else run_task, pod=pods))
-        job = dg.define_asset_job(
-            job_name(pipeline.name),
-            selection=dg.AssetSelection.groups(dagster_name(pipeline.name)),
-            description=pipeline.description,
-            tags={"mlpipe/pipeline": pipeline.name},
-        )
+        job = dg.define_asset_job(job_name(pipeline.name), description=pipeline.description,
+                                  selection=dg.AssetSelection.groups(dagster_name(pipeline.name)),
+                                  tags={"mlpipe/pipeline": pipeline.name})
         jobs.append(job)
         cron = pipeline.cron(config)
         if cron is not None:
             schedules.append(dg.ScheduleDefinition(
                 name=f"{job.name}_schedule", job=job, cron_schedule=cron,
-                default_status=dg.DefaultScheduleStatus.STOPPED,
-            ))
+                default_status=dg.DefaultScheduleStatus.STOPPED))
     configs = {p.name: c.model_dump_json() for p, c in pairs}
     pods = any(c.runtime.mode == "kubernetes" for _, c in pairs)
     return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules, executor=_executor(),

@@ -35,9 +35,8 @@ def _container(pipeline: Pipeline, task: TaskSpec, run_id: str, shard: int | Non
                ) -> ContainerSpec:
     """The task's pod; a shard list pod runs :mod:`.pipes_plan`, which reports the list."""
     spec = task.container(pipeline).filled(run_id=run_id, shard=shard)
-    if task.kind == "shard_list":
-        spec = dataclasses.replace(spec, command=pipes_plan.COMMAND)
-    return spec
+    listing = task.kind == "shard_list"
+    return dataclasses.replace(spec, command=pipes_plan.COMMAND) if listing else spec
 
 
 def run_pod(context: Any, pipeline: Pipeline, task: TaskSpec, shard: int | None,
@@ -73,9 +72,7 @@ def render_cluster(pipeline: Pipeline, config: PipelineSettings, out_dir: Path) 
         "job": job_name(pipeline.name),
         "code_location": "dagster dev -m mlpipe.adapters.dagster.definitions "
                          f"({location}{config_env(pipeline.name)}=<this config>)",
-        "launcher": "dagster_k8s.PipesK8sClient (resource 'pipes_k8s'), one pod per asset; "
-                    "a map step's asset: a plan pod, one pod per shard (dynamic outputs), a "
-                    "gather pod",
+        "launcher": f"dagster_k8s.PipesK8sClient (resource '{PIPES_KEY}'): a pod per task",
         "run_id": f"run tag '{RUN_ID_TAG}' if set, else the Dagster run id; "
                   f"{RUN_ID_PLACEHOLDER} in the pod files",
         "namespace": config.cluster.namespace,

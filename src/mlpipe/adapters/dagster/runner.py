@@ -78,13 +78,10 @@ class DagsterRunner(Runner):
             seconds = time.perf_counter() - started
             instances = task_instances(instance, job, result.run_id)
             checks = asset_checks(instance, result.run_id)
-        return Launch(
-            orchestrator_run_id=result.run_id,
-            seconds=seconds,
-            tasks=task_facts(instances),
-            extra={"asset_checks": checks, "dagster_job": job.name},
-            failure=None if result.success else f"Dagster run {result.run_id} failed",
-        )
+        failure = None if result.success else f"Dagster run {result.run_id} failed"
+        return Launch(orchestrator_run_id=result.run_id, seconds=seconds, failure=failure,
+                      tasks=task_facts(instances),
+                      extra={"asset_checks": checks, "dagster_job": job.name})
 
     def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
         return dagster_floor(tasks, name)
