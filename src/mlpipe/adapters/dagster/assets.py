@@ -87,8 +87,7 @@ def resources(home: Path, configs: dict[str, str], use_cache: bool | None, pods:
 
 def mlpipe_run_id(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str:
     """The run id the steps write under: the ``mlpipe/run_id`` tag, else Dagster's run id."""
-    run = context.run
-    return safe_run_id(run.tags.get(RUN_ID_TAG) or run.run_id)
+    return safe_run_id(context.run.tags.get(RUN_ID_TAG) or context.run.run_id)
 
 
 def check_result(asset: str, check: CheckResult) -> dg.AssetCheckResult:

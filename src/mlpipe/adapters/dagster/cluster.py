@@ -19,13 +19,7 @@ from mlpipe.core.render import write_pods, write_yaml
 from mlpipe.core.served import BUILT_IN, config_env
 
 from . import pipes_plan
-from .assets import (
-    PIPES_KEY,
-    RUN_ID_TAG,
-    dagster_name,
-    job_name,
-    mlpipe_run_id,
-)
+from .assets import PIPES_KEY, RUN_ID_TAG, dagster_name, job_name, mlpipe_run_id
 
 #: What the rendered specs show where the asset puts the run's id at run time.
 RUN_ID_PLACEHOLDER = "{{dagster_run_id}}"

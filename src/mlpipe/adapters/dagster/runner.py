@@ -1,13 +1,12 @@
 """``DagsterRunner``: a pipeline's job executed in this process on a real Dagster instance
-(``$DAGSTER_HOME``'s, so the run shows in ``dagster dev``), tagged ``mlpipe/run_id``; the event
-log gives per-asset states, times and checks."""
+(``$DAGSTER_HOME``'s, so the run shows in ``dagster dev``), tagged ``mlpipe/run_id``; Dagster's
+step stats give each plan task's states, times and tries, its check evaluations the checks."""
 
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 
@@ -40,16 +39,6 @@ def task_instances(instance: dg.DagsterInstance, job: dg.JobDefinition, dagster_
     return found
 
 
-def asset_checks(instance: dg.DagsterInstance, dagster_run_id: str) -> dict[str, dict[str, bool]]:
-    """Per asset, the checks Dagster evaluated in the run: name -> passed."""
-    kind = dg.DagsterEventType.ASSET_CHECK_EVALUATION
-    checks: dict[str, dict[str, bool]] = {}
-    for record in instance.get_records_for_run(dagster_run_id, of_type=kind).records:
-        data: Any = record.event_log_entry.get_dagster_event().event_specific_data
-        checks.setdefault(data.asset_key.to_user_string(), {})[data.check_name] = data.passed
-    return checks
-
-
 class DagsterRunner(Runner):
     """Materializes the pipeline's job (``mlpipe_<pipeline>``) in process."""
 
@@ -77,7 +66,9 @@ class DagsterRunner(Runner):
                                             tags={RUN_ID_TAG: request.run_id}, raise_on_error=False)
             seconds = time.perf_counter() - started
             instances = task_instances(instance, job, result.run_id)
-            checks = asset_checks(instance, result.run_id)
+        checks: dict[str, dict[str, bool]] = {}  # per asset, as Dagster evaluated them
+        for check in result.get_asset_check_evaluations():
+            checks.setdefault(check.asset_key.to_user_string(), {})[check.check_name] = check.passed
         failure = None if result.success else f"Dagster run {result.run_id} failed"
         return Launch(orchestrator_run_id=result.run_id, seconds=seconds, failure=failure,
                       tasks=task_facts(instances),
