@@ -162,12 +162,10 @@ def task_asset(pipeline: Pipeline, task: TaskSpec, body: Body, pod: bool) -> Any
 
     @dg.multi_asset(
         name=dagster_name(steps[0].asset if task.kind == "step" else task.name), outs=outs,
-        group_name=dagster_name(pipeline.name),
+        group_name=dagster_name(pipeline.name), description=task.description, can_subset=False,
         ins=_upstream(pipeline, task, pod), check_specs=specs, retry_policy=retry_policy(task),
-        description=task.description, can_subset=False,
         required_resource_keys={PIPES_KEY if pod else RESOURCE_KEY},
-        op_tags={"mlpipe/task": task.name},
-    )
+        op_tags={"mlpipe/task": task.name})
     def _task(context: dg.AssetExecutionContext, **values: Any) -> Iterator[Any]:
         try:
             result = body(context, pipeline, task, None, values)
