@@ -4,15 +4,12 @@ shard list pod writes the shard numbers to its output parameter ``shards``. Pods
 through kfp (each reads the earlier tasks' ``result.json`` from the shared volume or store), so
 tasks are ordered with ``.after()``; the run id is the kfp run name."""
 
-# No ``from __future__ import annotations``: kfp reads the component signature's real types.
-
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kfp import compiler, dsl, kubernetes
 
-from mlpipe.adapters.kubeflow.walk import function_name, kfp_pipeline, walk
+from mlpipe.adapters.kubeflow.walk import component_function, kfp_pipeline, walk
 from mlpipe.core.cluster import RUN_ID_SLOT, SHARD_SLOT, ContainerSpec
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution.plan import TaskSpec
@@ -25,27 +22,24 @@ PLAN_OUTPUT = "shards"
 _PLAN_OUT = "<<mlpipe-plan-out>>"
 
 
-def _component(task: TaskSpec, spec: ContainerSpec, doc: str) -> Callable[..., Any]:
-    """The task's container component: the run id (and a shard's number, a list's output file)
-    fill the spec's slots. kfp.local runs no ParallelFor over a container component's output."""
+def _component(task: TaskSpec, spec: ContainerSpec) -> Any:
+    """The task's container component: its arguments (the run id; a shard's number, a list's
+    output file) fill the spec's slots. kfp.local runs no ParallelFor over its output."""
+    slots = {"run_id": RUN_ID_SLOT, "shard": SHARD_SLOT, PLAN_OUTPUT: _PLAN_OUT}
+    args = [("run_id", "str")]
+    if task.kind == "shard":
+        args.append(("shard", "int"))
+    if task.kind == "shard_list":
+        args.append((PLAN_OUTPUT, "OutputPath(list)"))
 
-    def made(**slots: Any) -> dsl.ContainerSpec:
-        args = [slots.get(a, a) for a in spec.args]
-        return dsl.ContainerSpec(image=spec.image, command=list(spec.command), args=args)
+    def fill(values: dict[str, Any]) -> dsl.ContainerSpec:
+        filled = {slots[name]: value for name, value in values.items()}
+        return dsl.ContainerSpec(image=spec.image, command=list(spec.command),
+                                 args=[filled.get(a, a) for a in spec.args])
 
-    def component(run_id: str) -> dsl.ContainerSpec:
-        return made(**{RUN_ID_SLOT: run_id})
-
-    def shard(run_id: str, shard: int) -> dsl.ContainerSpec:
-        return made(**{RUN_ID_SLOT: run_id, SHARD_SLOT: shard})
-
-    def shard_list(run_id: str, shards: dsl.OutputPath(list)) -> dsl.ContainerSpec:  # type: ignore[valid-type]
-        return made(**{RUN_ID_SLOT: run_id, _PLAN_OUT: shards})
-
-    fn = {"shard": shard, "shard_list": shard_list}.get(task.kind, component)
-    fn.__name__ = fn.__qualname__ = function_name(task)
-    fn.__doc__ = doc
-    return dsl.container_component(fn)
+    namespace = {"fill": fill, "OutputPath": dsl.OutputPath}
+    return dsl.container_component(
+        component_function(task, args, "", "    return fill(locals())\n", namespace))
 
 
 def apply_container_spec(task: Any, spec: ContainerSpec) -> None:
@@ -81,19 +75,14 @@ def build_cluster_pipeline(pipeline: Pipeline, config: PipelineSettings) -> Any:
     """The kfp pipeline for cluster mode (no parameters: the config is in each pod's args)."""
     tasks = core_plan(pipeline, config)
     specs = {t.name: t.container(pipeline, plan_out=_PLAN_OUT) for t in tasks}
-    components = {t.name: _component(t, specs[t.name], t.description) for t in tasks}
-
-    def make(task: TaskSpec, made: dict[str, Any], shard: Any) -> Any:
-        extra = {} if shard is None else {"shard": shard}
-        kfp_task = components[task.name](run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, **extra)
-        for upstream in task.upstream if shard is None else ():  # a shard follows its item
-            kfp_task.after(made[upstream])
-        apply_container_spec(kfp_task, specs[task.name])
-        return kfp_task
+    components = {t.name: _component(t, specs[t.name]) for t in tasks}
 
     def pipeline_fn() -> None:  # no kfp cache: the run id (kfp run name) is an input, so it would
         # never hit, and a hit would skip this run's step records; mlpipe's own cache works in pods
-        walk(tasks, make, PLAN_OUTPUT, cache=False)
+        made = walk(tasks, components, lambda task, made: {
+            "run_id": dsl.PIPELINE_JOB_NAME_PLACEHOLDER}, PLAN_OUTPUT, cache=False)
+        for name, kfp_task in made.items():
+            apply_container_spec(kfp_task, specs[name])
 
     return kfp_pipeline(pipeline, pipeline_fn)
 

@@ -1,11 +1,7 @@
 """mlpipe pipelines as kfp v2 pipelines: one generated component per plan task. kfp ships a
 lightweight component's *source* to the pod, so each is a short function written here (typed
-artifacts, body = :func:`~.task.run_task`), kept in :mod:`linecache` for ``inspect.getsource``."""
+artifacts, body = :func:`~.task.run_task`)."""
 
-import json
-import keyword
-import linecache
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,7 +10,7 @@ from kfp import compiler, dsl
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 from mlpipe.adapters.kubeflow.task import task_inputs
-from mlpipe.adapters.kubeflow.walk import function_name, kfp_pipeline, walk
+from mlpipe.adapters.kubeflow.walk import component_function, kfp_pipeline, walk
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.execution.plan import TaskSpec
@@ -25,17 +21,16 @@ from mlpipe.core.refs import Ref
 #: kfp's artifact type per ``Ref.artifact_type``; the artifact's file holds the reference JSON.
 ARTIFACTS: dict[str, type[dsl.Artifact]] = {"dataset": Dataset, "model": Model}
 PARAMS = ("config_json", "mlpipe_home", "run_id", "job_name")  # every component's parameters
-_NAMESPACE = {t.__name__: t for t in (Artifact, ClassificationMetrics, Dataset, Metrics, Model)}
+#: What the components' annotations name.
+_NAMESPACE = {"Input": Input, "Output": Output, "List": list,
+              **{t.__name__: t for t in (Artifact, ClassificationMetrics, Dataset, Metrics, Model)}}
 
 
 def step_outputs(step: Step) -> dict[str, type[dsl.Artifact]]:
     """A step's kfp outputs, typed by the reference its function returns: the reference, and
     where that kind has them, its own metrics and a confusion matrix."""
-    try:
-        ref = typing.get_type_hints(step.fn).get("return")
-    except Exception:  # unresolvable annotations: the step is still runnable, just untyped
-        ref = None
-    if not (isinstance(ref, type) and issubclass(ref, Ref)):
+    ref = step.returns
+    if ref is None:
         return {step.asset: Artifact}
     outputs = {step.asset: ARTIFACTS.get(ref.artifact_type, Artifact)}
     if ref.has_own_metrics():
@@ -45,10 +40,11 @@ def step_outputs(step: Step) -> dict[str, type[dsl.Artifact]]:
     return outputs
 
 
-def task_source(ref: str, task: TaskSpec, pipeline: Pipeline) -> str:
-    """The source of one plan task's component, as the YAML holds it: upstream artifacts in, the
-    task's outputs out (a shard list returns the shard numbers), its arguments to ``run_task``
-    (``ref``: the pipeline's portable ref, which the component's process resolves again)."""
+def python_component(ref: str, task: TaskSpec, pipeline: Pipeline, image: str) -> Any:
+    """One plan task's Python component: upstream artifacts in, the task's outputs out (a shard
+    list returns the shard numbers), its arguments to ``run_task`` (``ref``: the pipeline's
+    portable ref, which the component's process resolves again). No pip installs at run time: the
+    image (or venv) has mlpipe."""
 
     def art(step: str) -> str:
         return next(iter(step_outputs(pipeline.step(step)).values())).__name__
@@ -64,17 +60,11 @@ def task_source(ref: str, task: TaskSpec, pipeline: Pipeline) -> str:
     elif task.kind != "shard_list":
         outputs = step_outputs(pipeline.step(task.step))
         args += [(name, f"Output[{kind.__name__}]") for name, kind in outputs.items()]
-    names = [a for a, _ in args]
-    bad = [a for a in names if names.count(a) > 1 or not a.isidentifier() or keyword.iskeyword(a)]
-    if bad:
-        raise ConfigError(f"task {task.name}: {bad[0]!r} cannot name an argument of its kfp "
-                          "component (not an identifier, or taken): rename the step's asset")
-    signature = "".join(f"    {a}: {t},\n" for a, t in args)
-    returns = " -> List[int]" if task.kind == "shard_list" else ""
-    doc = task.description
-    return (f"def {function_name(task)}(\n{signature}){returns}:\n    {json.dumps(doc)}\n"
-            "    from mlpipe.adapters.kubeflow.task import run_task\n"
+    body = ("    from mlpipe.adapters.kubeflow.task import run_task\n"
             f"    return run_task({ref!r}, {task.name!r}, locals())\n")
+    returns = " -> List[int]" if task.kind == "shard_list" else ""
+    fn = component_function(task, args, returns, body, dict(_NAMESPACE))
+    return dsl.component(fn, base_image=image, packages_to_install=[], install_kfp_package=False)
 
 
 def build_pipeline(
@@ -95,16 +85,8 @@ def build_pipeline(
         return build_cluster_pipeline(pipeline, config)
     tasks = core_plan(pipeline, config)  # refuses a config of another pipeline
     ref = portable_ref(pipeline)
-    components = {}
-    for task in tasks:  # no pip installs at run time: the image (or venv) has mlpipe
-        source, filename = task_source(ref, task, pipeline), f"<mlpipe-kfp {task.name}>"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        namespace: dict[str, Any] = {"Input": Input, "Output": Output, "List": list, **_NAMESPACE}
-        exec(compile(source, filename, "exec"), namespace)  # inspect.getsource reads it back
-        components[task.name] = dsl.component(namespace[function_name(task)],
-                                              base_image=config.cluster.image,
-                                              packages_to_install=[],
-                                              install_kfp_package=False)
+    components = {t.name: python_component(ref, t, pipeline, config.cluster.image) for t in tasks}
+    last = pipeline.steps[-1]
 
     # kfp reads parameter names, types and defaults from the signature: build a real one.
     def pipeline_fn(config_json: str = config.model_dump_json(), mlpipe_home: str = home,
@@ -112,23 +94,21 @@ def build_pipeline(
         params = {"config_json": config_json, "mlpipe_home": mlpipe_home, "run_id": run_id,
                   "job_name": dsl.PIPELINE_JOB_NAME_PLACEHOLDER}
 
-        def make(task: TaskSpec, made: dict[str, Any], shard: Any) -> Any:
+        def inputs(task: TaskSpec, made: dict[str, Any]) -> dict[str, Any]:
             args = {a: made[task.sources[s]].outputs[pipeline.step(s).asset]
                     for a, s in task_inputs(pipeline, task).items()}
             if task.kind == "gather":  # the shards' outputs, collected outside their loop
                 args["shard_results"] = dsl.Collected(
                     made[task.upstream[-1]].outputs[pipeline.step(task.step).asset])
-            kfp_task = components[task.name](**params, **args,
-                                             **({} if shard is None else {"shard": shard}))
+            return {**params, **args}
+
+        made = walk(tasks, components, inputs, "Output", config.runtime.cache)
+        for kfp_task in made.values():
             for name, value in (env or {}).items():
                 kfp_task.set_env_variable(name, value)
-            return kfp_task
-
-        last = pipeline.steps[-1]
-        made = walk(tasks, make, "Output", config.runtime.cache)
         return made[tasks.task_of(last.name).name].outputs[last.asset]
 
-    pipeline_fn.__annotations__["return"] = next(iter(step_outputs(pipeline.steps[-1]).values()))
+    pipeline_fn.__annotations__["return"] = next(iter(step_outputs(last).values()))
     return kfp_pipeline(pipeline, pipeline_fn)
 
 
