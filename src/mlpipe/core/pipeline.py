@@ -80,18 +80,18 @@ class Step:
         return tuple(arg for arg, src in self.inputs.items() if src == self.map_over)
 
     @property
-    def returns(self) -> type[Ref] | None:
+    def returns(self) -> type[Ref]:
         """The reference kind ``fn`` is annotated to return, for orchestrators that type outputs
-        up front (None: not a ``Ref``, or annotations that do not resolve: it still runs)."""
+        up front: ``Ref`` itself when the annotation names no kind or does not resolve."""
         import typing
 
         from mlpipe.core.refs import Ref
 
         try:
             ref = typing.get_type_hints(self.fn).get("return")
-        except Exception:  # e.g. a name only imported under TYPE_CHECKING
-            return None
-        return ref if isinstance(ref, type) and issubclass(ref, Ref) else None
+        except Exception:  # e.g. a name only imported under TYPE_CHECKING: the step still runs
+            return Ref
+        return ref if isinstance(ref, type) and issubclass(ref, Ref) else Ref
 
 
 def _caller_module() -> str:

@@ -19,9 +19,7 @@ from typing import Any, List  # noqa: UP035 (kfp's component source, as mlpipe's
 from kfp import dsl, local
 from kfp.local import config as local_config
 
-from mlpipe.adapters.kubeflow.cluster import render_cluster
-from mlpipe.adapters.kubeflow.compiler import build_pipeline, compile_pipeline
-from mlpipe.adapters.kubeflow.walk import kfp_names
+from mlpipe.adapters.kubeflow import compiler
 from mlpipe.core.execution.floor import Floor, FloorTask
 from mlpipe.core.execution.honours import on_this_machine
 from mlpipe.core.execution.runner import Launch, Runner, RunRequest, TaskFacts
@@ -111,7 +109,7 @@ def kubeflow_floor(tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
             else:
                 made[spec.name] = noop_task()
             made[spec.name].set_display_name(spec.name)
-            for up in spec.upstream if spec.kind in ("step", "group", "shard_list") else ():
+            for up in spec.upstream if spec.kind != "shard" else ():  # as mlpipe's tasks
                 made[spec.name].after(made[up])
 
     with local_session(work_dir / "kfp") as new_runs:
@@ -142,9 +140,9 @@ class KubeflowRunner(Runner):
             config = config.model_copy(update={"runtime": runtime})
         pipeline_root = home / "kfp"
         path = child_env(pipeline).get("PYTHONPATH", "")  # where components find a user's module
-        pipeline_func = build_pipeline(pipeline, config, home=str(home), run_id=request.run_id,
-                                       env={"PYTHONPATH": path})
-        kfp_tasks = kfp_names(request.plan)  # plan task -> its kfp task
+        pipeline_func = compiler.build_pipeline(pipeline, config, home=str(home),
+                                                run_id=request.run_id, env={"PYTHONPATH": path})
+        kfp_tasks = compiler.kfp_names(request.plan)  # plan task -> its kfp task
         events, failure, started = TaskEvents(), None, time.perf_counter()
         with local_session(pipeline_root, events) as new_runs:
             try:
@@ -167,8 +165,8 @@ class KubeflowRunner(Runner):
                       seconds=seconds, tasks=facts, extra=extra, failure=failure)
 
     floor = staticmethod(kubeflow_floor)  # the plan's shape as no-op components
-    compile = staticmethod(compile_pipeline)  # the kfp v2 YAML any KFP backend loads
-    render_cluster = staticmethod(render_cluster)  # container components running `mlpipe step`
+    compile = staticmethod(compiler.compile_pipeline)  # the kfp v2 YAML any KFP backend loads
+    render_cluster = staticmethod(compiler.render_cluster)  # containers of `mlpipe step`
 
 
 def _executor_artifacts(task_dir: Path) -> dict[str, dict[str, Any]]:
