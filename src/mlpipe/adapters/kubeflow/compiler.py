@@ -100,7 +100,6 @@ def walk(tasks: Plan, components: Mapping[str, Any],
 
 def kfp_pipeline(pipeline: Pipeline, fn: Callable[..., Any]) -> Any:
     """``fn`` as the kfp pipeline ``mlpipe-<pipeline>``."""
-    fn.__name__ = f"mlpipe_{pipeline.name}"
     return dsl.pipeline(name=f"mlpipe-{pipeline.name}",
                         description=pipeline.description or None)(fn)
 
@@ -192,9 +191,8 @@ def container_component(task: TaskSpec, spec: ContainerSpec) -> Any:
         return dsl.ContainerSpec(image=spec.image, command=list(spec.command),
                                  args=[filled.get(a, a) for a in spec.args])
 
-    namespace = {"fill": fill, "OutputPath": dsl.OutputPath}
-    return dsl.container_component(
-        component_function(task, args, "", "    return fill(locals())\n", namespace))
+    return dsl.container_component(component_function(task, args, "", "    return fill(locals())\n",
+                                                      {"fill": fill, "OutputPath": dsl.OutputPath}))
 
 
 def apply_container_spec(task: Any, spec: ContainerSpec) -> None:

@@ -31,15 +31,12 @@ FINISHED = re.compile(r"^Task '([^']+)' finished with status (\w+)")
 
 
 @contextlib.contextmanager
-def local_session(pipeline_root: Path, events: logging.Filter | None = None
-                  ) -> Iterator[Callable[[], list[Path]]]:
-    """kfp.local's SubprocessRunner under ``pipeline_root`` for the ``with`` block, task logs on
-    stderr (stdout stays the caller's: ``mlpipe --json``) and through ``events``; kfp.local's
-    process-global configuration restored after. Yields what lists the folders kfp.local has made
-    under the root since (its runs)."""
-    pipeline_root.mkdir(parents=True, exist_ok=True)
-    before, previous = set(pipeline_root.iterdir()), local_config.LocalExecutionConfig.instance
-    events = events or logging.Filter()  # lets every record through
+def local_session(root: Path, events: logging.Filter) -> Iterator[Callable[[], list[Path]]]:
+    """kfp.local's SubprocessRunner under ``root`` for the ``with`` block, task logs on
+    stderr (stdout stays the caller's: ``mlpipe --json``) and through ``events``, kfp.local's
+    process-global configuration restored after; yields what lists the runs made since."""
+    root.mkdir(parents=True, exist_ok=True)
+    before, previous = set(root.iterdir()), local_config.LocalExecutionConfig.instance
     logging.getLogger().addFilter(events)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
@@ -47,8 +44,8 @@ def local_session(pipeline_root: Path, events: logging.Filter | None = None
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
             warnings.filterwarnings("ignore", message=".*no effect in the current local runner")
             local.init(runner=local.SubprocessRunner(use_venv=False),
-                       pipeline_root=str(pipeline_root), raise_on_error=True)
-            yield lambda: [p for p in set(pipeline_root.iterdir()) - before if p.is_dir()]
+                       pipeline_root=str(root), raise_on_error=True)
+            yield lambda: [p for p in set(root.iterdir()) - before if p.is_dir()]
     finally:
         logging.getLogger().removeFilter(events)
         local_config.LocalExecutionConfig.instance = previous
@@ -112,7 +109,7 @@ def kubeflow_floor(tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
             for up in spec.upstream if spec.kind != "shard" else ():  # as mlpipe's tasks
                 made[spec.name].after(made[up])
 
-    with local_session(work_dir / "kfp") as new_runs:
+    with local_session(work_dir / "kfp", logging.Filter()) as new_runs:  # every record through
         started = time.perf_counter()
         floor_pipeline()
         seconds = time.perf_counter() - started
