@@ -217,12 +217,13 @@ def plan(pipeline: Pipeline, config: PipelineSettings) -> Plan:
                        "gather": f"{steps[0]}: its shards gathered in order",
                        "group": "mlpipe steps run as one task: " + ", ".join(steps)}.get(
             kind, pipeline.step(steps[0]).description)
+        whole = kind in ("step", "group", "shard")  # a shard list or gather only reads records
         tasks.append(TaskSpec(
             name=name, kind=kind, steps=steps, upstream=tuple(dict.fromkeys(upstream)),
             retries=runtime.retries, retry_delay_s=runtime.retry_delay_s,
             timeout_s=runtime.timeout_s, resources=resources, pipeline=ref, config=config,
-            sources=sources, description=description, cacheable=kind in ("step", "group", "shard")
-            and all(pipeline.step(s).cacheable for s in steps)))
+            sources=sources, description=description,
+            cacheable=whole and all(pipeline.step(s).cacheable for s in steps)))
 
     for group in task_groups(pipeline, config):
         outside = [src for s in group for src in pipeline.step(s).upstream if src not in group]
