@@ -529,7 +529,7 @@ def test_object_store_variant_each_pod_starts_with_an_empty_home(
 ) -> None:
     """storage_uri=file://...: every step runs with an empty local home (an emptyDir) and gets
     its inputs only through the store; nothing is shared on disk between steps."""
-    from mlpipe.adapters.kubeflow.cluster import render_cluster
+    from mlpipe.adapters.kubeflow.compiler import render_cluster
 
     store = tmp_path / "bucket"
     extra = ["cluster.volume_claim=null", f"cluster.storage_uri=file://{store}"]

@@ -396,7 +396,7 @@ def test_kubeflow_cluster_pipeline_on_kfp_local_docker_runner(
     docker = pytest.importorskip("docker", reason="pip install -e '.[kubeflow]'")
     from kfp import local
 
-    from mlpipe.adapters.kubeflow.cluster import build_cluster_pipeline
+    from mlpipe.adapters.kubeflow.compiler import build_cluster_pipeline
     from mlpipe.core import TRAINING, load_config
 
     monkeypatch.setenv("DOCKER_HOST", docker_api)

@@ -15,12 +15,15 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlpipe.core import plugins
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.errors import ConfigError
 from mlpipe.core.schedule import cron_of
+
+if TYPE_CHECKING:
+    from mlpipe.core.refs import Ref
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,20 @@ class Step:
     def mapped_inputs(self) -> tuple[str, ...]:
         """The input names that take one shard each (those fed by ``map_over``)."""
         return tuple(arg for arg, src in self.inputs.items() if src == self.map_over)
+
+    @property
+    def returns(self) -> type[Ref]:
+        """The reference kind ``fn`` is annotated to return, for orchestrators that type outputs
+        up front: ``Ref`` itself when the annotation names no kind or does not resolve."""
+        import typing
+
+        from mlpipe.core.refs import Ref
+
+        try:
+            ref = typing.get_type_hints(self.fn).get("return")
+        except Exception:  # e.g. a name only imported under TYPE_CHECKING: the step still runs
+            return Ref
+        return ref if isinstance(ref, type) and issubclass(ref, Ref) else Ref
 
 
 def _caller_module() -> str:

@@ -1,29 +1,54 @@
 """Run any mlpipe pipeline on Kubeflow Pipelines' local runner (``kfp.local``), offline: the
 compiled pipeline a cluster would get, each component its own process; kfp's artifacts (reference
 JSON) land under ``<home>/kfp/<kfp run name>/<task>/``, the steps' records where every runner's
-do (the ``Runner`` base reads them back)."""
+do (the ``Runner`` base reads them back). The floor runs on the same kfp.local session."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: kfp reads the floor components' real types.
 
+import contextlib
 import json
 import logging
 import re
+import sys
 import time
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, List  # noqa: UP035 (kfp's component source, as mlpipe's compiler writes)
 
-from mlpipe.adapters.kubeflow.compiler import build_pipeline, compile_pipeline
-from mlpipe.adapters.kubeflow.session import local_session
-from mlpipe.adapters.kubeflow.walk import kfp_names
-from mlpipe.core.config import PipelineSettings
+from kfp import dsl, local
+from kfp.local import config as local_config
+
+from mlpipe.adapters.kubeflow import compiler
 from mlpipe.core.execution.floor import Floor, FloorTask
 from mlpipe.core.execution.honours import on_this_machine
 from mlpipe.core.execution.runner import Launch, Runner, RunRequest, TaskFacts
-from mlpipe.core.pipeline import Pipeline, child_env
+from mlpipe.core.pipeline import child_env
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STARTED = re.compile(r"^Executing task '([^']+)'")
 FINISHED = re.compile(r"^Task '([^']+)' finished with status (\w+)")
+
+
+@contextlib.contextmanager
+def local_session(root: Path, events: logging.Filter) -> Iterator[Callable[[], list[Path]]]:
+    """kfp.local's SubprocessRunner under ``root`` for the ``with`` block, task logs on
+    stderr (stdout stays the caller's: ``mlpipe --json``) and through ``events``, kfp.local's
+    process-global configuration restored after; yields what lists the runs made since."""
+    root.mkdir(parents=True, exist_ok=True)
+    before, previous = set(root.iterdir()), local_config.LocalExecutionConfig.instance
+    logging.getLogger().addFilter(events)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+            # the image is for clusters; locally the body runs with this interpreter
+            warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+            warnings.filterwarnings("ignore", message=".*no effect in the current local runner")
+            local.init(runner=local.SubprocessRunner(use_venv=False),
+                       pipeline_root=str(root), raise_on_error=True)
+            yield lambda: [p for p in set(root.iterdir()) - before if p.is_dir()]
+    finally:
+        logging.getLogger().removeFilter(events)
+        local_config.LocalExecutionConfig.instance = previous
 
 
 class TaskEvents(logging.Filter):
@@ -32,22 +57,64 @@ class TaskEvents(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self.started: dict[str, float] = {}
-        self.finished: dict[str, tuple[float, str]] = {}
+        self.tasks: dict[str, TaskFacts] = {}  # kfp task -> what its log said so far
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = ANSI.sub("", record.getMessage())
-        if m := STARTED.match(message):
-            self.started.setdefault(m.group(1), record.created)  # first attempt, if retried
+        if (m := STARTED.match(message)) and m.group(1) not in self.tasks:  # a retry: no restart
+            self.tasks[m.group(1)] = TaskFacts(state="running", started=record.created)
         elif m := FINISHED.match(message):
-            self.finished[m.group(1)] = (record.created, m.group(2))
+            start = self.tasks.get(m.group(1), TaskFacts()).started
+            self.tasks[m.group(1)] = TaskFacts(state=m.group(2).lower(), started=start, seconds=(
+                None if start is None else record.created - start))
         return True
 
-    def facts(self, task: str) -> TaskFacts:
-        start, (end, state) = self.started.get(task), self.finished.get(task, (None, ""))
-        state = state or ("running" if start is not None else "not_run")
-        return TaskFacts(state=state.lower(), started=start,
-                         seconds=None if start is None or end is None else end - start)
+
+def kubeflow_floor(tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
+    """The plan's shape as lightweight no-op components, run as ``KubeflowRunner`` runs mlpipe's
+    pipeline (a shard list, a ``ParallelFor`` over it, a gather on ``Collected``). Written in
+    kfp's API directly: it must not share the adapter's translation, whose cost it measures."""
+
+    def noop():  # no "-> None": kfp would read it as an output artifact
+        return None
+
+    def list_shards(count: int) -> List[int]:  # noqa: UP006 (the component's source: kfp's List)
+        return list(range(count))
+
+    def noop_shard(shard: int) -> int:
+        return shard
+
+    def gather(shard_results: List[int]):  # noqa: UP006 (as for list_shards and noop)
+        return None
+
+    noop_task, lister_task, shard_task, gather_task = (
+        dsl.component(fn, packages_to_install=[], install_kfp_package=False)
+        for fn in (noop, list_shards, noop_shard, gather))
+
+    @dsl.pipeline(name=f"floor-{name}")
+    def floor_pipeline():  # (as for noop)
+        made: dict[str, Any] = {}
+        for spec in tasks:  # a shard's one upstream is its list, a gather's last its shards
+            if spec.kind == "shard_list":
+                made[spec.name] = lister_task(count=spec.shards)
+            elif spec.kind == "shard":
+                with dsl.ParallelFor(made[spec.upstream[0]].output) as shard:
+                    made[spec.name] = shard_task(shard=shard)
+            elif spec.kind == "gather":
+                made[spec.name] = gather_task(
+                    shard_results=dsl.Collected(made[spec.upstream[-1]].output))
+            else:
+                made[spec.name] = noop_task()
+            made[spec.name].set_display_name(spec.name)
+            for up in spec.upstream if spec.kind != "shard" else ():  # as mlpipe's tasks
+                made[spec.name].after(made[up])
+
+    with local_session(work_dir / "kfp", logging.Filter()) as new_runs:  # every record through
+        started = time.perf_counter()
+        floor_pipeline()
+        seconds = time.perf_counter() - started
+    # one folder per task (and ParallelFor item), each holding what the task output
+    return Floor(seconds, sum(1 for run in new_runs() for _ in run.rglob("executor_output.json")))
 
 
 class KubeflowRunner(Runner):
@@ -69,23 +136,21 @@ class KubeflowRunner(Runner):
             runtime = config.runtime.model_copy(update={"cache": request.use_cache})
             config = config.model_copy(update={"runtime": runtime})
         pipeline_root = home / "kfp"
-        pipeline_root.mkdir(parents=True, exist_ok=True)
         path = child_env(pipeline).get("PYTHONPATH", "")  # where components find a user's module
-        pipeline_func = build_pipeline(pipeline, config, home=str(home), run_id=request.run_id,
-                                       env={"PYTHONPATH": path})
-        kfp_tasks = kfp_names(request.plan)  # plan task -> its kfp task
-        events, before, failure = TaskEvents(), set(pipeline_root.iterdir()), None
-        started = time.perf_counter()
-        try:
-            with local_session(pipeline_root, events):
+        pipeline_func = compiler.build_pipeline(pipeline, config, home=str(home),
+                                                run_id=request.run_id, env={"PYTHONPATH": path})
+        kfp_tasks = compiler.kfp_names(request.plan)  # plan task -> its kfp task
+        events, failure, started = TaskEvents(), None, time.perf_counter()
+        with local_session(pipeline_root, events) as new_runs:
+            try:
                 final = pipeline_func().output
-            run_dir: Path | None = Path(final.uri).parent.parent  # <root>/<run>/<task>/<output>
-        except RuntimeError as exc:  # only a fallback: a failed step has written its error.json
-            new = [p for p in set(pipeline_root.iterdir()) - before if p.is_dir()]
-            run_dir = max(new, key=lambda p: p.stat().st_mtime) if new else None
-            failure = f"kfp.local: {ANSI.sub('', str(exc))}"
+                run_dir: Path | None = Path(final.uri).parent.parent  # <root>/<run>/<task>/<out>
+            except RuntimeError as exc:  # only a fallback: a failed step wrote its error.json
+                run_dir = max(new_runs(), key=lambda p: p.stat().st_mtime, default=None)
+                failure = f"kfp.local: {ANSI.sub('', str(exc))}"
         seconds = time.perf_counter() - started
-        facts = {task: events.facts(name) for task, name in kfp_tasks.items()}
+        not_run = TaskFacts(state="not_run")
+        facts = {task: events.tasks.get(name, not_run) for task, name in kfp_tasks.items()}
         # what only kfp knows: each step's kfp task and its output artifacts (states: core's)
         steps = {s: kfp_tasks[request.plan.task_of(s).name] for s in pipeline.step_names}
         tasks = {step: {"task": name, "artifacts": _executor_artifacts(run_dir / name)
@@ -96,22 +161,9 @@ class KubeflowRunner(Runner):
         return Launch(orchestrator_run_id=run_dir.name if run_dir else "",
                       seconds=seconds, tasks=facts, extra=extra, failure=failure)
 
-    def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
-        from mlpipe.adapters.kubeflow.floor import kubeflow_floor
-
-        return kubeflow_floor(tasks, name, work_dir / "kfp")
-
-    def compile(self, pipeline: Pipeline, config: PipelineSettings, output: Path) -> Path:
-        """The kfp v2 pipeline YAML any KFP backend loads (``compiler.compile_pipeline``)."""
-        return compile_pipeline(pipeline, config, output)
-
-    def render_cluster(
-        self, pipeline: Pipeline, config: PipelineSettings, out_dir: Path
-    ) -> list[Path]:
-        """Cluster mode: container components running ``mlpipe step`` (``cluster.py``)."""
-        from mlpipe.adapters.kubeflow.cluster import render_cluster
-
-        return render_cluster(pipeline, config, out_dir)
+    floor = staticmethod(kubeflow_floor)  # the plan's shape as no-op components
+    compile = staticmethod(compiler.compile_pipeline)  # the kfp v2 YAML any KFP backend loads
+    render_cluster = staticmethod(compiler.render_cluster)  # containers of `mlpipe step`
 
 
 def _executor_artifacts(task_dir: Path) -> dict[str, dict[str, Any]]:

@@ -44,7 +44,9 @@ class TaskSpec:
     name: str
     kind: TaskKind
     steps: tuple[str, ...]
-    upstream: tuple[str, ...]  # task names, in plan order
+    #: task names, in plan order; a shard task's one upstream is its shard list, a gather's last
+    #: its shard task
+    upstream: tuple[str, ...]
     retries: int
     retry_delay_s: float
     timeout_s: float
@@ -55,6 +57,9 @@ class TaskSpec:
     sources: Mapping[str, str] = field(default_factory=dict)
     #: what an orchestrator's UI shows for the task (a step's or a shard's: the step's own)
     description: str = ""
+    #: whether an orchestrator's own cache may serve it: a step, group or shard task whose steps
+    #: are all cacheable (a shard list or gather only reads records: it always runs)
+    cacheable: bool = False
 
     @property
     def step(self) -> str:
@@ -212,11 +217,13 @@ def plan(pipeline: Pipeline, config: PipelineSettings) -> Plan:
                        "gather": f"{steps[0]}: its shards gathered in order",
                        "group": "mlpipe steps run as one task: " + ", ".join(steps)}.get(
             kind, pipeline.step(steps[0]).description)
+        whole = kind in ("step", "group", "shard")  # a shard list or gather only reads records
         tasks.append(TaskSpec(
             name=name, kind=kind, steps=steps, upstream=tuple(dict.fromkeys(upstream)),
             retries=runtime.retries, retry_delay_s=runtime.retry_delay_s,
             timeout_s=runtime.timeout_s, resources=resources, pipeline=ref, config=config,
-            sources=sources, description=description))
+            sources=sources, description=description,
+            cacheable=whole and all(pipeline.step(s).cacheable for s in steps)))
 
     for group in task_groups(pipeline, config):
         outside = [src for s in group for src in pipeline.step(s).upstream if src not in group]
