@@ -7,8 +7,9 @@ the same training again (served from the step cache), a fused inference and the 
 (examples/champion_challenger.py), in a copy of a home whose registry already has v1
 (production, also as ONNX) and v2 (staging). The sequence runs the first time a test asks for
 it, in that test's environment (an Airflow test's carries the worker's migrated DB template),
-with progress lines due on every update (the log tests read them) and a Dagster instance of its
-own (the Dagster tests read its event log).
+with progress lines due on every update (the log tests read them); the training runs on a
+Dagster instance of its own (the Dagster tests read its event log), the other runs on Dagster's
+throwaway one, as without ``DAGSTER_HOME``.
 """
 
 from __future__ import annotations
@@ -118,13 +119,15 @@ def run_sequence(runner_name: str, seeded: Path, where: Path) -> RunnerRuns:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLPIPE_PROGRESS_INTERVAL", "0")  # every update due: the log tests' lines
         mp.delenv("MLPIPE_PROGRESS", raising=False)
-        mp.setenv("DAGSTER_HOME", str(dagster_home))  # a persistent instance, read afterwards
+        mp.delenv("DAGSTER_HOME", raising=False)  # a throwaway instance, but for the training
         paths = os.environ.get("PYTHONPATH", "")  # task processes import the example
         mp.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(ROOT), paths) if p))
         train_cfg = load_config(TINY_TRAINING, TRAINING_SET)
         assert isinstance(train_cfg, TrainingConfig)
-        training = runner.run(TRAINING, train_cfg, home=home,
-                              on_step=lambda step, state, _: seen.append((step, state)))
+        with pytest.MonkeyPatch.context() as kept:  # the training's instance is kept: its
+            kept.setenv("DAGSTER_HOME", str(dagster_home))  # event log is read afterwards
+            training = runner.run(TRAINING, train_cfg, home=home,
+                                  on_step=lambda step, state, _: seen.append((step, state)))
         again = runner.run(TRAINING, train_cfg, home=home, run_id=f"{runner_name}-again")
         infer_cfg = load_config(TINY_INFERENCE, INFERENCE_SET)
         assert isinstance(infer_cfg, InferenceConfig)
