@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlpipe.core import plugins
+from mlpipe.core.runs import find_run, list_runs, step_logs
 from tests.conftest import venv_env
 
 MODULE = '''
@@ -88,14 +89,32 @@ def test_the_console_shows_progress_checks_and_only_this_attempt(runner: str,
         assert chatter not in first.stderr + first.stdout  # the orchestrator's goes to its log
 
     (record,) = json.loads(_mlpipe("runs", "list", "--json", cwd=tmp_path).stdout)
+    # the failed run is in the history, whatever ran it: what `mlpipe runs list/show/logs` read
+    # (from tests/runners/test_resume.py, which failed and resumed a training of its own)
+    home, run_dir = tmp_path / "home", Path(record["path"])
+    (failed,) = list_runs(home, status="failed")
+    assert failed["run_id"] == record["run_id"] and failed["runner"] == runner
+    assert failed["failed_step"] == "score" and "the first attempt fails" in str(failed["error"])
+    assert find_run(home, record["run_id"])["status"] == "failed"
+    assert "Traceback" in dict(step_logs(failed, "score"))["score: failed"]
+    crunched = json.loads((run_dir / "crunch" / "result.json").read_text())["ref"]["sha256"]
+
     marker.unlink()
     resumed = _mlpipe("run", "console_truth:PIPELINE", "--runner", runner, "--resume",
-                      record["run_id"], cwd=tmp_path)
+                      record["run_id"], "--no-cache", cwd=tmp_path)  # reused by resume alone
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "✗" not in resumed.stderr, resumed.stderr  # the first attempt is not replayed
     assert "✓ score" in resumed.stderr and "✓ crunch" in resumed.stderr
     assert "▶ score" in resumed.stderr  # the same step lines whatever the runner
     assert "crunch: batch" not in resumed.stderr  # reused: its old progress is not replayed
+    results = {s: json.loads((run_dir / s / "result.json").read_text())
+               for s in ("crunch", "score")}
+    assert [results[s]["cached"] for s in ("crunch", "score")] == [True, False]  # reused, rerun
+    assert results["crunch"]["ref"]["sha256"] == crunched  # the failed attempt's output, as it was
+    after = json.loads((run_dir / "run.json").read_text())
+    assert after["run_id"] == record["run_id"] and after["status"] == "succeeded"
+    assert after["resumed_from"]["status"] == "failed"
+    assert after["resumed_from"]["failed_step"] == "score"
 
     if runner != "local":  # the orchestrator's own output of that run, both attempts
         log = Path(record["path"]) / f"{runner}.log"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mlpipe.core import TRAINING, get_runner, load_config
 from tests.support import TINY_INFERENCE, TINY_TRAINING, venv_env
+from tests.support.shared_runs import SharedRuns
 
 TRAIN_LINE = re.compile(
     r"train_model: step (\d+)/(\d+) \(\d+%\) loss \d+\.\d{4}, [\d.]+ samples/s, ETA \d+:\d\d:\d\d"
@@ -65,16 +65,13 @@ def test_piped_cli_run_prints_plain_progress_lines(tmp_path: Path) -> None:
 
 
 #: The runner as a parameter: the test is marked with it and runs in that runner's work unit
-#: (tests/support/markers.py), where the worker's warm state is (the migrated Airflow DB).
+#: (tests/support/markers.py), where the worker's shared runs are (tests/support/shared_runs.py:
+#: a training with ``MLPIPE_PROGRESS_INTERVAL=0`` and ``MLPIPE_PROGRESS`` unset, as here before).
 @pytest.mark.slow
 @pytest.mark.parametrize("runner", ["airflow"])
-def test_airflow_task_log_has_progress_lines(
-    home: Path, monkeypatch: pytest.MonkeyPatch, runner: str
-) -> None:
+def test_airflow_task_log_has_progress_lines(shared_runs: SharedRuns, runner: str) -> None:
     pytest.importorskip("airflow")
-    monkeypatch.setenv("MLPIPE_PROGRESS_INTERVAL", "0")
-    monkeypatch.delenv("MLPIPE_PROGRESS", raising=False)
-    run = get_runner(runner).run(TRAINING, load_config(TINY_TRAINING, TRAINING_SET), home=home)
+    run = shared_runs(runner).training
     log = Path(run.extra["log"])  # the log the runner records and prints
     steps = _steps(log.read_text(errors="replace"))
     assert len(steps) >= 2 and steps[-1][0] == steps[-1][1], log
@@ -83,19 +80,15 @@ def test_airflow_task_log_has_progress_lines(
 @pytest.mark.slow
 @pytest.mark.parametrize("runner", ["dagster"])
 def test_dagster_event_log_has_progress_lines(
-    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: str
+    shared_runs: SharedRuns, monkeypatch: pytest.MonkeyPatch, runner: str
 ) -> None:
     dg = pytest.importorskip("dagster")
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
-    monkeypatch.setenv("MLPIPE_PROGRESS_INTERVAL", "0")
-    monkeypatch.delenv("MLPIPE_PROGRESS", raising=False)
-    run = get_runner(runner).run(TRAINING, load_config(TINY_TRAINING, TRAINING_SET), home=home)
+    runs = shared_runs(runner)
+    monkeypatch.setenv("DAGSTER_HOME", str(runs.dagster_home))  # the instance the runs wrote
     with dg.DagsterInstance.get() as instance:
         messages = [
             entry.user_message
-            for entry in instance.all_logs(run.extra["orchestrator_run_id"])
+            for entry in instance.all_logs(runs.training.extra["orchestrator_run_id"])
             if entry.step_key and "trained_model" in entry.step_key
         ]
     steps = _steps("\n".join(messages))

@@ -20,12 +20,12 @@ from mlpipe.core import INFERENCE, TRAINING, TrainingConfig, get_runner, load_co
 from mlpipe.core.errors import DataError, StepFailedError
 from mlpipe.core.execution import load_step_result
 from mlpipe.registries.local import LocalRegistry
-from tests.support import ROOT, TINY_INFERENCE, TINY_TRAINING, venv_env
+from tests.support import ROOT, TINY_TRAINING, venv_env
+from tests.support.shared_runs import ALIAS, SharedRuns
 
 pytest.importorskip("airflow")
 
 TRAINING_SET = ["data.generated.n_samples=300", "training.epochs=1"]
-INFERENCE_SET = ["data.generated.n_samples=100"]
 
 #: A user pipeline: its own config type (no task/data/registry) and its own reference kind.
 USER_PIPELINE = textwrap.dedent('''
@@ -108,11 +108,11 @@ def test_kubernetes_module_does_not_import_the_dag_builder() -> None:
 
 
 @pytest.mark.slow
-def test_run_pipeline_training_then_inference(home: Path) -> None:
-    run_pipeline = get_runner("airflow").run
-
-    training = load_config(TINY_TRAINING, TRAINING_SET)
-    run = run_pipeline(TRAINING, training, home=home)
+def test_run_pipeline_training_then_inference(shared_runs: SharedRuns) -> None:
+    """On the worker's shared Airflow runs (tests/support/shared_runs.py): a training that
+    publishes v3 under the configured alias, then an inference of v3 under an explicit run id."""
+    runs = shared_runs("airflow")
+    home, run = runs.home, runs.training
     assert run.runner == "airflow"
     assert [s.step for s in run.steps] == list(TRAINING.step_names)
     airflow_run_id = run.extra["orchestrator_run_id"]
@@ -132,16 +132,15 @@ def test_run_pipeline_training_then_inference(home: Path) -> None:
     assert len(run.extra["execution_api_versions"]) == 3, run.extra["execution_api_versions"]
     version = run.final
     assert version.kind == "model_version"  # type: ignore[attr-defined]
-    assert LocalRegistry(home / "registry").resolve("tiny-sentiment:staging").version == 1
+    assert LocalRegistry(home / "registry").resolve(f"tiny-sentiment:{ALIAS}").version == 3
 
-    inference = load_config(TINY_INFERENCE, INFERENCE_SET)
-    run = run_pipeline(INFERENCE, inference, home=home, run_id="my-run", use_cache=False)
-    assert run.run_id == "my-run"  # an explicit run id wins over Airflow's
+    run = runs.inference
+    assert run.run_id == "airflow-infer"  # an explicit run id wins over Airflow's
     results = run.final
     assert results.rows == 100  # type: ignore[attr-defined]
     assert pq.read_table(results.predictions_uri).num_rows == 100  # type: ignore[attr-defined]
-    loaded = load_step_result(home, "inference", "my-run", "load_model").ref
-    assert loaded.spec == "tiny-sentiment:v1"  # type: ignore[attr-defined]
+    loaded = load_step_result(home, "inference", "airflow-infer", "load_model").ref
+    assert loaded.spec == "tiny-sentiment:v3"  # type: ignore[attr-defined]
     assert json.loads((run.run_dir / "run.json").read_text())["runner"] == "airflow"
 
 

@@ -31,6 +31,7 @@ from mlpipe.core import (
 )
 from mlpipe.core.hashing import sha256_file
 from tests.support import TINY_INFERENCE, TINY_TRAINING, tiny_config_files, venv_env
+from tests.support.shared_runs import SharedRuns
 
 dg = pytest.importorskip("dagster")
 
@@ -146,9 +147,13 @@ def test_definitions_mirror_the_pipelines(
 
 @pytest.mark.slow
 def test_runner_materializes_both_jobs(
-    tiny_training: TrainingConfig, tiny_inference: InferenceConfig, home: Path, dagster_home: Path
+    shared_runs: SharedRuns, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    train = RUNNER.run(TRAINING, tiny_training, home=home)
+    """On the worker's shared Dagster runs (tests/support/shared_runs.py): a training that
+    publishes v3, then an inference of v3 under an explicit run id; the instance is theirs."""
+    runs = shared_runs("dagster")
+    home, train = runs.home, runs.training
+    monkeypatch.setenv("DAGSTER_HOME", str(runs.dagster_home))  # the instance the runs wrote
     assert train.runner == "dagster"
     assert [s.step for s in train.steps] == list(TRAINING.step_names)
     dagster_run_id = train.extra["orchestrator_run_id"]
@@ -159,18 +164,23 @@ def test_runner_materializes_both_jobs(
     assert train.extra["asset_checks"]["trained_model"] == {"min_eval_accuracy": True}
     assert (train.run_dir / "run.json").is_file()
     version = train.final
-    assert version.spec == "tiny-sentiment:v1"
+    assert version.spec == "tiny-sentiment:v3"
 
     with dg.DagsterInstance.get() as instance:  # the run and its metadata are in DAGSTER_HOME
         run = instance.get_run_by_id(dagster_run_id)
         assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
         assert run.tags["mlpipe/run_id"] == train.run_id
+        records = instance.get_records_for_run(
+            dagster_run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+        materialized = {}  # this run's own materializations (later runs made their own)
+        for record in records:
+            event = record.event_log_entry.dagster_event
+            assert event is not None and event.asset_key is not None
+            materialized[event.asset_key.to_user_string()] = event.materialization
 
         def meta(asset: str) -> dict[str, Any]:
-            event = instance.get_latest_materialization_event(dg.AssetKey(asset))
-            assert event is not None and event.asset_materialization is not None
-            return {k: getattr(v, "value", v)
-                    for k, v in event.asset_materialization.metadata.items()}
+            assert asset in materialized, (asset, sorted(materialized))
+            return {k: getattr(v, "value", v) for k, v in materialized[asset].metadata.items()}
 
         data = meta("training_data")
         assert (data["rows/train"], data["rows/eval"], data["dagster/row_count"]) == (225, 75, 300)
@@ -179,14 +189,15 @@ def test_runner_materializes_both_jobs(
         assert 0 <= model["metrics/eval_accuracy"] <= 1
         assert meta("model_artifacts")["sha256"] == train.outputs["save_artifacts"].sha256
         registered = meta("registered_model")
-        assert (registered["model_version"], registered["version"]) == ("tiny-sentiment:v1", 1)
+        assert (registered["model_version"], registered["version"]) == ("tiny-sentiment:v3", 3)
 
-    infer = RUNNER.run(INFERENCE, tiny_inference, home=home, run_id="nightly_1")
-    assert infer.run_id == "nightly_1"  # a passed run id wins; Dagster's is kept in extra
+    infer = runs.inference
+    assert infer.run_id == "dagster-infer"  # a passed run id wins; Dagster's is kept in extra
     assert infer.extra["orchestrator_run_id"] != infer.run_id
     assert infer.final.rows == 100
-    assert infer.final.model == "tiny-sentiment:v1"
-    assert (home / "runs" / "inference" / "nightly_1" / "save_results" / "result.json").is_file()
+    assert infer.final.model == "tiny-sentiment:v3"
+    saved = home / "runs" / "inference" / "dagster-infer" / "save_results" / "result.json"
+    assert saved.is_file()
 
 
 @pytest.mark.slow

@@ -25,10 +25,10 @@ from mlpipe.core import (
     get_runner,
     load_config,
 )
-from mlpipe.core import run_pipeline as run_local
 from mlpipe.core.execution import load_step_result
 from mlpipe.core.pipeline import portable_ref
 from tests.support import TINY_TRAINING
+from tests.support.shared_runs import SharedRuns
 
 #: A user pipeline: its own config type (no task/data/registry) and its own reference kinds, one
 #: with metrics and one without.
@@ -209,16 +209,14 @@ def test_user_pipeline_compiles_with_generic_artifacts(
 
 
 @pytest.mark.slow
-def test_local_kfp_runs_training_then_inference(
-    home: Path, tiny_training: TrainingConfig, tiny_inference: InferenceConfig, tmp_path: Path
-) -> None:
-    runner = get_runner("kubeflow")
-    seen: list[tuple[str, str]] = []
-    run = runner.run(TRAINING, tiny_training, home=home,
-                     on_step=lambda step, state, _: seen.append((step, state)))
+def test_local_kfp_runs_training_then_inference(shared_runs: SharedRuns) -> None:
+    """On the worker's shared kfp.local runs (tests/support/shared_runs.py): a training that
+    publishes v3, its cached rerun, then an inference."""
+    runs = shared_runs("kubeflow")
+    home, run = runs.home, runs.training
     assert run.runner == "kubeflow"
     assert [s.step for s in run.steps] == list(TRAINING.step_names)
-    assert seen == [(s, state) for s in TRAINING.step_names for state in ("running", "done")]
+    assert runs.seen == [(s, state) for s in TRAINING.step_names for state in ("running", "done")]
     # kfp's run name is the orchestrator's run id; mlpipe's run id went in as a kfp parameter
     assert run.extra["orchestrator_run_id"].startswith("mlpipe-training-")
     assert run.extra["orchestrator_run_id"] == Path(run.extra["kfp_run_dir"]).name
@@ -228,7 +226,7 @@ def test_local_kfp_runs_training_then_inference(
     for s in run.steps:  # what kfp passed along is what the step recorded in the mlpipe run dir
         assert load_step_result(home, "training", run.run_id, s.step).ref == s.ref
     version = run.final
-    assert version.kind == "model_version" and version.version == 1
+    assert version.kind == "model_version" and version.version == 3  # type: ignore[attr-defined]
     record = json.loads((run.run_dir / "run.json").read_text())
     assert record["status"] == "succeeded"
     assert record["orchestrator_run_id"] == run.extra["orchestrator_run_id"]
@@ -243,17 +241,18 @@ def test_local_kfp_runs_training_then_inference(
     assert model_art["metadata"]["run_id"] == run.run_id
 
     # no ML logic in the adapter: the same config trains the same weights as the local runner
-    local = run_local(TRAINING, tiny_training, home=tmp_path / "local-home", use_cache=False)
+    local = shared_runs("local").training
     assert local.steps[1].ref.sha256 == run.steps[1].ref.sha256
 
     # a second run serves the cacheable steps from mlpipe's step cache; upload_model always runs
-    # (the registry sees identical artifacts and keeps v1)
-    again = runner.run(TRAINING, tiny_training, home=home, run_id="second-run")
-    assert again.run_id == "second-run"
+    # (the registry sees identical artifacts and keeps v3)
+    again = runs.again
+    assert again.run_id == "kubeflow-again"
     assert [s.cached for s in again.steps] == [True, True, True, False]
-    assert again.final.version == 1 and again.final.sha256 == version.sha256
+    assert again.final.version == 3  # type: ignore[attr-defined]
+    assert again.final.sha256 == version.sha256  # type: ignore[attr-defined]
 
-    inf = runner.run(INFERENCE, tiny_inference, home=home)
+    inf = runs.inference
     assert [s.step for s in inf.steps] == list(INFERENCE.step_names)
     report = inf.extra["tasks"]["save_results"]["artifacts"]
     metrics = report["metrics"]["metadata"]
@@ -265,7 +264,7 @@ def test_local_kfp_runs_training_then_inference(
     counts = [row["row"] for row in matrix["rows"]]
     assert sum(map(sum, counts)) == 100
     assert (counts[0][0] + counts[1][1]) / 100 == pytest.approx(metrics["accuracy"])
-    assert inf.final.kind == "results" and inf.final.rows == 100
+    assert inf.final.kind == "results" and inf.final.rows == 100  # type: ignore[attr-defined]
     assert (inf.run_dir / "run.json").is_file()
 
 
