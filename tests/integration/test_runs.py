@@ -78,15 +78,21 @@ def test_the_console_of_a_training(home: Path) -> None:
 
 def test_a_killed_run_is_listed_as_killed(home: Path, tmp_path: Path) -> None:
     import signal
-    import time
+    import threading
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlpipe", "train", "-c", str(TINY_TRAINING), "--home", str(home)],
-        env=venv_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not list((home / "runs" / "training").glob("*/train_model")):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.2)
+        env=venv_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Killed while train_model is mid-way: its first progress line says so. (Waiting for the
+    # step's folder raced the run's end: the folder is written when the step finishes.)
+    watchdog = threading.Timer(120, proc.kill)  # the deadline: no progress line, no hang
+    watchdog.start()
+    assert proc.stderr is not None
+    try:
+        seen = next((line for line in proc.stderr if line.startswith("train_model: step")), "")
+    finally:
+        watchdog.cancel()
+    assert seen and proc.poll() is None, "no train_model progress line within 120 s"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     (record,) = json.loads(_mlpipe("runs", "list", "--json", home=home).stdout)
