@@ -670,12 +670,14 @@ def code_of(pipeline: Pipeline) -> dict[str, str]:
 def environment() -> dict[str, str]:
     """Where a run ran: Python, the platform and the versions of the libraries a step uses."""
     import platform
-    from importlib.metadata import PackageNotFoundError, version
+
+    from mlpipe.core.cache import package_version
 
     env = {"python": platform.python_version(), "platform": platform.platform()}
     for package in ("mlpipe", "torch", "transformers", "pyarrow", "pydantic"):
-        with contextlib.suppress(PackageNotFoundError):
-            env[package] = version(package)
+        found = package_version(package)
+        if found is not None:
+            env[package] = found
     return env
 
 
