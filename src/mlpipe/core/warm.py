@@ -38,7 +38,7 @@ WARM_ENV = "MLPIPE_WARM_TASKS"
 _SERVED = "served"  # the server appends one line per task it forked a worker for
 _STARTING = "starting"  # there while the server warms up: a task waits for it
 #: how long a task waits for a server that is still warming up before it runs on its own
-STARTING_WAIT_S = 60.0
+STARTING_WAIT_S = 30.0
 
 
 class WarmTasks:
@@ -68,8 +68,9 @@ def warm_tasks(imports: Sequence[str], pipeline: str, config_json: str,
     """A server for the ``with`` block: it imports ``imports`` (the task body's module), resolves
     ``pipeline`` (a portable ref), validates ``config_json`` and plans it once, in a process
     with ``env`` (the tasks' environment: their import path); its address is in this process's
-    environment, which the tasks inherit. It starts in the background: tasks that ask before it
-    is up run on their own. Stopped (TERM) when the block ends; workers still running finish."""
+    environment, which the tasks inherit. It starts in the background: a task that asks while
+    it warms up waits for it (at most ``STARTING_WAIT_S``; not once it has failed or died).
+    Stopped (TERM) when the block ends; workers still running finish."""
     folder = Path(tempfile.mkdtemp(prefix="mlpipe-warm-"))
     server = WarmTasks(folder)
     (folder / _STARTING).touch()  # the server removes it once it listens, or fails
@@ -78,6 +79,8 @@ def warm_tasks(imports: Sequence[str], pipeline: str, config_json: str,
     process = subprocess.Popen(
         [sys.executable, "-m", "mlpipe.core.warm", server.address, request], env=dict(env),
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    with contextlib.suppress(OSError):  # which process a waiting task watches
+        (folder / _STARTING).write_text(str(process.pid))
     before = os.environ.get(WARM_ENV)
     os.environ[WARM_ENV] = server.address
     try:
@@ -108,10 +111,9 @@ def delegate(target: str, **kwargs: Any) -> tuple[bool, Any]:
     if not address:
         return False, None
     starting = os.path.join(os.path.dirname(address), _STARTING)
-    waited = 0.0
-    while not os.path.exists(address) and os.path.exists(starting) and waited < STARTING_WAIT_S:
+    deadline = time.monotonic() + STARTING_WAIT_S
+    while not os.path.exists(address) and _warming(starting) and time.monotonic() < deadline:
         time.sleep(0.01)  # warming up: the worker it forks is faster than importing here
-        waited += 0.01
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(address)
@@ -124,7 +126,10 @@ def delegate(target: str, **kwargs: Any) -> tuple[bool, Any]:
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     with conn:
-        socket.send_fds(conn, [struct.pack("!Q", len(request))], [0, 1, 2])
+        try:
+            socket.send_fds(conn, [struct.pack("!Q", len(request))], [0, 1, 2])
+        except OSError:  # a standard stream closed here, or the server gone: nothing was sent
+            return False, None
         conn.sendall(request)
         reply = _receive(conn)
     if reply is None:
@@ -136,6 +141,24 @@ def delegate(target: str, **kwargs: Any) -> tuple[bool, Any]:
     if reply["status"] == "exit":
         raise SystemExit(reply["code"])
     return True, reply["result"]
+
+
+def _warming(starting: str) -> bool:
+    """Whether the server is still warming up: its marker is there and its process alive."""
+    try:
+        text = Path(starting).read_text()
+    except OSError:
+        return False
+    if not text.strip():
+        return True  # written in a moment
+    try:
+        os.kill(int(text), 0)
+        with open(f"/proc/{int(text)}/stat", "rb") as stat:  # a zombie: it died unreaped
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except ProcessLookupError:
+        return False
+    except (OSError, ValueError, IndexError):  # no /proc: alive is all that can be told
+        return True
 
 
 def _receive(conn: socket.socket, fds: list[int] | None = None) -> Any:

@@ -8,10 +8,11 @@ import ast
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from mlpipe.core.config import load_config
-from mlpipe.core.warm import WARM_ENV, warm_tasks
+from mlpipe.core.warm import STARTING_WAIT_S, WARM_ENV, warm_tasks
 from tests.support import ROOT, TINY_TRAINING
 
 CLIENT = ("import os; from mlpipe.core.warm import delegate; print('client', os.getpid()); "
@@ -49,3 +50,18 @@ def test_a_task_body_runs_in_a_warm_worker_as_if_in_the_task_process(tmp_path: P
     assert served == 2  # the refused task was not served
     assert no_server.returncode == 0 and no_server.stdout.splitlines()[-1] == "(False, None)"
     assert not Path(server.address).exists()  # stopped and cleaned up
+
+
+def test_a_server_that_cannot_warm_up_leaves_each_task_to_run_its_body(tmp_path: Path) -> None:
+    path = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "PYTHONPATH": path}
+    env.pop(WARM_ENV, None)
+    config = load_config(TINY_TRAINING).model_dump_json()
+    with warm_tasks(["tests.support.warm_body"], "no_such_module:PIPELINE", config, env) as server:
+        started = time.monotonic()
+        task = _task({**env, WARM_ENV: server.address}, "echo", "text='alone'", tmp_path)
+        waited = time.monotonic() - started
+        served = server.served
+    assert task.returncode == 0 and task.stdout.splitlines()[-1] == "(False, None)"
+    assert waited < STARTING_WAIT_S / 2  # it saw the server fail, it did not wait it out
+    assert served == 0
