@@ -9,14 +9,25 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from mlpipe.core.config import load_config
-from mlpipe.core.warm import STARTING_WAIT_S, WARM_ENV, warm_tasks
+from mlpipe.core.warm import STARTING_WAIT_S, WARM_ENV, WarmTasks, warm_tasks
 from tests.support import ROOT, TINY_TRAINING
 
 CLIENT = ("import os; from mlpipe.core.warm import delegate; print('client', os.getpid()); "
           "print(repr(delegate('tests.support.warm_body:{0}', {1})))")
+
+
+def _server(pipeline: str) -> tuple[str, dict[str, str], AbstractContextManager[WarmTasks]]:
+    """The import path (this checkout first, for ``tests.support``), the tasks' environment
+    (no server yet) and a warm server for ``pipeline`` with the tiny training config."""
+    path = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "PYTHONPATH": path}
+    env.pop(WARM_ENV, None)
+    config = load_config(TINY_TRAINING).model_dump_json()
+    return path, env, warm_tasks(["tests.support.warm_body"], pipeline, config, env)
 
 
 def _task(env: dict[str, str], body: str, kwargs: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -25,11 +36,8 @@ def _task(env: dict[str, str], body: str, kwargs: str, cwd: Path) -> subprocess.
 
 
 def test_a_task_body_runs_in_a_warm_worker_as_if_in_the_task_process(tmp_path: Path) -> None:
-    path = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
-    env = {**os.environ, "PYTHONPATH": path}
-    env.pop(WARM_ENV, None)
-    config = load_config(TINY_TRAINING).model_dump_json()
-    with warm_tasks(["tests.support.warm_body"], "training", config, env) as server:
+    path, env, warm = _server("training")
+    with warm as server:
         task_env = {**env, WARM_ENV: server.address, "WARM_TEST_VALUE": "the task's"}
         done = _task(task_env, "echo", "text='hi'", tmp_path)
         failed = _task(task_env, "fail", "code=3", tmp_path)
@@ -53,11 +61,8 @@ def test_a_task_body_runs_in_a_warm_worker_as_if_in_the_task_process(tmp_path: P
 
 
 def test_a_server_that_cannot_warm_up_leaves_each_task_to_run_its_body(tmp_path: Path) -> None:
-    path = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
-    env = {**os.environ, "PYTHONPATH": path}
-    env.pop(WARM_ENV, None)
-    config = load_config(TINY_TRAINING).model_dump_json()
-    with warm_tasks(["tests.support.warm_body"], "no_such_module:PIPELINE", config, env) as server:
+    _, env, warm = _server("no_such_module:PIPELINE")
+    with warm as server:
         started = time.monotonic()
         task = _task({**env, WARM_ENV: server.address}, "echo", "text='alone'", tmp_path)
         waited = time.monotonic() - started
