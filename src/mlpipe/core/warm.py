@@ -74,10 +74,11 @@ def warm_tasks(imports: Sequence[str], pipeline: str, config_json: str,
     folder = Path(tempfile.mkdtemp(prefix="mlpipe-warm-"))
     server = WarmTasks(folder)
     (folder / _STARTING).touch()  # the server removes it once it listens, or fails
-    request = json.dumps({"imports": list(imports), "pipeline": pipeline,
-                          "config": config_json})
+    request = folder / "request.json"  # in the folder only this user enters, not in argv
+    request.write_text(json.dumps({"imports": list(imports), "pipeline": pipeline,
+                                   "config": config_json}))
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlpipe.core.warm", server.address, request], env=dict(env),
+        [sys.executable, "-m", "mlpipe.core.warm", server.address, str(request)], env=dict(env),
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     with contextlib.suppress(OSError):  # which process a waiting task watches
         (folder / _STARTING).write_text(str(process.pid))
@@ -305,4 +306,4 @@ def _work(conn: socket.socket, fds: list[int], ask: Mapping[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], json.loads(sys.argv[2]))
+    serve(sys.argv[1], json.loads(Path(sys.argv[2]).read_text()))
