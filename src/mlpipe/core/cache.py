@@ -10,10 +10,12 @@ those bytes (and its reference's own checksums agree); anything else is a miss, 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.metadata
 import json
+import os
 import platform
 import sys
 import sysconfig
@@ -44,7 +46,7 @@ def code_version() -> str:
     """
     root = Path(__file__).parent
     files = sorted(root.rglob("*.py"))
-    return sha256_json({p.relative_to(root).as_posix(): sha256_file(p) for p in files})
+    return sha256_json({p.relative_to(root).as_posix(): source_hash(p) for p in files})
 
 
 def module_version(module_name: str, *, whole_package: bool = True) -> str:
@@ -58,7 +60,22 @@ def module_version(module_name: str, *, whole_package: bool = True) -> str:
         return ""
     package = whole_package and module_name.count(".") >= 2
     files = sorted(path.parent.rglob("*.py")) if package else [path]
-    return sha256_json({p.name + str(i): sha256_file(p) for i, p in enumerate(files)})
+    return sha256_json({p.name + str(i): source_hash(p) for i, p in enumerate(files)})
+
+
+#: path -> (its stat stamp, its sha256): every step's key hashes the same sources
+_SOURCE_HASHES: dict[Path, tuple[tuple[int, int, int], str]] = {}
+
+
+def source_hash(path: Path) -> str:
+    """A source file's sha256, read again only when its size, mtime or inode changed since this
+    process last hashed it (an edit between two runs of one process still changes the key)."""
+    stat = path.stat()
+    stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    known = _SOURCE_HASHES.get(path)
+    if known is None or known[0] != stamp:
+        known = _SOURCE_HASHES[path] = (stamp, sha256_file(path))
+    return known[1]
 
 
 #: distributions every step's code may load lazily (mlpipe's own stack); tasks, pipelines and
@@ -126,11 +143,41 @@ def _distributions(path: tuple[str, ...]) -> Mapping[str, list[str]]:
     return importlib.metadata.packages_distributions()
 
 
+#: the versions read so far, and the import path's folders and mtimes they were read under
+_VERSIONS: dict[str, str | None] = {}
+_VERSIONS_STAMP: list[tuple[str, int]] = []
+
+
 def package_version(dist: str) -> str | None:
+    """``importlib.metadata.version(dist)`` (None: not installed), read again once a package
+    was installed or removed on the import path (a folder of ``sys.path`` changed its mtime)."""
+    stamp = []
+    for entry in sys.path:
+        with contextlib.suppress(OSError):
+            stamp.append((entry, os.stat(entry or ".").st_mtime_ns))
+    if stamp != _VERSIONS_STAMP:
+        _VERSIONS.clear()
+        _VERSIONS_STAMP[:] = stamp
+    if dist not in _VERSIONS:
+        _VERSIONS[dist] = _read_version(dist)
+    return _VERSIONS[dist]
+
+
+def _read_version(dist: str) -> str | None:
+    """The version from the metadata's header (the email parser reads the whole file, a long
+    description included)."""
     try:
-        return importlib.metadata.version(dist)
+        found = importlib.metadata.distribution(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
+    text = found.read_text("METADATA") or found.read_text("PKG-INFO") or ""
+    for line in text.splitlines():
+        if not line.strip():  # the headers end here
+            break
+        name, colon, value = line.partition(":")
+        if colon and name.strip().lower() == "version":
+            return value.strip()
+    return found.version
 
 
 def _declared(obj: Any) -> tuple[str, ...]:

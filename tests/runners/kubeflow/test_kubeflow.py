@@ -216,6 +216,7 @@ def test_local_kfp_runs_training_then_inference(shared_runs: SharedRuns) -> None
     home, run = runs.home, runs.training
     assert run.runner == "kubeflow"
     assert [s.step for s in run.steps] == list(TRAINING.step_names)
+    assert run.extra["warm_tasks"] == 4  # each component's job ran in the run's warm worker
     assert runs.seen == [(s, state) for s in TRAINING.step_names for state in ("running", "done")]
     # kfp's run name is the orchestrator's run id; mlpipe's run id went in as a kfp parameter
     assert run.extra["orchestrator_run_id"].startswith("mlpipe-training-")
@@ -301,6 +302,7 @@ def test_user_pipeline_runs_on_kfp_local(user_pipeline: Any, home: Path) -> None
     runner = get_runner("kubeflow")
     run = runner.run(pipeline, config_type(n=5), home=home, run_id="sum-1")
     assert [s.step for s in run.steps] == ["make", "add"]
+    assert run.extra["warm_tasks"] == 2  # the server imported the user's module too
     assert run.final.kind == "kfp_test_total" and run.final.total == 10  # type: ignore[attr-defined]
     assert run.extra["tasks"]["add"]["artifacts"]["metrics"]["metadata"] == {"total": 10.0}
     assert set(run.extra["task_seconds"]) == {"make", "add"}

@@ -129,6 +129,7 @@ class KubeflowRunner(Runner):
         timeout=("ignored", "the timeout is a pod's activeDeadlineSeconds: not in kfp.local"),
         side_by_side_shards=("applied", "kfp.local runs ParallelFor iterations side by side"),
     )
+    warm_body = "mlpipe.adapters.kubeflow.task"  # each component a fresh Python: served warm
 
     def launch(self, request: RunRequest) -> Launch:
         pipeline, config, home = request.pipeline, request.config, request.home

@@ -29,45 +29,77 @@ def run_task(pipeline: str, task: str, args: Mapping[str, Any]) -> list[int] | N
     """``execute`` the job of plan task ``task`` of ``pipeline`` (its portable ref); ``args``:
     the component's arguments (parameters, input and output artifacts, ``metrics``,
     ``confusion_matrix``). A shard list returns the shard numbers (for ``ParallelFor``); a failure
-    exits with its exit code (2 for bad input), its cause in the step's ``error.json``."""
+    exits with its exit code (2 for bad input), its cause in the step's ``error.json``. The job
+    runs in the run's warm worker when there is one (``mlpipe.core.warm``), else here."""
+    from mlpipe.core.warm import delegate
+
+    params = {k: args.get(k) for k in ("config_json", "mlpipe_home", "run_id", "job_name",
+                                       "shard")}
+    paths = {k: v.path for k, v in args.items() if isinstance(getattr(v, "path", None), str)}
+    wants = [k for k in ("metrics", "confusion_matrix") if k in args]
+    warm, done = delegate(f"{__name__}:task_body", pipeline=pipeline, task=task,
+                          params=params, paths=paths, wants=wants)
+    if not warm:
+        from mlpipe.core.execution.teardown import skip_teardown_at_exit
+
+        done = task_body(pipeline, task, params, paths, wants)
+        skip_teardown_at_exit()  # this process is the component's own (kfp.local's or a pod)
+    if done["shards"] is not None:
+        return list(done["shards"])
+    for name, metadata in done["metadata"].items():
+        args[name].metadata.update(metadata)
+    for name, value in done["metrics"].items():
+        args["metrics"].log_metric(name, value)
+    if done["matrix"] is not None:
+        args["confusion_matrix"].log_confusion_matrix(*done["matrix"])
+    return None
+
+
+def task_body(pipeline: str, task: str, params: Mapping[str, Any], paths: Mapping[str, str],
+              wants: list[str]) -> dict[str, Any]:
+    """The job, in plain JSON: ``paths`` of the component's artifacts by argument (the inputs'
+    reference JSON is read from theirs, each output's written to its); returns the shard list,
+    or each output's metadata, the metrics and the confusion matrix to log."""
     from mlpipe.core.config import config_from_json
     from mlpipe.core.errors import MlpipeError
     from mlpipe.core.execution.execute import execute
     from mlpipe.core.execution.plan import plan
-    from mlpipe.core.execution.teardown import skip_teardown_at_exit
     from mlpipe.core.paths import safe_run_id
     from mlpipe.core.pipeline import resolve_pipeline
     from mlpipe.core.refs import ref_from_json
 
     started = time.perf_counter()
-    run_id = safe_run_id(args["run_id"] or args["job_name"])
+    run_id = safe_run_id(params["run_id"] or params["job_name"])
     try:
         pipe = resolve_pipeline(pipeline)
-        config = config_from_json(args["config_json"], pipe.config_type)
+        config = config_from_json(params["config_json"], pipe.config_type)
         spec = plan(pipe, config).task(task)
-        inputs = {s: ref_from_json(Path(args[a].path).read_text())
+        inputs = {s: ref_from_json(Path(paths[a]).read_text())
                   for a, s in task_inputs(pipe, spec).items()}
-        job = spec.job(run_id, home=args["mlpipe_home"] or None, runner="kubeflow",
-                       shard=args.get("shard"), orchestrator_run_id=args["job_name"] or run_id)
+        job = spec.job(run_id, home=params["mlpipe_home"] or None, runner="kubeflow",
+                       shard=params.get("shard"),
+                       orchestrator_run_id=params["job_name"] or run_id)
         result = execute(job, pipeline=pipe, config=config, inputs=inputs)
     except MlpipeError as exc:  # also a bad config or missing input, raised before the step ran
         print(f"mlpipe: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(exc.exit_code) from exc
-    skip_teardown_at_exit()  # this process is the component's own (kfp.local's or a pod)
+    done: dict[str, Any] = {"shards": None, "metadata": {}, "metrics": {}, "matrix": None}
     if spec.kind == "shard_list":
-        return list(result.shards)
+        done["shards"] = list(result.shards)
+        return done
     for step, run in result.runs.items():
-        out = args[pipe.step(step).asset]
-        Path(out.path).parent.mkdir(parents=True, exist_ok=True)
-        Path(out.path).write_text(run.ref.model_dump_json(indent=2))
-        out.metadata.update({**run.ref.summary(), "step": step, "run_id": run_id,
-                             "seconds": run.seconds, "cached": run.cached,
-                             "component_seconds": time.perf_counter() - started})
+        asset = pipe.step(step).asset
+        out = Path(paths[asset])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(run.ref.model_dump_json(indent=2))
+        metadata = done["metadata"][asset] = {
+            **run.ref.summary(), "step": step, "run_id": run_id, "seconds": run.seconds,
+            "cached": run.cached, "component_seconds": time.perf_counter() - started}
         if spec.kind == "group":
-            out.metadata["fused_task"] = spec.name
-        for name, value in run.ref.metric_values().items() if "metrics" in args else ():
-            args["metrics"].log_metric(name, value)
-        matrix = run.ref.confusion_matrix(inputs.values()) if "confusion_matrix" in args else None
+            metadata["fused_task"] = spec.name
+        if "metrics" in wants:
+            done["metrics"].update(run.ref.metric_values())
+        matrix = run.ref.confusion_matrix(inputs.values()) if "confusion_matrix" in wants else None
         if matrix is not None:
-            args["confusion_matrix"].log_confusion_matrix(*matrix)
-    return None
+            done["matrix"] = [list(part) for part in matrix]
+    return done

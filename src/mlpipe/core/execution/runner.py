@@ -207,6 +207,10 @@ class Runner(ABC):
     #: what this runner does, on this machine, with each setting of
     #: :data:`mlpipe.core.execution.honours.SETTINGS`: (applied | approximated | ignored, why)
     honours: ClassVar[Mapping[str, tuple[Level, str]]] = {}
+    #: the module of the task body its task processes call (``mlpipe.core.warm.delegate``)
+    #: when the orchestrator starts a fresh Python per task: a warm server imports it once for
+    #: the run, and forks a worker per task (None: no server)
+    warm_body: ClassVar[str | None] = None
 
     def run(
         self,
@@ -245,6 +249,29 @@ class Runner(ABC):
         if self.runs_locally:
             refuse_kubernetes(config, self.name)
         preflight(pipe, config, root)
+        with self._warm(pipe, config) as warm:  # warming up while the run is set up
+            run = self._run(pipe, config, root, run_id, use_cache, on_step, resume, quiet,
+                            on_progress)
+        if warm is not None:
+            run.extra["warm_tasks"] = warm.served
+        return run
+
+    def _warm(self, pipe: Pipeline, config: PipelineSettings) -> Any:
+        """The run's warm server for a runner that declares a ``warm_body`` (a no-op else)."""
+        if self.warm_body is None:
+            return contextlib.nullcontext()
+        from mlpipe.core.pipeline import child_env, portable_ref
+        from mlpipe.core.warm import warm_tasks
+
+        try:
+            ref = portable_ref(pipe)
+        except ConfigError:  # the tasks cannot import it either: launch says why
+            return contextlib.nullcontext()
+        return warm_tasks([self.warm_body], ref, config.model_dump_json(), child_env(pipe))
+
+    def _run(self, pipe: Pipeline, config: PipelineSettings, root: Path, run_id: str | None,
+             use_cache: bool | None, on_step: StepCallback | None, resume: bool, quiet: bool,
+             on_progress: ProgressCallback | None) -> PipelineRun:
         if resume and not run_id:
             raise ConfigError("resume: name the run to resume (mlpipe runs list)")
         run_id = names.run_id(run_id) if run_id else new_run_id()
@@ -670,12 +697,14 @@ def code_of(pipeline: Pipeline) -> dict[str, str]:
 def environment() -> dict[str, str]:
     """Where a run ran: Python, the platform and the versions of the libraries a step uses."""
     import platform
-    from importlib.metadata import PackageNotFoundError, version
+
+    from mlpipe.core.cache import package_version
 
     env = {"python": platform.python_version(), "platform": platform.platform()}
     for package in ("mlpipe", "torch", "transformers", "pyarrow", "pydantic"):
-        with contextlib.suppress(PackageNotFoundError):
-            env[package] = version(package)
+        found = package_version(package)
+        if found is not None:
+            env[package] = found
     return env
 
 
