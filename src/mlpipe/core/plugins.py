@@ -14,16 +14,11 @@ a task or a pipeline by declaring an entry point in the matching group (``mlpipe
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
 import importlib
-import json
-import os
 import re
-import sys
 from functools import cache
-from pathlib import Path
+from importlib.metadata import entry_points
 from typing import Any, Literal
 
 from mlpipe.core.errors import ConfigError
@@ -51,60 +46,11 @@ _registered: dict[Kind, dict[str, str]] = {kind: {} for kind in KINDS}
 
 @cache
 def _all_entry_points() -> dict[str, dict[str, str]]:
-    """group -> name -> target for every kind: one scan of every installed package's metadata,
-    saved in an index that each later process (every task's) reads instead while the metadata
-    folders on the import path are unchanged."""
-    from importlib.metadata import entry_points
-
-    stamp, index = _metadata_stamp(), _index_file()
-    with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
-        saved = json.loads(index.read_text()) if index else {}
-        if saved and saved["stamp"] == stamp:
-            return {group: dict(saved["groups"][group]) for group in GROUPS.values()}
+    """group -> name -> target, from one scan of the installed packages for every kind (each
+    scan reads every package's metadata: ~15 ms here, paid again by each task's process)."""
     installed = entry_points()
-    groups = {group: {ep.name: ep.value for ep in installed.select(group=group)}
-              for group in GROUPS.values()}
-    if index is None:
-        return groups
-    with contextlib.suppress(OSError):  # a read-only home: scan again next time
-        index.parent.mkdir(parents=True, exist_ok=True)
-        temp = index.with_name(f".{index.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps({"stamp": stamp, "groups": groups}))
-        temp.replace(index)
-    return groups
-
-
-def _metadata_stamp() -> str:
-    """What the entry points depend on: each import path folder's ``*.dist-info`` and
-    ``*.egg-info`` and their ``entry_points.txt`` (size, mtime); an install, removal or edit
-    changes it."""
-    seen: list[Any] = []
-    for entry in sys.path:
-        try:
-            names = sorted(n for n in os.listdir(entry or ".")
-                           if n.endswith((".dist-info", ".egg-info")))
-        except OSError:  # not a folder (a zip's metadata: its mtime)
-            with contextlib.suppress(OSError):
-                seen.append((entry, os.stat(entry).st_mtime_ns))
-            continue
-        seen.append(entry)
-        for name in names:
-            try:
-                st = os.stat(os.path.join(entry or ".", name, "entry_points.txt"))
-                seen.append((name, st.st_size, st.st_mtime_ns))
-            except OSError:
-                seen.append(name)
-    return hashlib.sha256(json.dumps(seen).encode()).hexdigest()
-
-
-def _index_file() -> Path | None:
-    """The index of this interpreter and import path, in the user's cache folder (None: no
-    home to put it in)."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"))
-    if not base.is_absolute():
-        return None
-    key = hashlib.sha256(json.dumps([sys.executable, sys.path]).encode()).hexdigest()[:16]
-    return base / "mlpipe" / f"entry-points-{key}.json"
+    return {group: {ep.name: ep.value for ep in installed.select(group=group)}
+            for group in GROUPS.values()}
 
 
 def _entry_points(kind: Kind) -> dict[str, str]:
