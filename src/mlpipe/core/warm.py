@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,13 @@ def delegate(target: str, **kwargs: Any) -> tuple[bool, Any]:
     if reply["status"] == "exit":
         raise SystemExit(reply["code"])
     return True, reply["result"]
+
+
+def run_warm(body: Callable[..., Any], **kwargs: Any) -> Any:
+    """``body(**kwargs)`` (JSON in and out) in the run's warm worker when one takes it, else
+    here."""
+    warm, result = delegate(f"{body.__module__}:{body.__qualname__}", **kwargs)
+    return result if warm else body(**kwargs)
 
 
 def _warming(starting: str) -> bool:

@@ -99,7 +99,6 @@ def walk(tasks: Plan, components: Mapping[str, Any],
 
 
 def kfp_pipeline(pipeline: Pipeline, fn: Callable[..., Any]) -> Any:
-    """``fn`` as the kfp pipeline ``mlpipe-<pipeline>``."""
     return dsl.pipeline(name=f"mlpipe-{pipeline.name}",
                         description=pipeline.description or None)(fn)
 

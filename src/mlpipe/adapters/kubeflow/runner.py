@@ -105,7 +105,6 @@ def kubeflow_floor(tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
                     shard_results=dsl.Collected(made[spec.upstream[-1]].output))
             else:
                 made[spec.name] = noop_task()
-            made[spec.name].set_display_name(spec.name)
             for up in spec.upstream if spec.kind != "shard" else ():  # as mlpipe's tasks
                 made[spec.name].after(made[up])
 
@@ -132,10 +131,7 @@ class KubeflowRunner(Runner):
     warm_body = "mlpipe.adapters.kubeflow.task"  # each component a fresh Python: served warm
 
     def launch(self, request: RunRequest) -> Launch:
-        pipeline, config, home = request.pipeline, request.config, request.home
-        if request.use_cache is not None:
-            runtime = config.runtime.model_copy(update={"cache": request.use_cache})
-            config = config.model_copy(update={"runtime": runtime})
+        pipeline, config, home = request.pipeline, request.settings(), request.home
         pipeline_root = home / "kfp"
         path = child_env(pipeline).get("PYTHONPATH", "")  # where components find a user's module
         pipeline_func = compiler.build_pipeline(pipeline, config, home=str(home),
@@ -150,8 +146,8 @@ class KubeflowRunner(Runner):
                 run_dir = max(new_runs(), key=lambda p: p.stat().st_mtime, default=None)
                 failure = f"kfp.local: {ANSI.sub('', str(exc))}"
         seconds = time.perf_counter() - started
-        not_run = TaskFacts(state="not_run")
-        facts = {task: events.tasks.get(name, not_run) for task, name in kfp_tasks.items()}
+        # the tasks kfp.local logged (core counts the others not_run)
+        facts = {task: events.tasks[n] for task, n in kfp_tasks.items() if n in events.tasks}
         # what only kfp knows: each step's kfp task and its output artifacts (states: core's)
         steps = {s: kfp_tasks[request.plan.task_of(s).name] for s in pipeline.step_names}
         tasks = {step: {"task": name, "artifacts": _executor_artifacts(run_dir / name)

@@ -26,24 +26,17 @@ def task_inputs(pipeline: Pipeline, task: TaskSpec) -> dict[str, str]:
 
 
 def run_task(pipeline: str, task: str, args: Mapping[str, Any]) -> list[int] | None:
-    """``execute`` the job of plan task ``task`` of ``pipeline`` (its portable ref); ``args``:
-    the component's arguments (parameters, input and output artifacts, ``metrics``,
-    ``confusion_matrix``). A shard list returns the shard numbers (for ``ParallelFor``); a failure
-    exits with its exit code (2 for bad input), its cause in the step's ``error.json``. The job
-    runs in the run's warm worker when there is one (``mlpipe.core.warm``), else here."""
-    from mlpipe.core.warm import delegate
+    """``execute`` plan task ``task`` of ``pipeline`` (its portable ref) on the component's
+    ``args`` (parameters, artifacts in and out), in the run's warm worker if any (``core.warm``).
+    A shard list returns its shard numbers (for ``ParallelFor``); a failure exits with its exit
+    code (2 for bad input), its cause in the step's ``error.json``."""
+    from mlpipe.core.execution.teardown import skip_teardown_at_exit
+    from mlpipe.core.warm import run_warm
 
-    params = {k: args.get(k) for k in ("config_json", "mlpipe_home", "run_id", "job_name",
-                                       "shard")}
     paths = {k: v.path for k, v in args.items() if isinstance(getattr(v, "path", None), str)}
-    wants = [k for k in ("metrics", "confusion_matrix") if k in args]
-    warm, done = delegate(f"{__name__}:task_body", pipeline=pipeline, task=task,
-                          params=params, paths=paths, wants=wants)
-    if not warm:
-        from mlpipe.core.execution.teardown import skip_teardown_at_exit
-
-        done = task_body(pipeline, task, params, paths, wants)
-        skip_teardown_at_exit()  # this process is the component's own (kfp.local's or a pod)
+    params = {k: args.get(k) for k in ("config_json", "mlpipe_home", "run_id", "job_name", "shard")}
+    done = run_warm(task_body, pipeline=pipeline, task=task, params=params, paths=paths)
+    skip_teardown_at_exit()  # this process is the component's own (kfp.local's or a pod)
     if done["shards"] is not None:
         return list(done["shards"])
     for name, metadata in done["metadata"].items():
@@ -55,8 +48,8 @@ def run_task(pipeline: str, task: str, args: Mapping[str, Any]) -> list[int] | N
     return None
 
 
-def task_body(pipeline: str, task: str, params: Mapping[str, Any], paths: Mapping[str, str],
-              wants: list[str]) -> dict[str, Any]:
+def task_body(pipeline: str, task: str, params: Mapping[str, Any], paths: Mapping[str, str]
+              ) -> dict[str, Any]:
     """The job, in plain JSON: ``paths`` of the component's artifacts by argument (the inputs'
     reference JSON is read from theirs, each output's written to its); returns the shard list,
     or each output's metadata, the metrics and the confusion matrix to log."""
@@ -85,8 +78,7 @@ def task_body(pipeline: str, task: str, params: Mapping[str, Any], paths: Mappin
         raise SystemExit(exc.exit_code) from exc
     done: dict[str, Any] = {"shards": None, "metadata": {}, "metrics": {}, "matrix": None}
     if spec.kind == "shard_list":
-        done["shards"] = list(result.shards)
-        return done
+        return {**done, "shards": list(result.shards)}
     for step, run in result.runs.items():
         asset = pipe.step(step).asset
         out = Path(paths[asset])
@@ -97,9 +89,8 @@ def task_body(pipeline: str, task: str, params: Mapping[str, Any], paths: Mappin
             "cached": run.cached, "component_seconds": time.perf_counter() - started}
         if spec.kind == "group":
             metadata["fused_task"] = spec.name
-        if "metrics" in wants:
+        if "metrics" in paths:
             done["metrics"].update(run.ref.metric_values())
-        matrix = run.ref.confusion_matrix(inputs.values()) if "confusion_matrix" in wants else None
-        if matrix is not None:
-            done["matrix"] = [list(part) for part in matrix]
+        if "confusion_matrix" in paths:
+            done["matrix"] = run.ref.confusion_matrix(inputs.values())
     return done

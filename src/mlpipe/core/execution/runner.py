@@ -92,6 +92,14 @@ class RunRequest:
     def plan(self) -> Plan:
         return plan(self.pipeline, self.config)
 
+    def settings(self) -> PipelineSettings:
+        """The config with ``use_cache``, when given, as its ``runtime.cache``: for an
+        orchestrator whose tasks get the config alone."""
+        if self.use_cache is None:
+            return self.config
+        runtime = self.config.runtime.model_copy(update={"cache": self.use_cache})
+        return self.config.model_copy(update={"runtime": runtime})
+
 
 @dataclass(frozen=True)
 class TaskFacts:
