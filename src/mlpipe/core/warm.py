@@ -146,9 +146,16 @@ def delegate(target: str, **kwargs: Any) -> tuple[bool, Any]:
 
 def run_warm(body: Callable[..., Any], **kwargs: Any) -> Any:
     """``body(**kwargs)`` (JSON in and out) in the run's warm worker when one takes it, else
-    here."""
+    here: then this process, a task's own, ends without tearing the interpreter down. Core's
+    execution is imported only then (a warm task's process stays as light as a no-op's)."""
     warm, result = delegate(f"{body.__module__}:{body.__qualname__}", **kwargs)
-    return result if warm else body(**kwargs)
+    if warm:
+        return result
+    from mlpipe.core.execution.teardown import skip_teardown_at_exit
+
+    result = body(**kwargs)
+    skip_teardown_at_exit()
+    return result
 
 
 def _warming(starting: str) -> bool:

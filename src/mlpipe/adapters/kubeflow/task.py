@@ -30,13 +30,11 @@ def run_task(pipeline: str, task: str, args: Mapping[str, Any]) -> list[int] | N
     ``args`` (parameters, artifacts in and out), in the run's warm worker if any (``core.warm``).
     A shard list returns its shard numbers (for ``ParallelFor``); a failure exits with its exit
     code (2 for bad input), its cause in the step's ``error.json``."""
-    from mlpipe.core.execution.teardown import skip_teardown_at_exit
     from mlpipe.core.warm import run_warm
 
     paths = {k: v.path for k, v in args.items() if isinstance(getattr(v, "path", None), str)}
     params = {k: args.get(k) for k in ("config_json", "mlpipe_home", "run_id", "job_name", "shard")}
     done = run_warm(task_body, pipeline=pipeline, task=task, params=params, paths=paths)
-    skip_teardown_at_exit()  # this process is the component's own (kfp.local's or a pod)
     if done["shards"] is not None:
         return list(done["shards"])
     for name, metadata in done["metadata"].items():
