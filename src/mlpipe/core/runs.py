@@ -45,7 +45,9 @@ def list_runs(
             record["status"] = _outcome(path.parent) or "killed"
         if status is None or record.get("status") == status:
             records.append(record)
-    return sorted(records, key=lambda r: (r.get("started_at") or "", r["run_id"]), reverse=True)
+    # started_at is to the second: two runs of one second are ordered by their epoch start
+    return sorted(records, key=lambda r: (r.get("started_at") or "", r.get("started_ts") or 0.0,
+                                          r["run_id"]), reverse=True)
 
 
 #: a run's status word, preallocated at start; read when run.json could not be rewritten
