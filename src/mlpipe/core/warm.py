@@ -13,8 +13,8 @@ another interpreter or import path, a server not up yet), ``delegate`` says so a
 runs in the task's own process. The socket is in a folder only this user can enter: a worker
 runs what its caller names, as the caller could itself.
 
-Only the standard library is imported here: the task process must stay as light as the
-orchestrator's own no-op task.
+Only the standard library and core's liveness rule (itself stdlib only) are imported here: the
+task process must stay as light as the orchestrator's own no-op task.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from mlpipe.core.liveness import held, hold
 
 #: the server's socket, set for the processes a run starts while its server is up
 WARM_ENV = "MLPIPE_WARM_TASKS"
@@ -77,11 +79,13 @@ def warm_tasks(imports: Sequence[str], pipeline: str, config_json: str,
     request = folder / "request.json"  # in the folder only this user enters, not in argv
     request.write_text(json.dumps({"imports": list(imports), "pipeline": pipeline,
                                    "config": config_json}))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlpipe.core.warm", server.address, str(request)], env=dict(env),
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    with contextlib.suppress(OSError):  # which process a waiting task watches
-        (folder / _STARTING).write_text(str(process.pid))
+    lock = hold(folder)  # the server's for as long as it lives: what a waiting task watches
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlpipe.core.warm", server.address, str(request)],
+            env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(lock,))
+    finally:
+        os.close(lock)
     before = os.environ.get(WARM_ENV)
     os.environ[WARM_ENV] = server.address
     try:
@@ -111,9 +115,9 @@ def delegate(target: str, **kwargs: Any) -> tuple[bool, Any]:
     address = os.environ.get(WARM_ENV)
     if not address:
         return False, None
-    starting = os.path.join(os.path.dirname(address), _STARTING)
+    folder = os.path.dirname(address)
     deadline = time.monotonic() + STARTING_WAIT_S
-    while not os.path.exists(address) and _warming(starting) and time.monotonic() < deadline:
+    while not os.path.exists(address) and _warming(folder) and time.monotonic() < deadline:
         time.sleep(0.01)  # warming up: the worker it forks is faster than importing here
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -158,22 +162,10 @@ def run_warm(body: Callable[..., Any], **kwargs: Any) -> Any:
     return result
 
 
-def _warming(starting: str) -> bool:
-    """Whether the server is still warming up: its marker is there and its process alive."""
-    try:
-        text = Path(starting).read_text()
-    except OSError:
-        return False
-    if not text.strip():
-        return True  # written in a moment
-    try:
-        os.kill(int(text), 0)
-        with open(f"/proc/{int(text)}/stat", "rb") as stat:  # a zombie: it died unreaped
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except ProcessLookupError:
-        return False
-    except (OSError, ValueError, IndexError):  # no /proc: alive is all that can be told
-        return True
+def _warming(folder: str) -> bool:
+    """Whether the server is still warming up: its marker is there and the folder's lock is
+    held (core's liveness rule: the kernel drops it when the server dies, zombie or not)."""
+    return os.path.exists(os.path.join(folder, _STARTING)) and held(Path(folder)) is True
 
 
 def _receive(conn: socket.socket, fds: list[int] | None = None) -> Any:
