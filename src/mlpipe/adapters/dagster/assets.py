@@ -3,6 +3,7 @@ its declared checks as asset checks; a map step a graph-backed asset (shard list
 ``DynamicOut``, shard op mapped over it, gather op after ``.collect()``). What a task does is the
 mode's *body*: :func:`run_task` (``execute`` in the run's process) or ``cluster.run_pod``."""
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -110,6 +111,12 @@ Body = Callable[[Any, Pipeline, TaskSpec, "int | None", dict[str, Any]],
                 "TaskResult | list[int] | None"]
 
 
+@functools.lru_cache(maxsize=8)
+def _run_config(dagster_run_id: str, text: str, config_type: type) -> Any:
+    """A run's config, validated once for all its ops (as the local runner shares one)."""
+    return config_from_json(text, config_type)
+
+
 def run_task(context: Any, pipeline: Pipeline, task: TaskSpec, shard: int | None,
              values: dict[str, Any]) -> TaskResult | list[int] | None:
     """The in-process body: core's ``run_task`` on the upstream references the asset loaded;
@@ -119,10 +126,10 @@ def run_task(context: Any, pipeline: Pipeline, task: TaskSpec, shard: int | None
     job = task.job(mlpipe_run_id(context), home=res.home or None, runner="dagster",
                    shard=shard, use_cache=res.use_cache, orchestrator_run_id=context.run.run_id,
                    attempt=context.retry_number + 1)
+    config = _run_config(context.run.run_id, res.config_json(pipeline.name), pipeline.config_type)
     with forward_to(context.log.info):  # progress lines into Dagster's event log
         return run(task, job, lambda exc, retry: dg.Failure(str(exc), allow_retries=retry),
-                   pipeline=pipeline, inputs=inputs,
-                   config=config_from_json(res.config_json(pipeline.name), pipeline.config_type))
+                   pipeline=pipeline, inputs=inputs, config=config)
 
 
 def _metadata(context: Any, step: str, run: StepRun | None) -> dict[str, Any]:
