@@ -16,7 +16,7 @@ from mlpipe.bench.floor import Node, run_floor, shape_of
 from mlpipe.core import INFERENCE, plugins
 from mlpipe.core.execution.step import StepRun
 from mlpipe.core.pipeline import resolve_pipeline
-from mlpipe.core.refs import PredictionsRef, ShardsRef
+from mlpipe.core.refs import CheckResult, PredictionsRef, ShardsRef
 from tests.support import venv_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,17 +101,21 @@ def test_unknown_runner_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_floor_shape_has_the_map_steps_shard_count_from_the_run() -> None:
     """The floor's shape fans out like the run did: a map step's shard count is the number of
-    shards its output lists (1 without a run); the other steps are plain tasks."""
+    shards its output lists (1 without a run); the other steps are plain tasks, with the checks
+    their outputs report (Dagster's floor declares them as asset checks)."""
     pipeline = resolve_pipeline(INFERENCE)
     assert [(n.name, n.shards) for n in shape_of(pipeline) if n.shards is not None] == [
         ("run_inference", 1)]
     shard = PredictionsRef(uri="shard", sha256="0" * 64, rows=1, model="m:v1")
     gathered = ShardsRef.of([shard, shard, shard], uri="run_inference")
-    run = type("Run", (), {"steps": [StepRun("run_inference", gathered, 1.0)]})()
+    checked = shard.model_copy(update={"checks": (CheckResult(name="rows", passed=True),)})
+    run = type("Run", (), {"steps": [StepRun("run_inference", gathered, 1.0),
+                                     StepRun("save_results", checked, 1.0)]})()
     shape = shape_of(pipeline, run)
     assert {n.name: n.shards for n in shape} == {
         "load_inference_data": None, "split_inference_data": None, "load_model": None,
         "run_inference": 3, "save_results": None}
+    assert {n.name: n.checks for n in shape if n.checks} == {"save_results": ("rows",)}
     assert [n.upstream for n in shape] == [list(s.upstream) for s in pipeline.steps]
 
 
@@ -121,7 +125,7 @@ def test_floor_runs_a_map_steps_fan_out_natively(runner: str, tmp_path: Path) ->
     """Each orchestrator's no-op floor runs a map step of 2 shards as mlpipe's adapter does:
     a shard lister, one task per shard and a gather (the local runner too: it runs core's plan
     as every runner does), as counted from the orchestrator's own record of the run."""
-    shape = [Node("a", []), Node("b", ["a"], 2), Node("c", ["a", "b"])]
+    shape = [Node("a", [], None, ("rows", "labels")), Node("b", ["a"], 2), Node("c", ["a", "b"])]
     floor = run_floor(runner, shape, "fanout", tmp_path)
     assert floor is not None and floor.tasks == 6 and floor.seconds > 0, floor
 

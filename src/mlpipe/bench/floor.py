@@ -21,11 +21,12 @@ __all__ = ["Floor", "Node", "Shape", "floor_seconds", "plan_shape", "run_floor",
 class Node(NamedTuple):
     """One step of a pipeline's shape: its name, the steps it depends on and, for a map step,
     how many shards the run produced (each orchestrator runs a map step as a shard lister, one
-    task per shard and a gather task)."""
+    task per shard and a gather task); for a plain step, the quality checks its run reported."""
 
     name: str
     upstream: list[str]
     shards: int | None = None  # None: a plain step, one task
+    checks: tuple[str, ...] = ()
 
 
 #: A pipeline's shape: its steps, in order.
@@ -33,14 +34,16 @@ Shape = list[Node]
 
 
 def shape_of(pipeline: Any, run: Any = None) -> Shape:
-    """The shape of an mlpipe ``Pipeline``: its steps, each step's upstream steps and, for a map
-    step, its shard count in ``run`` (a finished run: the map step's output lists one reference
-    per shard); 1 shard without a run."""
+    """The shape of an mlpipe ``Pipeline``: its steps, each step's upstream steps and, from
+    ``run`` (a finished run), a map step's shard count (its output lists one reference per
+    shard; 1 without a run) and a plain step's checks (those its output reports)."""
     refs = {s.step: s.ref for s in getattr(run, "steps", ())}
     return [
+        Node(step.name, list(step.upstream), None, tuple(
+            c.name for c in getattr(refs.get(step.name), "checks", ())))
+        if step.map_over is None else
         Node(step.name, list(step.upstream),
-             None if step.map_over is None
-             else len(getattr(refs.get(step.name), "shards", None) or (None,)))
+             len(getattr(refs.get(step.name), "shards", None) or (None,)))
         for step in pipeline.steps
     ]
 
@@ -70,7 +73,8 @@ def plan_shape(shape: Shape, name: str) -> list[FloorTask]:
     steps = tuple(Step(n.name, _noop, n.name, "", inputs={u: u for u in n.upstream},
                        map_over=n.upstream[0] if n.shards is not None else None) for n in shape)
     tasks = plan(Pipeline(name, PipelineSettings, steps), PipelineSettings(pipeline=name))
-    return floor_tasks(tasks, {n.name: n.shards for n in shape if n.shards is not None})
+    return floor_tasks(tasks, {n.name: n.shards for n in shape if n.shards is not None},
+                       {n.name: tuple(n.checks) for n in shape})
 
 
 def _noop(*_: Any, **__: Any) -> None:

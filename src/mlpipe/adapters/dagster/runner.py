@@ -75,6 +75,6 @@ class DagsterRunner(Runner):
                       extra={"asset_checks": checks, "dagster_job": job.name})
 
     def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
-        return dagster_floor(tasks, name)
+        return dagster_floor(tasks, name, work_dir)
 
     render_cluster = staticmethod(render_cluster)  # cluster mode's pods and job, rendered

@@ -18,12 +18,14 @@ from mlpipe.core.execution.plan import Plan, TaskKind
 @dataclass(frozen=True)
 class FloorTask:
     """One task of the no-op pipeline: a plan task's name, kind and upstream; ``shards``: how
-    many instances a shard task runs (and a shard list lists)."""
+    many instances a shard task runs (and a shard list lists); ``checks``: the quality checks a
+    step task's run reported (an orchestrator that models checks natively declares them)."""
 
     name: str
     kind: TaskKind
     upstream: tuple[str, ...]
     shards: int = 0
+    checks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -34,11 +36,13 @@ class Floor:
     tasks: int
 
 
-def floor_tasks(plan: Plan, shards: Mapping[str, int]) -> list[FloorTask]:
+def floor_tasks(plan: Plan, shards: Mapping[str, int],
+                checks: Mapping[str, tuple[str, ...]] | None = None) -> list[FloorTask]:
     """The plan's shape for a floor: ``shards`` maps each map step to the shard count of the
-    run being compared (1 when absent)."""
+    run being compared (1 when absent), ``checks`` each step to the checks its run reported."""
     return [FloorTask(t.name, t.kind, t.upstream,
-                      shards.get(t.step, 1) if t.kind in ("shard_list", "shard") else 0)
+                      shards.get(t.step, 1) if t.kind in ("shard_list", "shard") else 0,
+                      tuple((checks or {}).get(t.step, ())) if t.kind == "step" else ())
             for t in plan]
 
 
