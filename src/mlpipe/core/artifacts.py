@@ -26,6 +26,7 @@ __all__ = [
     "MANIFEST",
     "MANIFEST_FORMAT",
     "assemble",
+    "listed_files",
     "manifest_sha256",
     "read_manifest",
     "seal",
@@ -161,3 +162,10 @@ def verify(directory: Path) -> dict[str, Any]:
 
 def manifest_sha256(directory: Path) -> str:
     return sha256_file(directory / MANIFEST)
+
+
+def listed_files(directory: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file of a sealed directory as its manifest records them,
+    the manifest's own added: what hashing the folder gives while it is intact, without reading
+    its files again (:func:`verify` is what says whether it still is)."""
+    return {**read_manifest(directory)["files"], MANIFEST: manifest_sha256(directory)}

@@ -340,5 +340,5 @@ class StepCache:
                     }),
                 },
             )
-        except OSError:
+        except (OSError, artifacts.ChecksumError):  # a sealed output's manifest unreadable
             return

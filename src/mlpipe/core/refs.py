@@ -141,6 +141,16 @@ class ModelRef(Ref):
     metrics: dict[str, float] = {}
     base: str = ""
 
+    def output_files(self) -> tuple[Path, dict[str, str]]:
+        """A sealed folder's files as its manifest lists them (``still_valid`` verifies them),
+        else hashed as found."""
+        from mlpipe.core import artifacts
+
+        root = Path(self.uri)
+        if (root / artifacts.MANIFEST).is_file():
+            return root, artifacts.listed_files(root)
+        return super().output_files()
+
     def still_valid(self) -> bool:
         from mlpipe.core import artifacts
 
@@ -158,6 +168,12 @@ class ManifestRef(Ref):
     @classmethod
     def has_own_metrics(cls) -> bool:
         return False
+
+    def output_files(self) -> tuple[Path, dict[str, str]]:
+        """Its files as the manifest lists them, not hashed again (``still_valid`` verifies)."""
+        from mlpipe.core import artifacts
+
+        return Path(self.uri), artifacts.listed_files(Path(self.uri))
 
     def still_valid(self) -> bool:
         from mlpipe.core import artifacts
