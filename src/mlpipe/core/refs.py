@@ -154,8 +154,9 @@ class ModelRef(Ref):
     def still_valid(self) -> bool:
         from mlpipe.core import artifacts
 
-        if (Path(self.uri) / artifacts.MANIFEST).is_file():  # sealed by training
-            artifacts.verify(Path(self.uri))
+        if (Path(self.uri) / artifacts.MANIFEST).is_file():  # sealed by training: verify reads
+            files = artifacts.verify(Path(self.uri))["files"]  # every file once, weights too
+            return files.get("model.safetensors") == self.sha256
         return sha256_file(Path(self.uri) / "model.safetensors") == self.sha256
 
 
