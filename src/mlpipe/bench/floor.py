@@ -38,14 +38,16 @@ def shape_of(pipeline: Any, run: Any = None) -> Shape:
     ``run`` (a finished run), a map step's shard count (its output lists one reference per
     shard; 1 without a run) and a plain step's checks (those its output reports)."""
     refs = {s.step: s.ref for s in getattr(run, "steps", ())}
-    return [
-        Node(step.name, list(step.upstream), None, tuple(
-            c.name for c in getattr(refs.get(step.name), "checks", ())))
-        if step.map_over is None else
-        Node(step.name, list(step.upstream),
-             len(getattr(refs.get(step.name), "shards", None) or (None,)))
-        for step in pipeline.steps
-    ]
+    shape = []
+    for step in pipeline.steps:
+        ref = refs.get(step.name)
+        if step.map_over is None:
+            shape.append(Node(step.name, list(step.upstream), None,
+                              tuple(c.name for c in getattr(ref, "checks", ()))))
+        else:
+            shards = len(getattr(ref, "shards", None) or (None,))
+            shape.append(Node(step.name, list(step.upstream), shards))
+    return shape
 
 
 def floor_seconds(runner: str, shape: Shape, name: str, work_dir: Path) -> float | None:
