@@ -312,3 +312,30 @@ def test_refs_are_kept_per_run_so_concurrent_runs_do_not_mix(tmp_path: Path) -> 
     assert manager.load_input(
         dg.build_input_context(asset_key=key, upstream_output=other)
     ) == {"uri": "b"}  # nothing from run c: the latest
+
+
+def test_floor_is_native_assets_with_the_runs_checks_on_the_runs_kind_of_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dagster's floor declares each step's checks as asset checks and, with ``DAGSTER_HOME``
+    set (the runner then writes to sqlite), runs on a sqlite instance of its own in the work
+    folder: the check evaluations are in that instance's event log."""
+    from dagster._core.instance.ref import InstanceRef
+
+    from mlpipe.adapters.dagster.floor import dagster_floor
+    from mlpipe.bench.floor import Node, plan_shape
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "user-home"))  # no floor run stored there
+    tasks = plan_shape([Node("a", [], None, ("rows", "labels")), Node("b", ["a"], 2),
+                        Node("c", ["a", "b"])], "fanout")
+    floor = dagster_floor(tasks, "fanout", tmp_path)
+    assert floor.tasks == 6 and floor.seconds > 0
+    assert not (tmp_path / "user-home" / "history").exists()  # (Dagster's telemetry id may be)
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path))) as instance:
+        (run,) = instance.get_runs()
+        evaluations = instance.all_logs(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    assert sorted((e.dagster_event.event_specific_data.asset_key.to_user_string(),
+                   e.dagster_event.event_specific_data.check_name,
+                   e.dagster_event.event_specific_data.passed) for e in evaluations) == [
+        ("a", "labels", True), ("a", "rows", True)]
