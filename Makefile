@@ -11,7 +11,7 @@ TORCH ?= torch==2.13.0
 # processes: 2 fit a 2-core machine.
 TEST_WORKERS ?= 2
 
-.PHONY: demo test test-fast lint typecheck install install-core clean
+.PHONY: demo test test-fast lint typecheck install install-core bytecode clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,14 +41,20 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Byte-compile the checkout's own sources once: an editable install leaves them uncompiled, and
+# where PYTHONDONTWRITEBYTECODE is set no process writes a .pyc, so each of the suite's many
+# task and service processes would compile mlpipe again. A stale .pyc is only ever recompiled.
+bytecode: install
+	$(BIN)/python -m compileall -q src tests examples dags
+
 # Every tier: unit, integration, runners, system (docs/testing.md).
-test: lint
+test: lint bytecode
 	$(BIN)/python -m pytest -q --timeout=900 -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=20
 
 # The edit loop: unit + integration without the slow ones (fault kills, end-to-end trainings,
 # benchmarks) and without any orchestrator, container or service; `make test` runs them all.
 FAST := (unit or integration) and not slow and not (airflow or kubeflow or dagster)
-test-fast: install
+test-fast: install bytecode
 	$(BIN)/python -m pytest -q --timeout=300 -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "$(FAST)"
 
 clean:
