@@ -6,16 +6,29 @@ Kept out of ``conftest.py`` so that any tier can import them by one name
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_TRAINING = ROOT / "configs" / "tiny" / "training.yaml"
 TINY_INFERENCE = ROOT / "configs" / "tiny" / "inference.yaml"
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A script of the repo that is no package module (bench/, docker/, scripts/), imported from
+    its file as ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as an import would: dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def venv_env() -> dict[str, str]:

@@ -8,29 +8,15 @@ module with no import or load error is what a user sees first.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT, load_script
 
-
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("mlpipe_screenshots",
-                                                  ROOT / "scripts" / "screenshots.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-shots = _load_script()
+shots = load_script(ROOT / "scripts" / "screenshots.py", "mlpipe_screenshots")
 CHROMIUM = shots.find_chromium()
 
 pytestmark = [

@@ -3,19 +3,14 @@ targets' baseline), int8 also against torch's own int8."""
 
 from __future__ import annotations
 
-import importlib.util
 from types import ModuleType
 from typing import Any
 
-from tests.support import ROOT
+from tests.support import ROOT, load_script
 
 
 def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("core_speed", ROOT / "bench" / "core_speed.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "bench" / "core_speed.py", "core_speed")
 
 
 def _row(name: str, texts_per_s: float, agreement: float) -> dict[str, Any]:

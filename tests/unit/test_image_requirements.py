@@ -3,22 +3,16 @@ an edit elsewhere in pyproject.toml reuses the torch and dependency layers (no r
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, load_script
 
 
 def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("image_requirements",
-                                                  ROOT / "docker" / "requirements.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "docker" / "requirements.py", "image_requirements")
 
 
 def test_the_default_extras_give_the_dependencies_and_their_own() -> None:
