@@ -42,24 +42,24 @@ def serve_only_the_sdks_api_version() -> list[str]:
 
     The in-process server and its one client are the same Airflow install, so they always speak
     the SDK's version; Cadwyn would otherwise generate routers and schemas for every dated API
-    version on the first request, the largest fixed cost of a ``dag.test()`` run. The versions
-    kept are the SDK's and the ones back to the last that restores a route the SDK's version
-    dropped (Cadwyn requires it), then one unchanged version to migrate to. When the SDK's
-    version is not the server's newest (a mismatched install), nothing is changed. Returns the
-    dated versions served.
+    version on the first request, the largest fixed cost of a ``dag.test()`` run. The newest
+    dated version is the head schema, so it is served with no version changes, and the routes
+    that exist only in older versions (which Cadwyn would make an older version restore) are
+    left out of the router. When the SDK's version is not the server's newest (a mismatched
+    install), nothing is changed. Returns the dated versions served.
     """
     from airflow.api_fastapi.execution_api import versions
+    from airflow.api_fastapi.execution_api.routes import execution_api_router
     from airflow.sdk.api.datamodels._generated import API_VERSION
     from cadwyn import HeadVersion, Version, VersionBundle
+    from cadwyn.route_generation import _DELETED_ROUTE_TAG
 
     dated = versions.bundle.versions
-    if dated[0].value != API_VERSION or len(dated) < 3:
+    if dated[0].value != API_VERSION:
         return [v.value for v in dated]
-    kept = dated[:2]
-    for version in kept:  # Cadwyn binds a change to one bundle: move them to the trimmed one
-        for change in version.changes:
-            change._bound_version_bundle = None
-    versions.bundle = VersionBundle(HeadVersion(), *kept, Version(dated[2].value))
+    execution_api_router.routes[:] = [
+        r for r in execution_api_router.routes if _DELETED_ROUTE_TAG not in getattr(r, "tags", ())]
+    versions.bundle = VersionBundle(HeadVersion(), Version(API_VERSION))
     return [v.value for v in versions.bundle.versions]
 
 
