@@ -244,8 +244,8 @@ def serve(address: str, request: Mapping[str, Any]) -> None:
 
 
 def _warm_up(pipeline: str, config_json: str) -> None:
-    """What every task does first, done once: the pipeline, its validated config (plugins
-    imported), the plan, the step module's code hash and the task entry point."""
+    """What every task does first, done once: core's data layer, the pipeline, its validated
+    config (plugins imported), the plan, the step module's code hash and the task entry point."""
     from mlpipe.core import plugins
     from mlpipe.core.cache import BASE_PACKAGES, code_version, module_version, package_version
     from mlpipe.core.config import config_from_json
@@ -253,6 +253,7 @@ def _warm_up(pipeline: str, config_json: str) -> None:
     from mlpipe.core.execution.plan import plan
     from mlpipe.core.pipeline import resolve_pipeline
 
+    _warm_up_data_layer()
     pipe = resolve_pipeline(pipeline)
     config = config_from_json(config_json, pipe.config_type)
     plan(pipe, config)
@@ -264,6 +265,17 @@ def _warm_up(pipeline: str, config_json: str) -> None:
         module_version(plugins.load("task", task).__module__)
     for dist in BASE_PACKAGES:
         package_version(dist)
+
+
+def _warm_up_data_layer() -> None:
+    """Core's data layer (pyarrow, numpy), through which the steps read and write their rows,
+    and pandas, which pyarrow imports on its first conversion from Python objects when it is
+    installed: otherwise each worker that touches a table imports them again."""
+    import pyarrow as pa
+
+    from mlpipe.core import data  # noqa: F401 (imported for the workers)
+
+    pa.array([])
 
 
 def _reap() -> None:
