@@ -130,6 +130,10 @@ def test_run_pipeline_training_then_inference(shared_runs: SharedRuns) -> None:
     # dag.test's in-process Execution API is built for the Task SDK's version only, not all of
     # them (a new Airflow that breaks that assumption shows here)
     assert len(run.extra["execution_api_versions"]) == 1, run.extra["execution_api_versions"]
+    # the runs of one Airflow home and environment go to one kept child, Airflow and torch
+    # imported once (the training's environment differs: it has its own DAGSTER_HOME)
+    pids = {r.extra["child_pid"] for r in (runs.again, runs.inference, runs.example)}
+    assert len(pids) == 1 and os.getpid() not in pids, pids
     version = run.final
     assert version.kind == "model_version"  # type: ignore[attr-defined]
     assert LocalRegistry(home / "registry").resolve(f"tiny-sentiment:{ALIAS}").version == 3

@@ -1,6 +1,7 @@
-"""Child process of ``AirflowRunner`` (core's ``run_child``): migrate the metadata DB once, then
-``dag.test()``. The steps record their own outcomes, so the report is only Airflow's view: the
-DAG run's id and state, and each task instance (a mapped task one per map index) as core's
+"""Child process of ``AirflowRunner`` (core's ``run_child``, fresh or kept: ``main`` runs once
+per request): migrate the metadata DB once, then ``dag.test()``. The steps record their own
+outcomes, so the report is only Airflow's view: the DAG run's id and state, and each task
+instance (a mapped task one per map index) as core's
 :class:`~mlpipe.core.execution.facts.Instance`.
 """
 
@@ -55,7 +56,7 @@ def serve_only_the_sdks_api_version() -> list[str]:
     from cadwyn.route_generation import _DELETED_ROUTE_TAG
 
     dated = versions.bundle.versions
-    if dated[0].value != API_VERSION:
+    if dated[0].value != API_VERSION or len(dated) == 1:  # a mismatch, or done (a kept child)
         return [v.value for v in dated]
     execution_api_router.routes[:] = [
         r for r in execution_api_router.routes if _DELETED_ROUTE_TAG not in getattr(r, "tags", ())]
@@ -101,10 +102,11 @@ def main(request_path: str, result_path: str) -> int:
                        key=lambda t: (dag.task_ids.index(t.task_id), t.map_index))]
     report = {"dag_run_id": dag_run.run_id, "state": str(dag_run.state), "tasks": tasks,
               "dag_test_seconds": test_s, "extra": {  # the runner's extra, as it is
-                  "dag_id": dag.dag_id, "setup_seconds": setup_s, "migrate_seconds": migrate_s,
+                  "dag_id": dag.dag_id, "child_pid": os.getpid(), "setup_seconds": setup_s,
+                  "migrate_seconds": migrate_s,
                   "execution_api_versions": api_versions}}
     Path(result_path).write_text(json.dumps(report, indent=2))
-    skip_teardown_at_exit()  # this child is the run's own process: end it once it is written
+    skip_teardown_at_exit()  # this child is the runs' own process: end it once it is done
     return 0
 
 

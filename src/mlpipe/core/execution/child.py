@@ -1,8 +1,9 @@
 """An orchestrator run in a child process of its own: a JSON request in, a JSON report out.
 
 Orchestrators that fix their home, database or logging when first imported run each pipeline
-run in a fresh ``python -m MODULE REQUEST.json REPORT.json``, its output appended to the run's
-log; what the child reports is the orchestrator's view of the run.
+run in a child, ``python -m MODULE REQUEST.json REPORT.json``, its output appended to the run's
+log; what the child reports is the orchestrator's view of the run. The child is fresh, or kept
+between runs (:mod:`~mlpipe.core.execution.kept`) when the runner says what its state is bound to.
 """
 
 from __future__ import annotations
@@ -11,25 +12,34 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
 from mlpipe.core.execution.runner import RunRequest
 
 
-def run_child(module: str, request: dict[str, Any], env: dict[str, str], log_path: Path
-              ) -> tuple[dict[str, Any] | None, int]:
+def run_child(module: str, request: dict[str, Any], env: dict[str, str], log_path: Path,
+              keep: Hashable | None = None) -> tuple[dict[str, Any] | None, int]:
     """Run ``module`` on ``request``, its output appended to ``log_path`` (a resumed run keeps
-    the first try's): (its report, or None when it wrote none, and its exit code)."""
+    the first try's): (its report, or None when it wrote none, and its exit code). With
+    ``keep`` (what the child's state is bound to, beyond its environment and folder), in the
+    child kept from the last run with the same ones (:mod:`~mlpipe.core.execution.kept`)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mlpipe-child-") as tmp:
         request_path, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
         request_path.write_text(json.dumps(request))
-        with log_path.open("ab") as log_file:
-            code = subprocess.run(
-                [sys.executable, "-m", module, str(request_path), str(result)], env=env,
-                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, check=False,
-            ).returncode
+        code = None
+        if keep is not None:
+            from mlpipe.core.execution.kept import run_kept
+
+            code = run_kept(module, request_path, result, env, log_path, keep)
+        if code is None:
+            with log_path.open("ab") as log_file:
+                code = subprocess.run(
+                    [sys.executable, "-m", module, str(request_path), str(result)], env=env,
+                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                    check=False).returncode
         report = json.loads(result.read_text()) if code == 0 and result.is_file() else None
         return report, code
 
