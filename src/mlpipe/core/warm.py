@@ -23,6 +23,7 @@ import contextlib
 import importlib
 import json
 import os
+import select
 import socket
 import struct
 import subprocess
@@ -214,7 +215,12 @@ def serve(address: str, request: Mapping[str, Any]) -> None:
     finally:
         starting.unlink(missing_ok=True)
     served = Path(address).with_name(_SERVED)
+    later, forked = [_warm_up_data_layer], False  # for the tasks after the first one
     while True:
+        if forked and later and not select.select([listener], [], [], 0)[0]:  # none waits
+            with contextlib.suppress(Exception):  # then each worker imports what it needs
+                later.pop()()
+            continue
         conn, _ = listener.accept()
         fds: list[int] = []
         try:
@@ -234,6 +240,7 @@ def serve(address: str, request: Mapping[str, Any]) -> None:
             if os.fork() == 0:
                 listener.close()
                 _work(conn, fds, ask)  # never returns
+            forked = True
         except OSError:
             pass  # this task's connection broke: it ends with its own error
         finally:
@@ -244,8 +251,8 @@ def serve(address: str, request: Mapping[str, Any]) -> None:
 
 
 def _warm_up(pipeline: str, config_json: str) -> None:
-    """What every task does first, done once: core's data layer, the pipeline, its validated
-    config (plugins imported), the plan, the step module's code hash and the task entry point."""
+    """What every task does first, done once: the pipeline, its validated config (plugins
+    imported), the plan, the step module's code hash and the task entry point."""
     from mlpipe.core import plugins
     from mlpipe.core.cache import BASE_PACKAGES, code_version, module_version, package_version
     from mlpipe.core.config import config_from_json
@@ -253,7 +260,6 @@ def _warm_up(pipeline: str, config_json: str) -> None:
     from mlpipe.core.execution.plan import plan
     from mlpipe.core.pipeline import resolve_pipeline
 
-    _warm_up_data_layer()
     pipe = resolve_pipeline(pipeline)
     config = config_from_json(config_json, pipe.config_type)
     plan(pipe, config)
@@ -270,7 +276,8 @@ def _warm_up(pipeline: str, config_json: str) -> None:
 def _warm_up_data_layer() -> None:
     """Core's data layer (pyarrow, numpy), through which the steps read and write their rows,
     and pandas, which pyarrow imports on its first conversion from Python objects when it is
-    installed: otherwise each worker that touches a table imports them again."""
+    installed: otherwise each worker that touches a table imports them again. Imported once the
+    first task's worker is forked, while no task waits: that one never waits for it."""
     import pyarrow as pa
 
     from mlpipe.core import data  # noqa: F401 (imported for the workers)
