@@ -325,6 +325,11 @@ def _work(conn: socket.socket, fds: list[int], ask: Mapping[str, Any]) -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
+    # the task's streams are done with: an orchestrator reading them to their end (kfp.local)
+    # need not wait for this process's exit, which frees all its memory first
+    quiet = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(quiet, fd)
     with contextlib.suppress(OSError):
         _send(conn, reply)
     os._exit(0)
