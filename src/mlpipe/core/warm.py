@@ -1,5 +1,6 @@
-"""Warm task processes: one server per run imports core, the pipeline and a task body once,
-then forks a worker for each task that asks.
+"""Warm task processes: one server per run imports core, the pipeline and a task body once
+(core's data layer too, once the first task is under way), then forks a worker for each task
+that asks.
 
 An orchestrator that starts a fresh Python for every task (kfp.local's SubprocessRunner) has
 each task import pydantic and mlpipe and validate its config again before its step: most of a
