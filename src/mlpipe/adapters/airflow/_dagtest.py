@@ -14,6 +14,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+#: the metadata DB file this process opened (its device and inode), once it has
+_opened_db: tuple[int, int] | None = None
+
+
+def _db_identity() -> tuple[int, int] | None:
+    try:
+        found = (Path(os.environ["AIRFLOW_HOME"]) / "airflow.db").stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def stale() -> bool:
+    """Whether the metadata DB this kept child opened was replaced since (deleted, copied
+    again): its connections would still write to the old file."""
+    return _opened_db is not None and _db_identity() != _opened_db
+
 
 def ensure_db(airflow_home: Path) -> float:
     """Create/migrate the metadata DB once per Airflow version (core's marker); returns seconds."""
@@ -65,9 +82,11 @@ def serve_only_the_sdks_api_version() -> list[str]:
 
 
 def main(request_path: str, result_path: str) -> int:
+    global _opened_db
     request = json.loads(Path(request_path).read_text())
     started = time.perf_counter()
     migrate_s = ensure_db(Path(os.environ["AIRFLOW_HOME"]))
+    _opened_db = _opened_db or _db_identity()
 
     from mlpipe.adapters.airflow.dags import build_dag
     from mlpipe.adapters.airflow.spec import CONF_RUN_ID, CONF_USE_CACHE

@@ -12,7 +12,8 @@ its output appended to that request's log) and is left, for a fresh one, when:
   its state, such as its database file): one kept child per module, so idle ones never pile up;
 - ``main`` ended with a non-zero status or the child died: its state is unknown;
 - a source file it imported from outside the installed packages changed (a user's pipeline or
-  an editable mlpipe, edited between runs): it would run the old code;
+  an editable mlpipe, edited between runs): it would run the old code; or the module's own
+  ``stale()``, when it has one, says its state no longer holds (a database file replaced);
 - this process exits (the child ends when its stdin closes).
 """
 
@@ -108,6 +109,8 @@ def run_kept(module: str, request_path: Path, result_path: Path, env: dict[str, 
             child.close()
     if reply is None:
         return child.process.returncode or 1
+    if "code" not in reply:  # a new child that is stale already: a fresh process runs it
+        return None
     return int(reply["code"])
 
 
@@ -127,11 +130,12 @@ def serve(module: str) -> None:
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)
-    main = importlib.import_module(module).main
+    served = importlib.import_module(module)
+    main, stale = served.main, getattr(served, "stale", None)
     sources: dict[str, int] = {}
     for line in sys.stdin:
         ask = json.loads(line)
-        if any(_mtime(path) != seen for path, seen in sources.items()):
+        if any(_mtime(path) != seen for path, seen in sources.items()) or (stale and stale()):
             _reply(replies, {"stale": True})
             break
         code = _serve_one(main, ask)

@@ -16,7 +16,13 @@ from mlpipe.core.execution.child import run_child
 BODY = '''
 import json, os
 
+SERVED = []
+
+def stale():  # the module's own test of its state: here, a file beside it, once it has served
+    return bool(SERVED) and os.path.exists(os.path.join(os.path.dirname(__file__), "stale"))
+
 def main(request, result):
+    SERVED.append(1)
     ask = json.load(open(request))
     print("ran", ask["n"], "in", os.getpid(), flush=True)
     if ask.get("fail"):
@@ -92,3 +98,12 @@ def test_without_a_key_every_run_is_a_fresh_process(
     one, _ = run_child(module, {"n": 1}, env, tmp_path / "a.log")
     two, _ = run_child(module, {"n": 2}, env, tmp_path / "a.log")
     assert one and two and one["pid"] != two["pid"] and module not in kept._kept
+
+
+def test_a_child_whose_module_says_it_is_stale_is_replaced(
+        child_module: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    module, env = child_module
+    first, _ = run_child(module, {"n": 1}, env, tmp_path / "a.log", keep="db")
+    (tmp_path / "src" / "stale").touch()  # say, the database file it opened was replaced
+    after, code = run_child(module, {"n": 2}, env, tmp_path / "b.log", keep="db")
+    assert code == 0 and first and after and after["pid"] != first["pid"]
