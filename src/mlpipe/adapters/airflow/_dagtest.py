@@ -1,8 +1,7 @@
-"""Child process of ``AirflowRunner`` (core's ``run_child``, fresh or kept: ``main`` runs once
-per request): migrate the metadata DB once, then ``dag.test()``. The steps record their own
-outcomes, so the report is only Airflow's view: the DAG run's id and state, and each task
-instance (a mapped task one per map index) as core's
-:class:`~mlpipe.core.execution.facts.Instance`.
+"""Child of ``AirflowRunner`` (core's ``run_child``, fresh or kept: ``main`` once per run): migrate
+the metadata DB once, then ``dag.test()``. The steps record their own outcomes, so the report is
+Airflow's view: the DAG run's id and state, each task instance (a mapped task one per map index)
+as core's :class:`~mlpipe.core.execution.facts.Instance`.
 """
 
 from __future__ import annotations
@@ -13,23 +12,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-
-#: the metadata DB file this process opened (its device and inode), once it has
-_opened_db: tuple[int, int] | None = None
-
-
-def _db_identity() -> tuple[int, int] | None:
-    try:
-        found = (Path(os.environ["AIRFLOW_HOME"]) / "airflow.db").stat()
-    except OSError:
-        return None
-    return found.st_dev, found.st_ino
-
-
-def stale() -> bool:
-    """Whether the metadata DB this kept child opened was replaced since (deleted, copied
-    again): its connections would still write to the old file."""
-    return _opened_db is not None and _db_identity() != _opened_db
 
 
 def ensure_db(airflow_home: Path) -> float:
@@ -82,11 +64,9 @@ def serve_only_the_sdks_api_version() -> list[str]:
 
 
 def main(request_path: str, result_path: str) -> int:
-    global _opened_db
     request = json.loads(Path(request_path).read_text())
     started = time.perf_counter()
     migrate_s = ensure_db(Path(os.environ["AIRFLOW_HOME"]))
-    _opened_db = _opened_db or _db_identity()
 
     from mlpipe.adapters.airflow.dags import build_dag
     from mlpipe.adapters.airflow.spec import CONF_RUN_ID, CONF_USE_CACHE
@@ -122,8 +102,7 @@ def main(request_path: str, result_path: str) -> int:
     report = {"dag_run_id": dag_run.run_id, "state": str(dag_run.state), "tasks": tasks,
               "dag_test_seconds": test_s, "extra": {  # the runner's extra, as it is
                   "dag_id": dag.dag_id, "child_pid": os.getpid(), "setup_seconds": setup_s,
-                  "migrate_seconds": migrate_s,
-                  "execution_api_versions": api_versions}}
+                  "migrate_seconds": migrate_s, "execution_api_versions": api_versions}}
     Path(result_path).write_text(json.dumps(report, indent=2))
     skip_teardown_at_exit()  # this child is the runs' own process: end it once it is done
     return 0

@@ -1,10 +1,9 @@
 """The Airflow runner: each run is a real DAG run (``dag.test()`` on a real metadata DB).
 
-Airflow fixes ``AIRFLOW_HOME``, its database and global logging when first imported, so runs go
-to a child process (``_dagtest``, through core's ``run_child``), kept for the next run with the
-same Airflow home (``keep_child``); this module imports no Airflow. The Airflow home defaults
-to ``<mlpipe home>/airflow`` (``$MLPIPE_AIRFLOW_HOME``); its sqlite DB is core's
-:mod:`~mlpipe.core.execution.metadb` (``$MLPIPE_AIRFLOW_DB_TEMPLATE``).
+Airflow fixes ``AIRFLOW_HOME``, its database and logging when first imported, so runs go to a
+child (``_dagtest``, core's ``run_child``), kept between runs (``keep_child``); this module imports
+no Airflow. The Airflow home defaults to ``<mlpipe home>/airflow`` (``$MLPIPE_AIRFLOW_HOME``); its
+sqlite DB is core's :mod:`~mlpipe.core.execution.metadb` (``$MLPIPE_AIRFLOW_DB_TEMPLATE``).
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from mlpipe.core.config import PipelineSettings
 from mlpipe.core.execution import Launch, Runner
@@ -66,20 +64,12 @@ class AirflowRunner(Runner):
     )
 
     def __init__(self, airflow_home: str | Path | None = None, keep_child: bool = True) -> None:
-        """``keep_child``: the next run with the same Airflow home goes to the child that ran
-        this one, Airflow and the steps' libraries imported already (core's ``kept``); False: a
-        fresh process per run."""
+        """``keep_child=False``: a fresh child per run, not one kept while its DB file stays."""
         self.airflow_home = airflow_home
         self.keep_child = keep_child
 
-    def _child(self, request: dict[str, Any], af_home: Path, env: dict[str, str], log: Path
-               ) -> tuple[dict[str, Any] | None, int]:
-        """``_dagtest`` on ``request``: kept, its state bound to the Airflow home folder (a
-        home made again is another database), or fresh."""
-        af_home.mkdir(parents=True, exist_ok=True)
-        home = af_home.stat()
-        keep = (home.st_dev, home.st_ino) if self.keep_child else None
-        return run_child(CHILD, request, env, log, keep=keep)
+    def _keep(self, af_home: Path) -> list[Path] | None:  # a kept child is bound to its DB
+        return [af_home / "airflow.db"] if self.keep_child else None
 
     def launch(self, request: RunRequest) -> Launch:
         pipeline = request.pipeline
@@ -87,7 +77,7 @@ class AirflowRunner(Runner):
         seed_home(TEMPLATE_ENV, af_home, "airflow.db")  # a copy, not a migration, if set
         log = run_dir(request.home, pipeline.name, request.run_id) / f"{self.name}.log"
         env = child_env(pipeline, airflow_env(af_home))  # the child imports a user's module too
-        report, code = self._child(request_json(request), af_home, env, log)
+        report, code = run_child(CHILD, request_json(request), env, log, self._keep(af_home))
         if report is None:
             return Launch(log=str(log), failure=(
                 f"airflow: running the {pipeline.name} DAG failed (exit {code}) before Airflow "
@@ -106,13 +96,12 @@ class AirflowRunner(Runner):
         )
 
     def floor(self, tasks: list[FloorTask], name: str, work_dir: Path) -> Floor:
-        """The plan's shape as no-op tasks (:mod:`.floor`), run as a run is (kept child or
-        fresh): the floors of several pipelines in one ``work_dir``, in their runs' order, pay
-        the first run's set-up once, as the runs do."""
+        """The plan's shape as no-op tasks (:mod:`.floor`), run as runs are: several in one
+        ``work_dir``, in the runs' order, pay Airflow's first-run set-up once, as the runs do."""
         request = {"floor": {"tasks": [t.__dict__ for t in tasks], "name": name}}
         af_home = work_dir.resolve() / "airflow"
         log = af_home / "logs" / f"{name}.log"
-        report, code = self._child(request, af_home, airflow_env(af_home), log)
+        report, code = run_child(CHILD, request, airflow_env(af_home), log, self._keep(af_home))
         if report is None or report["state"] != "success":
             raise RuntimeError(f"airflow floor failed (exit {code}): {log_tail(log, 5)}")
         ran = sum(t["state"] == "success" for t in report["tasks"])

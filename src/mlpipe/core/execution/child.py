@@ -3,7 +3,8 @@
 Orchestrators that fix their home, database or logging when first imported run each pipeline
 run in a child, ``python -m MODULE REQUEST.json REPORT.json``, its output appended to the run's
 log; what the child reports is the orchestrator's view of the run. The child is fresh, or kept
-between runs (:mod:`~mlpipe.core.execution.kept`) when the runner says what its state is bound to.
+between runs (:mod:`~mlpipe.core.execution.kept`) when the runner names the files its state is
+bound to.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Hashable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,12 @@ from mlpipe.core.execution.runner import RunRequest
 
 
 def run_child(module: str, request: dict[str, Any], env: dict[str, str], log_path: Path,
-              keep: Hashable | None = None) -> tuple[dict[str, Any] | None, int]:
+              keep: Sequence[Path] | None = None) -> tuple[dict[str, Any] | None, int]:
     """Run ``module`` on ``request``, its output appended to ``log_path`` (a resumed run keeps
     the first try's): (its report, or None when it wrote none, and its exit code). With
-    ``keep`` (what the child's state is bound to, beyond its environment and folder), in the
-    child kept from the last run with the same ones (:mod:`~mlpipe.core.execution.kept`)."""
+    ``keep`` (the files its state is bound to, such as its database: ``[]`` for none), in the
+    child kept from the last run with the same environment and folder, unless one of those
+    files was replaced since (:mod:`~mlpipe.core.execution.kept`)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mlpipe-child-") as tmp:
         request_path, result = Path(tmp) / "request.json", Path(tmp) / "result.json"

@@ -8,12 +8,13 @@ as an in-process runner (local, Dagster) does. The child serves one request at a
 (``python -m mlpipe.core.execution.kept MODULE``: ``MODULE.main(request, result)`` per request,
 its output appended to that request's log) and is left, for a fresh one, when:
 
-- a request names another module, environment, folder or ``key`` (the runner's own identity of
-  its state, such as its database file): one kept child per module, so idle ones never pile up;
+- a request names another module, environment or folder: one kept child per module, so idle
+  ones never pile up;
+- a file its state is bound to (the runner's ``bound`` files: its database) was replaced since
+  its last request: deleted, copied again, made again with its folder;
 - ``main`` ended with a non-zero status or the child died: its state is unknown;
 - a source file it imported from outside the installed packages changed (a user's pipeline or
-  an editable mlpipe, edited between runs): it would run the old code; or the module's own
-  ``stale()``, when it has one, says its state no longer holds (a database file replaced);
+  an editable mlpipe, edited between runs): it would run the old code;
 - this process exits (the child ends when its stdin closes).
 """
 
@@ -27,7 +28,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Hashable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,8 +39,10 @@ _lock = threading.Lock()
 class _Kept:
     """The parent's handle on one kept child."""
 
-    def __init__(self, module: str, env: dict[str, str], key: Hashable) -> None:
-        self.module, self.key = module, key
+    def __init__(self, module: str, env: dict[str, str], key: object,
+                 bound: Sequence[Path]) -> None:
+        self.module, self.key, self.bound = module, key, tuple(bound)
+        self.files = _identities(self.bound)  # the bound files as its last request left them
         self.busy = False
         self.process = subprocess.Popen(
             [sys.executable, "-m", __name__, module], env=env, stdin=subprocess.PIPE,
@@ -72,21 +75,22 @@ class _Kept:
 
 
 def run_kept(module: str, request_path: Path, result_path: Path, env: dict[str, str],
-             log_path: Path, key: Hashable) -> int | None:
-    """``module.main(request_path, result_path)`` in the kept child for (module, env, folder,
-    ``key``), started if there is none; its output appended to ``log_path``. Returns its exit
-    status, or None when no kept child could take it (another thread's run holds it: run a
-    fresh child)."""
-    identity = (tuple(sorted(env.items())), os.getcwd(), key)
+             log_path: Path, bound: Sequence[Path]) -> int | None:
+    """``module.main(request_path, result_path)`` in the kept child for (module, env, folder),
+    started if there is none or its ``bound`` files were replaced since its last request; its
+    output appended to ``log_path``. Returns its exit status, or None when no kept child could
+    take it (another thread's run holds it: run a fresh child)."""
+    identity = (tuple(sorted(env.items())), os.getcwd(), tuple(bound))
     with _lock:
         child = _kept.get(module)
         if child is not None and child.busy:
             return None
-        if child is not None and (child.key != identity or child.process.poll() is not None):
+        if child is not None and (child.key != identity or child.process.poll() is not None
+                                  or child.files != _identities(child.bound)):
             child.close()
             child = None
         if child is None:
-            child = _kept[module] = _Kept(module, env, identity)
+            child = _kept[module] = _Kept(module, env, identity, bound)
         child.busy = True
     request = {"request": str(request_path), "result": str(result_path), "log": str(log_path)}
     reply: dict[str, Any] | None = None
@@ -94,13 +98,14 @@ def run_kept(module: str, request_path: Path, result_path: Path, env: dict[str, 
         reply = child.ask(request)
         if reply is not None and reply.get("stale"):  # its code changed on disk: a fresh one
             child.close()
-            child = _Kept(module, env, identity)
+            child = _Kept(module, env, identity, bound)
             with _lock:
                 _kept[module] = child
             child.busy = True
             reply = child.ask(request)
     finally:
         child.busy = False
+        child.files = _identities(child.bound)  # what this request made of them (a new DB)
         if reply is None or reply.get("code") != 0:  # died, failed or interrupted: not reused
             with _lock:
                 if _kept.get(module) is child:
@@ -109,8 +114,6 @@ def run_kept(module: str, request_path: Path, result_path: Path, env: dict[str, 
             child.close()
     if reply is None:
         return child.process.returncode or 1
-    if "code" not in reply:  # a new child that is stale already: a fresh process runs it
-        return None
     return int(reply["code"])
 
 
@@ -130,12 +133,11 @@ def serve(module: str) -> None:
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)
-    served = importlib.import_module(module)
-    main, stale = served.main, getattr(served, "stale", None)
+    main = importlib.import_module(module).main
     sources: dict[str, int] = {}
     for line in sys.stdin:
         ask = json.loads(line)
-        if any(_mtime(path) != seen for path, seen in sources.items()) or (stale and stale()):
+        if any(_mtime(path) != seen for path, seen in sources.items()):
             _reply(replies, {"stale": True})
             break
         code = _serve_one(main, ask)
@@ -187,6 +189,19 @@ def _own_sources() -> dict[str, int]:
         if isinstance(path, str) and not path.startswith(installed):
             found[path] = _mtime(path)
     return found
+
+
+def _identities(paths: Sequence[Path]) -> tuple[tuple[int, int] | None, ...]:
+    """Each file's (device, inode), None when absent: a file replaced is another file."""
+    found: list[tuple[int, int] | None] = []
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except OSError:
+            found.append(None)
+        else:
+            found.append((info.st_dev, info.st_ino))
+    return tuple(found)
 
 
 def _mtime(path: str) -> int:
