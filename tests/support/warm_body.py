@@ -17,3 +17,7 @@ def echo(text: str) -> dict[str, Any]:
 def fail(code: int) -> None:
     print("worker fails", file=sys.stderr, flush=True)
     raise SystemExit(code)
+
+
+def loaded(names: list[str]) -> dict[str, bool]:
+    return {name: name in sys.modules for name in names}

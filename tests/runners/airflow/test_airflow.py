@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -198,6 +199,19 @@ def test_user_pipeline_runs_and_its_timeout_names_the_setting(
     assert set(run.extra["task_states"].values()) == {"success"}
     record = json.loads((run.run_dir / "run.json").read_text())
     assert record["pipeline_ref"] == portable_ref(pipeline) == "airflow_user_pipeline:PIPELINE"
+
+    # the next run goes to the same kept child; once the metadata DB file is replaced (deleted
+    # and copied again), a fresh child runs it and records it in the new file
+    again = runner.run(pipeline, config_type(n=4), home=home, run_id="sum-2")
+    assert again.extra["child_pid"] == run.extra["child_pid"] and again.final.total == 6  # type: ignore[attr-defined]
+    database = home / "airflow" / "airflow.db"
+    shutil.copyfile(database, home / "airflow" / "copy.db")
+    os.replace(home / "airflow" / "copy.db", database)
+    fresh = runner.run(pipeline, config_type(n=4), home=home, run_id="sum-3")
+    assert fresh.extra["child_pid"] != run.extra["child_pid"]
+    with sqlite3.connect(database) as db:
+        recorded = {r[0] for r in db.execute("SELECT run_id FROM dag_run")}
+    assert fresh.extra["orchestrator_run_id"] in recorded
 
     slow = config_type.model_validate(
         {"n": 3, "sleep_s": 900, "runtime": {"timeout_s": 10, "retries": 0}})  # every task's:

@@ -70,3 +70,19 @@ def test_a_server_that_cannot_warm_up_leaves_each_task_to_run_its_body(tmp_path:
     assert task.returncode == 0 and task.stdout.splitlines()[-1] == "(False, None)"
     assert waited < STARTING_WAIT_S / 2  # it saw the server fail, it did not wait it out
     assert served == 0
+
+
+def test_the_server_imports_the_data_layer_for_the_tasks_after_the_first(tmp_path: Path) -> None:
+    """The first task is forked at once, before the server imports pyarrow (and the pandas
+    pyarrow loads on its first conversion); the tasks after it find them imported."""
+    _, env, warm = _server("training")
+    names = "names=['pyarrow', 'pandas', 'mlpipe.core.data']"
+    with warm as server:
+        task_env = {**env, WARM_ENV: server.address}
+        first, second = (_task(task_env, "loaded", names, tmp_path) for _ in range(2))
+    for task in (first, second):
+        assert task.returncode == 0, task.stderr
+    assert ast.literal_eval(first.stdout.splitlines()[-1]) == (True, {
+        "pyarrow": False, "pandas": False, "mlpipe.core.data": False})
+    assert ast.literal_eval(second.stdout.splitlines()[-1]) == (True, {
+        "pyarrow": True, "pandas": True, "mlpipe.core.data": True})
