@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from mlpipe.core.execution.teardown import exit_now, flush_streams
+
 _kept: dict[str, _Kept] = {}  # module -> its kept child
 _lock = threading.Lock()
 
@@ -145,8 +147,6 @@ def serve(module: str) -> None:
         _reply(replies, {"code": code})
         if code != 0:
             break
-    from mlpipe.core.execution.teardown import exit_now
-
     exit_now(0)
 
 
@@ -156,7 +156,7 @@ def _serve_one(main: Any, ask: dict[str, str]) -> int:
 
     log = os.open(ask["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     saved = os.dup(2)
-    _flush()
+    flush_streams()
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
@@ -169,7 +169,7 @@ def _serve_one(main: Any, ask: dict[str, str]) -> int:
         traceback.print_exc()
         code = 1
     finally:
-        _flush()
+        flush_streams()
         quiet = os.open(os.devnull, os.O_WRONLY)
         os.dup2(quiet, 1)
         os.close(quiet)
@@ -214,12 +214,6 @@ def _mtime(path: str) -> int:
 def _reply(stream: IO[str], message: dict[str, Any]) -> None:
     stream.write(json.dumps(message) + "\n")
     stream.flush()
-
-
-def _flush() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
 
 
 if __name__ == "__main__":

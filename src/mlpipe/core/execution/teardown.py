@@ -44,7 +44,12 @@ def exit_now(code: int) -> None:
     KeyboardInterrupt the interpreter still remembers from a caught Ctrl-C) can change it.
     """
     atexit._run_exitfuncs()  # the other handlers, each once, in the usual (reverse) order
+    flush_streams()
+    os._exit(code)
+
+
+def flush_streams() -> None:
+    """Flush ``sys.stdout`` and ``sys.stderr`` before their file descriptors change hands."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # closed or gone: nothing left to lose
             stream.flush()
-    os._exit(code)
