@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import signal
 import sys
-from types import FrameType
 
 try:  # Ctrl-C while the CLI's own modules import: a line, not a traceback
     import typer
 
     from mlpipe.cli import bench, cache, cluster, gc, new, registry, run, runs
     from mlpipe.cli.common import err, report_error
+    from mlpipe.cli.interrupts import SIGNALS, Interrupts
     from mlpipe.core.errors import MlpipeError
     from mlpipe.core.execution.teardown import exit_now, skip_teardown_at_exit
 except KeyboardInterrupt:  # pragma: no cover - timing-dependent
@@ -72,25 +72,14 @@ def _main(
         os.environ[VERBOSE_ENV] = "1"
 
 
-_SIGNALS: dict[int, str] = {
-    signal.SIGINT: "interrupted (Ctrl-C)",
-    signal.SIGTERM: "terminated (SIGTERM)",
-}
-
-
 def main() -> None:
     """Run the CLI: Ctrl-C exits 130 and SIGTERM 143, each with a one-line message (the step in
     progress records the interruption and removes its outputs on the way out). Commands raise;
     an ``MlpipeError`` or an OSError (a read-only or full disk, a home that is a file) becomes
     one ``error:`` line here and its exit code, never a traceback (``-v`` adds one)."""
-    received: list[int] = []
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
-        raise KeyboardInterrupt  # unwinds through every step's and run record's cleanup
-
-    for handled in _SIGNALS:
-        signal.signal(handled, on_signal)
+    interrupts = Interrupts()
+    interrupts.catch()
+    received = interrupts.received
     try:
         try:
             app()
@@ -107,9 +96,8 @@ def main() -> None:
             raise
     if received:
         first = received[0]
-        for handled in _SIGNALS:  # the run is over: a second Ctrl-C must not change the status
-            signal.signal(handled, signal.SIG_IGN)
-        err.print(f"[bold red]error:[/] {_SIGNALS.get(first, 'interrupted')}", highlight=False)
+        interrupts.ignore()  # the run is over: a second Ctrl-C must not change the status
+        err.print(f"[bold red]error:[/] {SIGNALS.get(first, 'interrupted')}", highlight=False)
         exit_now(128 + first)  # exactly 130 / 143, whatever the interpreter's teardown would do
 
 
