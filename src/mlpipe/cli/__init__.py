@@ -74,7 +74,9 @@ def _main(
 
 def main() -> None:
     """Run the CLI: Ctrl-C exits 130 and SIGTERM 143, each with a one-line message (the step in
-    progress records the interruption and removes its outputs on the way out). Commands raise;
+    progress records the interruption and removes its outputs on the way out); once a command's
+    status is decided the signals are ignored, so the exit handlers (a tracker's finish) complete
+    and the status stands. Commands raise;
     an ``MlpipeError`` or an OSError (a read-only or full disk, a home that is a file) becomes
     one ``error:`` line here and its exit code, never a traceback (``-v`` adds one)."""
     interrupts = Interrupts()
@@ -89,6 +91,7 @@ def main() -> None:
         received.append(received[-1] if received else signal.SIGINT)
     except SystemExit as exc:
         if not received:
+            interrupts.ignore()  # the status is decided: the exit handlers (trackers) finish
             if exc.code in (0, None):  # done and written: skip the interpreter's teardown
                 skip_teardown_at_exit()
             raise

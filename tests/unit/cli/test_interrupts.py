@@ -60,3 +60,28 @@ def test_an_interrupt_a_finaliser_drops_is_raised_again_where_the_finaliser_ran(
     assert caught.stdout.strip() == "interrupted [2] None", caught.stderr
     assert caught.stderr.count("Exception ignored") == 1  # the other finaliser's error alone
     assert "ValueError: any other" in caught.stderr and caught.returncode == 0
+
+
+# an exit handler (a tracker's finish) that receives Ctrl-C after the command succeeded
+AFTER_SUCCESS = """
+import atexit, os, signal, sys
+
+def finish():
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(100_000):
+        pass
+    print("exit handler finished", flush=True)
+
+atexit.register(finish)
+sys.argv = ["mlpipe", "--version"]
+from mlpipe.cli import main
+main()
+"""
+
+
+def test_a_signal_after_the_command_succeeded_changes_nothing() -> None:
+    done = subprocess.run([sys.executable, "-c", AFTER_SUCCESS], env=venv_env(),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "exit handler finished"
+    assert done.stdout.startswith("mlpipe ") and done.stderr == ""
