@@ -76,9 +76,9 @@ def main() -> None:
     """Run the CLI: Ctrl-C exits 130 and SIGTERM 143, each with a one-line message (the step in
     progress records the interruption and removes its outputs on the way out); once a command's
     status is decided the signals are ignored, so the exit handlers (a tracker's finish) complete
-    and the status stands. Commands raise;
-    an ``MlpipeError`` or an OSError (a read-only or full disk, a home that is a file) becomes
-    one ``error:`` line here and its exit code, never a traceback (``-v`` adds one)."""
+    and the status stands. Commands raise; an ``MlpipeError`` or an OSError (a read-only or full
+    disk, a home that is a file) becomes one ``error:`` line here and its exit code, never a
+    traceback (``-v`` adds one)."""
     interrupts = Interrupts()
     interrupts.catch()
     received = interrupts.received
