@@ -135,6 +135,7 @@ def serve(module: str) -> None:
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)
+    os.close(quiet)
     main = importlib.import_module(module).main
     sources: dict[str, int] = {}
     for line in sys.stdin:
